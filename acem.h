@@ -1,0 +1,2348 @@
+/* acem.h - v0.1.0 - ACE-Merging and data-free model merging in one header.
+   No warranty. Licence (MIT-0 / public domain): see the end of this file.
+
+   Do this:
+      #define ACEM_IMPLEMENTATION
+   before you include this file in *one* C or C++ file to create the implementation.
+
+   // Merge one R x C tensor of T experts with ACE, from a caller-owned arena.
+   acem_options opt = {0};                              // zero value = defaults (ACE)
+   size_t need;  acem_layer L;  acem_error err;
+   acem_layer_bytes(&opt, ACEM_RULE_METHOD, R, C, T, &need);
+   void *arena = my_arena_of(need);                     // acem never calls malloc
+   acem_layer_init(&L, &opt, ACEM_RULE_METHOD, "blk.0.w", R, C, T, arena, need, &err);
+   for (int pass = 0; pass < acem_layer_passes(&L); ++pass)
+       for (size_t t = 0; t < T; ++t) acem_layer_feed(&L, expert[t], base, &err);
+   acem_layer_finish(&L, base, merged, &info, &err);   // merged = base + lambda*M
+
+   OPTIONS (macros)
+   ----------------
+   Define in the file with ACEM_IMPLEMENTATION unless marked "everywhere".
+     ACEM_STATIC            everywhere: all functions are static (private to one TU).
+     ACEM_NO_STDIO          nothing that touches FILE* is compiled.
+     ACEM_NO_MALLOC         no convenience function that allocates (acem_*_alloc).
+     ACEM_MALLOC(sz,ctx) / ACEM_FREE(p,ctx)   allocation hooks for the convenience
+                            functions; define both or neither.
+     ACEM_NO_SIMD           portable scalar kernels only (no AVX2 / AVX-512 code).
+     ACEM_ASSERT(x)         default: assert() from <assert.h> (internal invariants
+                            only; data never triggers an assertion).
+     ACEM_MEMCPY, ACEM_MEMSET     default: memcpy / memset from <string.h>.
+     ACEM_SQRT(x), ACEM_LOG(x)    double -> double; default: sqrt / log from <math.h>.
+                            Define all four of ACEM_MEMCPY, ACEM_MEMSET, ACEM_SQRT and
+                            ACEM_LOG (with ACEM_NO_STDIO, ACEM_NO_MALLOC and ACEM_ASSERT)
+                            and acem.h includes no libc header at all: freestanding
+                            builds (WebAssembly, firmware) need nothing else.
+
+   API (stop here if you only need the API)
+   ---------------------------------------
+   Results. Every fallible function returns acem_result; ACEM_OK is 0.
+   acem_result_string(r) gives a static message. Functions that take an
+   acem_error* (may be NULL) fill it on failure with the code, a message naming
+   the tensor and the problem, the bytes required (ACEM_ERR_ARENA_TOO_SMALL) and
+   the failing column (ACEM_ERR_NOT_POSITIVE_DEFINITE).
+
+   Options. acem_options zeroed means: method ACE, eps 1e-2, tau 0.3, k_frac 0.3,
+   lambda = the method's default, TIES density 0.2, DARE drop 0.5, seed 0, no
+   exclusions. acem_options_resolve() returns the effective values.
+
+   Rules per tensor. acem_tensor_rule(opt, name, ndim) says what happens to a
+   tensor: ACEM_RULE_KEEP (name matches one of opt->exclude, regular expressions
+   with search semantics: the merged tensor is the base), ACEM_RULE_MEAN (matrix
+   methods only: tensor not 2-D or name contains "text_projection": mean of the
+   deltas) or ACEM_RULE_METHOD (the method itself). Element-wise methods (average,
+   task arithmetic, TIES, DARE) apply to tensors of any rank, as R x C = n x 1.
+
+   Streaming one tensor (a "layer"):
+     acem_layer_bytes()   exact arena bytes for (options, rule, R, C, T); depends
+                          on the shapes and the method, never on the data, and does
+                          not grow with T.
+     acem_layer_init()    carves the arena (which must stay alive until finish).
+                          Too small: ACEM_ERR_ARENA_TOO_SMALL with bytes_required.
+     acem_layer_passes()  how many times the experts must be fed (1 or 2).
+     acem_layer_feed()    one expert: feed(expert, base) uses expert - base as the
+                          delta; base NULL means expert already is the delta.
+                          Experts in the same order in every pass.
+     acem_layer_finish()  writes out[i] = base[i] + lambda * M[i] (base NULL: the
+                          scaled delta lambda*M alone). out may equal base.
+                          acem_layer_info reports gating, refinement, fallbacks.
+   Nothing is allocated; acem_layer holds only pointers into the arena, so it can
+   be abandoned at any point without cleanup.
+
+   acem_merge() does init + all passes + finish for in-memory tensors.
+
+   Kernels (row-major, sizes in elements, leading dimensions >= row length):
+     acem_gemm  C = alpha op(A) op(B) + beta C            (any transpose case)
+     acem_syrk  C = alpha A^T A + beta C (trans=1, A k x n) or alpha A A^T + beta C
+                (trans=0, A n x k); the full symmetric C is written.
+     acem_potrf lower Cholesky in place; on failure the column is reported.
+     acem_trsm_rl  B := B L^-T (trans=1) or B L^-1 (trans=0), L lower, on the right.
+     acem_chol_solve_right   B := B A^-1 with A = L L^T.
+     acem_syev  f64 symmetric eigen-decomposition: ascending eigenvalues,
+                orthonormal eigenvectors in the columns of A (row-major).
+     The GEMM-family kernels take a workspace of acem_gemm_work_bytes(m,n,k) bytes
+     (NULL: they run slower, without packing).
+   Half precision: acem_f16_to_f32 / acem_f32_to_f16 / acem_bf16_to_f32 /
+   acem_f32_to_bf16 (round to nearest even; NaN stays NaN, Inf stays Inf), and
+   array forms.
+
+   Determinism: for a given build, the same inputs and options give bitwise
+   identical outputs, run after run.
+*/
+#ifndef ACEM_H_INCLUDED
+#define ACEM_H_INCLUDED
+
+#define ACEM_VERSION_MAJOR 0
+#define ACEM_VERSION_MINOR 1
+#define ACEM_VERSION_PATCH 0
+#define ACEM_VERSION_STRING "0.1.0"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef ACEM_STATIC
+#define ACEMDEF static
+#else
+#ifdef __cplusplus
+#define ACEMDEF extern "C"
+#else
+#define ACEMDEF extern
+#endif
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- results -------------------------------------------------------------- */
+#define ACEM_RESULT_LIST(X)                                                        \
+    X(ACEM_OK, "ok")                                                               \
+    X(ACEM_ERR_INVALID_ARGUMENT, "invalid argument")                              \
+    X(ACEM_ERR_ARENA_TOO_SMALL, "arena too small")                                \
+    X(ACEM_ERR_OUT_OF_MEMORY, "out of memory")                                    \
+    X(ACEM_ERR_SIZE_OVERFLOW, "size overflow")                                    \
+    X(ACEM_ERR_SEQUENCE, "call out of sequence")                                  \
+    X(ACEM_ERR_NOT_POSITIVE_DEFINITE, "matrix is not positive definite")          \
+    X(ACEM_ERR_SINGULAR, "matrix is singular")                                    \
+    X(ACEM_ERR_NO_CONVERGENCE, "eigensolver did not converge")                    \
+    X(ACEM_ERR_NONFINITE, "non-finite value")                                     \
+    X(ACEM_ERR_BAD_PATTERN, "bad regular expression")                             \
+    X(ACEM_ERR_IO, "input/output error")                                          \
+    X(ACEM_ERR_FORMAT, "malformed file")                                          \
+    X(ACEM_ERR_MISMATCH, "inputs do not match")
+
+typedef enum acem_result {
+#define ACEM__ENUM(code, msg) code,
+    ACEM_RESULT_LIST(ACEM__ENUM)
+#undef ACEM__ENUM
+    ACEM_RESULT_COUNT
+} acem_result;
+
+typedef struct acem_error {
+    acem_result code;
+    size_t bytes_required;   /* ACEM_ERR_ARENA_TOO_SMALL: the bytes needed      */
+    long long column;        /* ACEM_ERR_NOT_POSITIVE_DEFINITE: failing column;
+                                otherwise -1                                     */
+    char message[256];       /* names the tensor and the problem                */
+} acem_error;
+
+ACEMDEF const char *acem_result_string(acem_result r);
+
+/* ---- methods and options -------------------------------------------------- */
+#define ACEM_METHOD_LIST(X)                                                        \
+    X(ACEM_ACE, "ace")                                                             \
+    X(ACEM_AVERAGE, "average")                                                     \
+    X(ACEM_TASK_ARITHMETIC, "task-arithmetic")                                     \
+    X(ACEM_TIES, "ties")                                                           \
+    X(ACEM_DARE_TA, "dare-ta")                                                     \
+    X(ACEM_DARE_TIES, "dare-ties")                                                 \
+    X(ACEM_ACTMAT, "actmat")                                                       \
+    X(ACEM_ISO_C, "iso-c")                                                         \
+    X(ACEM_TSV_M, "tsv-m")
+
+typedef enum acem_method {
+#define ACEM__ENUM(code, name) code,
+    ACEM_METHOD_LIST(ACEM__ENUM)
+#undef ACEM__ENUM
+    ACEM_METHOD_COUNT
+} acem_method;
+
+/* flags */
+#define ACEM_FLAG_NO_GATE     1u  /* ACE: never gate (as if gamma <= tau)          */
+#define ACEM_FLAG_ALWAYS_GATE 2u  /* ACE: always gate (as if gamma > tau)          */
+#define ACEM_FLAG_NO_REFINE   4u  /* ACE: gate, but skip the spectral refinement   */
+
+typedef struct acem_options {
+    acem_method method;        /* 0 = ACEM_ACE                                    */
+    double eps;                /* ACE ridge epsilon; 0 = 1e-2                      */
+    double tau;                /* ACE gate threshold; 0 = 0.3                      */
+    double k_frac;             /* ACE spectral fraction; 0 = 0.3                   */
+    double lambda;             /* merged = base + lambda*M; 0 = method default:
+                                  task arithmetic and DARE-TA 0.3, otherwise 1     */
+    double density;            /* TIES / DARE-TIES: fraction kept; 0 = 0.2         */
+    double drop;               /* DARE drop probability in [0,1); 0 = 0.5          */
+    uint64_t seed;             /* DARE seed (any value, 0 included)                */
+    unsigned flags;            /* ACEM_FLAG_*                                      */
+    const char *const *exclude;/* regular expressions: matching tensors keep base  */
+    size_t n_exclude;
+} acem_options;
+
+ACEMDEF const char *acem_method_name(acem_method m);
+/* parses "ace", "ties", "task-arithmetic" (also "task_arithmetic"), ...;
+   returns ACEM_METHOD_COUNT when unknown. */
+ACEMDEF acem_method acem_method_from_name(const char *name);
+/* fills *out with every default made explicit; checks ranges. */
+ACEMDEF acem_result acem_options_resolve(const acem_options *opt, acem_options *out,
+                                         acem_error *err);
+
+typedef enum acem_rule {
+    ACEM_RULE_METHOD = 0,      /* the chosen method                               */
+    ACEM_RULE_MEAN,            /* mean of the deltas (non-2-D, text_projection)   */
+    ACEM_RULE_KEEP             /* excluded: merged tensor = base                  */
+} acem_rule;
+
+ACEMDEF const char *acem_rule_name(acem_rule r);
+/* Which rule applies to a tensor. Invalid patterns count as no match; check
+   them first with acem_regex_check(). */
+ACEMDEF acem_rule acem_tensor_rule(const acem_options *opt, const char *name, size_t ndim);
+
+/* Small regular expressions (search semantics, like Python's re.search):
+   literals, ., [...] and [^...] with ranges, \d \w \s \D \W \S and escaped
+   metacharacters, * + ? (greedy), | and ( ), ^ and $. */
+ACEMDEF acem_result acem_regex_check(const char *pattern);
+ACEMDEF int acem_regex_search(const char *pattern, const char *text);
+
+/* ---- one tensor, streamed ------------------------------------------------- */
+typedef struct acem_layer_info {
+    acem_rule rule;
+    acem_method method;
+    int gated;                 /* ACE: heterogeneity gate open                    */
+    int refined;               /* ACE: spectral refinement applied                */
+    int fallback;              /* 1: Cholesky or Sherman-Morrison fell back to LU */
+    double gamma;              /* ACE: heterogeneity statistic                    */
+    double sigma_iso;          /* ACE / Iso-C: isotropic singular value           */
+    size_t k;                  /* ACE: refinement rank k; Iso-C: r; TSV-M: r/T    */
+    size_t directions;         /* singular directions actually added              */
+} acem_layer_info;
+
+typedef struct acem_layer {    /* fields are private; put it anywhere            */
+    acem_options opt;          /* resolved                                        */
+    acem_rule rule;
+    const char *name;
+    size_t rows, cols, T;
+    int pass, npasses;
+    size_t fed;                /* experts fed in the current pass                 */
+    int state;                 /* 0 none, 1 feeding, 2 finished, 3 failed         */
+    unsigned char *arena;
+    size_t arena_bytes;
+    uint64_t stream;           /* DARE random stream for this tensor              */
+    /* streaming statistics */
+    double stat[8];
+    void *buf[16];             /* named views into the arena, per method          */
+} acem_layer;
+
+ACEMDEF acem_result acem_layer_bytes(const acem_options *opt, acem_rule rule,
+                                     size_t rows, size_t cols, size_t n_experts,
+                                     size_t *bytes);
+ACEMDEF acem_result acem_layer_init(acem_layer *L, const acem_options *opt,
+                                    acem_rule rule, const char *name,
+                                    size_t rows, size_t cols, size_t n_experts,
+                                    void *arena, size_t arena_bytes, acem_error *err);
+ACEMDEF int acem_layer_passes(const acem_layer *L);
+ACEMDEF acem_result acem_layer_feed(acem_layer *L, const float *expert,
+                                    const float *base, acem_error *err);
+ACEMDEF acem_result acem_layer_finish(acem_layer *L, const float *base, float *out,
+                                      acem_layer_info *info, acem_error *err);
+
+/* In-memory convenience: experts[t] are full tensors (or deltas if base is NULL). */
+ACEMDEF acem_result acem_merge(const acem_options *opt, acem_rule rule,
+                               const char *name, size_t rows, size_t cols,
+                               size_t n_experts, const float *base,
+                               const float *const *experts, float *out,
+                               void *arena, size_t arena_bytes,
+                               acem_layer_info *info, acem_error *err);
+#ifndef ACEM_NO_MALLOC
+/* Same, allocating exactly acem_layer_bytes() for the call and freeing it. */
+ACEMDEF acem_result acem_merge_alloc(const acem_options *opt, acem_rule rule,
+                                     const char *name, size_t rows, size_t cols,
+                                     size_t n_experts, const float *base,
+                                     const float *const *experts, float *out,
+                                     acem_layer_info *info, acem_error *err);
+#endif
+
+/* ---- kernels -------------------------------------------------------------- */
+ACEMDEF size_t acem_gemm_work_bytes(size_t m, size_t n, size_t k);
+ACEMDEF void acem_gemm(int transa, int transb, size_t m, size_t n, size_t k,
+                       float alpha, const float *A, size_t lda,
+                       const float *B, size_t ldb, float beta, float *C, size_t ldc,
+                       void *work);
+ACEMDEF void acem_syrk(int trans, size_t n, size_t k, float alpha, const float *A,
+                       size_t lda, float beta, float *C, size_t ldc, void *work);
+ACEMDEF acem_result acem_potrf(size_t n, float *A, size_t lda, size_t *failed_column);
+ACEMDEF void acem_trsm_rl(int trans, size_t m, size_t n, const float *L, size_t ldl,
+                          float *B, size_t ldb);
+ACEMDEF void acem_chol_solve_right(size_t m, size_t n, const float *L, size_t ldl,
+                                   float *B, size_t ldb);
+ACEMDEF size_t acem_syev_work_bytes(size_t n);
+ACEMDEF acem_result acem_syev(size_t n, double *A, size_t lda, double *w, void *work);
+
+ACEMDEF float acem_f16_to_f32(uint16_t h);
+ACEMDEF uint16_t acem_f32_to_f16(float f);
+ACEMDEF float acem_bf16_to_f32(uint16_t h);
+ACEMDEF uint16_t acem_f32_to_bf16(float f);
+ACEMDEF void acem_f16_to_f32_array(const uint16_t *src, float *dst, size_t n);
+ACEMDEF void acem_f32_to_f16_array(const float *src, uint16_t *dst, size_t n);
+ACEMDEF void acem_bf16_to_f32_array(const uint16_t *src, float *dst, size_t n);
+ACEMDEF void acem_f32_to_bf16_array(const float *src, uint16_t *dst, size_t n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* ACEM_H_INCLUDED */
+
+/* =========================================================================== */
+/*                             IMPLEMENTATION                                  */
+/* =========================================================================== */
+#ifdef ACEM_IMPLEMENTATION
+#ifndef ACEM__IMPLEMENTED
+#define ACEM__IMPLEMENTED
+
+/* ---- configuration -------------------------------------------------------- */
+#if defined(ACEM_MALLOC) != defined(ACEM_FREE)
+#error "acem.h: define both ACEM_MALLOC and ACEM_FREE, or neither"
+#endif
+#if !defined(ACEM_MEMCPY) || !defined(ACEM_MEMSET)
+#include <string.h>
+#endif
+#ifndef ACEM_MEMCPY
+#define ACEM_MEMCPY(d, s, n) memcpy((d), (s), (n))
+#endif
+#ifndef ACEM_MEMSET
+#define ACEM_MEMSET(d, v, n) memset((d), (v), (n))
+#endif
+#if !defined(ACEM_SQRT) || !defined(ACEM_LOG)
+#include <math.h>
+#endif
+#ifndef ACEM_SQRT
+#define ACEM_SQRT(x) sqrt(x)
+#endif
+#ifndef ACEM_LOG
+#define ACEM_LOG(x) log(x)
+#endif
+#ifndef ACEM_ASSERT
+#include <assert.h>
+#define ACEM_ASSERT(x) assert(x)
+#endif
+#if !defined(ACEM_NO_MALLOC) && !defined(ACEM_MALLOC)
+#include <stdlib.h>
+#define ACEM_MALLOC(sz, ctx) ((void)(ctx), malloc(sz))
+#define ACEM_FREE(p, ctx) ((void)(ctx), free(p))
+#endif
+#include <stdarg.h>
+
+#if !defined(ACEM_NO_SIMD) && defined(__AVX512F__)
+#define ACEM__AVX512 1
+#include <immintrin.h>
+#elif !defined(ACEM_NO_SIMD) && defined(__AVX2__) && defined(__FMA__)
+#define ACEM__AVX2 1
+#include <immintrin.h>
+#endif
+
+#ifdef __cplusplus
+#define ACEM__CAST(T, x) static_cast<T>(x)
+#else
+#define ACEM__CAST(T, x) ((T)(x))
+#endif
+
+#define ACEM__GUARD 1e-12
+#define ACEM__FLT_EPS 1.1920928955078125e-07 /* 2^-23 */
+
+/* =========================================================================== */
+/* utilities: results, messages, small math                                     */
+/* =========================================================================== */
+ACEMDEF const char *acem_result_string(acem_result r) {
+    static const char *const msgs[] = {
+#define ACEM__MSG(code, msg) msg,
+        ACEM_RESULT_LIST(ACEM__MSG)
+#undef ACEM__MSG
+    };
+    if ((int)r < 0 || (int)r >= (int)ACEM_RESULT_COUNT) return "unknown result";
+    return msgs[r];
+}
+
+static size_t acem__strlen(const char *s) {
+    size_t n = 0;
+    while (s[n]) ++n;
+    return n;
+}
+
+/* A tiny formatter (no libc): %s %d %u (unsigned) %zu %lld %g (6 digits). */
+typedef struct { char *p; size_t n, cap; } acem__sbuf;
+static void acem__putc(acem__sbuf *b, char c) {
+    if (b->n + 1 < b->cap) b->p[b->n] = c;
+    b->n++;
+}
+static void acem__puts(acem__sbuf *b, const char *s) {
+    if (!s) s = "(null)";
+    while (*s) acem__putc(b, *s++);
+}
+static void acem__putu(acem__sbuf *b, unsigned long long v) {
+    char tmp[24];
+    int i = 0;
+    do { tmp[i++] = (char)('0' + (int)(v % 10)); v /= 10; } while (v);
+    while (i) acem__putc(b, tmp[--i]);
+}
+static void acem__putg(acem__sbuf *b, double v) {
+    int e = 0, i;
+    unsigned long long m;
+    if (v != v) { acem__puts(b, "nan"); return; }
+    if (v < 0) { acem__putc(b, '-'); v = -v; }
+    if (v > 1.7e308) { acem__puts(b, "inf"); return; }
+    if (v == 0) { acem__puts(b, "0"); return; }
+    while (v >= 10) { v /= 10; ++e; }
+    while (v < 1) { v *= 10; --e; }
+    m = (unsigned long long)(v * 100000.0 + 0.5);
+    if (m >= 1000000ull) { m /= 10; ++e; }
+    {
+        char d[7];
+        for (i = 5; i >= 0; --i) { d[i] = (char)('0' + (int)(m % 10)); m /= 10; }
+        acem__putc(b, d[0]);
+        acem__putc(b, '.');
+        for (i = 1; i < 6; ++i) acem__putc(b, d[i]);
+    }
+    acem__putc(b, 'e');
+    if (e < 0) { acem__putc(b, '-'); e = -e; } else acem__putc(b, '+');
+    if (e < 10) acem__putc(b, '0');
+    acem__putu(b, (unsigned long long)e);
+}
+static void acem__vfmt(char *out, size_t cap, const char *fmt, va_list ap) {
+    acem__sbuf b;
+    b.p = out; b.n = 0; b.cap = cap;
+    while (*fmt) {
+        if (*fmt != '%') { acem__putc(&b, *fmt++); continue; }
+        ++fmt;
+        if (*fmt == 's') { acem__puts(&b, va_arg(ap, const char *)); ++fmt; }
+        else if (*fmt == 'd') {
+            int v = va_arg(ap, int);
+            if (v < 0) { acem__putc(&b, '-'); acem__putu(&b, (unsigned long long)(-(long long)v)); }
+            else acem__putu(&b, (unsigned long long)v);
+            ++fmt;
+        } else if (*fmt == 'u') { acem__putu(&b, va_arg(ap, unsigned)); ++fmt; }
+        else if (fmt[0] == 'z' && fmt[1] == 'u') { acem__putu(&b, va_arg(ap, size_t)); fmt += 2; }
+        else if (fmt[0] == 'l' && fmt[1] == 'l' && fmt[2] == 'd') {
+            long long v = va_arg(ap, long long);
+            if (v < 0) { acem__putc(&b, '-'); acem__putu(&b, (unsigned long long)(-(v + 1)) + 1); }
+            else acem__putu(&b, (unsigned long long)v);
+            fmt += 3;
+        } else if (*fmt == 'g') { acem__putg(&b, va_arg(ap, double)); ++fmt; }
+        else if (*fmt == '%') { acem__putc(&b, '%'); ++fmt; }
+        else acem__putc(&b, '?');
+    }
+    if (cap) out[b.n < cap ? b.n : cap - 1] = 0;
+}
+/* Sets err (if any) and returns code. */
+static acem_result acem__fail(acem_error *err, acem_result code, const char *fmt, ...) {
+    if (err) {
+        va_list ap;
+        err->code = code;
+        err->bytes_required = 0;
+        err->column = -1;
+        va_start(ap, fmt);
+        acem__vfmt(err->message, sizeof err->message, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+static const char *acem__nm(const char *name) { return name ? name : "(unnamed)"; }
+
+static int acem__mul_ovf(size_t a, size_t b, size_t *out) {
+    if (a && b > (size_t)-1 / a) return 1;
+    *out = a * b;
+    return 0;
+}
+static size_t acem__min(size_t a, size_t b) { return a < b ? a : b; }
+static size_t acem__max(size_t a, size_t b) { return a > b ? a : b; }
+static double acem__fabs(double x) { return x < 0 ? -x : x; }
+static int acem__finite(float x) { return (x - x) == (x - x) && x == x; }
+
+/* =========================================================================== */
+/* arena: offsets computed by one layout function, for sizing and for carving  */
+/* =========================================================================== */
+typedef struct acem__arena {
+    unsigned char *base; /* NULL when only counting */
+    size_t off;
+    int overflow;
+} acem__arena;
+
+static void *acem__take(acem__arena *a, size_t count, size_t elsize) {
+    size_t bytes, off = (a->off + 63u) & ~(size_t)63u;
+    if (off < a->off || acem__mul_ovf(count, elsize, &bytes) || off + bytes < off) {
+        a->overflow = 1;
+        return NULL;
+    }
+    a->off = off + bytes;
+    return a->base ? a->base + off : NULL;
+}
+
+/* =========================================================================== */
+/* dtypes: f16 / bf16 <-> f32, round to nearest even, NaN and Inf preserved    */
+/* =========================================================================== */
+static uint32_t acem__f2u(float f) { uint32_t u; ACEM_MEMCPY(&u, &f, 4); return u; }
+static float acem__u2f(uint32_t u) { float f; ACEM_MEMCPY(&f, &u, 4); return f; }
+
+ACEMDEF float acem_f16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, exp = (h >> 10) & 0x1fu, man = h & 0x3ffu;
+    if (exp == 0x1f) return acem__u2f(sign | 0x7f800000u | (man << 13) | (man ? 0x400000u : 0));
+    if (exp == 0) {
+        if (!man) return acem__u2f(sign);
+        exp = 113; /* normalise the subnormal */
+        while (!(man & 0x400u)) { man <<= 1; --exp; }
+        man &= 0x3ffu;
+        return acem__u2f(sign | (exp << 23) | (man << 13));
+    }
+    return acem__u2f(sign | ((exp + 112) << 23) | (man << 13));
+}
+
+ACEMDEF uint16_t acem_f32_to_f16(float f) {
+    uint32_t u = acem__f2u(f), sign = (u >> 16) & 0x8000u, a = u & 0x7fffffffu;
+    if (a >= 0x7f800000u) /* Inf or NaN (keep a quiet NaN) */
+        return (uint16_t)(sign | 0x7c00u | (a > 0x7f800000u ? 0x200u | ((a >> 13) & 0x3ffu) : 0));
+    if (a >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u); /* rounds to >= 65520: Inf */
+    if (a < 0x38800000u) { /* result subnormal or zero */
+        uint32_t shift, man, r, half, rest;
+        if (a < 0x33000000u) return (uint16_t)sign; /* below half the smallest subnormal */
+        shift = 126 - (a >> 23);          /* 14..24 */
+        man = (a & 0x7fffffu) | 0x800000u;
+        r = man >> (shift);
+        rest = man & ((1u << shift) - 1u);
+        half = 1u << (shift - 1);
+        if (rest > half || (rest == half && (r & 1u))) ++r;
+        return (uint16_t)(sign | r);
+    }
+    {
+        uint32_t r = a - 0x38000000u; /* rebias 127 -> 15 */
+        uint32_t rest = r & 0x1fffu;
+        r >>= 13;
+        if (rest > 0x1000u || (rest == 0x1000u && (r & 1u))) ++r;
+        return (uint16_t)(sign | r);
+    }
+}
+
+ACEMDEF float acem_bf16_to_f32(uint16_t h) { return acem__u2f((uint32_t)h << 16); }
+
+ACEMDEF uint16_t acem_f32_to_bf16(float f) {
+    uint32_t u = acem__f2u(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u); /* NaN stays NaN */
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+ACEMDEF void acem_f16_to_f32_array(const uint16_t *s, float *d, size_t n) {
+    size_t i;
+    for (i = 0; i < n; ++i) d[i] = acem_f16_to_f32(s[i]);
+}
+ACEMDEF void acem_f32_to_f16_array(const float *s, uint16_t *d, size_t n) {
+    size_t i;
+    for (i = 0; i < n; ++i) d[i] = acem_f32_to_f16(s[i]);
+}
+ACEMDEF void acem_bf16_to_f32_array(const uint16_t *s, float *d, size_t n) {
+    size_t i;
+    for (i = 0; i < n; ++i) d[i] = acem_bf16_to_f32(s[i]);
+}
+ACEMDEF void acem_f32_to_bf16_array(const float *s, uint16_t *d, size_t n) {
+    size_t i;
+    for (i = 0; i < n; ++i) d[i] = acem_f32_to_bf16(s[i]);
+}
+
+/* =========================================================================== */
+/* kernels: packed, blocked GEMM; SYRK; Cholesky; triangular solves; LU;       */
+/* symmetric eigensolver (f64)                                                 */
+/* =========================================================================== */
+/* Micro-tile MR x NR of C accumulates packed A (MR-row strips) times packed B
+   (NR-column strips); packing handles every transpose case so one micro-kernel
+   serves all. Blocking: KC (depth), MC (rows of A kept in L2), NC (cols of B). */
+#if defined(ACEM__AVX512)
+#define ACEM__MR 12
+#define ACEM__NR 32
+#elif defined(ACEM__AVX2)
+#define ACEM__MR 6
+#define ACEM__NR 16
+#else
+#define ACEM__MR 4
+#define ACEM__NR 16
+#endif
+#define ACEM__KC 384
+#define ACEM__MC (ACEM__MR * 16)
+#define ACEM__NC 2048
+
+static size_t acem__roundup(size_t x, size_t m) { return (x + m - 1) / m * m; }
+
+ACEMDEF size_t acem_gemm_work_bytes(size_t m, size_t n, size_t k) {
+    size_t kc = acem__min(ACEM__KC, k ? k : 1);
+    size_t mc = acem__roundup(acem__min(ACEM__MC, m ? m : 1), ACEM__MR);
+    size_t nc = acem__roundup(acem__min(ACEM__NC, n ? n : 1), ACEM__NR);
+    return (mc * kc + kc * nc) * sizeof(float) + 64;
+}
+
+/* op(A)[i][p], with A stored row-major: trans ? A[p][i] : A[i][p] */
+#define ACEM__AT(A, lda, trans, i, p) ((trans) ? (A)[(size_t)(p) * (lda) + (i)] : (A)[(size_t)(i) * (lda) + (p)])
+
+/* pack rows [i0,i0+mc) x depth [p0,p0+kc) of op(A), times alpha, into MR strips */
+static void acem__pack_a(int trans, const float *A, size_t lda, size_t i0, size_t mc,
+                         size_t p0, size_t kc, float alpha, float *dst) {
+    size_t ir, p, r;
+    for (ir = 0; ir < mc; ir += ACEM__MR) {
+        size_t mr = acem__min(ACEM__MR, mc - ir);
+        if (!trans) {
+            for (r = 0; r < mr; ++r) {
+                const float *src = A + (i0 + ir + r) * lda + p0;
+                for (p = 0; p < kc; ++p) dst[p * ACEM__MR + r] = alpha * src[p];
+            }
+        } else {
+            for (p = 0; p < kc; ++p) {
+                const float *src = A + (p0 + p) * lda + i0 + ir;
+                for (r = 0; r < mr; ++r) dst[p * ACEM__MR + r] = alpha * src[r];
+            }
+        }
+        for (r = mr; r < ACEM__MR; ++r)
+            for (p = 0; p < kc; ++p) dst[p * ACEM__MR + r] = 0.0f;
+        dst += kc * ACEM__MR;
+    }
+}
+/* pack depth [p0,p0+kc) x cols [j0,j0+nc) of op(B) into NR strips */
+static void acem__pack_b(int trans, const float *B, size_t ldb, size_t p0, size_t kc,
+                         size_t j0, size_t nc, float *dst) {
+    size_t jr, p, c;
+    for (jr = 0; jr < nc; jr += ACEM__NR) {
+        size_t nr = acem__min(ACEM__NR, nc - jr);
+        if (!trans) {
+            for (p = 0; p < kc; ++p) {
+                const float *src = B + (p0 + p) * ldb + j0 + jr;
+                float *d = dst + p * ACEM__NR;
+                for (c = 0; c < nr; ++c) d[c] = src[c];
+                for (; c < ACEM__NR; ++c) d[c] = 0.0f;
+            }
+        } else {
+            for (c = 0; c < nr; ++c) {
+                const float *src = B + (j0 + jr + c) * ldb + p0;
+                for (p = 0; p < kc; ++p) dst[p * ACEM__NR + c] = src[p];
+            }
+            for (; c < ACEM__NR; ++c)
+                for (p = 0; p < kc; ++p) dst[p * ACEM__NR + c] = 0.0f;
+        }
+        dst += kc * ACEM__NR;
+    }
+}
+
+/* C[0..mr)[0..nr) += Ap * Bp over depth kc */
+static void acem__ukernel(size_t kc, const float *Ap, const float *Bp, float *C, size_t ldc,
+                          size_t mr, size_t nr) {
+#if defined(ACEM__AVX512)
+    __m512 c0[ACEM__MR], c1[ACEM__MR];
+    size_t p, r;
+    for (r = 0; r < ACEM__MR; ++r) { c0[r] = _mm512_setzero_ps(); c1[r] = _mm512_setzero_ps(); }
+    for (p = 0; p < kc; ++p) {
+        __m512 b0 = _mm512_loadu_ps(Bp), b1 = _mm512_loadu_ps(Bp + 16);
+        for (r = 0; r < ACEM__MR; ++r) {
+            __m512 a = _mm512_set1_ps(Ap[r]);
+            c0[r] = _mm512_fmadd_ps(a, b0, c0[r]);
+            c1[r] = _mm512_fmadd_ps(a, b1, c1[r]);
+        }
+        Ap += ACEM__MR;
+        Bp += ACEM__NR;
+    }
+    if (nr == ACEM__NR) {
+        for (r = 0; r < mr; ++r) {
+            float *cr = C + r * ldc;
+            _mm512_storeu_ps(cr, _mm512_add_ps(_mm512_loadu_ps(cr), c0[r]));
+            _mm512_storeu_ps(cr + 16, _mm512_add_ps(_mm512_loadu_ps(cr + 16), c1[r]));
+        }
+    } else {
+        __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xffffu : ((1u << nr) - 1u));
+        __mmask16 m1 = (__mmask16)(nr <= 16 ? 0u : ((1u << (nr - 16)) - 1u));
+        for (r = 0; r < mr; ++r) {
+            float *cr = C + r * ldc;
+            _mm512_mask_storeu_ps(cr, m0, _mm512_add_ps(_mm512_maskz_loadu_ps(m0, cr), c0[r]));
+            _mm512_mask_storeu_ps(cr + 16, m1, _mm512_add_ps(_mm512_maskz_loadu_ps(m1, cr + 16), c1[r]));
+        }
+    }
+#elif defined(ACEM__AVX2)
+    __m256 c0[ACEM__MR], c1[ACEM__MR];
+    size_t p, r, c;
+    for (r = 0; r < ACEM__MR; ++r) { c0[r] = _mm256_setzero_ps(); c1[r] = _mm256_setzero_ps(); }
+    for (p = 0; p < kc; ++p) {
+        __m256 b0 = _mm256_loadu_ps(Bp), b1 = _mm256_loadu_ps(Bp + 8);
+        for (r = 0; r < ACEM__MR; ++r) {
+            __m256 a = _mm256_broadcast_ss(Ap + r);
+            c0[r] = _mm256_fmadd_ps(a, b0, c0[r]);
+            c1[r] = _mm256_fmadd_ps(a, b1, c1[r]);
+        }
+        Ap += ACEM__MR;
+        Bp += ACEM__NR;
+    }
+    if (nr == ACEM__NR) {
+        for (r = 0; r < mr; ++r) {
+            float *cr = C + r * ldc;
+            _mm256_storeu_ps(cr, _mm256_add_ps(_mm256_loadu_ps(cr), c0[r]));
+            _mm256_storeu_ps(cr + 8, _mm256_add_ps(_mm256_loadu_ps(cr + 8), c1[r]));
+        }
+    } else {
+        float tmp[ACEM__NR];
+        for (r = 0; r < mr; ++r) {
+            _mm256_storeu_ps(tmp, c0[r]);
+            _mm256_storeu_ps(tmp + 8, c1[r]);
+            for (c = 0; c < nr; ++c) C[r * ldc + c] += tmp[c];
+        }
+    }
+#else
+    float acc[ACEM__MR][ACEM__NR];
+    size_t p, r, c;
+    for (r = 0; r < ACEM__MR; ++r)
+        for (c = 0; c < ACEM__NR; ++c) acc[r][c] = 0.0f;
+    for (p = 0; p < kc; ++p) {
+        for (r = 0; r < ACEM__MR; ++r) {
+            float a = Ap[r];
+            for (c = 0; c < ACEM__NR; ++c) acc[r][c] += a * Bp[c];
+        }
+        Ap += ACEM__MR;
+        Bp += ACEM__NR;
+    }
+    for (r = 0; r < mr; ++r)
+        for (c = 0; c < nr; ++c) C[r * ldc + c] += acc[r][c];
+#endif
+}
+
+static void acem__scale_c(size_t m, size_t n, float beta, float *C, size_t ldc) {
+    size_t i, j;
+    if (beta == 1.0f) return;
+    for (i = 0; i < m; ++i) {
+        float *c = C + i * ldc;
+        if (beta == 0.0f)
+            for (j = 0; j < n; ++j) c[j] = 0.0f;
+        else
+            for (j = 0; j < n; ++j) c[j] *= beta;
+    }
+}
+
+/* C = alpha op(A) op(B) + beta C. work: acem_gemm_work_bytes(m,n,k) bytes or NULL. */
+static void acem__gemm(int ta, int tb, size_t m, size_t n, size_t k, float alpha,
+                       const float *A, size_t lda, const float *B, size_t ldb, float beta,
+                       float *C, size_t ldc, void *work) {
+    size_t jc, pc, ic, jr, ir;
+    acem__scale_c(m, n, beta, C, ldc);
+    if (!m || !n || !k || alpha == 0.0f) return;
+    if (!work) { /* no workspace: straightforward loops, row by row */
+        size_t i, j, p;
+        for (i = 0; i < m; ++i) {
+            float *c = C + i * ldc;
+            for (p = 0; p < k; ++p) {
+                float a = alpha * ACEM__AT(A, lda, ta, i, p);
+                if (!tb) {
+                    const float *b = B + p * ldb;
+                    for (j = 0; j < n; ++j) c[j] += a * b[j];
+                } else {
+                    for (j = 0; j < n; ++j) c[j] += a * B[j * ldb + p];
+                }
+            }
+        }
+        return;
+    }
+    {
+        unsigned char *w = ACEM__CAST(unsigned char *, work);
+        float *Ap, *Bp;
+        size_t kcmax = acem__min(ACEM__KC, k);
+        size_t mcmax = acem__roundup(acem__min(ACEM__MC, m), ACEM__MR);
+        w += (64u - ((size_t)w & 63u)) & 63u;
+        Ap = ACEM__CAST(float *, (void *)w);
+        Bp = Ap + mcmax * kcmax;
+        for (jc = 0; jc < n; jc += ACEM__NC) {
+            size_t nc = acem__min(ACEM__NC, n - jc);
+            for (pc = 0; pc < k; pc += ACEM__KC) {
+                size_t kc = acem__min(ACEM__KC, k - pc);
+                acem__pack_b(tb, B, ldb, pc, kc, jc, nc, Bp);
+                for (ic = 0; ic < m; ic += ACEM__MC) {
+                    size_t mc = acem__min(ACEM__MC, m - ic);
+                    acem__pack_a(ta, A, lda, ic, mc, pc, kc, alpha, Ap);
+                    for (jr = 0; jr < nc; jr += ACEM__NR) {
+                        size_t nr = acem__min(ACEM__NR, nc - jr);
+                        for (ir = 0; ir < mc; ir += ACEM__MR) {
+                            size_t mr = acem__min(ACEM__MR, mc - ir);
+                            acem__ukernel(kc, Ap + ir * kc, Bp + jr * kc,
+                                          C + (ic + ir) * ldc + jc + jr, ldc, mr, nr);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+ACEMDEF void acem_gemm(int transa, int transb, size_t m, size_t n, size_t k, float alpha,
+                       const float *A, size_t lda, const float *B, size_t ldb, float beta,
+                       float *C, size_t ldc, void *work) {
+    acem__gemm(transa, transb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, work);
+}
+
+/* SYRK on the lower triangle by blocks (diagonal blocks in full), then
+   optionally mirrored. trans=1: C = alpha A^T A + beta C, A is k x n;
+   trans=0: C = alpha A A^T + beta C, A is n x k. */
+#define ACEM__SYRK_NB 192
+static void acem__syrk(int trans, int mirror, size_t n, size_t k, float alpha, const float *A,
+                       size_t lda, float beta, float *C, size_t ldc, void *work) {
+    size_t ib, jb, i, j;
+    for (ib = 0; ib < n; ib += ACEM__SYRK_NB) {
+        size_t ni = acem__min(ACEM__SYRK_NB, n - ib);
+        for (jb = 0; jb <= ib; jb += ACEM__SYRK_NB) {
+            size_t nj = acem__min(ACEM__SYRK_NB, n - jb);
+            float *Cb = C + ib * ldc + jb;
+            if (jb == ib) { /* diagonal block: only its lower triangle is written */
+                size_t r0;
+                for (i = 0; i < ni; ++i)
+                    for (j = 0; j <= i; ++j)
+                        Cb[i * ldc + j] = beta == 0.0f ? 0.0f : beta * Cb[i * ldc + j];
+                if (alpha == 0.0f || !k) continue;
+                for (r0 = 0; r0 < ni; r0 += 16) { /* strips of 16 rows */
+                    size_t h = acem__min(16, ni - r0);
+                    float tile[16 * 16];
+                    const float *Ar = trans ? A + ib + r0 : A + (ib + r0) * lda;
+                    if (r0) /* the rectangle left of the strip's diagonal tile */
+                        acem__gemm(trans, !trans, h, r0, k, alpha, Ar, lda,
+                                   trans ? A + jb : A + jb * lda, lda, 1.0f, Cb + r0 * ldc, ldc, work);
+                    acem__gemm(trans, !trans, h, h, k, alpha, Ar, lda, Ar, lda, 0.0f, tile, 16, work);
+                    for (i = 0; i < h; ++i)
+                        for (j = 0; j <= i; ++j) Cb[(r0 + i) * ldc + r0 + j] += tile[i * 16 + j];
+                }
+            } else {
+                acem__gemm(trans, !trans, ni, nj, k, alpha,
+                           trans ? A + ib : A + ib * lda, lda,
+                           trans ? A + jb : A + jb * lda, lda, beta, Cb, ldc, work);
+            }
+        }
+    }
+    if (mirror)
+        for (i = 0; i < n; ++i)
+            for (j = i + 1; j < n; ++j) C[i * ldc + j] = C[j * ldc + i];
+}
+
+ACEMDEF void acem_syrk(int trans, size_t n, size_t k, float alpha, const float *A, size_t lda,
+                       float beta, float *C, size_t ldc, void *work) {
+    acem__syrk(trans, 1, n, k, alpha, A, lda, beta, C, ldc, work);
+}
+
+/* Lower Cholesky in place, blocked right-looking; the strict upper part is not
+   touched. Failure: the first column whose pivot is not positive and finite. */
+#define ACEM__CHOL_NB 96
+static acem_result acem__potrf(size_t n, float *A, size_t lda, size_t *failed, void *work) {
+    size_t jb, j, i, p;
+    for (jb = 0; jb < n; jb += ACEM__CHOL_NB) {
+        size_t nb = acem__min(ACEM__CHOL_NB, n - jb);
+        /* unblocked on the diagonal block, f64 accumulation */
+        for (j = jb; j < jb + nb; ++j) {
+            double d = A[j * lda + j];
+            float *rj = A + j * lda;
+            for (p = jb; p < j; ++p) d -= (double)rj[p] * rj[p];
+            if (!(d > 0.0) || d != d || d > 1e300) {
+                if (failed) *failed = j;
+                return ACEM_ERR_NOT_POSITIVE_DEFINITE;
+            }
+            d = ACEM_SQRT(d);
+            rj[j] = (float)d;
+            for (i = j + 1; i < jb + nb; ++i) {
+                float *ri = A + i * lda;
+                double s = ri[j];
+                for (p = jb; p < j; ++p) s -= (double)ri[p] * rj[p];
+                ri[j] = (float)(s / d);
+            }
+        }
+        if (jb + nb < n) {
+            size_t m2 = n - jb - nb;
+            float *A21 = A + (jb + nb) * lda + jb;
+            /* L21 = A21 L11^-T */
+            acem_trsm_rl(1, m2, nb, A + jb * lda + jb, lda, A21, lda);
+            /* A22 -= L21 L21^T (lower part only) */
+            acem__syrk(0, 0, m2, nb, -1.0f, A21, lda, 1.0f, A + (jb + nb) * lda + jb + nb, lda, work);
+        }
+    }
+    return ACEM_OK;
+}
+ACEMDEF acem_result acem_potrf(size_t n, float *A, size_t lda, size_t *failed_column) {
+    return acem__potrf(n, A, lda, failed_column, NULL);
+}
+
+/* B (m x n) := B L^-T (trans=1) or B L^-1 (trans=0); L n x n lower. */
+#define ACEM__TRSM_NB 64
+static void acem__trsm_rl(int trans, size_t m, size_t n, const float *L, size_t ldl, float *B,
+                          size_t ldb, void *work) {
+    size_t jb, i, j, l;
+    if (trans) { /* X L^T = B: forward over columns */
+        for (jb = 0; jb < n; jb += ACEM__TRSM_NB) {
+            size_t nb = acem__min(ACEM__TRSM_NB, n - jb);
+            if (jb) /* B[:, jb..] -= X[:, 0..jb) L[jb.., 0..jb)^T */
+                acem__gemm(0, 1, m, nb, jb, -1.0f, B, ldb, L + jb * ldl, ldl, 1.0f, B + jb, ldb, work);
+            for (i = 0; i < m; ++i) {
+                float *x = B + i * ldb;
+                for (j = jb; j < jb + nb; ++j) {
+                    const float *lj = L + j * ldl;
+                    float s = x[j];
+                    for (l = jb; l < j; ++l) s -= x[l] * lj[l];
+                    x[j] = s / lj[j];
+                }
+            }
+        }
+    } else { /* X L = B: backward over columns */
+        size_t nblk = (n + ACEM__TRSM_NB - 1) / ACEM__TRSM_NB, b;
+        for (b = nblk; b-- > 0;) {
+            size_t j0 = b * ACEM__TRSM_NB, nb = acem__min(ACEM__TRSM_NB, n - j0), je = j0 + nb;
+            if (je < n) /* B[:, j0..je) -= X[:, je..n) L[je..n, j0..je) */
+                acem__gemm(0, 0, m, nb, n - je, -1.0f, B + je, ldb, L + je * ldl + j0, ldl, 1.0f,
+                           B + j0, ldb, work);
+            for (i = 0; i < m; ++i) {
+                float *x = B + i * ldb;
+                for (j = je; j-- > j0;) {
+                    float s = x[j];
+                    for (l = j + 1; l < je; ++l) s -= x[l] * L[l * ldl + j];
+                    x[j] = s / L[j * ldl + j];
+                }
+            }
+        }
+    }
+}
+ACEMDEF void acem_trsm_rl(int trans, size_t m, size_t n, const float *L, size_t ldl, float *B,
+                          size_t ldb) {
+    acem__trsm_rl(trans, m, n, L, ldl, B, ldb, NULL);
+}
+ACEMDEF void acem_chol_solve_right(size_t m, size_t n, const float *L, size_t ldl, float *B,
+                                   size_t ldb) {
+    acem__trsm_rl(1, m, n, L, ldl, B, ldb, NULL);
+    acem__trsm_rl(0, m, n, L, ldl, B, ldb, NULL);
+}
+
+/* LU with partial pivoting of the n x n matrix A (in place), solving X A = B
+   for the m rows of B: fallback path for the ACE solve. piv: n size_t. */
+static acem_result acem__lu_solve_right(size_t m, size_t n, float *A, size_t lda, float *B,
+                                        size_t ldb, size_t *piv, double *col) {
+    size_t i, j, k, r;
+    double amax = 0;
+    /* X A = B  <=>  A^T X^T = B^T: factor At = A^T in place (transpose first) */
+    for (i = 0; i < n; ++i)
+        for (j = i + 1; j < n; ++j) {
+            float t = A[i * lda + j];
+            A[i * lda + j] = A[j * lda + i];
+            A[j * lda + i] = t;
+        }
+    for (i = 0; i < n; ++i)
+        for (j = 0; j < n; ++j) amax = acem__fabs(A[i * lda + j]) > amax ? acem__fabs(A[i * lda + j]) : amax;
+    for (k = 0; k < n; ++k) {
+        size_t p = k;
+        double best = acem__fabs(A[k * lda + k]);
+        for (i = k + 1; i < n; ++i)
+            if (acem__fabs(A[i * lda + k]) > best) { best = acem__fabs(A[i * lda + k]); p = i; }
+        piv[k] = p;
+        if (!(best > amax * 1e-30) || best != best) return ACEM_ERR_SINGULAR;
+        if (p != k)
+            for (j = 0; j < n; ++j) {
+                float t = A[k * lda + j];
+                A[k * lda + j] = A[p * lda + j];
+                A[p * lda + j] = t;
+            }
+        for (i = k + 1; i < n; ++i) {
+            float f = A[i * lda + k] / A[k * lda + k];
+            A[i * lda + k] = f;
+            if (f != 0.0f)
+                for (j = k + 1; j < n; ++j) A[i * lda + j] -= f * A[k * lda + j];
+        }
+    }
+    for (r = 0; r < m; ++r) { /* solve At x = b for each row b of B */
+        float *b = B + r * ldb;
+        for (i = 0; i < n; ++i) col[i] = b[i];
+        for (k = 0; k < n; ++k)
+            if (piv[k] != k) { double t = col[k]; col[k] = col[piv[k]]; col[piv[k]] = t; }
+        for (i = 0; i < n; ++i) {
+            double s = col[i];
+            for (j = 0; j < i; ++j) s -= (double)A[i * lda + j] * col[j];
+            col[i] = s;
+        }
+        for (i = n; i-- > 0;) {
+            double s = col[i];
+            for (j = i + 1; j < n; ++j) s -= (double)A[i * lda + j] * col[j];
+            col[i] = s / A[i * lda + i];
+        }
+        for (i = 0; i < n; ++i) b[i] = (float)col[i];
+    }
+    return ACEM_OK;
+}
+
+/* Symmetric eigen-decomposition in f64: Householder tridiagonalisation and the
+   implicit QL algorithm (EISPACK tred2/tql2). Ascending eigenvalues in w,
+   eigenvectors in the columns of A. work: 1 vector of n doubles. */
+ACEMDEF size_t acem_syev_work_bytes(size_t n) { return (n ? n : 1) * sizeof(double); }
+
+static double acem__hypot(double a, double b) {
+    double x = acem__fabs(a), y = acem__fabs(b), t;
+    if (x < y) { t = x; x = y; y = t; }
+    if (x == 0) return 0;
+    t = y / x;
+    return x * ACEM_SQRT(1.0 + t * t);
+}
+
+ACEMDEF acem_result acem_syev(size_t n, double *V, size_t ldv, double *d, void *work) {
+    double *e = ACEM__CAST(double *, work);
+    size_t i, j, k, l;
+    if (!n) return ACEM_OK;
+    for (i = 0; i < n; ++i)
+        for (j = 0; j < n; ++j) {
+            double x = V[i * ldv + j];
+            if (x - x != 0) return ACEM_ERR_NONFINITE;
+        }
+    /* tred2 (lower triangle used) */
+    for (j = 0; j < n; ++j) d[j] = V[(n - 1) * ldv + j];
+    for (i = n - 1; i > 0; --i) {
+        double scale = 0.0, h = 0.0;
+        for (k = 0; k < i; ++k) scale += acem__fabs(d[k]);
+        if (scale == 0.0) {
+            e[i] = d[i - 1];
+            for (j = 0; j < i; ++j) {
+                d[j] = V[(i - 1) * ldv + j];
+                V[i * ldv + j] = 0.0;
+                V[j * ldv + i] = 0.0;
+            }
+        } else {
+            double f, g, hh;
+            for (k = 0; k < i; ++k) { d[k] /= scale; h += d[k] * d[k]; }
+            f = d[i - 1];
+            g = ACEM_SQRT(h);
+            if (f > 0) g = -g;
+            e[i] = scale * g;
+            h = h - f * g;
+            d[i - 1] = f - g;
+            for (j = 0; j < i; ++j) e[j] = 0.0;
+            for (j = 0; j < i; ++j) {
+                f = d[j];
+                V[j * ldv + i] = f;
+                g = e[j] + V[j * ldv + j] * f;
+                for (k = j + 1; k <= i - 1; ++k) {
+                    g += V[k * ldv + j] * d[k];
+                    e[k] += V[k * ldv + j] * f;
+                }
+                e[j] = g;
+            }
+            f = 0.0;
+            for (j = 0; j < i; ++j) { e[j] /= h; f += e[j] * d[j]; }
+            hh = f / (h + h);
+            for (j = 0; j < i; ++j) e[j] -= hh * d[j];
+            for (j = 0; j < i; ++j) {
+                f = d[j];
+                g = e[j];
+                for (k = j; k <= i - 1; ++k) V[k * ldv + j] -= (f * e[k] + g * d[k]);
+                d[j] = V[(i - 1) * ldv + j];
+                V[i * ldv + j] = 0.0;
+            }
+        }
+        d[i] = h;
+    }
+    for (i = 0; i < n - 1; ++i) {
+        double h;
+        V[(n - 1) * ldv + i] = V[i * ldv + i];
+        V[i * ldv + i] = 1.0;
+        h = d[i + 1];
+        if (h != 0.0) {
+            for (k = 0; k <= i; ++k) d[k] = V[k * ldv + i + 1] / h;
+            for (j = 0; j <= i; ++j) {
+                double g = 0.0;
+                for (k = 0; k <= i; ++k) g += V[k * ldv + i + 1] * V[k * ldv + j];
+                for (k = 0; k <= i; ++k) V[k * ldv + j] -= g * d[k];
+            }
+        }
+        for (k = 0; k <= i; ++k) V[k * ldv + i + 1] = 0.0;
+    }
+    for (j = 0; j < n; ++j) {
+        d[j] = V[(n - 1) * ldv + j];
+        V[(n - 1) * ldv + j] = 0.0;
+    }
+    V[(n - 1) * ldv + n - 1] = 1.0;
+    e[0] = 0.0;
+    /* tql2 */
+    for (i = 1; i < n; ++i) e[i - 1] = e[i];
+    e[n - 1] = 0.0;
+    {
+        double f = 0.0, tst1 = 0.0, eps = 2.220446049250313e-16;
+        for (l = 0; l < n; ++l) {
+            size_t m = l;
+            int iter = 0;
+            double t = acem__fabs(d[l]) + acem__fabs(e[l]);
+            if (t > tst1) tst1 = t;
+            while (m < n) {
+                if (acem__fabs(e[m]) <= eps * tst1) break;
+                ++m;
+            }
+            if (m == n) m = n - 1;
+            if (m > l) {
+                do {
+                    double g, p, r, dl1, h, c, c2, c3, el1, s, s2;
+                    if (++iter > 60) return ACEM_ERR_NO_CONVERGENCE;
+                    g = d[l];
+                    p = (d[l + 1] - g) / (2.0 * e[l]);
+                    r = acem__hypot(p, 1.0);
+                    if (p < 0) r = -r;
+                    d[l] = e[l] / (p + r);
+                    d[l + 1] = e[l] * (p + r);
+                    dl1 = d[l + 1];
+                    h = g - d[l];
+                    for (i = l + 2; i < n; ++i) d[i] -= h;
+                    f += h;
+                    p = d[m];
+                    c = 1.0; c2 = c; c3 = c;
+                    el1 = e[l + 1];
+                    s = 0.0; s2 = 0.0;
+                    for (i = m; i-- > l;) {
+                        c3 = c2;
+                        c2 = c;
+                        s2 = s;
+                        g = c * e[i];
+                        h = c * p;
+                        r = acem__hypot(p, e[i]);
+                        e[i + 1] = s * r;
+                        s = e[i] / r;
+                        c = p / r;
+                        p = c * d[i] - s * g;
+                        d[i + 1] = h + s * (c * g + s * d[i]);
+                        for (k = 0; k < n; ++k) {
+                            double *vk = V + k * ldv;
+                            h = vk[i + 1];
+                            vk[i + 1] = s * vk[i] + c * h;
+                            vk[i] = c * vk[i] - s * h;
+                        }
+                    }
+                    p = -s * s2 * c3 * el1 * e[l] / dl1;
+                    e[l] = s * p;
+                    d[l] = c * p;
+                } while (acem__fabs(e[l]) > eps * tst1);
+            }
+            d[l] = d[l] + f;
+            e[l] = 0.0;
+        }
+    }
+    /* sort ascending (selection sort keeps it deterministic and simple) */
+    for (i = 0; i + 1 < n; ++i) {
+        size_t kmin = i;
+        double p = d[i];
+        for (j = i + 1; j < n; ++j)
+            if (d[j] < p) { kmin = j; p = d[j]; }
+        if (kmin != i) {
+            d[kmin] = d[i];
+            d[i] = p;
+            for (j = 0; j < n; ++j) {
+                double t = V[j * ldv + i];
+                V[j * ldv + i] = V[j * ldv + kmin];
+                V[j * ldv + kmin] = t;
+            }
+        }
+    }
+    return ACEM_OK;
+}
+
+/* G (n x n, f64, full) = F^T F (trans=1, F is k x n) or F F^T (trans=0, F is
+   n x k), accumulated in f64 from f32 input. */
+static void acem__gram_f64(int trans, size_t n, size_t k, const float *F, size_t ldf, double *G,
+                           size_t ldg) {
+    size_t i, j, p;
+    for (i = 0; i < n; ++i)
+        for (j = 0; j <= i; ++j) G[i * ldg + j] = 0.0;
+    if (trans) {
+        size_t p0;
+        for (p0 = 0; p0 < k; p0 += 8) { /* eight rows of F at a time */
+            size_t pe = acem__min(p0 + 8, k);
+            for (i = 0; i < n; ++i) {
+                double *g = G + i * ldg;
+                for (p = p0; p < pe; ++p) {
+                    const float *fr = F + p * ldf;
+                    double a = fr[i];
+                    if (a == 0.0) continue;
+                    for (j = 0; j <= i; ++j) g[j] += a * fr[j];
+                }
+            }
+        }
+    } else {
+        for (i = 0; i < n; ++i)
+            for (j = 0; j <= i; ++j) {
+                const float *a = F + i * ldf, *b = F + j * ldf;
+                double s = 0;
+                for (p = 0; p < k; ++p) s += (double)a[p] * b[p];
+                G[i * ldg + j] = s;
+            }
+    }
+    for (i = 0; i < n; ++i)
+        for (j = i + 1; j < n; ++j) G[i * ldg + j] = G[j * ldg + i];
+}
+
+/* =========================================================================== */
+/* regular expressions for exclusion patterns (backtracking, no allocation)    */
+/* =========================================================================== */
+/* Compiled into a small node array on the stack: each node is an atom with a
+   repetition range; GROUP nodes hold alternatives (branch heads), each branch a
+   chain through `next`. Matching is continuation-passing backtracking. */
+#define ACEM__RE_MAXN 128
+enum { ACEM__RE_CHAR, ACEM__RE_ANY, ACEM__RE_CLASS, ACEM__RE_BOL, ACEM__RE_EOL, ACEM__RE_GROUP };
+typedef struct acem__re_node {
+    int kind, next, min, max; /* max -1: unbounded */
+    int c;                    /* CHAR: the byte; CLASS: offset of '[' in pattern */
+    int nbr, br[16];          /* GROUP: branch heads (-1 for an empty branch) */
+} acem__re_node;
+typedef struct acem__re {
+    const char *pat;
+    acem__re_node n[ACEM__RE_MAXN];
+    int count, err;
+} acem__re;
+typedef struct acem__re_cont {
+    int node;                 /* continue with this node ...                         */
+    int rep_node, rep_count;  /* ... or, if rep_node >= 0, with one more repetition  */
+    const char *rep_start;
+    const struct acem__re_cont *up;
+} acem__re_cont;
+
+static int acem__re_new(acem__re *re, int kind) {
+    acem__re_node *nd;
+    if (re->count >= ACEM__RE_MAXN) { re->err = 1; return -1; }
+    nd = &re->n[re->count];
+    nd->kind = kind; nd->next = -1; nd->min = 1; nd->max = 1; nd->c = 0; nd->nbr = 0;
+    return re->count++;
+}
+static int acem__re_class_end(const char *p, int i) { /* i at '[': index of closing ']' or -1 */
+    ++i;
+    if (p[i] == '^') ++i;
+    if (p[i] == ']') ++i;
+    while (p[i] && p[i] != ']') {
+        if (p[i] == '\\' && p[i + 1]) ++i;
+        ++i;
+    }
+    return p[i] == ']' ? i : -1;
+}
+static int acem__re_alt(acem__re *re, int *pos);
+static int acem__re_seq(acem__re *re, int *pos) { /* returns head of chain or -1 */
+    const char *p = re->pat;
+    int head = -1, tail = -1;
+    while (p[*pos] && p[*pos] != '|' && p[*pos] != ')' && !re->err) {
+        int i = *pos, nd;
+        char ch = p[i];
+        if (ch == '(') {
+            int g = acem__re_new(re, ACEM__RE_GROUP), sub;
+            *pos = i + 1;
+            if (g < 0) return -1;
+            sub = acem__re_alt(re, pos);
+            if (re->err || p[*pos] != ')') { re->err = 1; return -1; }
+            ++*pos;
+            (void)sub;
+            nd = g;
+        } else if (ch == '[') {
+            int e = acem__re_class_end(p, i);
+            if (e < 0) { re->err = 1; return -1; }
+            nd = acem__re_new(re, ACEM__RE_CLASS);
+            if (nd < 0) return -1;
+            re->n[nd].c = i;
+            *pos = e + 1;
+        } else if (ch == '.') { nd = acem__re_new(re, ACEM__RE_ANY); *pos = i + 1; }
+        else if (ch == '^') { nd = acem__re_new(re, ACEM__RE_BOL); *pos = i + 1; }
+        else if (ch == '$') { nd = acem__re_new(re, ACEM__RE_EOL); *pos = i + 1; }
+        else if (ch == '*' || ch == '+' || ch == '?' || ch == '{') { re->err = 1; return -1; }
+        else if (ch == '\\') {
+            char e = p[i + 1];
+            if (!e) { re->err = 1; return -1; }
+            if (e == 'd' || e == 'w' || e == 's' || e == 'D' || e == 'W' || e == 'S') {
+                nd = acem__re_new(re, ACEM__RE_CLASS);
+                if (nd < 0) return -1;
+                re->n[nd].c = -(int)(unsigned char)e; /* shorthand class */
+            } else {
+                nd = acem__re_new(re, ACEM__RE_CHAR);
+                if (nd < 0) return -1;
+                re->n[nd].c = (unsigned char)(e == 'n' ? '\n' : e == 't' ? '\t' : e);
+            }
+            *pos = i + 2;
+        } else {
+            nd = acem__re_new(re, ACEM__RE_CHAR);
+            if (nd < 0) return -1;
+            re->n[nd].c = (unsigned char)ch;
+            *pos = i + 1;
+        }
+        if (nd < 0) return -1;
+        /* quantifiers */
+        while (p[*pos] == '*' || p[*pos] == '+' || p[*pos] == '?') {
+            acem__re_node *q = &re->n[nd];
+            char c = p[*pos];
+            if (q->kind == ACEM__RE_BOL || q->kind == ACEM__RE_EOL) { re->err = 1; return -1; }
+            if (!(q->min == 1 && q->max == 1)) { re->err = 1; return -1; } /* a** etc. */
+            if (c == '*') { q->min = 0; q->max = -1; }
+            else if (c == '+') { q->min = 1; q->max = -1; }
+            else { q->min = 0; q->max = 1; }
+            ++*pos;
+        }
+        if (tail >= 0) re->n[tail].next = nd; else head = nd;
+        tail = nd;
+    }
+    return head;
+}
+/* parses alternatives into the GROUP node created just before (re->count-1
+   at entry for groups) or a top-level group */
+static int acem__re_alt(acem__re *re, int *pos) {
+    int g = re->count - 1;
+    for (;;) {
+        int h = acem__re_seq(re, pos);
+        if (re->err) return -1;
+        if (re->n[g].nbr >= 16) { re->err = 1; return -1; }
+        re->n[g].br[re->n[g].nbr++] = h;
+        if (re->pat[*pos] != '|') break;
+        ++*pos;
+    }
+    return g;
+}
+static int acem__re_compile(acem__re *re, const char *pat) {
+    int pos = 0;
+    re->pat = pat; re->count = 0; re->err = 0;
+    if (acem__re_new(re, ACEM__RE_GROUP) < 0) return -1;
+    acem__re_alt(re, &pos);
+    if (re->err || pat[pos] != 0) return -1;
+    return 0;
+}
+static int acem__re_in_class(const acem__re *re, int c, unsigned char ch) {
+    const char *p;
+    int i, neg = 0, hit = 0;
+    if (c < 0) {
+        int k = -c, lower = k | 32, r;
+        if (lower == 'd') r = ch >= '0' && ch <= '9';
+        else if (lower == 'w') r = (ch >= '0' && ch <= '9') || ((ch | 32) >= 'a' && (ch | 32) <= 'z') || ch == '_';
+        else r = ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' || ch == '\f' || ch == '\v';
+        return (k >= 'a') ? r : !r;
+    }
+    p = re->pat;
+    i = c + 1;
+    if (p[i] == '^') { neg = 1; ++i; }
+    do {
+        unsigned char lo = (unsigned char)p[i], hi;
+        if (lo == '\\') lo = (unsigned char)p[++i];
+        hi = lo;
+        if (p[i + 1] == '-' && p[i + 2] && p[i + 2] != ']') {
+            i += 2;
+            hi = (unsigned char)p[i];
+            if (hi == '\\') hi = (unsigned char)p[++i];
+        }
+        if (ch >= lo && ch <= hi) hit = 1;
+        ++i;
+    } while (p[i] != ']');
+    return hit != neg;
+}
+static int acem__re_m(const acem__re *re, int node, const char *s, const char *text,
+                      const acem__re_cont *k);
+static int acem__re_one(const acem__re *re, const acem__re_node *nd, const char *s) {
+    unsigned char ch = (unsigned char)*s;
+    if (!ch) return 0;
+    if (nd->kind == ACEM__RE_CHAR) return ch == (unsigned char)nd->c;
+    if (nd->kind == ACEM__RE_ANY) return ch != '\n';
+    return acem__re_in_class(re, nd->c, ch);
+}
+static int acem__re_next(const acem__re *re, const char *s, const char *text, const acem__re_cont *k) {
+    if (!k) return 1; /* search: any end is fine */
+    if (k->rep_node >= 0) {
+        /* one more repetition of a group, or stop repeating */
+        const acem__re_node *g = &re->n[k->rep_node];
+        acem__re_cont c;
+        int b;
+        if ((g->max < 0 || k->rep_count < g->max) && s != k->rep_start) {
+            c.node = -1; c.rep_node = k->rep_node; c.rep_count = k->rep_count + 1;
+            c.rep_start = s; c.up = k->up;
+            for (b = 0; b < g->nbr; ++b)
+                if (acem__re_m(re, g->br[b], s, text, &c)) return 1;
+        }
+        if (k->rep_count >= g->min) return acem__re_m(re, g->next, s, text, k->up);
+        return 0;
+    }
+    return acem__re_m(re, k->node, s, text, k->up);
+}
+static int acem__re_m(const acem__re *re, int node, const char *s, const char *text,
+                      const acem__re_cont *k) {
+    const acem__re_node *nd;
+    if (node < 0) return acem__re_next(re, s, text, k);
+    nd = &re->n[node];
+    switch (nd->kind) {
+    case ACEM__RE_BOL: return s == text && acem__re_m(re, nd->next, s, text, k);
+    case ACEM__RE_EOL: return *s == 0 && acem__re_m(re, nd->next, s, text, k);
+    case ACEM__RE_GROUP: {
+        acem__re_cont c;
+        c.node = -1; c.rep_node = node; c.rep_count = 0; c.rep_start = NULL; c.up = k;
+        /* rep_count counts completed repetitions; start with zero done */
+        return acem__re_next(re, s, text, &c);
+    }
+    default: { /* single-character atom, greedy with backtracking */
+        size_t cnt = 0, i;
+        while ((nd->max < 0 || cnt < (size_t)nd->max) && acem__re_one(re, nd, s + cnt)) ++cnt;
+        if (cnt < (size_t)nd->min) return 0;
+        for (i = cnt + 1; i-- > (size_t)nd->min;)
+            if (acem__re_m(re, nd->next, s + i, text, k)) return 1;
+        return 0;
+    }
+    }
+}
+ACEMDEF acem_result acem_regex_check(const char *pattern) {
+    acem__re re;
+    if (!pattern) return ACEM_ERR_BAD_PATTERN;
+    return acem__re_compile(&re, pattern) ? ACEM_ERR_BAD_PATTERN : ACEM_OK;
+}
+ACEMDEF int acem_regex_search(const char *pattern, const char *text) {
+    acem__re re;
+    const char *s = text;
+    if (!pattern || !text || acem__re_compile(&re, pattern)) return 0;
+    for (;;) {
+        if (acem__re_m(&re, 0, s, text, NULL)) return 1;
+        if (!*s) return 0;
+        ++s;
+    }
+}
+
+/* =========================================================================== */
+/* options and rules                                                           */
+/* =========================================================================== */
+ACEMDEF const char *acem_method_name(acem_method m) {
+    static const char *const names[] = {
+#define ACEM__NAME(code, name) name,
+        ACEM_METHOD_LIST(ACEM__NAME)
+#undef ACEM__NAME
+    };
+    if ((int)m < 0 || (int)m >= (int)ACEM_METHOD_COUNT) return "unknown";
+    return names[m];
+}
+ACEMDEF acem_method acem_method_from_name(const char *name) {
+    int m;
+    if (!name) return ACEM_METHOD_COUNT;
+    for (m = 0; m < (int)ACEM_METHOD_COUNT; ++m) {
+        const char *a = acem_method_name((acem_method)m), *b = name;
+        while (*a && (*a == *b || (*a == '-' && *b == '_'))) { ++a; ++b; }
+        if (!*a && !*b) return (acem_method)m;
+    }
+    return ACEM_METHOD_COUNT;
+}
+ACEMDEF const char *acem_rule_name(acem_rule r) {
+    return r == ACEM_RULE_METHOD ? "method" : r == ACEM_RULE_MEAN ? "mean" : r == ACEM_RULE_KEEP ? "keep" : "unknown";
+}
+static int acem__elementwise(acem_method m) {
+    return m == ACEM_AVERAGE || m == ACEM_TASK_ARITHMETIC || m == ACEM_TIES || m == ACEM_DARE_TA ||
+           m == ACEM_DARE_TIES;
+}
+ACEMDEF acem_result acem_options_resolve(const acem_options *in, acem_options *o, acem_error *err) {
+    size_t i;
+    acem_options z;
+    ACEM_MEMSET(&z, 0, sizeof z);
+    *o = in ? *in : z;
+    if ((int)o->method < 0 || (int)o->method >= (int)ACEM_METHOD_COUNT)
+        return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "unknown method %d", (int)o->method);
+    if (o->eps == 0) o->eps = 1e-2;
+    if (o->tau == 0) o->tau = 0.3;
+    if (o->k_frac == 0) o->k_frac = 0.3;
+    if (o->lambda == 0) o->lambda = (o->method == ACEM_TASK_ARITHMETIC || o->method == ACEM_DARE_TA) ? 0.3 : 1.0;
+    if (o->density == 0) o->density = 0.2;
+    if (o->drop == 0) o->drop = 0.5;
+    if (!(o->eps > 0) || o->eps != o->eps || o->eps > 1e30)
+        return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "eps must be a positive number (got %g)", o->eps);
+    if (!(o->tau > -1e300 && o->tau < 1e300))
+        return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "tau must be finite (got %g)", o->tau);
+    if (!(o->k_frac > 0 && o->k_frac <= 1))
+        return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "k_frac must be in (0, 1] (got %g)", o->k_frac);
+    if (!(o->lambda > -1e30 && o->lambda < 1e30))
+        return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "lambda must be finite (got %g)", o->lambda);
+    if (!(o->density > 0 && o->density <= 1))
+        return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "density must be in (0, 1] (got %g)", o->density);
+    if (!(o->drop > 0 && o->drop < 1))
+        return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "drop must be in (0, 1) (got %g)", o->drop);
+    if ((o->flags & ACEM_FLAG_NO_GATE) && (o->flags & ACEM_FLAG_ALWAYS_GATE))
+        return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "flags NO_GATE and ALWAYS_GATE exclude each other");
+    if (o->n_exclude && !o->exclude)
+        return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "n_exclude is %zu but exclude is NULL", o->n_exclude);
+    for (i = 0; i < o->n_exclude; ++i)
+        if (acem_regex_check(o->exclude[i]) != ACEM_OK)
+            return acem__fail(err, ACEM_ERR_BAD_PATTERN, "bad exclusion pattern '%s'", o->exclude[i] ? o->exclude[i] : "(null)");
+    return ACEM_OK;
+}
+
+static int acem__contains(const char *s, const char *sub) {
+    size_t n = acem__strlen(sub), i;
+    for (; *s; ++s) {
+        for (i = 0; i < n && s[i] == sub[i]; ++i) {}
+        if (i == n) return 1;
+    }
+    return 0;
+}
+ACEMDEF acem_rule acem_tensor_rule(const acem_options *opt, const char *name, size_t ndim) {
+    size_t i;
+    acem_method m = opt ? opt->method : ACEM_ACE;
+    if (opt && name)
+        for (i = 0; i < opt->n_exclude; ++i)
+            if (opt->exclude && acem_regex_search(opt->exclude[i], name)) return ACEM_RULE_KEEP;
+    if (acem__elementwise(m)) return ACEM_RULE_METHOD;
+    if (ndim != 2 || (name && acem__contains(name, "text_projection"))) return ACEM_RULE_MEAN;
+    return ACEM_RULE_METHOD;
+}
+
+/* =========================================================================== */
+/* merge rules: one tensor streamed expert by expert through a fixed arena     */
+/* =========================================================================== */
+/* Buffer slots in acem_layer.buf, per method (see acem__layout):
+     ACE     0 Dc (RxC)  1 Q=sum Dc_t Sigma_t  2 E=sum e_t Dc_t, later B, W_pre
+             3 S=sum Dc_t (T=1: the delta)  4 square region (Sacc C x C f32 + tmp,
+             later the f64 Gram of F)  5 f64 vectors  6 saved diagonal  7 eigen
+             vectors w,e  8 pivots  9 gemm workspace
+     ACTMAT  0 D  1 N=sum D_t C_t  4 square (G f32 + tmp, later f64)  5 V32 (C x C)
+             7 eigen  9 gemm
+     ISO_C   0 acc  1 V (C x n)  2 U (R x n)  4 square (f64 n x n)  7 eigen  9 gemm
+     TSV_M   0 D  1 U_all (R x n)  2 V_all (C x n)  3 s_all  4 square (3 n x n f64)
+             7 eigen  9 gemm
+     TIES    0 sum / agreeing sum  1 elected sign (int8)  2 counts (uint16)  3 histogram
+     others  0 acc                                                                  */
+enum { ACEM__ST_MEAN_L, ACEM__ST_M2_L, ACEM__ST_SUM_N, ACEM__ST_ESUM, ACEM__ST_GATED, ACEM__ST_GAMMA };
+#define ACEM__HIST_BINS 4096
+
+static uint64_t acem__mix(uint64_t z) {
+    z += 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+static uint64_t acem__fnv1a(const char *s) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    if (!s) return 0;
+    while (*s) { h ^= (unsigned char)*s++; h *= 0x100000001b3ull; }
+    return h;
+}
+
+static void acem__layout(acem_layer *L, acem__arena *a) {
+    size_t R = L->rows, C = L->cols, n = acem__min(R, C), RC = 0, mx = acem__max(R, C);
+    void **b = L->buf;
+    int i;
+    for (i = 0; i < 16; ++i) b[i] = NULL;
+    if (acem__mul_ovf(R, C, &RC)) { a->overflow = 1; return; }
+    if (L->rule == ACEM_RULE_KEEP || RC == 0) return;
+    if (L->rule == ACEM_RULE_MEAN) { b[0] = acem__take(a, RC, sizeof(float)); return; }
+    switch (L->opt.method) {
+    case ACEM_ACE:
+        b[0] = acem__take(a, RC, sizeof(float));
+        b[1] = acem__take(a, RC, sizeof(float));
+        b[2] = acem__take(a, RC, sizeof(float));
+        b[3] = acem__take(a, RC, sizeof(float));
+        b[4] = acem__take(a, C * C, sizeof(double));
+        b[5] = acem__take(a, 5 * C + R, sizeof(double));
+        b[6] = acem__take(a, C, sizeof(float));
+        b[7] = acem__take(a, 2 * n, sizeof(double));
+        b[8] = acem__take(a, C, sizeof(size_t));
+        b[9] = acem__take(a, acem_gemm_work_bytes(mx, mx, mx), 1);
+        break;
+    case ACEM_ACTMAT:
+        b[0] = acem__take(a, RC, sizeof(float));
+        b[1] = acem__take(a, RC, sizeof(float));
+        b[4] = acem__take(a, C * C, sizeof(double));
+        b[5] = acem__take(a, C * C, sizeof(float));
+        b[7] = acem__take(a, 2 * C, sizeof(double));
+        b[9] = acem__take(a, acem_gemm_work_bytes(mx, mx, mx), 1);
+        break;
+    case ACEM_ISO_C:
+        b[0] = acem__take(a, RC, sizeof(float));
+        b[1] = acem__take(a, C * n, sizeof(float));
+        b[2] = acem__take(a, R * n, sizeof(float));
+        b[4] = acem__take(a, n * n, sizeof(double));
+        b[7] = acem__take(a, 2 * n, sizeof(double));
+        b[9] = acem__take(a, acem_gemm_work_bytes(mx, mx, mx), 1);
+        break;
+    case ACEM_TSV_M:
+        b[0] = acem__take(a, RC, sizeof(float));
+        b[1] = acem__take(a, R * n, sizeof(float));
+        b[2] = acem__take(a, C * n, sizeof(float));
+        b[3] = acem__take(a, n, sizeof(double));
+        b[4] = acem__take(a, 3 * n * n, sizeof(double));
+        b[7] = acem__take(a, 2 * n, sizeof(double));
+        b[9] = acem__take(a, acem_gemm_work_bytes(mx, mx, mx), 1);
+        break;
+    case ACEM_TIES:
+    case ACEM_DARE_TIES:
+        b[0] = acem__take(a, RC, sizeof(float));
+        b[1] = acem__take(a, RC, sizeof(signed char));
+        b[2] = acem__take(a, RC, sizeof(uint16_t));
+        b[3] = acem__take(a, ACEM__HIST_BINS, sizeof(size_t));
+        break;
+    default: /* average, task arithmetic, DARE-TA */
+        b[0] = acem__take(a, RC, sizeof(float));
+        break;
+    }
+}
+
+ACEMDEF acem_result acem_layer_bytes(const acem_options *opt, acem_rule rule, size_t rows,
+                                     size_t cols, size_t n_experts, size_t *bytes) {
+    acem_layer L;
+    acem__arena a;
+    acem_result r;
+    ACEM_MEMSET(&L, 0, sizeof L);
+    if (!bytes) return ACEM_ERR_INVALID_ARGUMENT;
+    *bytes = 0;
+    if ((r = acem_options_resolve(opt, &L.opt, NULL)) != ACEM_OK) return r;
+    if (!n_experts || (int)rule < 0 || (int)rule > (int)ACEM_RULE_KEEP) return ACEM_ERR_INVALID_ARGUMENT;
+    L.rule = rule; L.rows = rows; L.cols = cols; L.T = n_experts;
+    a.base = NULL; a.off = 0; a.overflow = 0;
+    acem__layout(&L, &a);
+    if (a.overflow) return ACEM_ERR_SIZE_OVERFLOW;
+    *bytes = a.off;
+    return ACEM_OK;
+}
+
+static int acem__npasses(const acem_layer *L) {
+    if (L->rule == ACEM_RULE_KEEP) return 0;
+    if (L->rule == ACEM_RULE_MEAN) return 1;
+    if (L->opt.method == ACEM_ACE) return L->T > 1 ? 2 : 1;
+    if (L->opt.method == ACEM_TIES || L->opt.method == ACEM_DARE_TIES) return 2;
+    return 1;
+}
+
+ACEMDEF acem_result acem_layer_init(acem_layer *L, const acem_options *opt, acem_rule rule,
+                                    const char *name, size_t rows, size_t cols,
+                                    size_t n_experts, void *arena, size_t arena_bytes,
+                                    acem_error *err) {
+    acem__arena a;
+    acem_result r;
+    const char *nm = acem__nm(name);
+    if (!L) return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "tensor '%s': layer is NULL", nm);
+    ACEM_MEMSET(L, 0, sizeof *L);
+    L->state = 3;
+    if ((r = acem_options_resolve(opt, &L->opt, err)) != ACEM_OK) {
+        if (err) { /* prefix the tensor name */
+            char tmp[sizeof err->message];
+            ACEM_MEMCPY(tmp, err->message, sizeof tmp);
+            acem__fail(err, r, "tensor '%s': %s", nm, tmp);
+        }
+        return r;
+    }
+    if ((int)rule < 0 || (int)rule > (int)ACEM_RULE_KEEP)
+        return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "tensor '%s': unknown rule %d", nm, (int)rule);
+    if (!n_experts)
+        return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "tensor '%s': no experts", nm);
+    if ((L->opt.method == ACEM_TIES || L->opt.method == ACEM_DARE_TIES) && rule == ACEM_RULE_METHOD &&
+        n_experts > 65535)
+        return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "tensor '%s': TIES supports at most 65535 experts", nm);
+    L->rule = rule; L->name = name; L->rows = rows; L->cols = cols; L->T = n_experts;
+    a.base = NULL; a.off = 0; a.overflow = 0;
+    acem__layout(L, &a);
+    if (a.overflow)
+        return acem__fail(err, ACEM_ERR_SIZE_OVERFLOW, "tensor '%s': %zu x %zu is too large", nm, rows, cols);
+    if (arena_bytes < a.off || (a.off && !arena)) {
+        acem__fail(err, ACEM_ERR_ARENA_TOO_SMALL, "tensor '%s': arena too small: %zu bytes needed, %zu given",
+                   nm, a.off, arena ? arena_bytes : (size_t)0);
+        if (err) err->bytes_required = a.off;
+        return ACEM_ERR_ARENA_TOO_SMALL;
+    }
+    if (((size_t)(const unsigned char *)arena & 7u) != 0)
+        return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "tensor '%s': arena must be 8-byte aligned", nm);
+    L->arena = ACEM__CAST(unsigned char *, arena);
+    L->arena_bytes = arena_bytes;
+    a.base = L->arena; a.off = 0;
+    acem__layout(L, &a);
+    L->npasses = acem__npasses(L);
+    L->stream = acem__fnv1a(name);
+    { /* zero the accumulators */
+        size_t RC = rows * cols, C = cols;
+        void **b = L->buf;
+        if (RC && rule != ACEM_RULE_KEEP) {
+            if (rule == ACEM_RULE_MEAN) ACEM_MEMSET(b[0], 0, RC * sizeof(float));
+            else switch (L->opt.method) {
+            case ACEM_ACE:
+                ACEM_MEMSET(b[1], 0, RC * sizeof(float));
+                ACEM_MEMSET(b[2], 0, RC * sizeof(float));
+                ACEM_MEMSET(b[3], 0, RC * sizeof(float));
+                ACEM_MEMSET(b[4], 0, C * C * sizeof(float));
+                ACEM_MEMSET(b[5], 0, (5 * C + rows) * sizeof(double));
+                break;
+            case ACEM_ACTMAT:
+                ACEM_MEMSET(b[1], 0, RC * sizeof(float));
+                ACEM_MEMSET(b[4], 0, C * C * sizeof(float));
+                break;
+            case ACEM_ISO_C: ACEM_MEMSET(b[0], 0, RC * sizeof(float)); break;
+            case ACEM_TSV_M:
+                ACEM_MEMSET(b[1], 0, rows * acem__min(rows, C) * sizeof(float));
+                ACEM_MEMSET(b[2], 0, C * acem__min(rows, C) * sizeof(float));
+                ACEM_MEMSET(b[3], 0, acem__min(rows, C) * sizeof(double));
+                break;
+            case ACEM_TIES:
+            case ACEM_DARE_TIES: ACEM_MEMSET(b[0], 0, RC * sizeof(float)); break;
+            default: ACEM_MEMSET(b[0], 0, RC * sizeof(float)); break;
+            }
+        }
+    }
+    L->state = 1;
+    return ACEM_OK;
+}
+
+ACEMDEF int acem_layer_passes(const acem_layer *L) { return L ? L->npasses : 0; }
+
+/* ---- shared pieces -------------------------------------------------------- */
+/* Materialise the delta into D, checking every value is finite. */
+static acem_result acem__load_delta(acem_layer *L, const float *x, const float *base, float *D,
+                                    acem_error *err) {
+    size_t n = L->rows * L->cols, i;
+    for (i = 0; i < n; ++i) {
+        float d = base ? x[i] - base[i] : x[i];
+        if (!acem__finite(d))
+            return acem__fail(err, ACEM_ERR_NONFINITE, "tensor '%s': expert %zu: non-finite delta at [%zu, %zu]",
+                              acem__nm(L->name), L->fed, i / L->cols, i % L->cols);
+        D[i] = d;
+    }
+    return ACEM_OK;
+}
+static acem_result acem__check_finite(acem_layer *L, const float *x, const float *base, acem_error *err) {
+    size_t n = L->rows * L->cols, i;
+    for (i = 0; i < n; ++i) {
+        float d = base ? x[i] - base[i] : x[i];
+        if (!acem__finite(d))
+            return acem__fail(err, ACEM_ERR_NONFINITE, "tensor '%s': expert %zu: non-finite delta at [%zu, %zu]",
+                              acem__nm(L->name), L->fed, i / L->cols, i % L->cols);
+    }
+    return ACEM_OK;
+}
+
+/* Sacc += alpha D^T D ; Q += alpha D (D^T D), choosing the cheaper association:
+   R >= C: Tmp = D^T D (C x C) ; R < C: Tmp = D D^T (R x R), Q += alpha Tmp D. */
+static void acem__gram_accum(size_t R, size_t C, const float *D, float alpha, float *Sacc, float *Tmp,
+                             float *Q, void *work) {
+    size_t i;
+    if (R >= C) {
+        acem__syrk(1, 1, C, R, 1.0f, D, C, 0.0f, Tmp, C, work);
+        acem__gemm(0, 0, R, C, C, alpha, D, C, Tmp, C, 1.0f, Q, C, work);
+        for (i = 0; i < C * C; ++i) Sacc[i] += alpha * Tmp[i];
+    } else {
+        acem__syrk(0, 1, R, C, 1.0f, D, C, 0.0f, Tmp, R, work);
+        acem__gemm(0, 0, R, C, R, alpha, Tmp, R, D, C, 1.0f, Q, C, work);
+        acem__syrk(1, 1, C, R, alpha, D, C, 1.0f, Sacc, C, work);
+    }
+}
+
+/* Widen n f32 values at p to f64 in place (backwards, so nothing is
+   overwritten before it is read). */
+static void acem__widen_inplace(void *p, size_t n) {
+    float *f = ACEM__CAST(float *, p);
+    double *d = ACEM__CAST(double *, p);
+    size_t i;
+    for (i = n; i-- > 0;) d[i] = (double)f[i];
+}
+
+/* Eigen-decomposition of the Gram matrix of the smaller side of F (R x C):
+   G gets the eigenvectors (n x n), s the singular values, descending. */
+static acem_result acem__svd_small(size_t R, size_t C, const float *F, size_t ldf, double *G,
+                                   double *s, double *ework) {
+    size_t n = acem__min(R, C), i;
+    acem_result r;
+    acem__gram_f64(C <= R, n, C <= R ? R : C, F, ldf, G, n);
+    if ((r = acem_syev(n, G, n, s, ework)) != ACEM_OK) return r;
+    for (i = 0; i < n / 2; ++i) { double t = s[i]; s[i] = s[n - 1 - i]; s[n - 1 - i] = t; }
+    for (i = 0; i < n; ++i) s[i] = s[i] > 0 ? ACEM_SQRT(s[i]) : 0.0;
+    return ACEM_OK;
+}
+/* The first k singular pairs of F from acem__svd_small's output: U (R x k, ldu)
+   and V (C x k, ldv). Pairs at or below the numerical-rank tolerance
+   max(R,C) * eps_f32 * s_1 are written as zero columns. Returns how many are
+   kept. */
+static size_t acem__svd_vectors(size_t R, size_t C, const float *F, size_t ldf, const double *G,
+                                const double *s, size_t k, float *U, size_t ldu, float *V, size_t ldv,
+                                void *work) {
+    size_t n = acem__min(R, C), i, j, kept = 0;
+    double tol = (double)acem__max(R, C) * ACEM__FLT_EPS * s[0];
+    int small_is_cols = C <= R;
+    float *Xs = small_is_cols ? V : U; /* the side taken from the eigenvectors */
+    float *Xo = small_is_cols ? U : V;
+    size_t lds = small_is_cols ? ldv : ldu, ldo = small_is_cols ? ldu : ldv;
+    size_t no = small_is_cols ? R : C;
+    if (!k) return 0;
+    for (i = 0; i < k; ++i) {
+        int keep = s[0] > 0 && s[i] > tol;
+        kept += (size_t)keep;
+        for (j = 0; j < n; ++j) Xs[j * lds + i] = keep ? (float)G[j * n + (n - 1 - i)] : 0.0f;
+    }
+    if (small_is_cols) /* U = F V */
+        acem__gemm(0, 0, R, k, C, 1.0f, F, ldf, V, ldv, 0.0f, U, ldu, work);
+    else /* V = F^T U */
+        acem__gemm(1, 0, C, k, R, 1.0f, F, ldf, U, ldu, 0.0f, V, ldv, work);
+    for (i = 0; i < k; ++i) {
+        float inv = (s[0] > 0 && s[i] > tol) ? (float)(1.0 / s[i]) : 0.0f;
+        for (j = 0; j < no; ++j) Xo[j * ldo + i] *= inv;
+    }
+    return kept;
+}
+
+/* out = base + scale * M (base NULL: scale * M) */
+static void acem__write_out(float *out, const float *base, const float *M, size_t n, float scale) {
+    size_t i;
+    if (base)
+        for (i = 0; i < n; ++i) out[i] = base[i] + scale * M[i];
+    else
+        for (i = 0; i < n; ++i) out[i] = scale * M[i];
+}
+static void acem__write_base(float *out, const float *base, size_t n) {
+    size_t i;
+    if (base) {
+        if (out != base)
+            for (i = 0; i < n; ++i) out[i] = base[i];
+    } else
+        for (i = 0; i < n; ++i) out[i] = 0.0f;
+}
+
+/* ---- DARE and TIES -------------------------------------------------------- */
+/* The t-th expert's delta value at idx after DARE (drop with probability p,
+   rescale by 1/(1-p)); plain delta for TIES. */
+static float acem__ew_value(const acem_layer *L, uint64_t key, const float *x, const float *base, size_t idx) {
+    float d = base ? x[idx] - base[idx] : x[idx];
+    if (L->opt.method == ACEM_DARE_TA || L->opt.method == ACEM_DARE_TIES) {
+        double u = (double)(acem__mix(key + (uint64_t)idx) >> 11) * (1.0 / 9007199254740992.0);
+        if (u < L->opt.drop) return 0.0f;
+        return (float)((double)d / (1.0 - L->opt.drop));
+    }
+    return d;
+}
+static uint64_t acem__dare_key(const acem_layer *L, size_t t) {
+    return acem__mix(acem__mix(L->opt.seed ^ L->stream) + (uint64_t)t);
+}
+/* TIES threshold: the k-th smallest |value| (k = d - floor(d * density),
+   1-based), found by radix selection on the float bit patterns; 0 keeps all. */
+static float acem__ties_threshold(acem_layer *L, uint64_t key, const float *x, const float *base) {
+    size_t d = L->rows * L->cols, kdrop = (size_t)((double)d * L->opt.density), k = d - kdrop, i;
+    size_t *hist = ACEM__CAST(size_t *, L->buf[3]);
+    uint32_t prefix = 0, mask = 0;
+    static const int shifts[3] = {20, 8, 0}, widths[3] = {12, 12, 8};
+    int pass;
+    if (kdrop >= d || k == 0) return 0.0f;
+    for (pass = 0; pass < 3; ++pass) {
+        uint32_t nb = 1u << widths[pass], sh = (uint32_t)shifts[pass], b;
+        size_t cum = 0;
+        for (b = 0; b < nb; ++b) hist[b] = 0;
+        for (i = 0; i < d; ++i) {
+            uint32_t u = acem__f2u(acem__ew_value(L, key, x, base, i)) & 0x7fffffffu;
+            if ((u & mask) == prefix) hist[(u >> sh) & (nb - 1)]++;
+        }
+        for (b = 0; b < nb; ++b) {
+            if (cum + hist[b] >= k) break;
+            cum += hist[b];
+        }
+        prefix |= b << sh;
+        k -= cum;
+        mask |= (nb - 1) << sh;
+    }
+    return acem__u2f(prefix);
+}
+
+/* y = D^T (D x) for D (R x C); x NULL means the all-ones vector. tR: R doubles. */
+static void acem__ata_vec(size_t R, size_t C, const float *D, const double *x, double *tR, double *y) {
+    size_t i, j;
+    for (i = 0; i < R; ++i) {
+        const float *dr = D + i * C;
+        double s = 0;
+        if (x) for (j = 0; j < C; ++j) s += dr[j] * x[j];
+        else for (j = 0; j < C; ++j) s += dr[j];
+        tR[i] = s;
+    }
+    for (j = 0; j < C; ++j) y[j] = 0;
+    for (i = 0; i < R; ++i) {
+        const float *dr = D + i * C;
+        double a = tR[i];
+        for (j = 0; j < C; ++j) y[j] += dr[j] * a;
+    }
+}
+
+/* ---- feed ------------------------------------------------------------------ */
+static acem_result acem__feed_ace(acem_layer *L, const float *x, const float *base, acem_error *err) {
+    size_t R = L->rows, C = L->cols, i, j, t = L->fed;
+    double *st = L->stat;
+    acem_result r;
+    if (L->pass == 0) { /* gate statistics: norms of the uncentred delta (Welford on logs) */
+        double nt = 0, l, dl;
+        float *S = ACEM__CAST(float *, L->buf[3]);
+        if (L->T == 1) {
+            if ((r = acem__load_delta(L, x, base, S, err)) != ACEM_OK) return r;
+            return ACEM_OK;
+        }
+        for (i = 0; i < R * C; ++i) {
+            float d = base ? x[i] - base[i] : x[i];
+            if (!acem__finite(d))
+                return acem__fail(err, ACEM_ERR_NONFINITE, "tensor '%s': expert %zu: non-finite delta at [%zu, %zu]",
+                                  acem__nm(L->name), t, i / C, i % C);
+            nt += (double)d * d;
+        }
+        l = ACEM_LOG(nt + ACEM__GUARD);
+        dl = l - st[ACEM__ST_MEAN_L];
+        st[ACEM__ST_MEAN_L] += dl / (double)(t + 1);
+        st[ACEM__ST_M2_L] += dl * (l - st[ACEM__ST_MEAN_L]);
+        st[ACEM__ST_SUM_N] += nt;
+        return ACEM_OK;
+    }
+    {
+        float *Dc = ACEM__CAST(float *, L->buf[0]), *Q = ACEM__CAST(float *, L->buf[1]);
+        float *E = ACEM__CAST(float *, L->buf[2]), *S = ACEM__CAST(float *, L->buf[3]);
+        float *Sacc = ACEM__CAST(float *, L->buf[4]), *Tmp = Sacc + C * C;
+        double *mu = ACEM__CAST(double *, L->buf[5]), *msum = mu + C, *vsum = msum + C, *musum = vsum + C;
+        double *tC = musum + C, *tR = tC + C;
+        double tr = 0, alpha, e;
+        int gated = st[ACEM__ST_GATED] != 0;
+        for (j = 0; j < C; ++j) mu[j] = 0;
+        for (i = 0; i < R; ++i) {
+            const float *xr = x + i * C, *br = base ? base + i * C : NULL;
+            for (j = 0; j < C; ++j) mu[j] += br ? (double)(xr[j] - br[j]) : (double)xr[j];
+        }
+        for (j = 0; j < C; ++j) mu[j] /= (double)R;
+        for (i = 0; i < R; ++i) {
+            const float *xr = x + i * C, *br = base ? base + i * C : NULL;
+            float *dr = Dc + i * C;
+            for (j = 0; j < C; ++j) {
+                float d = br ? xr[j] - br[j] : xr[j];
+                float v = (float)((double)d - mu[j]);
+                dr[j] = v;
+                tr += (double)v * v;
+            }
+        }
+        tr += ACEM__GUARD;
+        alpha = gated ? 1.0 / tr : 1.0;
+        e = gated ? L->opt.eps / tr : L->opt.eps;
+        st[ACEM__ST_ESUM] += e;
+        for (i = 0; i < R * C; ++i) { E[i] += (float)e * Dc[i]; S[i] += Dc[i]; }
+        for (j = 0; j < C; ++j) musum[j] += mu[j];
+        /* column sums of Sigma_t = alpha Dc^T (Dc 1) and Sigma_t mu = alpha Dc^T (Dc mu) */
+        acem__ata_vec(R, C, Dc, NULL, tR, tC);
+        for (j = 0; j < C; ++j) msum[j] += alpha * tC[j];
+        acem__ata_vec(R, C, Dc, mu, tR, tC);
+        for (j = 0; j < C; ++j) vsum[j] += alpha * tC[j];
+        acem__gram_accum(R, C, Dc, (float)alpha, Sacc, Tmp, Q, L->buf[9]);
+    }
+    return ACEM_OK;
+}
+
+static void acem__end_pass(acem_layer *L) {
+    double *st = L->stat;
+    if (L->rule != ACEM_RULE_METHOD) return;
+    if (L->opt.method == ACEM_ACE && L->pass == 0 && L->T > 1) {
+        double T = (double)L->T, var = st[ACEM__ST_M2_L] / (T - 1.0), mean = st[ACEM__ST_MEAN_L];
+        double gamma = var / (mean * mean + ACEM__GUARD);
+        int gated = gamma > L->opt.tau;
+        if (L->opt.flags & ACEM_FLAG_NO_GATE) gated = 0;
+        if (L->opt.flags & ACEM_FLAG_ALWAYS_GATE) gated = 1;
+        st[ACEM__ST_GAMMA] = gamma;
+        st[ACEM__ST_GATED] = gated;
+    }
+    if ((L->opt.method == ACEM_TIES || L->opt.method == ACEM_DARE_TIES) && L->pass == 0) {
+        size_t n = L->rows * L->cols, i;
+        float *sum = ACEM__CAST(float *, L->buf[0]);
+        signed char *sg = ACEM__CAST(signed char *, L->buf[1]);
+        uint16_t *cnt = ACEM__CAST(uint16_t *, L->buf[2]);
+        double tot = 0;
+        signed char maj;
+        for (i = 0; i < n; ++i) {
+            sg[i] = (signed char)((sum[i] > 0) - (sum[i] < 0));
+            tot += sg[i];
+        }
+        maj = (signed char)((tot > 0) - (tot < 0));
+        for (i = 0; i < n; ++i) {
+            if (!sg[i]) sg[i] = maj;
+            sum[i] = 0.0f;
+            cnt[i] = 0;
+        }
+    }
+}
+
+static acem_result acem__feed_tsvm(acem_layer *L, const float *x, const float *base, acem_error *err) {
+    size_t R = L->rows, C = L->cols, n = acem__min(R, C), kt = n / L->T, t = L->fed, i;
+    float *D = ACEM__CAST(float *, L->buf[0]), *U = ACEM__CAST(float *, L->buf[1]);
+    float *V = ACEM__CAST(float *, L->buf[2]);
+    double *sall = ACEM__CAST(double *, L->buf[3]), *G = ACEM__CAST(double *, L->buf[4]);
+    double *w = ACEM__CAST(double *, L->buf[7]);
+    acem_result r;
+    if ((r = acem__load_delta(L, x, base, D, err)) != ACEM_OK) return r;
+    if (!kt) return ACEM_OK;
+    if ((r = acem__svd_small(R, C, D, C, G, w, w + n)) != ACEM_OK)
+        return acem__fail(err, r, "tensor '%s': expert %zu: SVD failed: %s", acem__nm(L->name), t, acem_result_string(r));
+    {
+        double tol = (double)acem__max(R, C) * ACEM__FLT_EPS * w[0];
+        acem__svd_vectors(R, C, D, C, G, w, kt, U + t * kt, n, V + t * kt, n, L->buf[9]);
+        for (i = 0; i < kt; ++i) sall[t * kt + i] = (w[0] > 0 && w[i] > tol) ? w[i] : 0.0;
+    }
+    return ACEM_OK;
+}
+
+ACEMDEF acem_result acem_layer_feed(acem_layer *L, const float *x, const float *base, acem_error *err) {
+    acem_result r = ACEM_OK;
+    size_t n, i;
+    if (!L || L->state != 1)
+        return acem__fail(err, ACEM_ERR_SEQUENCE, "tensor '%s': feed on a layer that is not initialised or has failed",
+                          L ? acem__nm(L->name) : "(null)");
+    if (L->pass >= L->npasses)
+        return acem__fail(err, ACEM_ERR_SEQUENCE, "tensor '%s': all %zu experts already fed in all %d passes",
+                          acem__nm(L->name), L->T, L->npasses);
+    n = L->rows * L->cols;
+    if (!x && n)
+        return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "tensor '%s': expert %zu is NULL", acem__nm(L->name), L->fed);
+    if (n) {
+        if (L->rule == ACEM_RULE_MEAN) {
+            float *acc = ACEM__CAST(float *, L->buf[0]);
+            if ((r = acem__check_finite(L, x, base, err)) == ACEM_OK)
+                for (i = 0; i < n; ++i) acc[i] += base ? x[i] - base[i] : x[i];
+        } else switch (L->opt.method) {
+        case ACEM_ACE: r = acem__feed_ace(L, x, base, err); break;
+        case ACEM_ACTMAT: {
+            float *D = ACEM__CAST(float *, L->buf[0]), *N = ACEM__CAST(float *, L->buf[1]);
+            float *G = ACEM__CAST(float *, L->buf[4]);
+            if ((r = acem__load_delta(L, x, base, D, err)) == ACEM_OK)
+                acem__gram_accum(L->rows, L->cols, D, 1.0f, G, G + L->cols * L->cols, N, L->buf[9]);
+            break;
+        }
+        case ACEM_TSV_M: r = acem__feed_tsvm(L, x, base, err); break;
+        case ACEM_TIES:
+        case ACEM_DARE_TIES: {
+            uint64_t key = acem__dare_key(L, L->fed);
+            float th, *sum = ACEM__CAST(float *, L->buf[0]);
+            if (L->pass == 0 && (r = acem__check_finite(L, x, base, err)) != ACEM_OK) break;
+            th = acem__ties_threshold(L, key, x, base);
+            if (L->pass == 0) {
+                for (i = 0; i < n; ++i) {
+                    float v = acem__ew_value(L, key, x, base, i);
+                    if (v >= th || -v >= th) sum[i] += v;
+                }
+            } else {
+                const signed char *sg = ACEM__CAST(const signed char *, L->buf[1]);
+                uint16_t *cnt = ACEM__CAST(uint16_t *, L->buf[2]);
+                for (i = 0; i < n; ++i) {
+                    float v = acem__ew_value(L, key, x, base, i);
+                    if ((v >= th || -v >= th) && (sg[i] > 0 ? v > 0 : v < 0)) { sum[i] += v; cnt[i]++; }
+                }
+            }
+            break;
+        }
+        default: { /* average, task arithmetic, DARE-TA, Iso-C: a plain sum */
+            float *acc = ACEM__CAST(float *, L->buf[0]);
+            if ((r = acem__check_finite(L, x, base, err)) != ACEM_OK) break;
+            if (L->opt.method == ACEM_DARE_TA) {
+                uint64_t key = acem__dare_key(L, L->fed);
+                for (i = 0; i < n; ++i) acc[i] += acem__ew_value(L, key, x, base, i);
+            } else
+                for (i = 0; i < n; ++i) acc[i] += base ? x[i] - base[i] : x[i];
+            break;
+        }
+        }
+    }
+    if (r != ACEM_OK) { L->state = 3; return r; }
+    if (++L->fed == L->T) {
+        acem__end_pass(L);
+        L->fed = 0;
+        L->pass++;
+    }
+    return ACEM_OK;
+}
+
+/* ---- finish ---------------------------------------------------------------- */
+static acem_result acem__finish_ace(acem_layer *L, const float *base, float *out, acem_layer_info *info,
+                                    acem_error *err) {
+    size_t R = L->rows, C = L->cols, n = acem__min(R, C), T = L->T, i, j;
+    float *Dc = ACEM__CAST(float *, L->buf[0]), *Q = ACEM__CAST(float *, L->buf[1]);
+    float *E = ACEM__CAST(float *, L->buf[2]), *S = ACEM__CAST(float *, L->buf[3]);
+    float *A0 = ACEM__CAST(float *, L->buf[4]), *diag = ACEM__CAST(float *, L->buf[6]);
+    double *mu = ACEM__CAST(double *, L->buf[5]), *m = mu + C, *v = m + C, *musum = v + C, *z = musum + C;
+    double *ew = ACEM__CAST(double *, L->buf[7]);
+    void *work = L->buf[9];
+    double *st = L->stat, denom = 0;
+    int gated = st[ACEM__ST_GATED] != 0, refine;
+    size_t k = (size_t)((double)n * L->opt.k_frac), col = 0;
+    float lam = (float)L->opt.lambda;
+    acem_result r;
+    if (T == 1) { /* a single expert: its own delta */
+        acem__write_out(out, base, S, R * C, lam);
+        return ACEM_OK;
+    }
+    info->gated = gated;
+    info->gamma = st[ACEM__ST_GAMMA];
+    refine = gated && !(L->opt.flags & ACEM_FLAG_NO_REFINE) && k > 0;
+    info->k = refine ? k : 0;
+    /* A0 = sum Sigma_t + (sum e_t) I ; m = column means of sum Sigma_t */
+    for (j = 0; j < C; ++j) A0[j * C + j] += (float)st[ACEM__ST_ESUM];
+    for (j = 0; j < C; ++j) {
+        m[j] /= (double)C;
+        if (gated) m[j] /= st[ACEM__ST_SUM_N] / (double)T + ACEM__GUARD;
+    }
+    /* B = Q + E */
+    for (i = 0; i < R * C; ++i) E[i] += Q[i];
+    if (refine) { /* Res = Q + 1 v^T - (1/T) (S + 1 musum^T) A0, into Q */
+        for (i = 0; i < R; ++i)
+            for (j = 0; j < C; ++j) {
+                Q[i * C + j] += (float)v[j];
+                S[i * C + j] += (float)musum[j];
+            }
+        acem__gemm(0, 0, R, C, C, -1.0f / (float)T, S, C, A0, C, 1.0f, Q, C, work);
+    }
+    /* W_pre = B (A0 + 1 m^T)^-1 by Cholesky and Sherman-Morrison */
+    for (j = 0; j < C; ++j) diag[j] = A0[j * C + j];
+    r = acem__potrf(C, A0, C, &col, work);
+    if (r == ACEM_OK) { /* z = A0^-1 m */
+        for (i = 0; i < C; ++i) {
+            double s = m[i];
+            for (j = 0; j < i; ++j) s -= (double)A0[i * C + j] * z[j];
+            z[i] = s / A0[i * C + i];
+        }
+        for (i = C; i-- > 0;) {
+            double s = z[i];
+            for (j = i + 1; j < C; ++j) s -= (double)A0[j * C + i] * z[j];
+            z[i] = s / A0[i * C + i];
+        }
+        denom = 1.0;
+        for (j = 0; j < C; ++j) denom += z[j];
+    }
+    if (r == ACEM_OK && acem__fabs(denom) > 1e-6) {
+        acem__trsm_rl(1, R, C, A0, C, E, C, work);
+        acem__trsm_rl(0, R, C, A0, C, E, C, work);
+        for (i = 0; i < R; ++i) {
+            float *xr = E + i * C;
+            double rs = 0, f;
+            for (j = 0; j < C; ++j) rs += xr[j];
+            f = rs / denom;
+            for (j = 0; j < C; ++j) xr[j] -= (float)(f * z[j]);
+        }
+    } else { /* fallback: rebuild A = A0 + 1 m^T and solve by pivoted LU */
+        info->fallback = 1;
+        for (i = 0; i < C; ++i) {
+            for (j = 0; j < i; ++j) A0[i * C + j] = A0[j * C + i];
+            A0[i * C + i] = diag[i];
+        }
+        for (i = 0; i < C; ++i)
+            for (j = 0; j < C; ++j) A0[i * C + j] += (float)m[j];
+        r = acem__lu_solve_right(R, C, A0, C, E, C, ACEM__CAST(size_t *, L->buf[8]), z);
+        if (r != ACEM_OK) {
+            acem__fail(err, r, "tensor '%s': the ACE system is singular (Cholesky %s at column %zu)",
+                       acem__nm(L->name), col < C ? "failed" : "ok", col);
+            if (err) err->column = (long long)col;
+            return r;
+        }
+    }
+    acem__write_out(out, base, E, R * C, lam);
+    if (refine) { /* spectral refinement from F = Res + W_pre */
+        double *G = ACEM__CAST(double *, L->buf[4]), sig = 0;
+        size_t kept;
+        for (i = 0; i < R * C; ++i) Q[i] += E[i];
+        if ((r = acem__svd_small(R, C, Q, C, G, ew, ew + n)) != ACEM_OK)
+            return acem__fail(err, r, "tensor '%s': SVD of the refinement failed: %s", acem__nm(L->name),
+                              acem_result_string(r));
+        for (i = 0; i < k; ++i) sig += ew[i];
+        sig /= (double)k;
+        kept = acem__svd_vectors(R, C, Q, C, G, ew, k, S, k, Dc, k, work);
+        acem__gemm(0, 1, R, C, k, (float)(L->opt.lambda * sig), S, k, Dc, k, 1.0f, out, C, work);
+        info->refined = 1;
+        info->sigma_iso = sig;
+        info->directions = kept;
+    }
+    return ACEM_OK;
+}
+
+static acem_result acem__finish_actmat(acem_layer *L, const float *base, float *out, acem_error *err) {
+    size_t R = L->rows, C = L->cols, i, j, kc = 0;
+    float *D = ACEM__CAST(float *, L->buf[0]), *N = ACEM__CAST(float *, L->buf[1]);
+    float *V32 = ACEM__CAST(float *, L->buf[5]);
+    double *G = ACEM__CAST(double *, L->buf[4]), *w = ACEM__CAST(double *, L->buf[7]), lmax, tol;
+    acem_result r;
+    acem__write_base(out, base, R * C);
+    acem__widen_inplace(G, C * C);
+    if ((r = acem_syev(C, G, C, w, w + C)) != ACEM_OK)
+        return acem__fail(err, r, "tensor '%s': eigen-decomposition failed: %s", acem__nm(L->name), acem_result_string(r));
+    lmax = w[C - 1];
+    if (!(lmax > 0)) return ACEM_OK;
+    tol = (double)C * ACEM__FLT_EPS * lmax;
+    for (i = C; i-- > 0;) {
+        if (!(w[i] > tol)) break;
+        for (j = 0; j < C; ++j) V32[j * C + kc] = (float)G[j * C + i];
+        ++kc;
+    }
+    /* Y = N W_k diag(1/lambda) ; out += lambda_opt Y W_k^T */
+    acem__gemm(0, 0, R, kc, C, 1.0f, N, C, V32, C, 0.0f, D, kc, L->buf[9]);
+    for (i = 0; i < R; ++i)
+        for (j = 0; j < kc; ++j) D[i * kc + j] *= (float)(1.0 / w[C - 1 - j]);
+    acem__gemm(0, 1, R, C, kc, (float)L->opt.lambda, D, kc, V32, C, 1.0f, out, C, L->buf[9]);
+    return ACEM_OK;
+}
+
+static acem_result acem__finish_isoc(acem_layer *L, const float *base, float *out, acem_layer_info *info,
+                                     acem_error *err) {
+    size_t R = L->rows, C = L->cols, n = acem__min(R, C), i;
+    float *F = ACEM__CAST(float *, L->buf[0]), *V = ACEM__CAST(float *, L->buf[1]);
+    float *U = ACEM__CAST(float *, L->buf[2]);
+    double *G = ACEM__CAST(double *, L->buf[4]), *s = ACEM__CAST(double *, L->buf[7]), sig = 0;
+    acem_result r;
+    acem__write_base(out, base, R * C);
+    if ((r = acem__svd_small(R, C, F, C, G, s, s + n)) != ACEM_OK)
+        return acem__fail(err, r, "tensor '%s': SVD failed: %s", acem__nm(L->name), acem_result_string(r));
+    for (i = 0; i < n; ++i) sig += s[i];
+    sig /= (double)n;
+    info->k = n;
+    info->sigma_iso = sig;
+    info->directions = acem__svd_vectors(R, C, F, C, G, s, n, U, n, V, n, L->buf[9]);
+    acem__gemm(0, 1, R, C, n, (float)(L->opt.lambda * sig), U, n, V, n, 1.0f, out, C, L->buf[9]);
+    return ACEM_OK;
+}
+
+/* P = W diag(f(w)) W^T with f = 1/sqrt over the kept eigenvalues: the inverse
+   square root of a Gram matrix on its numerical range (K x K, f64). */
+static void acem__inv_sqrt_range(size_t K, const double *W, const double *w, size_t maxdim, double *P) {
+    size_t a, b, i;
+    double smax = w[K - 1] > 0 ? ACEM_SQRT(w[K - 1]) : 0, tol = (double)maxdim * ACEM__FLT_EPS * smax;
+    for (a = 0; a < K; ++a)
+        for (b = 0; b < K; ++b) P[a * K + b] = 0;
+    for (i = 0; i < K; ++i) {
+        double si = w[i] > 0 ? ACEM_SQRT(w[i]) : 0, f;
+        if (!(smax > 0) || !(si > tol)) continue;
+        f = 1.0 / si;
+        for (a = 0; a < K; ++a) {
+            double wa = W[a * K + i] * f;
+            for (b = 0; b < K; ++b) P[a * K + b] += wa * W[b * K + i];
+        }
+    }
+}
+
+static acem_result acem__finish_tsvm(acem_layer *L, const float *base, float *out, acem_layer_info *info,
+                                     acem_error *err) {
+    size_t R = L->rows, C = L->cols, n = acem__min(R, C), kt = n / L->T, K = kt * L->T, a, b, c;
+    float *Y = ACEM__CAST(float *, L->buf[0]), *U = ACEM__CAST(float *, L->buf[1]);
+    float *V = ACEM__CAST(float *, L->buf[2]);
+    double *s = ACEM__CAST(double *, L->buf[3]), *Gu = ACEM__CAST(double *, L->buf[4]);
+    double *Gv = Gu + n * n, *P = Gv + n * n, *w = ACEM__CAST(double *, L->buf[7]);
+    float *core;
+    acem_result r;
+    acem__write_base(out, base, R * C);
+    info->k = kt;
+    if (!K) return ACEM_OK;
+    acem__gram_f64(1, K, R, U, n, Gu, K);
+    acem__gram_f64(1, K, C, V, n, Gv, K);
+    if ((r = acem_syev(K, Gu, K, w, w + n)) != ACEM_OK ||
+        (acem__inv_sqrt_range(K, Gu, w, acem__max(R, K), P), (r = acem_syev(K, Gv, K, w, w + n)) != ACEM_OK))
+        return acem__fail(err, r, "tensor '%s': eigen-decomposition failed: %s", acem__nm(L->name), acem_result_string(r));
+    /* Gu <- P diag(s) (the U-side factor, scaled), then P <- V-side factor */
+    for (a = 0; a < K; ++a)
+        for (b = 0; b < K; ++b) Gu[a * K + b] = P[a * K + b] * s[b];
+    acem__inv_sqrt_range(K, Gv, w, acem__max(C, K), P);
+    /* core = Gu * P (K x K), written as f32 into Gv's space */
+    core = ACEM__CAST(float *, (void *)Gv);
+    for (a = 0; a < K; ++a) {
+        for (b = 0; b < K; ++b) {
+            double acc = 0;
+            for (c = 0; c < K; ++c) acc += Gu[a * K + c] * P[c * K + b];
+            w[b] = acc;
+        }
+        for (b = 0; b < K; ++b) core[a * K + b] = (float)w[b];
+    }
+    /* M = U_all core V_all^T */
+    acem__gemm(0, 0, R, K, K, 1.0f, U, n, core, K, 0.0f, Y, K, L->buf[9]);
+    acem__gemm(0, 1, R, C, K, (float)L->opt.lambda, Y, K, V, n, 1.0f, out, C, L->buf[9]);
+    return ACEM_OK;
+}
+
+ACEMDEF acem_result acem_layer_finish(acem_layer *L, const float *base, float *out, acem_layer_info *info,
+                                      acem_error *err) {
+    acem_layer_info dummy;
+    acem_result r = ACEM_OK;
+    size_t n;
+    if (!info) info = &dummy;
+    ACEM_MEMSET(info, 0, sizeof *info);
+    if (!L || L->state != 1)
+        return acem__fail(err, ACEM_ERR_SEQUENCE, "tensor '%s': finish on a layer that is not initialised, finished or failed",
+                          L ? acem__nm(L->name) : "(null)");
+    if (L->pass < L->npasses)
+        return acem__fail(err, ACEM_ERR_SEQUENCE, "tensor '%s': finish before all experts were fed (pass %d of %d, %zu of %zu experts)",
+                          acem__nm(L->name), L->pass + 1, L->npasses, L->fed, L->T);
+    n = L->rows * L->cols;
+    if (n && !out)
+        return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "tensor '%s': output is NULL", acem__nm(L->name));
+    info->rule = L->rule;
+    info->method = L->opt.method;
+    if (n) {
+        if (L->rule == ACEM_RULE_KEEP) acem__write_base(out, base, n);
+        else if (L->rule == ACEM_RULE_MEAN)
+            acem__write_out(out, base, ACEM__CAST(float *, L->buf[0]), n, (float)(L->opt.lambda / (double)L->T));
+        else switch (L->opt.method) {
+        case ACEM_ACE: r = acem__finish_ace(L, base, out, info, err); break;
+        case ACEM_ACTMAT: r = acem__finish_actmat(L, base, out, err); break;
+        case ACEM_ISO_C: r = acem__finish_isoc(L, base, out, info, err); break;
+        case ACEM_TSV_M: r = acem__finish_tsvm(L, base, out, info, err); break;
+        case ACEM_TIES:
+        case ACEM_DARE_TIES: {
+            float *sum = ACEM__CAST(float *, L->buf[0]), lam = (float)L->opt.lambda;
+            const uint16_t *cnt = ACEM__CAST(const uint16_t *, L->buf[2]);
+            size_t i;
+            for (i = 0; i < n; ++i) {
+                float mval = sum[i] / (float)(cnt[i] ? cnt[i] : 1);
+                out[i] = (base ? base[i] : 0.0f) + lam * mval;
+            }
+            break;
+        }
+        case ACEM_AVERAGE:
+            acem__write_out(out, base, ACEM__CAST(float *, L->buf[0]), n, (float)(L->opt.lambda / (double)L->T));
+            break;
+        default:
+            acem__write_out(out, base, ACEM__CAST(float *, L->buf[0]), n, (float)L->opt.lambda);
+            break;
+        }
+    }
+    L->state = r == ACEM_OK ? 2 : 3;
+    return r;
+}
+
+/* ---- in-memory convenience ------------------------------------------------- */
+ACEMDEF acem_result acem_merge(const acem_options *opt, acem_rule rule, const char *name, size_t rows,
+                               size_t cols, size_t n_experts, const float *base,
+                               const float *const *experts, float *out, void *arena, size_t arena_bytes,
+                               acem_layer_info *info, acem_error *err) {
+    acem_layer L;
+    acem_result r;
+    size_t t;
+    int p;
+    if (!experts && n_experts)
+        return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "tensor '%s': experts is NULL", acem__nm(name));
+    if ((r = acem_layer_init(&L, opt, rule, name, rows, cols, n_experts, arena, arena_bytes, err)) != ACEM_OK)
+        return r;
+    for (p = 0; p < acem_layer_passes(&L); ++p)
+        for (t = 0; t < n_experts; ++t)
+            if ((r = acem_layer_feed(&L, experts[t], base, err)) != ACEM_OK) return r;
+    return acem_layer_finish(&L, base, out, info, err);
+}
+
+#ifndef ACEM_NO_MALLOC
+ACEMDEF acem_result acem_merge_alloc(const acem_options *opt, acem_rule rule, const char *name, size_t rows,
+                                     size_t cols, size_t n_experts, const float *base,
+                                     const float *const *experts, float *out, acem_layer_info *info,
+                                     acem_error *err) {
+    size_t bytes = 0;
+    void *arena = NULL;
+    acem_result r = acem_layer_bytes(opt, rule, rows, cols, n_experts, &bytes);
+    if (r != ACEM_OK) /* let init produce the detailed message */
+        return acem_merge(opt, rule, name, rows, cols, n_experts, base, experts, out, NULL, 0, info, err);
+    if (bytes && !(arena = ACEM_MALLOC(bytes, NULL)))
+        return acem__fail(err, ACEM_ERR_OUT_OF_MEMORY, "tensor '%s': cannot allocate %zu bytes", acem__nm(name), bytes);
+    r = acem_merge(opt, rule, name, rows, cols, n_experts, base, experts, out, arena, bytes, info, err);
+    if (arena) ACEM_FREE(arena, NULL);
+    return r;
+}
+#endif
+
+#endif /* ACEM__IMPLEMENTED */
+#endif /* ACEM_IMPLEMENTATION */
+
+/*
+------------------------------------------------------------------------------
+LICENCE: MIT No Attribution (MIT-0)
+
+Copyright (c) 2026 the acem authors
+
+Permission is hereby granted, free of charge, to any person obtaining a copy of
+this software and associated documentation files (the "Software"), to deal in
+the Software without restriction, including without limitation the rights to
+use, copy, modify, merge, publish, distribute, sublicense, and/or sell copies
+of the Software, and to permit persons to whom the Software is furnished to do
+so.
+
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
+AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
+LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
+OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
+SOFTWARE.
+------------------------------------------------------------------------------
+CHANGELOG
+  0.1.0 (2026-11-25)  first release: ACE and eight related rules, fixed arena,
+                      blocked kernels, f64 eigensolver, regex exclusions.
+------------------------------------------------------------------------------
+*/
