@@ -98,6 +98,9 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#ifndef ACEM_NO_STDIO
+#include <stdio.h>
+#endif
 
 #ifdef ACEM_STATIC
 #define ACEMDEF static
@@ -294,6 +297,119 @@ ACEMDEF void acem_f32_to_f16_array(const float *src, uint16_t *dst, size_t n);
 ACEMDEF void acem_bf16_to_f32_array(const uint16_t *src, float *dst, size_t n);
 ACEMDEF void acem_f32_to_bf16_array(const float *src, uint16_t *dst, size_t n);
 
+
+/* ---- safetensors ------------------------------------------------------------
+   I/O goes through callbacks so firmware and the browser can use it; the stdio
+   helpers below them are compiled out by ACEM_NO_STDIO.
+
+   Reading: acem_st_open_bytes() reads the 8-byte header length and gives the
+   arena bytes acem_st_open() needs (an upper bound from the header length: the
+   header text plus its tables). acem_st_open() reads the header only and
+   validates what the reference reader validates: header size limit, a JSON
+   object, known dtypes, byte size = product(shape) x dtype size (overflow
+   checked), offsets contiguous from 0 without overlap or hole, no trailing
+   bytes, no duplicate keys, string-only metadata. Tensor data is read one
+   tensor at a time with acem_st_read_f32() (F32, F16, BF16, F64 -> f32) or
+   acem_st_read_raw(). Names point into the arena.
+
+   Writing: acem_st_write_header() lays the tensors out canonically (sorted by
+   dtype alignment, descending, then name; header starts with '{', padded with
+   spaces to a multiple of 8, "__metadata__" with "format": "pt" plus your
+   pairs), fills begin/end of each descriptor and the order in which the data
+   must follow; then acem_st_write_f32() / acem_st_write_raw() once per tensor
+   in that order. */
+#define ACEM_DTYPE_LIST(X)                                                         \
+    X(ACEM_DT_BOOL, "BOOL", 8) X(ACEM_DT_F4, "F4", 4) X(ACEM_DT_F6_E2M3, "F6_E2M3", 6) \
+    X(ACEM_DT_F6_E3M2, "F6_E3M2", 6) X(ACEM_DT_U8, "U8", 8) X(ACEM_DT_I8, "I8", 8)  \
+    X(ACEM_DT_F8_E5M2, "F8_E5M2", 8) X(ACEM_DT_F8_E4M3, "F8_E4M3", 8)               \
+    X(ACEM_DT_F8_E8M0, "F8_E8M0", 8) X(ACEM_DT_F8_E4M3FNUZ, "F8_E4M3FNUZ", 8)       \
+    X(ACEM_DT_F8_E5M2FNUZ, "F8_E5M2FNUZ", 8) X(ACEM_DT_I16, "I16", 16)              \
+    X(ACEM_DT_U16, "U16", 16) X(ACEM_DT_F16, "F16", 16) X(ACEM_DT_BF16, "BF16", 16)   \
+    X(ACEM_DT_I32, "I32", 32) X(ACEM_DT_U32, "U32", 32) X(ACEM_DT_F32, "F32", 32)    \
+    X(ACEM_DT_C64, "C64", 64) X(ACEM_DT_F64, "F64", 64) X(ACEM_DT_I64, "I64", 64)    \
+    X(ACEM_DT_U64, "U64", 64)
+
+typedef enum acem_dtype {
+    ACEM_DT_UNKNOWN = 0,
+#define ACEM__ENUM(code, name, bits) code,
+    ACEM_DTYPE_LIST(ACEM__ENUM)
+#undef ACEM__ENUM
+    ACEM_DT_COUNT
+} acem_dtype;
+
+ACEMDEF const char *acem_dtype_name(acem_dtype d);
+ACEMDEF acem_dtype acem_dtype_from_name(const char *name); /* ACEM_DT_UNKNOWN if none */
+ACEMDEF unsigned acem_dtype_bits(acem_dtype d);
+/* 1 for the dtypes acem computes with (F32, F16, BF16, F64) */
+ACEMDEF int acem_dtype_is_float(acem_dtype d);
+
+#define ACEM_ST_MAX_DIMS 8
+#define ACEM_ST_MAX_HEADER 100000000u
+
+typedef struct acem_st_tensor {
+    const char *name;
+    acem_dtype dtype;
+    size_t ndim;
+    uint64_t shape[ACEM_ST_MAX_DIMS];
+    uint64_t numel;
+    uint64_t begin, end;       /* byte range relative to the data buffer       */
+} acem_st_tensor;
+
+typedef struct acem_read_io {
+    void *user;
+    /* read exactly n bytes at absolute offset off into dst; 0 on success */
+    int (*read)(void *user, uint64_t off, void *dst, size_t n);
+    uint64_t size;             /* file size in bytes                           */
+    const char *path;          /* for messages (may be NULL)                    */
+} acem_read_io;
+
+typedef struct acem_write_io {
+    void *user;
+    int (*write)(void *user, const void *src, size_t n); /* 0 on success */
+    const char *path;          /* for messages (may be NULL)                    */
+} acem_write_io;
+
+typedef struct acem_st_file {
+    acem_read_io io;
+    uint64_t header_len, data_start, data_len;
+    acem_st_tensor *tensors;   /* sorted by name                                 */
+    size_t n_tensors;
+    const char **meta;         /* n_meta pairs: meta[2i] key, meta[2i+1] value  */
+    size_t n_meta;
+} acem_st_file;
+
+ACEMDEF acem_result acem_st_open_bytes(const acem_read_io *io, size_t *bytes, acem_error *err);
+ACEMDEF acem_result acem_st_open(acem_st_file *f, const acem_read_io *io, void *arena, size_t arena_bytes,
+                                 acem_error *err);
+/* binary search by name; NULL if absent */
+ACEMDEF const acem_st_tensor *acem_st_find(const acem_st_file *f, const char *name);
+ACEMDEF const char *acem_st_meta(const acem_st_file *f, const char *key);
+ACEMDEF acem_result acem_st_read_raw(const acem_st_file *f, const acem_st_tensor *t, void *dst, acem_error *err);
+/* dst holds numel floats; the raw bytes are read into it and widened in place */
+ACEMDEF acem_result acem_st_read_f32(const acem_st_file *f, const acem_st_tensor *t, float *dst, acem_error *err);
+
+/* meta: n_meta key/value pairs (keys must not be "format"; it is written
+   first as "pt"). order: n size_t, receives the write order. Tensors' begin,
+   end and numel are filled in. *header_bytes (may be NULL): 8 + header. */
+ACEMDEF acem_result acem_st_write_header(const acem_write_io *io, acem_st_tensor *tensors, size_t n,
+                                         const char *const *meta, size_t n_meta, size_t *order,
+                                         uint64_t *header_bytes, acem_error *err);
+ACEMDEF acem_result acem_st_write_f32(const acem_write_io *io, const acem_st_tensor *t, const float *src,
+                                      acem_error *err);
+ACEMDEF acem_result acem_st_write_raw(const acem_write_io *io, const acem_st_tensor *t, const void *src,
+                                      acem_error *err);
+
+/* Sharded checkpoints: parse model.safetensors.index.json in place (strings are
+   decoded into the buffer, which must hold len + 1 bytes). names[i] and
+   files[i] receive up to max entries; *n the count. total_size may be NULL. */
+ACEMDEF acem_result acem_st_index_parse(char *json, size_t len, const char **names, const char **files,
+                                        size_t max, size_t *n, uint64_t *total_size, acem_error *err);
+
+#ifndef ACEM_NO_STDIO
+/* Callbacks over an open FILE* (binary mode). The reader also sets io->size. */
+ACEMDEF acem_result acem_stdio_reader(acem_read_io *io, FILE *f, const char *path);
+ACEMDEF void acem_stdio_writer(acem_write_io *io, FILE *f, const char *path);
+#endif
 #ifdef __cplusplus
 }
 #endif
@@ -2314,6 +2430,821 @@ ACEMDEF acem_result acem_merge_alloc(const acem_options *opt, acem_rule rule, co
     r = acem_merge(opt, rule, name, rows, cols, n_experts, base, experts, out, arena, bytes, info, err);
     if (arena) ACEM_FREE(arena, NULL);
     return r;
+}
+#endif
+
+
+/* =========================================================================== */
+/* file formats: safetensors (read, validate, write), sharded index           */
+/* =========================================================================== */
+ACEMDEF const char *acem_dtype_name(acem_dtype d) {
+    static const char *const names[] = {"UNKNOWN",
+#define ACEM__NAME(code, name, bits) name,
+                                        ACEM_DTYPE_LIST(ACEM__NAME)
+#undef ACEM__NAME
+    };
+    if ((int)d < 0 || (int)d >= (int)ACEM_DT_COUNT) return "UNKNOWN";
+    return names[d];
+}
+ACEMDEF unsigned acem_dtype_bits(acem_dtype d) {
+    static const unsigned char bits[] = {0,
+#define ACEM__BITS(code, name, b) b,
+                                         ACEM_DTYPE_LIST(ACEM__BITS)
+#undef ACEM__BITS
+    };
+    if ((int)d < 0 || (int)d >= (int)ACEM_DT_COUNT) return 0;
+    return bits[d];
+}
+static int acem__streq(const char *a, const char *b) {
+    while (*a && *a == *b) { ++a; ++b; }
+    return *a == *b;
+}
+static int acem__strcmp(const char *a, const char *b) {
+    while (*a && *a == *b) { ++a; ++b; }
+    return (int)(unsigned char)*a - (int)(unsigned char)*b;
+}
+ACEMDEF acem_dtype acem_dtype_from_name(const char *name) {
+    int d;
+    if (!name) return ACEM_DT_UNKNOWN;
+    for (d = 1; d < (int)ACEM_DT_COUNT; ++d)
+        if (acem__streq(acem_dtype_name((acem_dtype)d), name)) return (acem_dtype)d;
+    return ACEM_DT_UNKNOWN;
+}
+ACEMDEF int acem_dtype_is_float(acem_dtype d) {
+    return d == ACEM_DT_F32 || d == ACEM_DT_F16 || d == ACEM_DT_BF16 || d == ACEM_DT_F64 ||
+           d == ACEM_DT_F8_E4M3 || d == ACEM_DT_F8_E5M2;
+}
+
+/* ---- a strict JSON reader for headers (strings decoded in place) ---------- */
+typedef struct acem__json {
+    char *p;          /* buffer (NUL at p[n]) */
+    size_t i, n;
+    const char *what; /* what was being parsed, for messages */
+    int depth;
+} acem__json;
+
+static void acem__jws(acem__json *j) {
+    while (j->i < j->n && (j->p[j->i] == ' ' || j->p[j->i] == '\t' || j->p[j->i] == '\n' || j->p[j->i] == '\r'))
+        j->i++;
+}
+static int acem__hex(int c) {
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+static int acem__j4hex(acem__json *j, unsigned *v) {
+    int k, h;
+    *v = 0;
+    if (j->i + 4 > j->n) return 0;
+    for (k = 0; k < 4; ++k) {
+        if ((h = acem__hex((unsigned char)j->p[j->i + (size_t)k])) < 0) return 0;
+        *v = *v * 16u + (unsigned)h;
+    }
+    j->i += 4;
+    return 1;
+}
+/* Parses a string at j->i (which must be '"'); decodes it in place and
+   NUL-terminates it; returns its start or NULL. */
+static char *acem__jstr(acem__json *j) {
+    char *out, *start;
+    if (j->i >= j->n || j->p[j->i] != '"') return NULL;
+    start = out = j->p + j->i + 1;
+    j->i++;
+    for (;;) {
+        unsigned char c;
+        if (j->i >= j->n) return NULL;
+        c = (unsigned char)j->p[j->i++];
+        if (c == '"') break;
+        if (c < 0x20) return NULL;
+        if (c != '\\') { *out++ = (char)c; continue; }
+        if (j->i >= j->n) return NULL;
+        c = (unsigned char)j->p[j->i++];
+        switch (c) {
+        case '"': *out++ = '"'; break;
+        case '\\': *out++ = '\\'; break;
+        case '/': *out++ = '/'; break;
+        case 'b': *out++ = '\b'; break;
+        case 'f': *out++ = '\f'; break;
+        case 'n': *out++ = '\n'; break;
+        case 'r': *out++ = '\r'; break;
+        case 't': *out++ = '\t'; break;
+        case 'u': {
+            unsigned u, lo;
+            if (!acem__j4hex(j, &u)) return NULL;
+            if (u >= 0xD800 && u <= 0xDBFF) {
+                if (j->i + 2 > j->n || j->p[j->i] != '\\' || j->p[j->i + 1] != 'u') return NULL;
+                j->i += 2;
+                if (!acem__j4hex(j, &lo) || lo < 0xDC00 || lo > 0xDFFF) return NULL;
+                u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00);
+            } else if (u >= 0xDC00 && u <= 0xDFFF)
+                return NULL;
+            if (u == 0) return NULL; /* names with NUL cannot be represented */
+            if (u < 0x80) *out++ = (char)u;
+            else if (u < 0x800) { *out++ = (char)(0xC0 | (u >> 6)); *out++ = (char)(0x80 | (u & 0x3F)); }
+            else if (u < 0x10000) {
+                *out++ = (char)(0xE0 | (u >> 12)); *out++ = (char)(0x80 | ((u >> 6) & 0x3F));
+                *out++ = (char)(0x80 | (u & 0x3F));
+            } else {
+                *out++ = (char)(0xF0 | (u >> 18)); *out++ = (char)(0x80 | ((u >> 12) & 0x3F));
+                *out++ = (char)(0x80 | ((u >> 6) & 0x3F)); *out++ = (char)(0x80 | (u & 0x3F));
+            }
+            break;
+        }
+        default: return NULL;
+        }
+    }
+    *out = 0; /* out <= position of the closing quote */
+    return start;
+}
+/* unsigned integer: digits only, no leading zeros, no fraction/exponent */
+static int acem__ju64(acem__json *j, uint64_t *v) {
+    size_t s = j->i;
+    *v = 0;
+    while (j->i < j->n && j->p[j->i] >= '0' && j->p[j->i] <= '9') {
+        uint64_t d = (uint64_t)(j->p[j->i] - '0');
+        if (*v > (~(uint64_t)0 - d) / 10) return 0;
+        *v = *v * 10 + d;
+        j->i++;
+    }
+    if (j->i == s || (j->i - s > 1 && j->p[s] == '0')) return 0;
+    if (j->i < j->n && (j->p[j->i] == '.' || j->p[j->i] == 'e' || j->p[j->i] == 'E' || j->p[j->i] == '-'))
+        return 0;
+    return 1;
+}
+static int acem__jlit(acem__json *j, const char *lit) {
+    size_t k = 0;
+    while (lit[k]) {
+        if (j->i + k >= j->n || j->p[j->i + k] != lit[k]) return 0;
+        ++k;
+    }
+    j->i += k;
+    return 1;
+}
+static int acem__jskip(acem__json *j) { /* any JSON value */
+    char c;
+    acem__jws(j);
+    if (j->i >= j->n) return 0;
+    c = j->p[j->i];
+    if (c == '"') return acem__jstr(j) != NULL;
+    if (c == '{' || c == '[') {
+        char close = c == '{' ? '}' : ']';
+        if (++j->depth > 64) return 0;
+        j->i++;
+        acem__jws(j);
+        if (j->i < j->n && j->p[j->i] == close) { j->i++; j->depth--; return 1; }
+        for (;;) {
+            acem__jws(j);
+            if (c == '{') {
+                if (!acem__jstr(j)) return 0;
+                acem__jws(j);
+                if (j->i >= j->n || j->p[j->i] != ':') return 0;
+                j->i++;
+            }
+            if (!acem__jskip(j)) return 0;
+            acem__jws(j);
+            if (j->i >= j->n) return 0;
+            if (j->p[j->i] == ',') { j->i++; continue; }
+            if (j->p[j->i] == close) { j->i++; j->depth--; return 1; }
+            return 0;
+        }
+    }
+    if (c == 't') return acem__jlit(j, "true");
+    if (c == 'f') return acem__jlit(j, "false");
+    if (c == 'n') return acem__jlit(j, "null");
+    { /* number */
+        size_t s;
+        if (j->p[j->i] == '-') j->i++;
+        s = j->i;
+        while (j->i < j->n && j->p[j->i] >= '0' && j->p[j->i] <= '9') j->i++;
+        if (j->i == s || (j->i - s > 1 && j->p[s] == '0')) return 0;
+        if (j->i < j->n && j->p[j->i] == '.') {
+            j->i++;
+            s = j->i;
+            while (j->i < j->n && j->p[j->i] >= '0' && j->p[j->i] <= '9') j->i++;
+            if (j->i == s) return 0;
+        }
+        if (j->i < j->n && (j->p[j->i] == 'e' || j->p[j->i] == 'E')) {
+            j->i++;
+            if (j->i < j->n && (j->p[j->i] == '+' || j->p[j->i] == '-')) j->i++;
+            s = j->i;
+            while (j->i < j->n && j->p[j->i] >= '0' && j->p[j->i] <= '9') j->i++;
+            if (j->i == s) return 0;
+        }
+        return 1;
+    }
+}
+static int acem__jexpect(acem__json *j, char c) {
+    acem__jws(j);
+    if (j->i < j->n && j->p[j->i] == c) { j->i++; return 1; }
+    return 0;
+}
+/* After an element: ',' (returns 1) or the closing char (returns 0); -1 on error. */
+static int acem__jnext(acem__json *j, char close) {
+    acem__jws(j);
+    if (j->i < j->n && j->p[j->i] == ',') { j->i++; return 1; }
+    if (j->i < j->n && j->p[j->i] == close) { j->i++; return 0; }
+    return -1;
+}
+static int acem__utf8_valid(const unsigned char *s, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = s[i], need, cp, k;
+        if (c < 0x80) { ++i; continue; }
+        if (c >= 0xC2 && c <= 0xDF) { need = 1; cp = c & 0x1F; }
+        else if (c >= 0xE0 && c <= 0xEF) { need = 2; cp = c & 0x0F; }
+        else if (c >= 0xF0 && c <= 0xF4) { need = 3; cp = c & 0x07; }
+        else return 0;
+        for (k = 1; k <= need; ++k) {
+            if (i + k >= n || (s[i + k] & 0xC0) != 0x80) return 0;
+            cp = (cp << 6) | (s[i + k] & 0x3F);
+        }
+        if ((need == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) || (need == 3 && (cp < 0x10000 || cp > 0x10FFFF)))
+            return 0;
+        i += need + 1;
+    }
+    return 1;
+}
+
+/* ---- reading ---------------------------------------------------------------- */
+static const char *acem__path(const char *p) { return p ? p : "(input)"; }
+
+ACEMDEF acem_result acem_st_open_bytes(const acem_read_io *io, size_t *bytes, acem_error *err) {
+    unsigned char h[8];
+    uint64_t n = 0;
+    int k;
+    if (!io || !io->read || !bytes) return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "acem_st_open_bytes: NULL argument");
+    *bytes = 0;
+    if (io->size < 8)
+        return acem__fail(err, ACEM_ERR_FORMAT, "%s: file is %zu bytes, shorter than the 8-byte header length",
+                          acem__path(io->path), (size_t)io->size);
+    if (io->read(io->user, 0, h, 8)) return acem__fail(err, ACEM_ERR_IO, "%s: cannot read the header length", acem__path(io->path));
+    for (k = 7; k >= 0; --k) n = (n << 8) | h[k];
+    if (n > ACEM_ST_MAX_HEADER)
+        return acem__fail(err, ACEM_ERR_FORMAT, "%s: header length %zu exceeds the limit of 100000000 bytes",
+                          acem__path(io->path), (size_t)n);
+    if (n > io->size - 8)
+        return acem__fail(err, ACEM_ERR_FORMAT, "%s: header length %zu runs past the end of the file (%zu bytes)",
+                          acem__path(io->path), (size_t)n, (size_t)io->size);
+    *bytes = ((size_t)n + 1 + 7) / 8 * 8 + ((size_t)n / 48 + 1) * sizeof(acem_st_tensor) +
+             ((size_t)n / 6 + 1) * 2 * sizeof(char *);
+    return ACEM_OK;
+}
+
+typedef int (*acem__cmp_fn)(const acem_st_tensor *, const acem_st_tensor *);
+static int acem__cmp_begin(const acem_st_tensor *a, const acem_st_tensor *b) {
+    if (a->begin != b->begin) return a->begin < b->begin ? -1 : 1;
+    if (a->end != b->end) return a->end < b->end ? -1 : 1;
+    return 0;
+}
+static int acem__cmp_name(const acem_st_tensor *a, const acem_st_tensor *b) { return acem__strcmp(a->name, b->name); }
+static void acem__swap_t(acem_st_tensor *a, acem_st_tensor *b) { acem_st_tensor t = *a; *a = *b; *b = t; }
+static void acem__heapsort_t(acem_st_tensor *v, size_t n, acem__cmp_fn cmp) {
+    size_t i, end;
+    if (n < 2) return;
+    for (i = n / 2; i-- > 0;) { /* heapify */
+        size_t r = i;
+        for (;;) {
+            size_t c = 2 * r + 1;
+            if (c >= n) break;
+            if (c + 1 < n && cmp(&v[c], &v[c + 1]) < 0) ++c;
+            if (cmp(&v[r], &v[c]) >= 0) break;
+            acem__swap_t(&v[r], &v[c]);
+            r = c;
+        }
+    }
+    for (end = n - 1; end > 0; --end) {
+        size_t r = 0;
+        acem__swap_t(&v[0], &v[end]);
+        for (;;) {
+            size_t c = 2 * r + 1;
+            if (c >= end) break;
+            if (c + 1 < end && cmp(&v[c], &v[c + 1]) < 0) ++c;
+            if (cmp(&v[r], &v[c]) >= 0) break;
+            acem__swap_t(&v[r], &v[c]);
+            r = c;
+        }
+    }
+}
+
+static acem_result acem__st_tensor_entry(acem__json *j, acem_st_tensor *t, const char *path, acem_error *err) {
+    int have_dt = 0, have_shape = 0, have_off = 0, r;
+    if (!acem__jexpect(j, '{'))
+        return acem__fail(err, ACEM_ERR_FORMAT, "%s: tensor '%s': entry is not an object", path, t->name);
+    acem__jws(j);
+    if (j->i < j->n && j->p[j->i] == '}') { j->i++; r = 0; }
+    else r = 1;
+    while (r == 1) {
+        char *key;
+        acem__jws(j);
+        if (!(key = acem__jstr(j)) || !acem__jexpect(j, ':'))
+            return acem__fail(err, ACEM_ERR_FORMAT, "%s: tensor '%s': malformed JSON in its entry", path, t->name);
+        acem__jws(j);
+        if (acem__streq(key, "dtype")) {
+            char *dt;
+            if (have_dt++) return acem__fail(err, ACEM_ERR_FORMAT, "%s: tensor '%s': duplicate key 'dtype'", path, t->name);
+            if (!(dt = acem__jstr(j))) return acem__fail(err, ACEM_ERR_FORMAT, "%s: tensor '%s': dtype is not a string", path, t->name);
+            if ((t->dtype = acem_dtype_from_name(dt)) == ACEM_DT_UNKNOWN)
+                return acem__fail(err, ACEM_ERR_FORMAT, "%s: tensor '%s': unknown dtype '%s'", path, t->name, dt);
+        } else if (acem__streq(key, "shape")) {
+            int more;
+            if (have_shape++) return acem__fail(err, ACEM_ERR_FORMAT, "%s: tensor '%s': duplicate key 'shape'", path, t->name);
+            if (!acem__jexpect(j, '['))
+                return acem__fail(err, ACEM_ERR_FORMAT, "%s: tensor '%s': shape is not an array", path, t->name);
+            acem__jws(j);
+            t->ndim = 0;
+            if (j->i < j->n && j->p[j->i] == ']') { j->i++; more = 0; }
+            else more = 1;
+            while (more == 1) {
+                uint64_t d;
+                acem__jws(j);
+                if (!acem__ju64(j, &d))
+                    return acem__fail(err, ACEM_ERR_FORMAT, "%s: tensor '%s': shape holds something other than a non-negative integer", path, t->name);
+                if (t->ndim >= ACEM_ST_MAX_DIMS)
+                    return acem__fail(err, ACEM_ERR_FORMAT, "%s: tensor '%s': more than %d dimensions", path, t->name, ACEM_ST_MAX_DIMS);
+                t->shape[t->ndim++] = d;
+                if ((more = acem__jnext(j, ']')) < 0)
+                    return acem__fail(err, ACEM_ERR_FORMAT, "%s: tensor '%s': malformed shape array", path, t->name);
+            }
+        } else if (acem__streq(key, "data_offsets")) {
+            if (have_off++) return acem__fail(err, ACEM_ERR_FORMAT, "%s: tensor '%s': duplicate key 'data_offsets'", path, t->name);
+            if (!acem__jexpect(j, '[') || (acem__jws(j), !acem__ju64(j, &t->begin)) || !acem__jexpect(j, ',') ||
+                (acem__jws(j), !acem__ju64(j, &t->end)) || !acem__jexpect(j, ']'))
+                return acem__fail(err, ACEM_ERR_FORMAT, "%s: tensor '%s': data_offsets must be [begin, end] with non-negative integers", path, t->name);
+        } else if (!acem__jskip(j))
+            return acem__fail(err, ACEM_ERR_FORMAT, "%s: tensor '%s': malformed JSON in its entry", path, t->name);
+        if ((r = acem__jnext(j, '}')) < 0)
+            return acem__fail(err, ACEM_ERR_FORMAT, "%s: tensor '%s': malformed JSON in its entry", path, t->name);
+    }
+    if (!have_dt || !have_shape || !have_off)
+        return acem__fail(err, ACEM_ERR_FORMAT, "%s: tensor '%s': missing '%s'", path, t->name,
+                          !have_dt ? "dtype" : !have_shape ? "shape" : "data_offsets");
+    return ACEM_OK;
+}
+
+ACEMDEF acem_result acem_st_open(acem_st_file *f, const acem_read_io *io, void *arena, size_t arena_bytes,
+                                 acem_error *err) {
+    size_t need, nt_max, nm_max, k;
+    uint64_t n, data_len, expect;
+    acem__json j;
+    acem_result r;
+    const char *path;
+    char *hdr;
+    int seen_meta = 0, more;
+    if (!f) return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "acem_st_open: NULL file");
+    ACEM_MEMSET(f, 0, sizeof *f);
+    if ((r = acem_st_open_bytes(io, &need, err)) != ACEM_OK) return r;
+    path = acem__path(io->path);
+    if (!arena || arena_bytes < need) {
+        acem__fail(err, ACEM_ERR_ARENA_TOO_SMALL, "%s: %zu bytes needed to read the header, %zu given", path, need,
+                   arena ? arena_bytes : (size_t)0);
+        if (err) err->bytes_required = need;
+        return ACEM_ERR_ARENA_TOO_SMALL;
+    }
+    if (((size_t)(const unsigned char *)arena & 7u) != 0)
+        return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "%s: arena must be 8-byte aligned", path);
+    f->io = *io;
+    {
+        unsigned char h[8];
+        int b;
+        if (io->read(io->user, 0, h, 8)) return acem__fail(err, ACEM_ERR_IO, "%s: read error", path);
+        for (n = 0, b = 7; b >= 0; --b) n = (n << 8) | h[b];
+    }
+    hdr = ACEM__CAST(char *, arena);
+    if (n && io->read(io->user, 8, hdr, (size_t)n)) return acem__fail(err, ACEM_ERR_IO, "%s: cannot read the %zu-byte header", path, (size_t)n);
+    hdr[n] = 0;
+    f->header_len = n;
+    f->data_start = 8 + n;
+    f->data_len = data_len = io->size - 8 - n;
+    nt_max = (size_t)n / 48 + 1;
+    nm_max = (size_t)n / 6 + 1;
+    f->tensors = ACEM__CAST(acem_st_tensor *, (void *)(ACEM__CAST(unsigned char *, arena) + ((size_t)n + 1 + 7) / 8 * 8));
+    f->meta = ACEM__CAST(const char **, (void *)(f->tensors + nt_max));
+    if (!acem__utf8_valid(ACEM__CAST(const unsigned char *, (const void *)hdr), (size_t)n))
+        return acem__fail(err, ACEM_ERR_FORMAT, "%s: header is not valid UTF-8", path);
+    j.p = hdr; j.i = 0; j.n = (size_t)n; j.depth = 0; j.what = "header";
+    if (!acem__jexpect(&j, '{')) return acem__fail(err, ACEM_ERR_FORMAT, "%s: header is not a JSON object", path);
+    acem__jws(&j);
+    if (j.i < j.n && j.p[j.i] == '}') { j.i++; more = 0; }
+    else more = 1;
+    while (more == 1) {
+        char *key;
+        acem__jws(&j);
+        if (!(key = acem__jstr(&j)) || !acem__jexpect(&j, ':'))
+            return acem__fail(err, ACEM_ERR_FORMAT, "%s: header is not valid JSON (near byte %zu)", path, j.i);
+        if (acem__streq(key, "__metadata__")) {
+            int m;
+            if (seen_meta++) return acem__fail(err, ACEM_ERR_FORMAT, "%s: duplicate key '__metadata__'", path);
+            acem__jws(&j);
+            if (acem__jlit(&j, "null")) m = 0;
+            else {
+                if (!acem__jexpect(&j, '{')) return acem__fail(err, ACEM_ERR_FORMAT, "%s: __metadata__ is not an object", path);
+                acem__jws(&j);
+                if (j.i < j.n && j.p[j.i] == '}') { j.i++; m = 0; }
+                else m = 1;
+            }
+            while (m == 1) {
+                char *mk, *mv;
+                acem__jws(&j);
+                if (!(mk = acem__jstr(&j)) || !acem__jexpect(&j, ':'))
+                    return acem__fail(err, ACEM_ERR_FORMAT, "%s: __metadata__ is not valid JSON", path);
+                acem__jws(&j);
+                if (!(mv = acem__jstr(&j)))
+                    return acem__fail(err, ACEM_ERR_FORMAT, "%s: __metadata__ value of '%s' is not a string", path, mk);
+                for (k = 0; k < f->n_meta; ++k)
+                    if (acem__streq(f->meta[2 * k], mk))
+                        return acem__fail(err, ACEM_ERR_FORMAT, "%s: duplicate metadata key '%s'", path, mk);
+                if (f->n_meta >= nm_max) return acem__fail(err, ACEM_ERR_FORMAT, "%s: too many metadata entries", path);
+                f->meta[2 * f->n_meta] = mk;
+                f->meta[2 * f->n_meta + 1] = mv;
+                f->n_meta++;
+                if ((m = acem__jnext(&j, '}')) < 0) return acem__fail(err, ACEM_ERR_FORMAT, "%s: __metadata__ is not valid JSON", path);
+            }
+        } else {
+            acem_st_tensor *t;
+            if (f->n_tensors >= nt_max) return acem__fail(err, ACEM_ERR_FORMAT, "%s: too many tensors for the header size", path);
+            t = &f->tensors[f->n_tensors++];
+            ACEM_MEMSET(t, 0, sizeof *t);
+            t->name = key;
+            if ((r = acem__st_tensor_entry(&j, t, path, err)) != ACEM_OK) return r;
+        }
+        if ((more = acem__jnext(&j, '}')) < 0)
+            return acem__fail(err, ACEM_ERR_FORMAT, "%s: header is not valid JSON (near byte %zu)", path, j.i);
+    }
+    acem__jws(&j);
+    if (j.i != j.n) return acem__fail(err, ACEM_ERR_FORMAT, "%s: unexpected bytes after the header's JSON object", path);
+    /* sizes */
+    for (k = 0; k < f->n_tensors; ++k) {
+        acem_st_tensor *t = &f->tensors[k];
+        uint64_t numel = 1, bits;
+        size_t d;
+        for (d = 0; d < t->ndim; ++d) {
+            if (t->shape[d] && numel > ~(uint64_t)0 / t->shape[d])
+                return acem__fail(err, ACEM_ERR_FORMAT, "%s: tensor '%s': shape overflows", path, t->name);
+            numel *= t->shape[d];
+        }
+        t->numel = numel;
+        if (numel > ~(uint64_t)0 / 64u) return acem__fail(err, ACEM_ERR_FORMAT, "%s: tensor '%s': shape overflows", path, t->name);
+        bits = numel * acem_dtype_bits(t->dtype);
+        if (bits % 8) return acem__fail(err, ACEM_ERR_FORMAT, "%s: tensor '%s': size is not a whole number of bytes", path, t->name);
+        if (t->end < t->begin)
+            return acem__fail(err, ACEM_ERR_FORMAT, "%s: tensor '%s': data_offsets end before begin", path, t->name);
+        if (t->end - t->begin != bits / 8)
+            return acem__fail(err, ACEM_ERR_FORMAT, "%s: tensor '%s': %zu bytes in data_offsets but shape and dtype %s need %zu",
+                              path, t->name, (size_t)(t->end - t->begin), acem_dtype_name(t->dtype), (size_t)(bits / 8));
+    }
+    /* contiguity: sorted by begin, each begin equals the previous end, first 0 */
+    acem__heapsort_t(f->tensors, f->n_tensors, acem__cmp_begin);
+    expect = 0;
+    for (k = 0; k < f->n_tensors; ++k) {
+        const acem_st_tensor *t = &f->tensors[k];
+        if (t->begin != expect)
+            return acem__fail(err, ACEM_ERR_FORMAT, "%s: tensor '%s': data starts at %zu, expected %zu (%s)", path, t->name,
+                              (size_t)t->begin, (size_t)expect, t->begin < expect ? "overlap" : "hole");
+        expect = t->end;
+    }
+    if (expect != data_len)
+        return acem__fail(err, ACEM_ERR_FORMAT, "%s: the tensors cover %zu data bytes but the file holds %zu (%s)", path,
+                          (size_t)expect, (size_t)data_len, expect < data_len ? "trailing bytes" : "truncated");
+    acem__heapsort_t(f->tensors, f->n_tensors, acem__cmp_name);
+    for (k = 1; k < f->n_tensors; ++k)
+        if (acem__streq(f->tensors[k - 1].name, f->tensors[k].name))
+            return acem__fail(err, ACEM_ERR_FORMAT, "%s: duplicate tensor '%s'", path, f->tensors[k].name);
+    return ACEM_OK;
+}
+
+ACEMDEF const acem_st_tensor *acem_st_find(const acem_st_file *f, const char *name) {
+    size_t lo = 0, hi = f ? f->n_tensors : 0;
+    if (!name) return NULL;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = acem__strcmp(f->tensors[mid].name, name);
+        if (!c) return &f->tensors[mid];
+        if (c < 0) lo = mid + 1; else hi = mid;
+    }
+    return NULL;
+}
+ACEMDEF const char *acem_st_meta(const acem_st_file *f, const char *key) {
+    size_t k;
+    if (!f || !key) return NULL;
+    for (k = 0; k < f->n_meta; ++k)
+        if (acem__streq(f->meta[2 * k], key)) return f->meta[2 * k + 1];
+    return NULL;
+}
+ACEMDEF acem_result acem_st_read_raw(const acem_st_file *f, const acem_st_tensor *t, void *dst, acem_error *err) {
+    size_t nb = (size_t)(t->end - t->begin);
+    if (nb && f->io.read(f->io.user, f->data_start + t->begin, dst, nb))
+        return acem__fail(err, ACEM_ERR_IO, "%s: tensor '%s': cannot read %zu bytes", acem__path(f->io.path), t->name, nb);
+    return ACEM_OK;
+}
+static float acem__f8e4m3_to_f32(unsigned char b) {
+    unsigned s = b >> 7, e = (b >> 3) & 15u, m = b & 7u;
+    float v;
+    if (e == 15 && m == 7) return acem__u2f(0x7fc00000u | ((uint32_t)s << 31));
+    if (e == 0) v = (float)m * (1.0f / 512.0f);
+    else {
+        v = (1.0f + (float)m / 8.0f);
+        if (e >= 7) { unsigned q; for (q = 7; q < e; ++q) v *= 2.0f; }
+        else { unsigned q; for (q = e; q < 7; ++q) v *= 0.5f; }
+    }
+    return s ? -v : v;
+}
+ACEMDEF acem_result acem_st_read_f32(const acem_st_file *f, const acem_st_tensor *t, float *dst, acem_error *err) {
+    size_t n = (size_t)t->numel, i;
+    acem_result r;
+    const char *path = acem__path(f->io.path);
+    switch (t->dtype) {
+    case ACEM_DT_F32: return acem_st_read_raw(f, t, dst, err);
+    case ACEM_DT_F16:
+    case ACEM_DT_BF16: {
+        const uint16_t *h = ACEM__CAST(const uint16_t *, (void *)dst);
+        if ((r = acem_st_read_raw(f, t, dst, err)) != ACEM_OK) return r;
+        if (t->dtype == ACEM_DT_F16) for (i = n; i-- > 0;) dst[i] = acem_f16_to_f32(h[i]);
+        else for (i = n; i-- > 0;) dst[i] = acem_bf16_to_f32(h[i]);
+        return ACEM_OK;
+    }
+    case ACEM_DT_F8_E4M3:
+    case ACEM_DT_F8_E5M2: {
+        const unsigned char *b = ACEM__CAST(const unsigned char *, (void *)dst);
+        if ((r = acem_st_read_raw(f, t, dst, err)) != ACEM_OK) return r;
+        if (t->dtype == ACEM_DT_F8_E5M2) for (i = n; i-- > 0;) dst[i] = acem_f16_to_f32((uint16_t)(b[i] << 8));
+        else for (i = n; i-- > 0;) dst[i] = acem__f8e4m3_to_f32(b[i]);
+        return ACEM_OK;
+    }
+    case ACEM_DT_F64: {
+        double chunk[256];
+        size_t done = 0;
+        while (done < n) {
+            size_t m = acem__min(256, n - done);
+            if (f->io.read(f->io.user, f->data_start + t->begin + done * 8, chunk, m * 8))
+                return acem__fail(err, ACEM_ERR_IO, "%s: tensor '%s': read error", path, t->name);
+            for (i = 0; i < m; ++i) dst[done + i] = (float)chunk[i];
+            done += m;
+        }
+        return ACEM_OK;
+    }
+    default:
+        return acem__fail(err, ACEM_ERR_FORMAT, "%s: tensor '%s': dtype %s cannot be read as f32", path, t->name,
+                          acem_dtype_name(t->dtype));
+    }
+}
+
+/* ---- writing ---------------------------------------------------------------- */
+typedef struct acem__emit {
+    const acem_write_io *io; /* NULL: count only */
+    uint64_t count;
+    char buf[1024];
+    size_t n;
+    int failed;
+} acem__emit;
+static void acem__eflush(acem__emit *e) {
+    if (e->io && e->n && !e->failed && e->io->write(e->io->user, e->buf, e->n)) e->failed = 1;
+    e->n = 0;
+}
+static void acem__ec(acem__emit *e, char c) {
+    e->count++;
+    if (!e->io) return;
+    if (e->n == sizeof e->buf) acem__eflush(e);
+    e->buf[e->n++] = c;
+}
+static void acem__es(acem__emit *e, const char *s) { while (*s) acem__ec(e, *s++); }
+static void acem__eu64(acem__emit *e, uint64_t v) {
+    char t[24];
+    int i = 0;
+    do { t[i++] = (char)('0' + (int)(v % 10)); v /= 10; } while (v);
+    while (i) acem__ec(e, t[--i]);
+}
+static void acem__ejstr(acem__emit *e, const char *s) {
+    static const char hx[] = "0123456789abcdef";
+    acem__ec(e, '"');
+    for (; *s; ++s) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') { acem__ec(e, '\\'); acem__ec(e, (char)c); }
+        else if (c < 0x20) { acem__es(e, "\\u00"); acem__ec(e, hx[c >> 4]); acem__ec(e, hx[c & 15]); }
+        else acem__ec(e, (char)c);
+    }
+    acem__ec(e, '"');
+}
+static void acem__st_emit_header(acem__emit *e, const acem_st_tensor *t, size_t n, const char *const *meta,
+                                 size_t n_meta, const size_t *order) {
+    size_t k, d;
+    acem__es(e, "{\"__metadata__\":{\"format\":\"pt\"");
+    for (k = 0; k < n_meta; ++k) {
+        acem__ec(e, ',');
+        acem__ejstr(e, meta[2 * k]);
+        acem__ec(e, ':');
+        acem__ejstr(e, meta[2 * k + 1]);
+    }
+    acem__ec(e, '}');
+    for (k = 0; k < n; ++k) {
+        const acem_st_tensor *x = &t[order[k]];
+        acem__ec(e, ',');
+        acem__ejstr(e, x->name);
+        acem__es(e, ":{\"dtype\":\"");
+        acem__es(e, acem_dtype_name(x->dtype));
+        acem__es(e, "\",\"shape\":[");
+        for (d = 0; d < x->ndim; ++d) {
+            if (d) acem__ec(e, ',');
+            acem__eu64(e, x->shape[d]);
+        }
+        acem__es(e, "],\"data_offsets\":[");
+        acem__eu64(e, x->begin);
+        acem__ec(e, ',');
+        acem__eu64(e, x->end);
+        acem__es(e, "]}");
+    }
+    acem__ec(e, '}');
+}
+static unsigned acem__align_of(acem_dtype d) {
+    unsigned b = acem_dtype_bits(d) / 8;
+    return b ? b : 1;
+}
+ACEMDEF acem_result acem_st_write_header(const acem_write_io *io, acem_st_tensor *t, size_t n,
+                                         const char *const *meta, size_t n_meta, size_t *order,
+                                         uint64_t *header_bytes, acem_error *err) {
+    size_t k, i, d;
+    uint64_t off = 0, hlen, pad;
+    acem__emit e;
+    unsigned char len8[8];
+    const char *path = io ? acem__path(io->path) : "(output)";
+    if (!io || !io->write || (n && (!t || !order)) || (n_meta && !meta))
+        return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "%s: acem_st_write_header: NULL argument", path);
+    for (k = 0; k < n_meta; ++k) {
+        if (!meta[2 * k] || !meta[2 * k + 1])
+            return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "%s: metadata pair %zu is NULL", path, k);
+        if (acem__streq(meta[2 * k], "format"))
+            return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "%s: metadata key 'format' is reserved", path);
+    }
+    for (k = 0; k < n; ++k) {
+        uint64_t numel = 1, bits;
+        if (!t[k].name || !t[k].name[0] || acem__streq(t[k].name, "__metadata__"))
+            return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "%s: tensor %zu has no valid name", path, k);
+        if (t[k].dtype <= ACEM_DT_UNKNOWN || t[k].dtype >= ACEM_DT_COUNT || t[k].ndim > ACEM_ST_MAX_DIMS)
+            return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "%s: tensor '%s': bad dtype or rank", path, t[k].name);
+        for (d = 0; d < t[k].ndim; ++d) {
+            if (t[k].shape[d] && numel > ~(uint64_t)0 / t[k].shape[d])
+                return acem__fail(err, ACEM_ERR_SIZE_OVERFLOW, "%s: tensor '%s': shape overflows", path, t[k].name);
+            numel *= t[k].shape[d];
+        }
+        if (numel > ~(uint64_t)0 / 64u) return acem__fail(err, ACEM_ERR_SIZE_OVERFLOW, "%s: tensor '%s': too large", path, t[k].name);
+        bits = numel * acem_dtype_bits(t[k].dtype);
+        if (bits % 8) return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "%s: tensor '%s': not a whole number of bytes", path, t[k].name);
+        t[k].numel = numel;
+        t[k].end = bits / 8; /* size for now */
+        order[k] = k;
+    }
+    /* order: alignment descending, then name (insertion into a heap-sorted index list) */
+    for (i = 1; i < n; ++i) { /* binary-insertion sort: n log n compares, simple */
+        size_t x = order[i], lo = 0, hi = i;
+        while (lo < hi) {
+            size_t mid = (lo + hi) / 2, y = order[mid];
+            unsigned ax = acem__align_of(t[x].dtype), ay = acem__align_of(t[y].dtype);
+            int c = ax != ay ? (ax > ay ? -1 : 1) : acem__strcmp(t[x].name, t[y].name);
+            if (c == 0)
+                return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "%s: duplicate tensor '%s'", path, t[x].name);
+            if (c < 0) hi = mid; else lo = mid + 1;
+        }
+        for (k = i; k > lo; --k) order[k] = order[k - 1];
+        order[lo] = x;
+    }
+    for (k = 0; k < n; ++k) {
+        acem_st_tensor *x = &t[order[k]];
+        uint64_t sz = x->end;
+        x->begin = off;
+        x->end = off + sz;
+        off += sz;
+    }
+    ACEM_MEMSET(&e, 0, sizeof e);
+    acem__st_emit_header(&e, t, n, meta, n_meta, order);
+    hlen = e.count;
+    pad = (8 - (8 + hlen) % 8) % 8;
+    hlen += pad;
+    for (k = 0; k < 8; ++k) len8[k] = (unsigned char)(hlen >> (8 * k));
+    if (io->write(io->user, len8, 8)) return acem__fail(err, ACEM_ERR_IO, "%s: write error", path);
+    ACEM_MEMSET(&e, 0, sizeof e);
+    e.io = io;
+    acem__st_emit_header(&e, t, n, meta, n_meta, order);
+    for (k = 0; k < pad; ++k) acem__ec(&e, ' ');
+    acem__eflush(&e);
+    if (e.failed) return acem__fail(err, ACEM_ERR_IO, "%s: write error", path);
+    if (header_bytes) *header_bytes = 8 + hlen;
+    return ACEM_OK;
+}
+ACEMDEF acem_result acem_st_write_raw(const acem_write_io *io, const acem_st_tensor *t, const void *src, acem_error *err) {
+    size_t nb = (size_t)(t->end - t->begin);
+    if (nb && io->write(io->user, src, nb))
+        return acem__fail(err, ACEM_ERR_IO, "%s: tensor '%s': write error", acem__path(io->path), t->name);
+    return ACEM_OK;
+}
+ACEMDEF acem_result acem_st_write_f32(const acem_write_io *io, const acem_st_tensor *t, const float *src, acem_error *err) {
+    size_t n = (size_t)t->numel, done = 0, i;
+    const char *path = acem__path(io->path);
+    union { uint16_t h[1024]; double d[512]; } buf;
+    if (t->dtype == ACEM_DT_F32) return acem_st_write_raw(io, t, src, err);
+    if (t->dtype != ACEM_DT_F16 && t->dtype != ACEM_DT_BF16 && t->dtype != ACEM_DT_F64)
+        return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "%s: tensor '%s': cannot write f32 data as %s", path, t->name,
+                          acem_dtype_name(t->dtype));
+    while (done < n) {
+        size_t m = acem__min(t->dtype == ACEM_DT_F64 ? 512 : 1024, n - done), nb;
+        if (t->dtype == ACEM_DT_F16) { acem_f32_to_f16_array(src + done, buf.h, m); nb = m * 2; }
+        else if (t->dtype == ACEM_DT_BF16) { acem_f32_to_bf16_array(src + done, buf.h, m); nb = m * 2; }
+        else { for (i = 0; i < m; ++i) buf.d[i] = src[done + i]; nb = m * 8; }
+        if (io->write(io->user, &buf, nb)) return acem__fail(err, ACEM_ERR_IO, "%s: tensor '%s': write error", path, t->name);
+        done += m;
+    }
+    return ACEM_OK;
+}
+
+/* ---- sharded index ------------------------------------------------------------ */
+ACEMDEF acem_result acem_st_index_parse(char *json, size_t len, const char **names, const char **files, size_t max,
+                                        size_t *n, uint64_t *total_size, acem_error *err) {
+    acem__json j;
+    int more, seen_map = 0;
+    if (!json || !n) return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "index: NULL argument");
+    *n = 0;
+    if (total_size) *total_size = 0;
+    json[len] = 0;
+    if (!acem__utf8_valid(ACEM__CAST(const unsigned char *, (const void *)json), len))
+        return acem__fail(err, ACEM_ERR_FORMAT, "index: not valid UTF-8");
+    j.p = json; j.i = 0; j.n = len; j.depth = 0; j.what = "index";
+    if (!acem__jexpect(&j, '{')) return acem__fail(err, ACEM_ERR_FORMAT, "index: not a JSON object");
+    acem__jws(&j);
+    if (j.i < j.n && j.p[j.i] == '}') { j.i++; more = 0; } else more = 1;
+    while (more == 1) {
+        char *key;
+        acem__jws(&j);
+        if (!(key = acem__jstr(&j)) || !acem__jexpect(&j, ':')) return acem__fail(err, ACEM_ERR_FORMAT, "index: malformed JSON near byte %zu", j.i);
+        acem__jws(&j);
+        if (acem__streq(key, "weight_map")) {
+            int m;
+            if (seen_map++) return acem__fail(err, ACEM_ERR_FORMAT, "index: duplicate weight_map");
+            if (!acem__jexpect(&j, '{')) return acem__fail(err, ACEM_ERR_FORMAT, "index: weight_map is not an object");
+            acem__jws(&j);
+            if (j.i < j.n && j.p[j.i] == '}') { j.i++; m = 0; } else m = 1;
+            while (m == 1) {
+                char *tn, *fn;
+                acem__jws(&j);
+                if (!(tn = acem__jstr(&j)) || !acem__jexpect(&j, ':') || (acem__jws(&j), !(fn = acem__jstr(&j))))
+                    return acem__fail(err, ACEM_ERR_FORMAT, "index: weight_map entries must be \"tensor\": \"file\"");
+                if (*n >= max) return acem__fail(err, ACEM_ERR_FORMAT, "index: more than %zu entries", max);
+                names[*n] = tn;
+                files[*n] = fn;
+                (*n)++;
+                if ((m = acem__jnext(&j, '}')) < 0) return acem__fail(err, ACEM_ERR_FORMAT, "index: malformed weight_map");
+            }
+        } else if (acem__streq(key, "metadata")) {
+            int m;
+            acem__jws(&j);
+            if (acem__jlit(&j, "null")) m = 0;
+            else {
+                if (!acem__jexpect(&j, '{')) return acem__fail(err, ACEM_ERR_FORMAT, "index: metadata is not an object");
+                acem__jws(&j);
+                if (j.i < j.n && j.p[j.i] == '}') { j.i++; m = 0; } else m = 1;
+            }
+            while (m == 1) {
+                char *mk;
+                acem__jws(&j);
+                if (!(mk = acem__jstr(&j)) || !acem__jexpect(&j, ':')) return acem__fail(err, ACEM_ERR_FORMAT, "index: malformed metadata");
+                acem__jws(&j);
+                if (acem__streq(mk, "total_size") && j.i < j.n && j.p[j.i] >= '0' && j.p[j.i] <= '9') {
+                    uint64_t v;
+                    if (!acem__ju64(&j, &v)) return acem__fail(err, ACEM_ERR_FORMAT, "index: total_size is not an integer");
+                    if (total_size) *total_size = v;
+                } else if (!acem__jskip(&j))
+                    return acem__fail(err, ACEM_ERR_FORMAT, "index: malformed metadata");
+                if ((m = acem__jnext(&j, '}')) < 0) return acem__fail(err, ACEM_ERR_FORMAT, "index: malformed metadata");
+            }
+        } else if (!acem__jskip(&j))
+            return acem__fail(err, ACEM_ERR_FORMAT, "index: malformed JSON near byte %zu", j.i);
+        if ((more = acem__jnext(&j, '}')) < 0) return acem__fail(err, ACEM_ERR_FORMAT, "index: malformed JSON near byte %zu", j.i);
+    }
+    acem__jws(&j);
+    if (j.i != j.n) return acem__fail(err, ACEM_ERR_FORMAT, "index: unexpected bytes after the JSON object");
+    if (!seen_map) return acem__fail(err, ACEM_ERR_FORMAT, "index: no weight_map");
+    return ACEM_OK;
+}
+
+/* ---- stdio helpers ------------------------------------------------------------- */
+#ifndef ACEM_NO_STDIO
+static int acem__stdio_read(void *user, uint64_t off, void *dst, size_t n) {
+    FILE *f = ACEM__CAST(FILE *, user);
+    if (off > (uint64_t)0x7fffffffffffffffull || fseek(f, (long)off, SEEK_SET)) return 1;
+    return fread(dst, 1, n, f) != n;
+}
+static int acem__stdio_write(void *user, const void *src, size_t n) {
+    return fwrite(src, 1, n, ACEM__CAST(FILE *, user)) != n;
+}
+ACEMDEF acem_result acem_stdio_reader(acem_read_io *io, FILE *f, const char *path) {
+    long sz;
+    io->user = f;
+    io->read = acem__stdio_read;
+    io->path = path;
+    io->size = 0;
+    if (fseek(f, 0, SEEK_END) || (sz = ftell(f)) < 0) return ACEM_ERR_IO;
+    io->size = (uint64_t)sz;
+    return ACEM_OK;
+}
+ACEMDEF void acem_stdio_writer(acem_write_io *io, FILE *f, const char *path) {
+    io->user = f;
+    io->write = acem__stdio_write;
+    io->path = path;
 }
 #endif
 
