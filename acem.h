@@ -187,6 +187,15 @@ typedef struct acem_options {
     unsigned flags;            /* ACEM_FLAG_*                                      */
     const char *const *exclude;/* regular expressions: matching tensors keep base  */
     size_t n_exclude;
+    /* Caller-driven parallelism (NULL: everything on the calling thread).
+       parallel_for must call fn(ctx, i) once for every i in [0, count), on any
+       threads and in any order, and return when all calls have returned.
+       n_workers: how many calls may run at once (0 = 1); the arena holds
+       per-worker scratch, so acem_layer_bytes grows with it (never with T).
+       Output is bitwise identical for every n_workers and any scheduling. */
+    void (*parallel_for)(void *user, void (*fn)(void *ctx, size_t i), void *ctx, size_t count);
+    void *parallel_user;
+    size_t n_workers;
 } acem_options;
 
 ACEMDEF const char *acem_method_name(acem_method m);
@@ -237,6 +246,7 @@ typedef struct acem_layer {    /* fields are private; put it anywhere           
     int state;                 /* 0 none, 1 feeding, 2 finished, 3 failed         */
     unsigned char *arena;
     size_t arena_bytes;
+    size_t work_bytes;         /* per-worker kernel scratch                       */
     uint64_t stream;           /* DARE random stream for this tensor              */
     /* streaming statistics */
     double stat[8];
@@ -1624,11 +1634,13 @@ static uint64_t acem__fnv1a(const char *s) {
     return h;
 }
 
+static size_t acem__workers(const acem_options *o);
 static void acem__layout(acem_layer *L, acem__arena *a) {
     size_t R = L->rows, C = L->cols, n = acem__min(R, C), RC = 0, mx = acem__max(R, C);
     void **b = L->buf;
     int i;
     for (i = 0; i < 16; ++i) b[i] = NULL;
+    L->work_bytes = (acem_gemm_work_bytes(mx, mx, mx) + 63u) & ~(size_t)63u;
     if (acem__mul_ovf(R, C, &RC)) { a->overflow = 1; return; }
     if (L->rule == ACEM_RULE_KEEP || RC == 0) return;
     if (L->rule == ACEM_RULE_MEAN) { b[0] = acem__take(a, RC, sizeof(float)); return; }
@@ -1643,7 +1655,7 @@ static void acem__layout(acem_layer *L, acem__arena *a) {
         b[6] = acem__take(a, C, sizeof(float));
         b[7] = acem__take(a, 2 * n, sizeof(double));
         b[8] = acem__take(a, C, sizeof(size_t));
-        b[9] = acem__take(a, acem_gemm_work_bytes(mx, mx, mx), 1);
+        b[9] = acem__take(a, acem__workers(&L->opt) * L->work_bytes, 1);
         break;
     case ACEM_ACTMAT:
         b[0] = acem__take(a, RC, sizeof(float));
@@ -1651,7 +1663,7 @@ static void acem__layout(acem_layer *L, acem__arena *a) {
         b[4] = acem__take(a, C * C, sizeof(double));
         b[5] = acem__take(a, C * C, sizeof(float));
         b[7] = acem__take(a, 2 * C, sizeof(double));
-        b[9] = acem__take(a, acem_gemm_work_bytes(mx, mx, mx), 1);
+        b[9] = acem__take(a, acem__workers(&L->opt) * L->work_bytes, 1);
         break;
     case ACEM_ISO_C:
         b[0] = acem__take(a, RC, sizeof(float));
@@ -1659,7 +1671,7 @@ static void acem__layout(acem_layer *L, acem__arena *a) {
         b[2] = acem__take(a, R * n, sizeof(float));
         b[4] = acem__take(a, n * n, sizeof(double));
         b[7] = acem__take(a, 2 * n, sizeof(double));
-        b[9] = acem__take(a, acem_gemm_work_bytes(mx, mx, mx), 1);
+        b[9] = acem__take(a, acem__workers(&L->opt) * L->work_bytes, 1);
         break;
     case ACEM_TSV_M:
         b[0] = acem__take(a, RC, sizeof(float));
@@ -1668,7 +1680,7 @@ static void acem__layout(acem_layer *L, acem__arena *a) {
         b[3] = acem__take(a, n, sizeof(double));
         b[4] = acem__take(a, 3 * n * n, sizeof(double));
         b[7] = acem__take(a, 2 * n, sizeof(double));
-        b[9] = acem__take(a, acem_gemm_work_bytes(mx, mx, mx), 1);
+        b[9] = acem__take(a, acem__workers(&L->opt) * L->work_bytes, 1);
         break;
     case ACEM_TIES:
     case ACEM_DARE_TIES:
@@ -1788,6 +1800,115 @@ ACEMDEF acem_result acem_layer_init(acem_layer *L, const acem_options *opt, acem
 
 ACEMDEF int acem_layer_passes(const acem_layer *L) { return L ? L->npasses : 0; }
 
+/* ---- caller-driven parallelism ---------------------------------------------- */
+/* Work is cut into chunks whose boundaries depend only on the shapes. One lane
+   per worker (each with its own kernel scratch) takes chunks lane, lane + W,
+   lane + 2W, ... in order. The chunks, and so every value computed, are the
+   same for any number of workers: outputs are bitwise identical. */
+#define ACEM__CHUNK 256
+static size_t acem__workers(const acem_options *o) {
+    return o->parallel_for ? (o->n_workers ? o->n_workers : 1) : 1;
+}
+typedef void (*acem__chunk_fn)(void *ctx, size_t chunk, void *work);
+typedef struct acem__par {
+    const acem_layer *L;
+    size_t nchunks, lanes;
+    acem__chunk_fn fn;
+    void *ctx;
+} acem__par;
+static void acem__lane(void *p, size_t lane) {
+    const acem__par *P = ACEM__CAST(const acem__par *, p);
+    unsigned char *work = ACEM__CAST(unsigned char *, P->L->buf[9]) + lane * P->L->work_bytes;
+    size_t c;
+    for (c = lane; c < P->nchunks; c += P->lanes) P->fn(P->ctx, c, work);
+}
+static void acem__run(const acem_layer *L, size_t nchunks, acem__chunk_fn fn, void *ctx) {
+    acem__par P;
+    P.L = L; P.nchunks = nchunks; P.fn = fn; P.ctx = ctx;
+    P.lanes = acem__min(acem__workers(&L->opt), nchunks);
+    if (P.lanes <= 1) { P.lanes = 1; acem__lane(&P, 0); return; }
+    L->opt.parallel_for(L->opt.parallel_user, acem__lane, &P, P.lanes);
+}
+typedef struct acem__gemm_job {
+    int ta, tb, bycols;
+    size_t m, n, k, lda, ldb, ldc;
+    float alpha, beta;
+    const float *A, *B;
+    float *C;
+} acem__gemm_job;
+static void acem__gemm_chunk(void *ctx, size_t c, void *work) {
+    const acem__gemm_job *J = ACEM__CAST(const acem__gemm_job *, ctx);
+    size_t s = c * ACEM__CHUNK;
+    if (J->bycols)
+        acem__gemm(J->ta, J->tb, J->m, acem__min(ACEM__CHUNK, J->n - s), J->k, J->alpha, J->A, J->lda,
+                   J->tb ? J->B + s * J->ldb : J->B + s, J->ldb, J->beta, J->C + s, J->ldc, work);
+    else
+        acem__gemm(J->ta, J->tb, acem__min(ACEM__CHUNK, J->m - s), J->n, J->k, J->alpha,
+                   J->ta ? J->A + s : J->A + s * J->lda, J->lda, J->B, J->ldb, J->beta, J->C + s * J->ldc, J->ldc, work);
+}
+/* acem__gemm split along the larger output dimension */
+static void acem__pgemm(const acem_layer *L, int ta, int tb, size_t m, size_t n, size_t k, float alpha,
+                        const float *A, size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc) {
+    acem__gemm_job J;
+    size_t len;
+    J.ta = ta; J.tb = tb; J.m = m; J.n = n; J.k = k; J.alpha = alpha; J.A = A; J.lda = lda;
+    J.B = B; J.ldb = ldb; J.beta = beta; J.C = C; J.ldc = ldc;
+    J.bycols = n >= m;
+    len = J.bycols ? n : m;
+    if (!m || !n) return;
+    acem__run(L, (len + ACEM__CHUNK - 1) / ACEM__CHUNK, acem__gemm_chunk, &J);
+}
+typedef struct acem__syrk_job {
+    int trans;
+    size_t n, k, lda, ldc;
+    float alpha, beta;
+    const float *A;
+    float *C;
+} acem__syrk_job;
+static void acem__syrk_chunk(void *ctx, size_t c, void *work) { /* rows [i0, i0+h) of the lower triangle */
+    const acem__syrk_job *J = ACEM__CAST(const acem__syrk_job *, ctx);
+    size_t i0 = c * ACEM__CHUNK, h = acem__min(ACEM__CHUNK, J->n - i0);
+    const float *Ai = J->trans ? J->A + i0 : J->A + i0 * J->lda;
+    if (i0)
+        acem__gemm(J->trans, !J->trans, h, i0, J->k, J->alpha, Ai, J->lda, J->A, J->lda, J->beta, J->C + i0 * J->ldc,
+                   J->ldc, work);
+    acem__syrk(J->trans, 0, h, J->k, J->alpha, Ai, J->lda, J->beta, J->C + i0 * J->ldc + i0, J->ldc, work);
+}
+static void acem__mirror_chunk(void *ctx, size_t c, void *work) {
+    const acem__syrk_job *J = ACEM__CAST(const acem__syrk_job *, ctx);
+    size_t i0 = c * ACEM__CHUNK, i1 = acem__min(i0 + ACEM__CHUNK, J->n), i, j;
+    (void)work;
+    for (i = i0; i < i1; ++i)
+        for (j = i + 1; j < J->n; ++j) J->C[i * J->ldc + j] = J->C[j * J->ldc + i];
+}
+/* full symmetric C = alpha op(A)^T op(A) + beta C, split by row blocks */
+static void acem__psyrk(const acem_layer *L, int trans, size_t n, size_t k, float alpha, const float *A, size_t lda,
+                        float beta, float *C, size_t ldc) {
+    acem__syrk_job J;
+    size_t nch = (n + ACEM__CHUNK - 1) / ACEM__CHUNK;
+    J.trans = trans; J.n = n; J.k = k; J.alpha = alpha; J.A = A; J.lda = lda; J.beta = beta; J.C = C; J.ldc = ldc;
+    acem__run(L, nch, acem__syrk_chunk, &J);
+    acem__run(L, nch, acem__mirror_chunk, &J);
+}
+typedef struct acem__trsm_job {
+    int trans;
+    size_t m, n, ldl, ldb;
+    const float *Lm;
+    float *B;
+} acem__trsm_job;
+static void acem__trsm_chunk(void *ctx, size_t c, void *work) {
+    const acem__trsm_job *J = ACEM__CAST(const acem__trsm_job *, ctx);
+    size_t s = c * ACEM__CHUNK;
+    acem__trsm_rl(J->trans, acem__min(ACEM__CHUNK, J->m - s), J->n, J->Lm, J->ldl, J->B + s * J->ldb, J->ldb, work);
+}
+/* rows of B are independent right-hand sides */
+static void acem__ptrsm(const acem_layer *L, int trans, size_t m, size_t n, const float *Lm, size_t ldl, float *B,
+                        size_t ldb) {
+    acem__trsm_job J;
+    J.trans = trans; J.m = m; J.n = n; J.Lm = Lm; J.ldl = ldl; J.B = B; J.ldb = ldb;
+    acem__run(L, (m + ACEM__CHUNK - 1) / ACEM__CHUNK, acem__trsm_chunk, &J);
+}
+
 /* ---- shared pieces -------------------------------------------------------- */
 /* Materialise the delta into D, checking every value is finite. */
 static acem_result acem__load_delta(acem_layer *L, const float *x, const float *base, float *D,
@@ -1815,17 +1936,17 @@ static acem_result acem__check_finite(acem_layer *L, const float *x, const float
 
 /* Sacc += alpha D^T D ; Q += alpha D (D^T D), choosing the cheaper association:
    R >= C: Tmp = D^T D (C x C) ; R < C: Tmp = D D^T (R x R), Q += alpha Tmp D. */
-static void acem__gram_accum(size_t R, size_t C, const float *D, float alpha, float *Sacc, float *Tmp,
-                             float *Q, void *work) {
+static void acem__gram_accum(const acem_layer *L, size_t R, size_t C, const float *D, float alpha, float *Sacc,
+                             float *Tmp, float *Q) {
     size_t i;
     if (R >= C) {
-        acem__syrk(1, 1, C, R, 1.0f, D, C, 0.0f, Tmp, C, work);
-        acem__gemm(0, 0, R, C, C, alpha, D, C, Tmp, C, 1.0f, Q, C, work);
+        acem__psyrk(L, 1, C, R, 1.0f, D, C, 0.0f, Tmp, C);
+        acem__pgemm(L, 0, 0, R, C, C, alpha, D, C, Tmp, C, 1.0f, Q, C);
         for (i = 0; i < C * C; ++i) Sacc[i] += alpha * Tmp[i];
     } else {
-        acem__syrk(0, 1, R, C, 1.0f, D, C, 0.0f, Tmp, R, work);
-        acem__gemm(0, 0, R, C, R, alpha, Tmp, R, D, C, 1.0f, Q, C, work);
-        acem__syrk(1, 1, C, R, alpha, D, C, 1.0f, Sacc, C, work);
+        acem__psyrk(L, 0, R, C, 1.0f, D, C, 0.0f, Tmp, R);
+        acem__pgemm(L, 0, 0, R, C, R, alpha, Tmp, R, D, C, 1.0f, Q, C);
+        acem__psyrk(L, 1, C, R, alpha, D, C, 1.0f, Sacc, C);
     }
 }
 
@@ -1856,7 +1977,7 @@ static acem_result acem__svd_small(size_t R, size_t C, const float *F, size_t ld
    kept. */
 static size_t acem__svd_vectors(size_t R, size_t C, const float *F, size_t ldf, const double *G,
                                 const double *s, size_t k, float *U, size_t ldu, float *V, size_t ldv,
-                                void *work) {
+                                const acem_layer *L) {
     size_t n = acem__min(R, C), i, j, kept = 0;
     double tol = (double)acem__max(R, C) * ACEM__FLT_EPS * s[0];
     int small_is_cols = C <= R;
@@ -1871,9 +1992,9 @@ static size_t acem__svd_vectors(size_t R, size_t C, const float *F, size_t ldf, 
         for (j = 0; j < n; ++j) Xs[j * lds + i] = keep ? (float)G[j * n + (n - 1 - i)] : 0.0f;
     }
     if (small_is_cols) /* U = F V */
-        acem__gemm(0, 0, R, k, C, 1.0f, F, ldf, V, ldv, 0.0f, U, ldu, work);
+        acem__pgemm(L, 0, 0, R, k, C, 1.0f, F, ldf, V, ldv, 0.0f, U, ldu);
     else /* V = F^T U */
-        acem__gemm(1, 0, C, k, R, 1.0f, F, ldf, U, ldu, 0.0f, V, ldv, work);
+        acem__pgemm(L, 1, 0, C, k, R, 1.0f, F, ldf, U, ldu, 0.0f, V, ldv);
     for (i = 0; i < k; ++i) {
         float inv = (s[0] > 0 && s[i] > tol) ? (float)(1.0 / s[i]) : 0.0f;
         for (j = 0; j < no; ++j) Xo[j * ldo + i] *= inv;
@@ -2020,7 +2141,7 @@ static acem_result acem__feed_ace(acem_layer *L, const float *x, const float *ba
         for (j = 0; j < C; ++j) msum[j] += alpha * tC[j];
         acem__ata_vec(R, C, Dc, mu, tR, tC);
         for (j = 0; j < C; ++j) vsum[j] += alpha * tC[j];
-        acem__gram_accum(R, C, Dc, (float)alpha, Sacc, Tmp, Q, L->buf[9]);
+        acem__gram_accum(L, R, C, Dc, (float)alpha, Sacc, Tmp, Q);
     }
     return ACEM_OK;
 }
@@ -2070,7 +2191,7 @@ static acem_result acem__feed_tsvm(acem_layer *L, const float *x, const float *b
         return acem__fail(err, r, "tensor '%s': expert %zu: SVD failed: %s", acem__nm(L->name), t, acem_result_string(r));
     {
         double tol = (double)acem__max(R, C) * ACEM__FLT_EPS * w[0];
-        acem__svd_vectors(R, C, D, C, G, w, kt, U + t * kt, n, V + t * kt, n, L->buf[9]);
+        acem__svd_vectors(R, C, D, C, G, w, kt, U + t * kt, n, V + t * kt, n, L);
         for (i = 0; i < kt; ++i) sall[t * kt + i] = (w[0] > 0 && w[i] > tol) ? w[i] : 0.0;
     }
     return ACEM_OK;
@@ -2099,7 +2220,7 @@ ACEMDEF acem_result acem_layer_feed(acem_layer *L, const float *x, const float *
             float *D = ACEM__CAST(float *, L->buf[0]), *N = ACEM__CAST(float *, L->buf[1]);
             float *G = ACEM__CAST(float *, L->buf[4]);
             if ((r = acem__load_delta(L, x, base, D, err)) == ACEM_OK)
-                acem__gram_accum(L->rows, L->cols, D, 1.0f, G, G + L->cols * L->cols, N, L->buf[9]);
+                acem__gram_accum(L, L->rows, L->cols, D, 1.0f, G, G + L->cols * L->cols, N);
             break;
         }
         case ACEM_TSV_M: r = acem__feed_tsvm(L, x, base, err); break;
@@ -2182,7 +2303,7 @@ static acem_result acem__finish_ace(acem_layer *L, const float *base, float *out
                 Q[i * C + j] += (float)v[j];
                 S[i * C + j] += (float)musum[j];
             }
-        acem__gemm(0, 0, R, C, C, -1.0f / (float)T, S, C, A0, C, 1.0f, Q, C, work);
+        acem__pgemm(L, 0, 0, R, C, C, -1.0f / (float)T, S, C, A0, C, 1.0f, Q, C);
     }
     /* W_pre = B (A0 + 1 m^T)^-1 by Cholesky and Sherman-Morrison */
     for (j = 0; j < C; ++j) diag[j] = A0[j * C + j];
@@ -2202,8 +2323,8 @@ static acem_result acem__finish_ace(acem_layer *L, const float *base, float *out
         for (j = 0; j < C; ++j) denom += z[j];
     }
     if (r == ACEM_OK && acem__fabs(denom) > 1e-6) {
-        acem__trsm_rl(1, R, C, A0, C, E, C, work);
-        acem__trsm_rl(0, R, C, A0, C, E, C, work);
+        acem__ptrsm(L, 1, R, C, A0, C, E, C);
+        acem__ptrsm(L, 0, R, C, A0, C, E, C);
         for (i = 0; i < R; ++i) {
             float *xr = E + i * C;
             double rs = 0, f;
@@ -2237,8 +2358,8 @@ static acem_result acem__finish_ace(acem_layer *L, const float *base, float *out
                               acem_result_string(r));
         for (i = 0; i < k; ++i) sig += ew[i];
         sig /= (double)k;
-        kept = acem__svd_vectors(R, C, Q, C, G, ew, k, S, k, Dc, k, work);
-        acem__gemm(0, 1, R, C, k, (float)(L->opt.lambda * sig), S, k, Dc, k, 1.0f, out, C, work);
+        kept = acem__svd_vectors(R, C, Q, C, G, ew, k, S, k, Dc, k, L);
+        acem__pgemm(L, 0, 1, R, C, k, (float)(L->opt.lambda * sig), S, k, Dc, k, 1.0f, out, C);
         info->refined = 1;
         info->sigma_iso = sig;
         info->directions = kept;
@@ -2265,10 +2386,10 @@ static acem_result acem__finish_actmat(acem_layer *L, const float *base, float *
         ++kc;
     }
     /* Y = N W_k diag(1/lambda) ; out += lambda_opt Y W_k^T */
-    acem__gemm(0, 0, R, kc, C, 1.0f, N, C, V32, C, 0.0f, D, kc, L->buf[9]);
+    acem__pgemm(L, 0, 0, R, kc, C, 1.0f, N, C, V32, C, 0.0f, D, kc);
     for (i = 0; i < R; ++i)
         for (j = 0; j < kc; ++j) D[i * kc + j] *= (float)(1.0 / w[C - 1 - j]);
-    acem__gemm(0, 1, R, C, kc, (float)L->opt.lambda, D, kc, V32, C, 1.0f, out, C, L->buf[9]);
+    acem__pgemm(L, 0, 1, R, C, kc, (float)L->opt.lambda, D, kc, V32, C, 1.0f, out, C);
     return ACEM_OK;
 }
 
@@ -2286,8 +2407,8 @@ static acem_result acem__finish_isoc(acem_layer *L, const float *base, float *ou
     sig /= (double)n;
     info->k = n;
     info->sigma_iso = sig;
-    info->directions = acem__svd_vectors(R, C, F, C, G, s, n, U, n, V, n, L->buf[9]);
-    acem__gemm(0, 1, R, C, n, (float)(L->opt.lambda * sig), U, n, V, n, 1.0f, out, C, L->buf[9]);
+    info->directions = acem__svd_vectors(R, C, F, C, G, s, n, U, n, V, n, L);
+    acem__pgemm(L, 0, 1, R, C, n, (float)(L->opt.lambda * sig), U, n, V, n, 1.0f, out, C);
     return ACEM_OK;
 }
 
@@ -2341,8 +2462,8 @@ static acem_result acem__finish_tsvm(acem_layer *L, const float *base, float *ou
         for (b = 0; b < K; ++b) core[a * K + b] = (float)w[b];
     }
     /* M = U_all core V_all^T */
-    acem__gemm(0, 0, R, K, K, 1.0f, U, n, core, K, 0.0f, Y, K, L->buf[9]);
-    acem__gemm(0, 1, R, C, K, (float)L->opt.lambda, Y, K, V, n, 1.0f, out, C, L->buf[9]);
+    acem__pgemm(L, 0, 0, R, K, K, 1.0f, U, n, core, K, 0.0f, Y, K);
+    acem__pgemm(L, 0, 1, R, C, K, (float)L->opt.lambda, Y, K, V, n, 1.0f, out, C);
     return ACEM_OK;
 }
 

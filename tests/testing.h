@@ -29,7 +29,7 @@ static int test__passed = 0, test__failed = 0;
      test__failed ? 1 : 0)
 
 /* relative Frobenius distance ||a-b|| / max(||b||, tiny) in double */
-static double test_rel_err_fd(const float *a, const double *b, size_t n) {
+static inline double test_rel_err_fd(const float *a, const double *b, size_t n) {
     double num = 0, den = 0;
     size_t i;
     for (i = 0; i < n; ++i) {

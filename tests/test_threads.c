@@ -1,0 +1,116 @@
+/* tests/test_threads.c - caller-driven parallelism: the parallel_for contract,
+   bitwise-identical outputs for every number of workers, arena growth only
+   with workers (never with T). */
+#define _POSIX_C_SOURCE 200809L
+#define ACEM_IMPLEMENTATION
+#include "../acem.h"
+#include "testing.h"
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A plain pthread parallel_for: one thread per index beyond the first, the
+   caller runs index 0. (The CLI keeps a pool; this is the simplest correct
+   implementation of the contract.) */
+typedef struct { void (*fn)(void *, size_t); void *ctx; size_t i; } job;
+static void *thread_main(void *p) {
+    job *j = (job *)p;
+    j->fn(j->ctx, j->i);
+    return NULL;
+}
+static size_t calls = 0;
+static void pfor(void *user, void (*fn)(void *, size_t), void *ctx, size_t count) {
+    pthread_t th[16];
+    job jobs[16];
+    size_t i;
+    (void)user;
+    calls++;
+    for (i = 1; i < count && i < 16; ++i) {
+        jobs[i].fn = fn; jobs[i].ctx = ctx; jobs[i].i = i;
+        pthread_create(&th[i], NULL, thread_main, &jobs[i]);
+    }
+    fn(ctx, 0);
+    for (i = 1; i < count && i < 16; ++i) pthread_join(th[i], NULL);
+}
+/* a scheduler that runs indices in reverse order on the calling thread */
+static void pfor_reverse(void *user, void (*fn)(void *, size_t), void *ctx, size_t count) {
+    (void)user;
+    while (count--) fn(ctx, count);
+}
+
+static unsigned long long rng = 88172645463325252ull;
+static float frand(void) {
+    rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+    return (float)((double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+}
+
+static int run(acem_method m, size_t R, size_t C, size_t T, size_t workers,
+               void (*pf)(void *, void (*)(void *, size_t), void *, size_t),
+               float **ex, float *out, acem_layer_info *info) {
+    acem_options o;
+    size_t bytes;
+    void *arena;
+    acem_error err;
+    acem_result r;
+    memset(&o, 0, sizeof o);
+    o.method = m;
+    o.parallel_for = pf;
+    o.n_workers = workers;
+    if (m == ACEM_ACE) o.flags = ACEM_FLAG_ALWAYS_GATE; /* exercise the refinement too */
+    if (acem_layer_bytes(&o, ACEM_RULE_METHOD, R, C, T, &bytes) != ACEM_OK) return -1;
+    arena = malloc(bytes ? bytes : 1);
+    r = acem_merge(&o, ACEM_RULE_METHOD, "blk.0.w", R, C, T, NULL, (const float *const *)ex, out, arena, bytes,
+                   info, &err);
+    free(arena);
+    if (r != ACEM_OK) printf("merge failed: %s\n", err.message);
+    return (int)r;
+}
+
+int main(void) {
+    static const size_t shapes[][2] = {{300, 270}, {270, 300}, {20, 600}};
+    size_t si, t, i;
+    int m;
+    for (si = 0; si < sizeof shapes / sizeof shapes[0]; ++si) {
+        size_t R = shapes[si][0], C = shapes[si][1], T = 3;
+        float *ex[3], *ref = (float *)malloc(R * C * 4), *got = (float *)malloc(R * C * 4);
+        for (t = 0; t < T; ++t) {
+            ex[t] = (float *)malloc(R * C * 4);
+            for (i = 0; i < R * C; ++i) ex[t][i] = frand() * (float)(t + 1) * 0.1f;
+        }
+        for (m = 0; m < (int)ACEM_METHOD_COUNT; ++m) {
+            acem_layer_info info;
+            size_t w;
+            int ok = run((acem_method)m, R, C, T, 1, NULL, ex, ref, &info) == 0;
+            CHECK(ok, "%s %zux%zu: serial merge failed", acem_method_name((acem_method)m), R, C);
+            for (w = 1; w <= 4; ++w) {
+                calls = 0;
+                ok = run((acem_method)m, R, C, T, w, pfor, ex, got, &info) == 0;
+                CHECK(ok && memcmp(ref, got, R * C * 4) == 0,
+                      "%s %zux%zu: %zu workers differ from the serial merge", acem_method_name((acem_method)m), R, C, w);
+                if (w > 1 && (m == ACEM_ACE || m == ACEM_ACTMAT || m == ACEM_ISO_C || m == ACEM_TSV_M))
+                    CHECK(calls > 0, "%s %zux%zu: parallel_for never called with %zu workers",
+                          acem_method_name((acem_method)m), R, C, w);
+            }
+            ok = run((acem_method)m, R, C, T, 3, pfor_reverse, ex, got, &info) == 0;
+            CHECK(ok && memcmp(ref, got, R * C * 4) == 0, "%s %zux%zu: reverse scheduling differs",
+                  acem_method_name((acem_method)m), R, C);
+        }
+        for (t = 0; t < T; ++t) free(ex[t]);
+        free(ref);
+        free(got);
+    }
+    { /* arena: grows with workers, not with T */
+        acem_options o;
+        size_t b1, b2, b8;
+        memset(&o, 0, sizeof o);
+        o.parallel_for = pfor;
+        o.n_workers = 1;
+        acem_layer_bytes(&o, ACEM_RULE_METHOD, 64, 96, 2, &b1);
+        acem_layer_bytes(&o, ACEM_RULE_METHOD, 64, 96, 50, &b8);
+        CHECK(b1 == b8, "ACE arena grows with T: %zu vs %zu", b1, b8);
+        o.n_workers = 2;
+        acem_layer_bytes(&o, ACEM_RULE_METHOD, 64, 96, 2, &b2);
+        CHECK(b2 > b1, "per-worker scratch not counted: %zu vs %zu", b2, b1);
+    }
+    return TEST_END("test_threads");
+}
