@@ -56,7 +56,8 @@
      acem_layer_bytes()   exact arena bytes for (options, rule, R, C, T); depends
                           on the shapes and the method, never on the data, and does
                           not grow with T.
-     acem_layer_init()    carves the arena (which must stay alive until finish).
+     acem_layer_init()    carves the arena (8-byte aligned; 64-byte aligned is
+                          fastest; it must stay alive until finish).
                           Too small: ACEM_ERR_ARENA_TOO_SMALL with bytes_required.
      acem_layer_passes()  how many times the experts must be fed (1 or 2).
      acem_layer_feed()    one expert: feed(expert, base) uses expert - base as the
@@ -504,7 +505,7 @@ static size_t acem__strlen(const char *s) {
 /* A tiny formatter (no libc): %s %d %u (unsigned) %zu %lld %g (6 digits). */
 typedef struct { char *p; size_t n, cap; } acem__sbuf;
 static void acem__putc(acem__sbuf *b, char c) {
-    if (b->n + 1 < b->cap) b->p[b->n] = c;
+    if (b->cap && b->n < b->cap - 1) b->p[b->n] = c;
     b->n++;
 }
 static void acem__puts(acem__sbuf *b, const char *s) {
