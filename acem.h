@@ -309,6 +309,41 @@ ACEMDEF void acem_bf16_to_f32_array(const uint16_t *src, float *dst, size_t n);
 ACEMDEF void acem_f32_to_bf16_array(const float *src, uint16_t *dst, size_t n);
 
 
+/* ---- LoRA: exact merging in low-rank form ----------------------------------
+   Expert t's delta is scale_t * B_t * A_t (B_t: R x r_t, A_t: r_t x C; rank 0
+   means the expert does not touch this tensor: a zero delta). For ACE,
+   average, task arithmetic and ACTMat the merge is done exactly in the
+   coordinates of two orthonormal bases, span(A rows) and span(B columns, 1):
+   time O((R + C) K^2 + K^3), memory O((R + C) K) with K = sum r_t, and no
+   R x C or C x C matrix is ever formed. The result is the merged delta
+   lambda*M = out.B * out.A in SVD order (out.sv descending: truncating to the
+   first k rows/columns keeps sum(sv[0..k)^2) / sum(sv^2) of its energy).
+   Other methods have no exact low-rank form: build dense deltas and use the
+   layer API (acem_lora_supported() says which). */
+typedef struct acem_lora {
+    size_t rank;               /* r_t                                             */
+    float scale;               /* s_t (alpha / r, or alpha / sqrt(r) for rsLoRA)  */
+    const float *A;            /* r_t x C, row-major                              */
+    const float *B;            /* R x r_t, row-major                              */
+} acem_lora;
+
+typedef struct acem_lora_out {
+    size_t rank;               /* q <= sum r_t                                    */
+    float *B;                  /* R x q (row-major, leading dimension q), = U*S   */
+    float *A;                  /* q x C (row-major)                               */
+    double *sv;                /* q singular values of the merged delta, descending */
+} acem_lora_out;
+
+ACEMDEF int acem_lora_supported(acem_method m);
+ACEMDEF acem_result acem_lora_bytes(const acem_options *opt, size_t rows, size_t cols, size_t n_experts,
+                                    const size_t *ranks, size_t *bytes);
+/* out's arrays point into the arena. info reports gating and refinement as
+   for the dense path. */
+ACEMDEF acem_result acem_lora_merge(const acem_options *opt, const char *name, size_t rows, size_t cols,
+                                    size_t n_experts, const acem_lora *experts, void *arena,
+                                    size_t arena_bytes, acem_lora_out *out, acem_layer_info *info,
+                                    acem_error *err);
+
 /* ---- safetensors ------------------------------------------------------------
    I/O goes through callbacks so firmware and the browser can use it; the stdio
    helpers below them are compiled out by ACEM_NO_STDIO.
@@ -2555,6 +2590,450 @@ ACEMDEF acem_result acem_merge_alloc(const acem_options *opt, acem_rule rule, co
 }
 #endif
 
+
+/* =========================================================================== */
+/* LoRA: exact merging in low-rank coordinates                                 */
+/* =========================================================================== */
+/* With D_t = s_t B_t A_t, let Q_A (a x C, orthonormal rows) span the rows of
+   all A_t and Q_B (b x R) span the columns of all B_t together with the
+   all-ones vector. Then D_t = Q_B^T U_t Q_A with U_t = s_t (Q_B B_t)(A_t Q_A^T)
+   (b x a), the column-centred delta is Q_B^T (J U_t) Q_A with J = I - h h^T/R
+   (h = Q_B 1), S_t = Q_A^T (Pc_t^T Pc_t) Q_A, and
+     A0      = Q_A^T (Ah + E I) Q_A + E (I - Q_A^T Q_A)       Ah = sum alpha_t S^_t
+     B       = Q_B^T [sum Pc_t (alpha_t S^_t + e_t I)] Q_A
+     m       = Q_A^T m^,  m^ = Ah q1 / C  (q1 = Q_A 1: the ones vector is not in
+               the span, only its projection matters)
+     W_pre   = Q_B^T [X^ - (X^ q1) z^T / (1 + z^.q1)] Q_A,  X^ = B^ (Ah + E I)^-1,
+               z^ = (Ah + E I)^-1 m^
+     Res     = Q_B^T [sum U_t (alpha_t S^_t - (Ah + E I)/T)] Q_A
+   so the spectral refinement is the SVD of a b x a matrix. All small algebra in
+   f64. */
+ACEMDEF int acem_lora_supported(acem_method m) {
+    return m == ACEM_ACE || m == ACEM_AVERAGE || m == ACEM_TASK_ARITHMETIC || m == ACEM_ACTMAT;
+}
+
+/* C = alpha op(A) op(B) + beta C, small f64 matrices */
+static void acem__dmm(int ta, int tb, size_t m, size_t n, size_t k, double alpha, const double *A, size_t lda,
+                      const double *B, size_t ldb, double beta, double *C, size_t ldc) {
+    size_t i, j, p;
+    for (i = 0; i < m; ++i)
+        for (j = 0; j < n; ++j) {
+            double s = 0;
+            for (p = 0; p < k; ++p) s += (ta ? A[p * lda + i] : A[i * lda + p]) * (tb ? B[j * ldb + p] : B[p * ldb + j]);
+            C[i * ldc + j] = (beta == 0 ? 0.0 : beta * C[i * ldc + j]) + alpha * s;
+        }
+}
+/* lower Cholesky of an SPD f64 matrix in place; 0 on success */
+static int acem__dpotrf(size_t n, double *A, size_t lda) {
+    size_t i, j, p;
+    for (j = 0; j < n; ++j) {
+        double d = A[j * lda + j];
+        for (p = 0; p < j; ++p) d -= A[j * lda + p] * A[j * lda + p];
+        if (!(d > 0)) return 1;
+        d = ACEM_SQRT(d);
+        A[j * lda + j] = d;
+        for (i = j + 1; i < n; ++i) {
+            double s = A[i * lda + j];
+            for (p = 0; p < j; ++p) s -= A[i * lda + p] * A[j * lda + p];
+            A[i * lda + j] = s / d;
+        }
+    }
+    return 0;
+}
+/* x := A^-1 x with A = L L^T */
+static void acem__dpotrs(size_t n, const double *L, size_t ldl, double *x) {
+    size_t i, p;
+    for (i = 0; i < n; ++i) {
+        double s = x[i];
+        for (p = 0; p < i; ++p) s -= L[i * ldl + p] * x[p];
+        x[i] = s / L[i * ldl + i];
+    }
+    for (i = n; i-- > 0;) {
+        double s = x[i];
+        for (p = i + 1; p < n; ++p) s -= L[p * ldl + i] * x[p];
+        x[i] = s / L[i * ldl + i];
+    }
+}
+/* Thin SVD of a small m x n f64 matrix through the Gram of its smaller side:
+   s (min(m,n), descending), U (m x q, ld q) and V (n x q, ld q), q = min(m,n);
+   pairs with s_i <= 0 get zero vectors. G: max(m,n)^2 doubles, ew: 2 max(m,n). */
+static acem_result acem__dsvd(size_t m, size_t n, const double *A, size_t lda, double *G, double *s, double *U,
+                              double *V, double *ew) {
+    size_t q = acem__min(m, n), i, j;
+    int cols = n <= m; /* eigenvectors give V */
+    double *X = cols ? V : U, *Y = cols ? U : V;
+    size_t ny = cols ? m : n;
+    acem_result r;
+    if (!q) return ACEM_OK;
+    if (cols) acem__dmm(1, 0, n, n, m, 1.0, A, lda, A, lda, 0.0, G, n);
+    else acem__dmm(0, 1, m, m, n, 1.0, A, lda, A, lda, 0.0, G, m);
+    if ((r = acem_syev(q, G, q, ew, ew + q)) != ACEM_OK) return r;
+    for (i = 0; i < q; ++i) {
+        double l = ew[q - 1 - i];
+        s[i] = l > 0 ? ACEM_SQRT(l) : 0.0;
+        for (j = 0; j < q; ++j) X[j * q + i] = G[j * q + (q - 1 - i)];
+    }
+    /* Y = A X / s (or A^T X / s) */
+    for (i = 0; i < q; ++i) {
+        double inv = s[i] > 0 ? 1.0 / s[i] : 0.0;
+        for (j = 0; j < ny; ++j) {
+            double acc = 0;
+            size_t p;
+            if (cols) for (p = 0; p < n; ++p) acc += A[j * lda + p] * X[p * q + i];
+            else for (p = 0; p < m; ++p) acc += A[p * lda + j] * X[p * q + i];
+            Y[j * q + i] = acc * inv;
+        }
+        if (!(s[i] > 0)) for (j = 0; j < q; ++j) X[j * q + i] = 0.0;
+    }
+    return ACEM_OK;
+}
+
+typedef struct acem__lora_plan {
+    size_t K, Kb, R, C;
+    double *Qa, *Qb, *X, *Gb, *h, *q1, *U, *Pc, *Sh, *Ah, *Bh, *Rs, *Us, *L, *Mh, *G, *s, *Uo, *Vo, *ew, *vr, *vc;
+    float *Bout, *Aout;
+} acem__lora_plan;
+
+static void acem__lora_layout(acem__lora_plan *p, acem__arena *a) {
+    size_t K = p->K, Kb = p->Kb, R = p->R, C = p->C, S = Kb * Kb, mx = acem__max(Kb, 1);
+    p->Qa = ACEM__CAST(double *, acem__take(a, K * C, sizeof(double)));
+    p->Qb = ACEM__CAST(double *, acem__take(a, Kb * R, sizeof(double)));
+    p->X = ACEM__CAST(double *, acem__take(a, K * K, sizeof(double)));
+    p->Gb = ACEM__CAST(double *, acem__take(a, Kb * K, sizeof(double)));
+    p->h = ACEM__CAST(double *, acem__take(a, Kb, sizeof(double)));
+    p->q1 = ACEM__CAST(double *, acem__take(a, K, sizeof(double)));
+    p->U = ACEM__CAST(double *, acem__take(a, S, sizeof(double)));
+    p->Pc = ACEM__CAST(double *, acem__take(a, S, sizeof(double)));
+    p->Sh = ACEM__CAST(double *, acem__take(a, S, sizeof(double)));
+    p->Ah = ACEM__CAST(double *, acem__take(a, S, sizeof(double)));
+    p->Bh = ACEM__CAST(double *, acem__take(a, S, sizeof(double)));
+    p->Rs = ACEM__CAST(double *, acem__take(a, S, sizeof(double)));
+    p->Us = ACEM__CAST(double *, acem__take(a, S, sizeof(double)));
+    p->L = ACEM__CAST(double *, acem__take(a, S, sizeof(double)));
+    p->Mh = ACEM__CAST(double *, acem__take(a, S, sizeof(double)));
+    p->G = ACEM__CAST(double *, acem__take(a, S, sizeof(double)));
+    p->s = ACEM__CAST(double *, acem__take(a, mx, sizeof(double)));
+    p->Uo = ACEM__CAST(double *, acem__take(a, S, sizeof(double)));
+    p->Vo = ACEM__CAST(double *, acem__take(a, S, sizeof(double)));
+    p->ew = ACEM__CAST(double *, acem__take(a, 2 * mx, sizeof(double)));
+    p->vr = ACEM__CAST(double *, acem__take(a, acem__max(R, C), sizeof(double)));
+    p->vc = ACEM__CAST(double *, acem__take(a, mx, sizeof(double)));
+    p->Bout = ACEM__CAST(float *, acem__take(a, R * K, sizeof(float)));
+    p->Aout = ACEM__CAST(float *, acem__take(a, K * C, sizeof(float)));
+}
+
+static acem_result acem__lora_sizes(const acem_options *opt, size_t R, size_t C, size_t T, const size_t *ranks,
+                                    acem__lora_plan *p, acem_options *ro) {
+    size_t t, K = 0;
+    acem_result r;
+    if ((r = acem_options_resolve(opt, ro, NULL)) != ACEM_OK) return r;
+    if (!T || !ranks || !R || !C) return ACEM_ERR_INVALID_ARGUMENT;
+    for (t = 0; t < T; ++t) {
+        if (K + ranks[t] < K) return ACEM_ERR_SIZE_OVERFLOW;
+        K += ranks[t];
+    }
+    p->K = K; p->Kb = K + 1; p->R = R; p->C = C;
+    return ACEM_OK;
+}
+
+ACEMDEF acem_result acem_lora_bytes(const acem_options *opt, size_t R, size_t C, size_t T, const size_t *ranks,
+                                    size_t *bytes) {
+    acem__lora_plan p;
+    acem_options ro;
+    acem__arena a;
+    acem_result r;
+    if (!bytes) return ACEM_ERR_INVALID_ARGUMENT;
+    *bytes = 0;
+    if ((r = acem__lora_sizes(opt, R, C, T, ranks, &p, &ro)) != ACEM_OK) return r;
+    if (!acem_lora_supported(ro.method)) return ACEM_ERR_INVALID_ARGUMENT;
+    a.base = NULL; a.off = 0; a.overflow = 0;
+    acem__lora_layout(&p, &a);
+    if (a.overflow) return ACEM_ERR_SIZE_OVERFLOW;
+    *bytes = a.off;
+    return ACEM_OK;
+}
+
+/* Adds v (length n) to the orthonormal rows Q (count *q, ld n) after two
+   passes of Gram-Schmidt, if it is independent enough. */
+static void acem__gs_add(double *Q, size_t *q, size_t n, double *v) {
+    double n0 = 0, n1 = 0;
+    size_t i, j, pass;
+    for (i = 0; i < n; ++i) n0 += v[i] * v[i];
+    if (!(n0 > 0)) return;
+    for (pass = 0; pass < 2; ++pass)
+        for (j = 0; j < *q; ++j) {
+            const double *qj = Q + j * n;
+            double c = 0;
+            for (i = 0; i < n; ++i) c += qj[i] * v[i];
+            for (i = 0; i < n; ++i) v[i] -= c * qj[i];
+        }
+    for (i = 0; i < n; ++i) n1 += v[i] * v[i];
+    if (!(n1 > 1e-20 * n0)) return; /* dependent (to f64 round-off) */
+    n1 = 1.0 / ACEM_SQRT(n1);
+    for (i = 0; i < n; ++i) Q[*q * n + i] = v[i] * n1;
+    (*q)++;
+}
+
+ACEMDEF acem_result acem_lora_merge(const acem_options *opt, const char *name, size_t R, size_t C, size_t T,
+                                    const acem_lora *ex, void *arena, size_t arena_bytes, acem_lora_out *out,
+                                    acem_layer_info *info, acem_error *err) {
+    acem__lora_plan p;
+    acem_options o;
+    acem__arena ar;
+    acem_layer_info dummy;
+    acem_result r;
+    size_t t, i, j, a = 0, b = 0, off, K;
+    const char *nm = acem__nm(name);
+    double E = 0, nbar = 0, mean_l = 0, m2_l = 0, lam;
+    int gated = 0;
+    if (!info) info = &dummy;
+    ACEM_MEMSET(info, 0, sizeof *info);
+    if (!out || !ex || !T) return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "tensor '%s': NULL argument or no experts", nm);
+    ACEM_MEMSET(out, 0, sizeof *out);
+    if ((r = acem_options_resolve(opt, &o, err)) != ACEM_OK) return r;
+    if (!acem_lora_supported(o.method))
+        return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "tensor '%s': method %s has no exact low-rank form", nm,
+                          acem_method_name(o.method));
+    if (!R || !C) return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "tensor '%s': empty shape", nm);
+    /* ranks into the plan without allocating: sum directly */
+    K = 0;
+    for (t = 0; t < T; ++t) {
+        if (ex[t].rank && (!ex[t].A || !ex[t].B))
+            return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "tensor '%s': expert %zu has rank %zu but no factors", nm, t, ex[t].rank);
+        if (!acem__finite(ex[t].scale))
+            return acem__fail(err, ACEM_ERR_NONFINITE, "tensor '%s': expert %zu: non-finite scale", nm, t);
+        K += ex[t].rank;
+    }
+    p.K = K; p.Kb = K + 1; p.R = R; p.C = C;
+    ar.base = NULL; ar.off = 0; ar.overflow = 0;
+    acem__lora_layout(&p, &ar);
+    if (ar.overflow) return acem__fail(err, ACEM_ERR_SIZE_OVERFLOW, "tensor '%s': too large", nm);
+    if (!arena || arena_bytes < ar.off) {
+        acem__fail(err, ACEM_ERR_ARENA_TOO_SMALL, "tensor '%s': arena too small: %zu bytes needed, %zu given", nm, ar.off,
+                   arena ? arena_bytes : (size_t)0);
+        if (err) err->bytes_required = ar.off;
+        return ACEM_ERR_ARENA_TOO_SMALL;
+    }
+    if (((size_t)(const unsigned char *)arena & 7u) != 0)
+        return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "tensor '%s': arena must be 8-byte aligned", nm);
+    ar.base = ACEM__CAST(unsigned char *, arena); ar.off = 0;
+    acem__lora_layout(&p, &ar);
+    info->rule = ACEM_RULE_METHOD;
+    info->method = o.method;
+    lam = o.lambda;
+    /* 1. bases. Q_A: rows of every A_t; Q_B: 1/sqrt(R), then the columns of every B_t */
+    for (t = 0; t < T; ++t)
+        for (i = 0; i < ex[t].rank; ++i) {
+            for (j = 0; j < C; ++j) {
+                p.vr[j] = ex[t].A[i * C + j];
+                if (!acem__finite(ex[t].A[i * C + j]))
+                    return acem__fail(err, ACEM_ERR_NONFINITE, "tensor '%s': expert %zu: non-finite value in A", nm, t);
+            }
+            acem__gs_add(p.Qa, &a, C, p.vr);
+        }
+    for (j = 0; j < R; ++j) p.vr[j] = 1.0;
+    acem__gs_add(p.Qb, &b, R, p.vr);
+    for (t = 0; t < T; ++t)
+        for (i = 0; i < ex[t].rank; ++i) {
+            for (j = 0; j < R; ++j) {
+                p.vr[j] = ex[t].B[j * ex[t].rank + i];
+                if (!acem__finite(ex[t].B[j * ex[t].rank + i]))
+                    return acem__fail(err, ACEM_ERR_NONFINITE, "tensor '%s': expert %zu: non-finite value in B", nm, t);
+            }
+            acem__gs_add(p.Qb, &b, R, p.vr);
+        }
+    /* coordinates: X (K x a) = A rows . Q_A ; Gb (b x K) = Q_B . B columns ; h = Q_B 1 ; q1 = Q_A 1 */
+    for (t = 0, off = 0; t < T; off += ex[t].rank, ++t)
+        for (i = 0; i < ex[t].rank; ++i) {
+            for (j = 0; j < a; ++j) {
+                double s = 0;
+                size_t c;
+                for (c = 0; c < C; ++c) s += (double)ex[t].A[i * C + c] * p.Qa[j * C + c];
+                p.X[(off + i) * K + j] = s;
+            }
+            for (j = 0; j < b; ++j) {
+                double s = 0;
+                size_t c;
+                for (c = 0; c < R; ++c) s += (double)ex[t].B[c * ex[t].rank + i] * p.Qb[j * R + c];
+                p.Gb[j * K + off + i] = s;
+            }
+        }
+    for (j = 0; j < b; ++j) {
+        double s = 0;
+        for (i = 0; i < R; ++i) s += p.Qb[j * R + i];
+        p.h[j] = s;
+    }
+    for (j = 0; j < a; ++j) {
+        double s = 0;
+        for (i = 0; i < C; ++i) s += p.Qa[j * C + i];
+        p.q1[j] = s;
+    }
+    /* 2. per expert: U_t (b x a), its norm (gate), centred Pc_t, S^_t */
+#define ACEM__LORA_U(t_, off_)                                                                        \
+    do {                                                                                              \
+        if (ex[t_].rank)                                                                              \
+            acem__dmm(0, 0, b, a, ex[t_].rank, (double)ex[t_].scale, p.Gb + (off_), K, p.X + (off_) * K, \
+                      K, 0.0, p.U, a);                                                                \
+        else                                                                                          \
+            for (i = 0; i < b * a; ++i) p.U[i] = 0.0;                                                 \
+    } while (0)
+    for (t = 0, off = 0; t < T; off += ex[t].rank, ++t) {
+        double n = 0, l, dl;
+        ACEM__LORA_U(t, off);
+        for (i = 0; i < b * a; ++i) n += p.U[i] * p.U[i];
+        l = ACEM_LOG(n + ACEM__GUARD);
+        dl = l - mean_l;
+        mean_l += dl / (double)(t + 1);
+        m2_l += dl * (l - mean_l);
+        nbar += n / (double)T;
+    }
+    if (o.method == ACEM_ACE && T > 1) {
+        double var = m2_l / ((double)T - 1.0);
+        info->gamma = var / (mean_l * mean_l + ACEM__GUARD);
+        gated = info->gamma > o.tau;
+        if (o.flags & ACEM_FLAG_NO_GATE) gated = 0;
+        if (o.flags & ACEM_FLAG_ALWAYS_GATE) gated = 1;
+        info->gated = gated;
+    }
+    for (i = 0; i < b * a; ++i) { p.Bh[i] = 0; p.Rs[i] = 0; p.Us[i] = 0; }
+    for (i = 0; i < a * a; ++i) p.Ah[i] = 0;
+    for (t = 0, off = 0; t < T; off += ex[t].rank, ++t) {
+        double tr = 0, alpha, e;
+        ACEM__LORA_U(t, off);
+        for (i = 0; i < b * a; ++i) p.Us[i] += p.U[i];
+        if (o.method == ACEM_AVERAGE || o.method == ACEM_TASK_ARITHMETIC) continue;
+        if (o.method == ACEM_ACTMAT) { /* Gram sum in Ah, N^ = sum U_t (U_t^T U_t) in Bh */
+            acem__dmm(1, 0, a, a, b, 1.0, p.U, a, p.U, a, 0.0, p.Sh, a);
+            for (i = 0; i < a * a; ++i) p.Ah[i] += p.Sh[i];
+            acem__dmm(0, 0, b, a, a, 1.0, p.U, a, p.Sh, a, 1.0, p.Bh, a);
+            continue;
+        }
+        /* ACE: Pc = (I - h h^T / R) U */
+        for (j = 0; j < a; ++j) {
+            double s = 0;
+            for (i = 0; i < b; ++i) s += p.h[i] * p.U[i * a + j];
+            s /= (double)R;
+            for (i = 0; i < b; ++i) p.Pc[i * a + j] = p.U[i * a + j] - p.h[i] * s;
+        }
+        acem__dmm(1, 0, a, a, b, 1.0, p.Pc, a, p.Pc, a, 0.0, p.Sh, a);
+        for (i = 0; i < a; ++i) tr += p.Sh[i * a + i];
+        tr += ACEM__GUARD;
+        alpha = gated ? 1.0 / tr : 1.0;
+        e = gated ? o.eps / tr : o.eps;
+        E += e;
+        for (i = 0; i < a * a; ++i) p.Sh[i] *= alpha;
+        for (i = 0; i < a * a; ++i) p.Ah[i] += p.Sh[i];
+        acem__dmm(0, 0, b, a, a, 1.0, p.Pc, a, p.Sh, a, 1.0, p.Bh, a);   /* Pc alpha S^ */
+        for (i = 0; i < b * a; ++i) p.Bh[i] += e * p.Pc[i];              /* + e Pc      */
+        acem__dmm(0, 0, b, a, a, 1.0, p.U, a, p.Sh, a, 1.0, p.Rs, a);    /* U alpha S^  */
+    }
+#undef ACEM__LORA_U
+    /* 3. the merged delta M^ (b x a) */
+    if (o.method == ACEM_AVERAGE || o.method == ACEM_TASK_ARITHMETIC || (o.method == ACEM_ACE && T == 1)) {
+        double f = o.method == ACEM_AVERAGE ? 1.0 / (double)T : 1.0;
+        for (i = 0; i < b * a; ++i) p.Mh[i] = f * p.Us[i];
+    } else if (o.method == ACEM_ACTMAT) { /* M^ = N^ G^+ */
+        double lmax, tol;
+        for (i = 0; i < b * a; ++i) p.Mh[i] = 0;
+        if (a) {
+            if ((r = acem_syev(a, p.Ah, a, p.ew, p.ew + a)) != ACEM_OK)
+                return acem__fail(err, r, "tensor '%s': eigen-decomposition failed", nm);
+            lmax = p.ew[a - 1];
+            tol = (double)C * ACEM__FLT_EPS * lmax;
+            for (j = 0; j < a && lmax > 0; ++j) {
+                size_t c;
+                if (!(p.ew[j] > tol)) continue;
+                for (i = 0; i < b; ++i) { /* (N^ w_j) / lambda_j  w_j^T */
+                    double s = 0;
+                    for (c = 0; c < a; ++c) s += p.Bh[i * a + c] * p.Ah[c * a + j];
+                    s /= p.ew[j];
+                    for (c = 0; c < a; ++c) p.Mh[i * a + c] += s * p.Ah[c * a + j];
+                }
+            }
+        }
+    } else { /* ACE, T > 1 */
+        double den, zq = 0;
+        size_t n = acem__min(R, C), k = (size_t)((double)n * o.k_frac);
+        for (i = 0; i < a * a; ++i) p.L[i] = p.Ah[i];
+        for (i = 0; i < a; ++i) p.L[i * a + i] += E;
+        if (acem__dpotrf(a, p.L, a))
+            return acem__fail(err, ACEM_ERR_NOT_POSITIVE_DEFINITE, "tensor '%s': the ACE system is not positive definite", nm);
+        /* m^ = Ah q1 / C (/ (nbar + g) when gated) ; z^ = (Ah + E I)^-1 m^ */
+        for (i = 0; i < a; ++i) {
+            double s = 0;
+            for (j = 0; j < a; ++j) s += p.Ah[i * a + j] * p.q1[j];
+            s /= (double)C;
+            if (gated) s /= nbar + ACEM__GUARD;
+            p.vc[i] = s;
+        }
+        acem__dpotrs(a, p.L, a, p.vc);
+        for (i = 0; i < a; ++i) zq += p.vc[i] * p.q1[i];
+        den = 1.0 + zq;
+        if (!(acem__fabs(den) > 1e-12))
+            return acem__fail(err, ACEM_ERR_SINGULAR, "tensor '%s': the ACE system is singular", nm);
+        /* W^ = X^ - (X^ q1) z^T / den, X^ rows = (Ah + E I)^-1 B^ rows */
+        for (i = 0; i < b; ++i) {
+            double *w = p.Mh + i * a, xq = 0;
+            for (j = 0; j < a; ++j) w[j] = p.Bh[i * a + j];
+            acem__dpotrs(a, p.L, a, w);
+            for (j = 0; j < a; ++j) xq += w[j] * p.q1[j];
+            for (j = 0; j < a; ++j) w[j] -= xq * p.vc[j] / den;
+        }
+        if (gated && !(o.flags & ACEM_FLAG_NO_REFINE) && k > 0) {
+            /* F^ = Rs - Us (Ah + E I) / T + W^, in Rs */
+            size_t q = acem__min(a, b), kk = acem__min(k, q), kept = 0;
+            double sig = 0, tol;
+            for (i = 0; i < a * a; ++i) p.L[i] = p.Ah[i];
+            for (i = 0; i < a; ++i) p.L[i * a + i] += E;
+            acem__dmm(0, 0, b, a, a, -1.0 / (double)T, p.Us, a, p.L, a, 1.0, p.Rs, a);
+            for (i = 0; i < b * a; ++i) p.Rs[i] += p.Mh[i];
+            if ((r = acem__dsvd(b, a, p.Rs, a, p.G, p.s, p.Uo, p.Vo, p.ew)) != ACEM_OK)
+                return acem__fail(err, r, "tensor '%s': SVD of the refinement failed", nm);
+            for (i = 0; i < kk; ++i) sig += p.s[i];
+            sig /= (double)k;
+            tol = (double)acem__max(R, C) * ACEM__FLT_EPS * p.s[0];
+            for (j = 0; j < kk; ++j) {
+                size_t c;
+                if (!(p.s[0] > 0) || !(p.s[j] > tol)) continue;
+                ++kept;
+                for (i = 0; i < b; ++i)
+                    for (c = 0; c < a; ++c) p.Mh[i * a + c] += sig * p.Uo[i * q + j] * p.Vo[c * q + j];
+            }
+            info->refined = 1;
+            info->k = k;
+            info->sigma_iso = sig;
+            info->directions = kept;
+        }
+    }
+    /* 4. output in SVD order: lambda M = (Q_B^T U S)(V^T Q_A) */
+    {
+        size_t q = acem__min(a, b), kept = 0, c;
+        double s0, sgn = lam < 0 ? -1.0 : 1.0, al = lam < 0 ? -lam : lam;
+        if (q && (r = acem__dsvd(b, a, p.Mh, a, p.G, p.s, p.Uo, p.Vo, p.ew)) != ACEM_OK)
+            return acem__fail(err, r, "tensor '%s': SVD of the merged delta failed", nm);
+        s0 = q ? p.s[0] : 0;
+        for (j = 0; j < q; ++j)
+            if (s0 > 0 && p.s[j] > 1e-13 * s0) kept = j + 1;
+        for (i = 0; i < R; ++i)
+            for (j = 0; j < kept; ++j) {
+                double acc = 0;
+                for (c = 0; c < b; ++c) acc += p.Qb[c * R + i] * p.Uo[c * q + j];
+                p.Bout[i * kept + j] = (float)(sgn * acc * al * p.s[j]);
+            }
+        for (j = 0; j < kept; ++j)
+            for (i = 0; i < C; ++i) {
+                double acc = 0;
+                for (c = 0; c < a; ++c) acc += p.Vo[c * q + j] * p.Qa[c * C + i];
+                p.Aout[j * C + i] = (float)acc;
+            }
+        for (j = 0; j < kept; ++j) p.s[j] *= al;
+        out->rank = kept;
+        out->B = p.Bout;
+        out->A = p.Aout;
+        out->sv = p.s;
+    }
+    return ACEM_OK;
+}
 
 /* =========================================================================== */
 /* file formats: safetensors (read, validate, write), sharded index           */
