@@ -344,6 +344,39 @@ ACEMDEF acem_result acem_lora_merge(const acem_options *opt, const char *name, s
                                     size_t arena_bytes, acem_lora_out *out, acem_layer_info *info,
                                     acem_error *err);
 
+/* ---- PEFT adapter_config.json --------------------------------------------
+   acem_peft_config_parse() decodes the JSON in place (buf holds len + 1 bytes)
+   and keeps pointers into it; pattern and module lists are carved from the
+   arena (acem_peft_config_bytes(len) bytes). Absent values: r 0 (infer from
+   the tensor shapes), lora_alpha 8. acem_peft_scaling() applies rank_pattern /
+   alpha_pattern (keys match a module name exactly or as a dotted suffix, as
+   regular expressions, like PEFT's "(.*\.)?key$") and use_rslora. */
+typedef struct acem_peft_pattern {
+    const char *key;
+    double value;
+} acem_peft_pattern;
+
+typedef struct acem_peft_config {
+    const char *peft_type;     /* "LORA" expected; NULL if absent                */
+    double r;                  /* 0: absent                                       */
+    double lora_alpha;         /* 8 when absent                                   */
+    int use_rslora, fan_in_fan_out, use_dora;
+    acem_peft_pattern *rank_pattern, *alpha_pattern;
+    size_t n_rank_pattern, n_alpha_pattern;
+    const char **target_modules;   /* list form; target_modules_regex: string form */
+    size_t n_target_modules;
+    const char *target_modules_regex;
+    const char **modules_to_save;
+    size_t n_modules_to_save;
+} acem_peft_config;
+
+ACEMDEF size_t acem_peft_config_bytes(size_t len);
+ACEMDEF acem_result acem_peft_config_parse(char *buf, size_t len, acem_peft_config *cfg, void *arena,
+                                           size_t arena_bytes, const char *path, acem_error *err);
+/* r_shape: the rank found in the tensors (used when r is absent). Returns the
+   scale and, in *r_used, the rank the config asks for (0 on a bad pattern). */
+ACEMDEF double acem_peft_scaling(const acem_peft_config *cfg, const char *module, size_t r_shape, double *r_used);
+
 /* ---- safetensors ------------------------------------------------------------
    I/O goes through callbacks so firmware and the browser can use it; the stdio
    helpers below them are compiled out by ACEM_NO_STDIO.
@@ -3820,6 +3853,163 @@ ACEMDEF acem_result acem_st_index_parse(char *json, size_t len, const char **nam
     if (j.i != j.n) return acem__fail(err, ACEM_ERR_FORMAT, "index: unexpected bytes after the JSON object");
     if (!seen_map) return acem__fail(err, ACEM_ERR_FORMAT, "index: no weight_map");
     return ACEM_OK;
+}
+
+/* ---- PEFT adapter_config.json ------------------------------------------------ */
+static int acem__jnum(acem__json *j, double *v) { /* JSON number -> double */
+    size_t s = j->i;
+    double x = 0, f = 0.1, sign = 1;
+    int e = 0, es = 1;
+    if (!acem__jskip(j)) return 0; /* validates the grammar */
+    if (j->p[s] == 't' || j->p[s] == 'f' || j->p[s] == 'n' || j->p[s] == '"' || j->p[s] == '[' || j->p[s] == '{') return 0;
+    if (j->p[s] == '-') { sign = -1; ++s; }
+    while (s < j->i && j->p[s] >= '0' && j->p[s] <= '9') x = x * 10 + (j->p[s++] - '0');
+    if (s < j->i && j->p[s] == '.')
+        for (++s; s < j->i && j->p[s] >= '0' && j->p[s] <= '9'; ++s, f *= 0.1) x += (j->p[s] - '0') * f;
+    if (s < j->i && (j->p[s] == 'e' || j->p[s] == 'E')) {
+        ++s;
+        if (j->p[s] == '-') { es = -1; ++s; } else if (j->p[s] == '+') ++s;
+        while (s < j->i && j->p[s] >= '0' && j->p[s] <= '9' && e < 400) e = e * 10 + (j->p[s++] - '0');
+    }
+    while (e-- > 0) x = es > 0 ? x * 10 : x / 10;
+    *v = sign * x;
+    return 1;
+}
+/* each list entry takes at least 3 bytes of JSON */
+ACEMDEF size_t acem_peft_config_bytes(size_t len) { return (len / 3 + 2) * sizeof(acem_peft_pattern); }
+
+static acem_result acem__peft_bool(acem__json *j, int *v, const char *key, const char *path, acem_error *err) {
+    acem__jws(j);
+    if (acem__jlit(j, "true")) *v = 1;
+    else if (acem__jlit(j, "false") || acem__jlit(j, "null")) *v = 0;
+    else return acem__fail(err, ACEM_ERR_FORMAT, "%s: '%s' must be true or false", path, key);
+    return ACEM_OK;
+}
+ACEMDEF acem_result acem_peft_config_parse(char *buf, size_t len, acem_peft_config *cfg, void *arena,
+                                           size_t arena_bytes, const char *path, acem_error *err) {
+    acem__json j;
+    int more;
+    size_t used = 0; /* bytes of the arena taken by lists */
+    unsigned char *ar = ACEM__CAST(unsigned char *, arena);
+    path = acem__path(path);
+    if (!buf || !cfg) return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "%s: NULL argument", path);
+    ACEM_MEMSET(cfg, 0, sizeof *cfg);
+    cfg->lora_alpha = 8;
+    if (!arena || arena_bytes < acem_peft_config_bytes(len)) {
+        acem__fail(err, ACEM_ERR_ARENA_TOO_SMALL, "%s: %zu bytes needed", path, acem_peft_config_bytes(len));
+        if (err) err->bytes_required = acem_peft_config_bytes(len);
+        return ACEM_ERR_ARENA_TOO_SMALL;
+    }
+    buf[len] = 0;
+    if (!acem__utf8_valid(ACEM__CAST(const unsigned char *, (const void *)buf), len))
+        return acem__fail(err, ACEM_ERR_FORMAT, "%s: not valid UTF-8", path);
+    j.p = buf; j.i = 0; j.n = len; j.depth = 0; j.what = "config";
+    if (!acem__jexpect(&j, '{')) return acem__fail(err, ACEM_ERR_FORMAT, "%s: not a JSON object", path);
+    acem__jws(&j);
+    if (j.i < j.n && j.p[j.i] == '}') { j.i++; more = 0; } else more = 1;
+    while (more == 1) {
+        char *key;
+        acem_result r = ACEM_OK;
+        acem__jws(&j);
+        if (!(key = acem__jstr(&j)) || !acem__jexpect(&j, ':'))
+            return acem__fail(err, ACEM_ERR_FORMAT, "%s: malformed JSON near byte %zu", path, j.i);
+        acem__jws(&j);
+        if (acem__streq(key, "r") || acem__streq(key, "lora_alpha")) {
+            double v;
+            if (!acem__jlit(&j, "null")) { /* null: absent */
+                if (!acem__jnum(&j, &v) || !(v > 0))
+                    return acem__fail(err, ACEM_ERR_FORMAT, "%s: '%s' must be a positive number", path, key);
+                if (key[0] == 'r') cfg->r = v; else cfg->lora_alpha = v;
+            }
+        } else if (acem__streq(key, "use_rslora")) r = acem__peft_bool(&j, &cfg->use_rslora, key, path, err);
+        else if (acem__streq(key, "fan_in_fan_out")) r = acem__peft_bool(&j, &cfg->fan_in_fan_out, key, path, err);
+        else if (acem__streq(key, "use_dora")) r = acem__peft_bool(&j, &cfg->use_dora, key, path, err);
+        else if (acem__streq(key, "peft_type")) {
+            if (!acem__jlit(&j, "null") && !(cfg->peft_type = acem__jstr(&j)))
+                return acem__fail(err, ACEM_ERR_FORMAT, "%s: 'peft_type' must be a string", path);
+        } else if (acem__streq(key, "rank_pattern") || acem__streq(key, "alpha_pattern")) {
+            int m, isr = key[0] == 'r';
+            acem_peft_pattern *list = ACEM__CAST(acem_peft_pattern *, (void *)(ar + used));
+            size_t n = 0;
+            if (acem__jlit(&j, "null")) m = 0;
+            else {
+                if (!acem__jexpect(&j, '{')) return acem__fail(err, ACEM_ERR_FORMAT, "%s: '%s' must be an object", path, key);
+                acem__jws(&j);
+                if (j.i < j.n && j.p[j.i] == '}') { j.i++; m = 0; } else m = 1;
+            }
+            while (m == 1) {
+                char *pk;
+                double v;
+                acem__jws(&j);
+                if (!(pk = acem__jstr(&j)) || !acem__jexpect(&j, ':') || (acem__jws(&j), !acem__jnum(&j, &v)) || !(v > 0))
+                    return acem__fail(err, ACEM_ERR_FORMAT, "%s: '%s' entries must be \"module\": positive number", path, key);
+                if (acem_regex_check(pk) != ACEM_OK)
+                    return acem__fail(err, ACEM_ERR_BAD_PATTERN, "%s: '%s' key '%s' is not a regular expression acem supports", path, key, pk);
+                if (used + (n + 1) * sizeof *list > arena_bytes) return acem__fail(err, ACEM_ERR_FORMAT, "%s: too many entries", path);
+                list[n].key = pk;
+                list[n].value = v;
+                n++;
+                if ((m = acem__jnext(&j, '}')) < 0) return acem__fail(err, ACEM_ERR_FORMAT, "%s: malformed '%s'", path, key);
+            }
+            used += n * sizeof *list;
+            if (isr) { cfg->rank_pattern = list; cfg->n_rank_pattern = n; }
+            else { cfg->alpha_pattern = list; cfg->n_alpha_pattern = n; }
+        } else if (acem__streq(key, "target_modules") || acem__streq(key, "modules_to_save")) {
+            int m, ist = key[0] == 't';
+            const char **list = ACEM__CAST(const char **, (void *)(ar + used));
+            size_t n = 0;
+            if (acem__jlit(&j, "null")) m = 0;
+            else if (j.i < j.n && j.p[j.i] == '"') {
+                char *sv = acem__jstr(&j);
+                if (!sv || !ist) return acem__fail(err, ACEM_ERR_FORMAT, "%s: '%s' must be a list of strings", path, key);
+                cfg->target_modules_regex = sv;
+                m = 0;
+            } else {
+                if (!acem__jexpect(&j, '[')) return acem__fail(err, ACEM_ERR_FORMAT, "%s: '%s' must be a list", path, key);
+                acem__jws(&j);
+                if (j.i < j.n && j.p[j.i] == ']') { j.i++; m = 0; } else m = 1;
+            }
+            while (m == 1) {
+                char *sv;
+                acem__jws(&j);
+                if (!(sv = acem__jstr(&j))) return acem__fail(err, ACEM_ERR_FORMAT, "%s: '%s' must hold strings", path, key);
+                if (used + (n + 1) * sizeof *list > arena_bytes) return acem__fail(err, ACEM_ERR_FORMAT, "%s: too many entries", path);
+                list[n++] = sv;
+                if ((m = acem__jnext(&j, ']')) < 0) return acem__fail(err, ACEM_ERR_FORMAT, "%s: malformed '%s'", path, key);
+            }
+            used += (n * sizeof *list + 7u) & ~(size_t)7u;
+            if (ist) { cfg->target_modules = list; cfg->n_target_modules = n; }
+            else { cfg->modules_to_save = list; cfg->n_modules_to_save = n; }
+        } else if (!acem__jskip(&j))
+            return acem__fail(err, ACEM_ERR_FORMAT, "%s: malformed JSON at key '%s'", path, key);
+        if (r != ACEM_OK) return r;
+        if ((more = acem__jnext(&j, '}')) < 0) return acem__fail(err, ACEM_ERR_FORMAT, "%s: malformed JSON near byte %zu", path, j.i);
+    }
+    acem__jws(&j);
+    if (j.i != j.n) return acem__fail(err, ACEM_ERR_FORMAT, "%s: unexpected bytes after the JSON object", path);
+    return ACEM_OK;
+}
+/* does a PEFT pattern key match the module name as "(.*\.)?key$"? */
+static int acem__peft_match(const char *key, const char *module) {
+    char pat[600];
+    size_t n = acem__strlen(key);
+    if (n > sizeof pat - 16) return 0;
+    ACEM_MEMCPY(pat, "^(.*\\.)?", 8);
+    ACEM_MEMCPY(pat + 8, key, n);
+    pat[8 + n] = '$';
+    pat[9 + n] = 0;
+    return acem_regex_search(pat, module);
+}
+ACEMDEF double acem_peft_scaling(const acem_peft_config *c, const char *module, size_t r_shape, double *r_used) {
+    double r = c->r > 0 ? c->r : (double)r_shape, alpha = c->lora_alpha;
+    size_t i;
+    for (i = 0; i < c->n_rank_pattern; ++i)
+        if (acem__peft_match(c->rank_pattern[i].key, module)) { r = c->rank_pattern[i].value; break; }
+    for (i = 0; i < c->n_alpha_pattern; ++i)
+        if (acem__peft_match(c->alpha_pattern[i].key, module)) { alpha = c->alpha_pattern[i].value; break; }
+    if (r_used) *r_used = r;
+    if (!(r > 0)) return 0;
+    return alpha / (c->use_rslora ? ACEM_SQRT(r) : r);
 }
 
 /* ---- stdio helpers ------------------------------------------------------------- */

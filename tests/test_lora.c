@@ -157,6 +157,69 @@ static void run_case(const char *label, lcase *c, acem_method m, unsigned flags)
     free(dense); free(low); free(ref);
 }
 
+
+/* PEFT adapter_config.json: parsing, patterns, rsLoRA, DoRA flag, errors */
+static void peft_tests(void) {
+    static const char good[] =
+        "{\"peft_type\": \"LORA\", \"r\": 16, \"lora_alpha\": 32.0, \"use_rslora\": false,"
+        " \"fan_in_fan_out\": true, \"target_modules\": [\"c_attn\", \"c_proj\"],"
+        " \"rank_pattern\": {\"h.0.attn.c_attn\": 8, \"mlp\\\\.c_fc\": 4}, \"alpha_pattern\": {\"c_proj\": 64},"
+        " \"modules_to_save\": [\"score\"], \"lora_dropout\": 0.05, \"task_type\": null,"
+        " \"init_lora_weights\": true, \"layers_pattern\": null, \"use_dora\": false}";
+    char buf[1024], arena[4096];
+    acem_peft_config c;
+    acem_error err;
+    double r;
+    size_t n = strlen(good);
+    memcpy(buf, good, n + 1);
+    CHECK(acem_peft_config_bytes(n) <= sizeof arena, "peft arena bound");
+    CHECK(acem_peft_config_parse(buf, n, &c, arena, sizeof arena, "cfg.json", &err) == ACEM_OK, "peft parse: %s", err.message);
+    CHECK(c.r == 16 && c.lora_alpha == 32 && c.fan_in_fan_out && !c.use_rslora && !c.use_dora, "peft fields");
+    CHECK(c.peft_type && strcmp(c.peft_type, "LORA") == 0, "peft_type");
+    CHECK(c.n_target_modules == 2 && strcmp(c.target_modules[1], "c_proj") == 0, "target_modules");
+    CHECK(c.n_modules_to_save == 1 && strcmp(c.modules_to_save[0], "score") == 0, "modules_to_save");
+    CHECK(c.n_rank_pattern == 2 && c.n_alpha_pattern == 1, "patterns");
+    CHECK(fabs(acem_peft_scaling(&c, "h.1.attn.c_attn", 16, &r) - 2.0) < 1e-12 && r == 16, "default scaling alpha/r");
+    CHECK(fabs(acem_peft_scaling(&c, "h.0.attn.c_attn", 8, &r) - 4.0) < 1e-12 && r == 8, "rank_pattern exact module");
+    CHECK(fabs(acem_peft_scaling(&c, "transformer.h.0.attn.c_attn", 8, &r) - 4.0) < 1e-12, "rank_pattern dotted suffix");
+    CHECK(fabs(acem_peft_scaling(&c, "h.3.mlp.c_fc", 4, &r) - 8.0) < 1e-12 && r == 4, "rank_pattern regex key");
+    CHECK(fabs(acem_peft_scaling(&c, "h.3.mlp.c_proj", 16, &r) - 4.0) < 1e-12, "alpha_pattern");
+    CHECK(fabs(acem_peft_scaling(&c, "h.3.xc_proj", 16, &r) - 2.0) < 1e-12, "pattern must match a whole dotted name");
+    {
+        static const char rs[] = "{\"r\": 16, \"lora_alpha\": 16, \"use_rslora\": true}";
+        n = strlen(rs);
+        memcpy(buf, rs, n + 1);
+        CHECK(acem_peft_config_parse(buf, n, &c, arena, sizeof arena, "cfg.json", &err) == ACEM_OK, "rslora parse");
+        CHECK(fabs(acem_peft_scaling(&c, "q_proj", 16, &r) - 4.0) < 1e-12, "rslora alpha/sqrt(r)");
+    }
+    {
+        static const char miss[] = "{\"peft_type\": \"LORA\"}";
+        n = strlen(miss);
+        memcpy(buf, miss, n + 1);
+        CHECK(acem_peft_config_parse(buf, n, &c, arena, sizeof arena, "cfg.json", &err) == ACEM_OK, "minimal parse");
+        CHECK(fabs(acem_peft_scaling(&c, "q_proj", 4, &r) - 2.0) < 1e-12 && r == 4, "missing r inferred, alpha 8");
+    }
+    {
+        static const char dora[] = "{\"r\": 8, \"use_dora\": true}";
+        n = strlen(dora);
+        memcpy(buf, dora, n + 1);
+        CHECK(acem_peft_config_parse(buf, n, &c, arena, sizeof arena, "cfg.json", &err) == ACEM_OK && c.use_dora, "use_dora flag read");
+    }
+    {
+        static const char *bad[] = {"{\"r\": -1}", "{\"r\": \"x\"}", "[1]", "{\"r\": 8,}", "{\"use_rslora\": 1}",
+                                    "{\"rank_pattern\": {\"a\": \"b\"}}", "{\"rank_pattern\": {\"(a\": 2}}",
+                                    "{\"target_modules\": [1]}", "{\"r\": 8} x"};
+        size_t i;
+        for (i = 0; i < sizeof bad / sizeof bad[0]; ++i) {
+            n = strlen(bad[i]);
+            memcpy(buf, bad[i], n + 1);
+            CHECK(acem_peft_config_parse(buf, n, &c, arena, sizeof arena, "dir/adapter_config.json", &err) != ACEM_OK &&
+                      strstr(err.message, "dir/adapter_config.json") != NULL,
+                  "bad config %zu accepted or message lacks the path: %s", i, err.message);
+        }
+    }
+}
+
 int main(void) {
     static const acem_method methods[] = {ACEM_ACE, ACEM_AVERAGE, ACEM_TASK_ARITHMETIC, ACEM_ACTMAT};
     static const size_t shapes[][2] = {{64, 96}, {96, 64}, {128, 128}, {40, 200}};
@@ -195,6 +258,7 @@ int main(void) {
         CHECK(acem_lora_merge(&o, "x", 4, 3, 1, &ad, A, sizeof A, &out, NULL, &err) == ACEM_ERR_INVALID_ARGUMENT &&
                   strstr(err.message, "'x'") != NULL, "lora_merge accepts TIES or message lacks the name: %s", err.message);
     }
+    peft_tests();
     printf("test_lora: dense comparisons %d, skipped as ill-conditioned in f32 %d\n", n_dense, n_illposed);
     CHECK(n_illposed * 5 <= n_dense + n_illposed, "too many dense comparisons skipped: %d", n_illposed);
     return TEST_END("test_lora");
