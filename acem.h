@@ -6,8 +6,8 @@
    before you include this file in *one* C or C++ file to create the implementation.
 
    // Merge one R x C tensor of T experts with ACE, from a caller-owned arena.
-   acem_options opt = {0};                              // zero value = defaults (ACE)
-   size_t need;  acem_layer L;  acem_error err;
+   acem_options opt = acem_options_default();           // all zero = defaults (ACE)
+   size_t need;  acem_layer L;  acem_layer_info info;  acem_error err;
    acem_layer_bytes(&opt, ACEM_RULE_METHOD, R, C, T, &need);
    void *arena = my_arena_of(need);                     // acem never calls malloc
    acem_layer_init(&L, &opt, ACEM_RULE_METHOD, "blk.0.w", R, C, T, arena, need, &err);
@@ -19,10 +19,13 @@
    ----------------
    Define in the file with ACEM_IMPLEMENTATION unless marked "everywhere".
      ACEM_STATIC            everywhere: all functions are static (private to one TU).
-     ACEM_NO_STDIO          nothing that touches FILE* is compiled.
+     ACEM_NO_STDIO          everywhere: nothing that touches FILE* is declared or
+                            compiled (<stdio.h> is not included).
      ACEM_NO_MALLOC         no convenience function that allocates (acem_*_alloc).
      ACEM_MALLOC(sz,ctx) / ACEM_FREE(p,ctx)   allocation hooks for the convenience
-                            functions; define both or neither.
+                            functions; define both or neither (ctx is NULL: the
+                            only allocating function, acem_merge_alloc, has no
+                            user pointer).
      ACEM_NO_SIMD           portable scalar kernels only (no AVX2 / AVX-512 code).
      ACEM_ASSERT(x)         default: assert() from <assert.h> (internal invariants
                             only; data never triggers an assertion).
@@ -41,7 +44,8 @@
    the tensor and the problem, the bytes required (ACEM_ERR_ARENA_TOO_SMALL) and
    the failing column (ACEM_ERR_NOT_POSITIVE_DEFINITE).
 
-   Options. acem_options zeroed means: method ACE, eps 1e-2, tau 0.3, k_frac 0.3,
+   Options. acem_options zeroed (acem_options_default(), or memset; in C also
+   = {0}) means: method ACE, eps 1e-2, tau 0.3, k_frac 0.3,
    lambda = the method's default, TIES density 0.2, DARE drop 0.5, seed 0, no
    exclusions. acem_options_resolve() returns the effective values.
 
@@ -54,10 +58,13 @@
 
    Streaming one tensor (a "layer"):
      acem_layer_bytes()   exact arena bytes for (options, rule, R, C, T); depends
-                          on the shapes and the method, never on the data, and does
-                          not grow with T.
+                          on the shapes, the method, n_workers and this build's
+                          kernel blocking (SIMD width): query it on the target.
+                          Never depends on the data, never grows with T.
      acem_layer_init()    carves the arena (8-byte aligned; 64-byte aligned is
-                          fastest; it must stay alive until finish).
+                          fastest; it must stay alive until finish). The name is
+                          kept for messages and the DARE stream: it must stay
+                          valid until finish too.
                           Too small: ACEM_ERR_ARENA_TOO_SMALL with bytes_required.
      acem_layer_passes()  how many times the experts must be fed (1 or 2).
      acem_layer_feed()    one expert: feed(expert, base) uses expert - base as the
@@ -87,7 +94,14 @@
    array forms.
 
    Determinism: for a given build, the same inputs and options give bitwise
-   identical outputs, run after run.
+   identical outputs, run after run, for any n_workers and any scheduling of
+   parallel_for. Different builds (SIMD width, compiler, FMA contraction) may
+   differ in the last bits.
+
+   Precision: compute is f32 (the reference implementation's precision); the
+   small eigen problems are f64. Where the ACE system is ill-conditioned in f32
+   (tiny ridge next to large covariance, e.g. large low-rank deltas), results
+   carry f32 conditioning error; the LoRA path computes in f64 coordinates.
 */
 #ifndef ACEM_H_INCLUDED
 #define ACEM_H_INCLUDED
@@ -199,6 +213,8 @@ typedef struct acem_options {
     size_t n_workers;
 } acem_options;
 
+/* all fields zero: every default */
+ACEMDEF acem_options acem_options_default(void);
 ACEMDEF const char *acem_method_name(acem_method m);
 /* parses "ace", "ties", "task-arithmetic" (also "task_arithmetic"), ...;
    returns ACEM_METHOD_COUNT when unknown. */
@@ -1592,6 +1608,11 @@ ACEMDEF int acem_regex_search(const char *pattern, const char *text) {
 /* =========================================================================== */
 /* options and rules                                                           */
 /* =========================================================================== */
+ACEMDEF acem_options acem_options_default(void) {
+    acem_options o;
+    ACEM_MEMSET(&o, 0, sizeof o);
+    return o;
+}
 ACEMDEF const char *acem_method_name(acem_method m) {
     static const char *const names[] = {
 #define ACEM__NAME(code, name) name,
