@@ -435,7 +435,8 @@ typedef enum acem_dtype {
 ACEMDEF const char *acem_dtype_name(acem_dtype d);
 ACEMDEF acem_dtype acem_dtype_from_name(const char *name); /* ACEM_DT_UNKNOWN if none */
 ACEMDEF unsigned acem_dtype_bits(acem_dtype d);
-/* 1 for the dtypes acem computes with (F32, F16, BF16, F64) */
+/* 1 for the dtypes acem reads as f32 (F32, F16, BF16, F64, F8_E4M3, F8_E5M2).
+   Names cannot hold NUL: a \u0000 escape in a header is rejected. */
 ACEMDEF int acem_dtype_is_float(acem_dtype d);
 
 #define ACEM_ST_MAX_DIMS 8
@@ -3379,6 +3380,31 @@ static void acem__heapsort_t(acem_st_tensor *v, size_t n, acem__cmp_fn cmp) {
     }
 }
 
+/* heap sort of key/value pointer pairs by key */
+static void acem__sift_meta(const char **m, size_t r, size_t n) {
+    for (;;) {
+        size_t c = 2 * r + 1;
+        const char *tk, *tv;
+        if (c >= n) return;
+        if (c + 1 < n && acem__strcmp(m[2 * c], m[2 * c + 2]) < 0) ++c;
+        if (acem__strcmp(m[2 * r], m[2 * c]) >= 0) return;
+        tk = m[2 * r]; tv = m[2 * r + 1];
+        m[2 * r] = m[2 * c]; m[2 * r + 1] = m[2 * c + 1];
+        m[2 * c] = tk; m[2 * c + 1] = tv;
+        r = c;
+    }
+}
+static void acem__heapsort_meta(const char **m, size_t n) {
+    size_t i;
+    for (i = n / 2; i-- > 0;) acem__sift_meta(m, i, n);
+    for (i = n; i-- > 1;) {
+        const char *tk = m[0], *tv = m[1];
+        m[0] = m[2 * i]; m[1] = m[2 * i + 1];
+        m[2 * i] = tk; m[2 * i + 1] = tv;
+        acem__sift_meta(m, 0, i);
+    }
+}
+
 static acem_result acem__st_tensor_entry(acem__json *j, acem_st_tensor *t, const char *path, acem_error *err) {
     int have_dt = 0, have_shape = 0, have_off = 0, r;
     if (!acem__jexpect(j, '{'))
@@ -3503,9 +3529,6 @@ ACEMDEF acem_result acem_st_open(acem_st_file *f, const acem_read_io *io, void *
                 acem__jws(&j);
                 if (!(mv = acem__jstr(&j)))
                     return acem__fail(err, ACEM_ERR_FORMAT, "%s: __metadata__ value of '%s' is not a string", path, mk);
-                for (k = 0; k < f->n_meta; ++k)
-                    if (acem__streq(f->meta[2 * k], mk))
-                        return acem__fail(err, ACEM_ERR_FORMAT, "%s: duplicate metadata key '%s'", path, mk);
                 if (f->n_meta >= nm_max) return acem__fail(err, ACEM_ERR_FORMAT, "%s: too many metadata entries", path);
                 f->meta[2 * f->n_meta] = mk;
                 f->meta[2 * f->n_meta + 1] = mv;
@@ -3558,6 +3581,10 @@ ACEMDEF acem_result acem_st_open(acem_st_file *f, const acem_read_io *io, void *
     if (expect != data_len)
         return acem__fail(err, ACEM_ERR_FORMAT, "%s: the tensors cover %zu data bytes but the file holds %zu (%s)", path,
                           (size_t)expect, (size_t)data_len, expect < data_len ? "trailing bytes" : "truncated");
+    acem__heapsort_meta(f->meta, f->n_meta);
+    for (k = 1; k < f->n_meta; ++k)
+        if (acem__streq(f->meta[2 * k - 2], f->meta[2 * k]))
+            return acem__fail(err, ACEM_ERR_FORMAT, "%s: duplicate metadata key '%s'", path, f->meta[2 * k]);
     acem__heapsort_t(f->tensors, f->n_tensors, acem__cmp_name);
     for (k = 1; k < f->n_tensors; ++k)
         if (acem__streq(f->tensors[k - 1].name, f->tensors[k].name))
@@ -3577,14 +3604,21 @@ ACEMDEF const acem_st_tensor *acem_st_find(const acem_st_file *f, const char *na
     return NULL;
 }
 ACEMDEF const char *acem_st_meta(const acem_st_file *f, const char *key) {
-    size_t k;
-    if (!f || !key) return NULL;
-    for (k = 0; k < f->n_meta; ++k)
-        if (acem__streq(f->meta[2 * k], key)) return f->meta[2 * k + 1];
+    size_t lo = 0, hi = f ? f->n_meta : 0;
+    if (!key) return NULL;
+    while (lo < hi) { /* pairs are sorted by key */
+        size_t mid = lo + (hi - lo) / 2;
+        int c = acem__strcmp(f->meta[2 * mid], key);
+        if (!c) return f->meta[2 * mid + 1];
+        if (c < 0) lo = mid + 1; else hi = mid;
+    }
     return NULL;
 }
 ACEMDEF acem_result acem_st_read_raw(const acem_st_file *f, const acem_st_tensor *t, void *dst, acem_error *err) {
     size_t nb = (size_t)(t->end - t->begin);
+    if ((uint64_t)nb != t->end - t->begin || (uint64_t)(size_t)t->numel != t->numel || t->numel > (size_t)-1 / 4)
+        return acem__fail(err, ACEM_ERR_SIZE_OVERFLOW, "%s: tensor '%s': too large for this build's address space",
+                          acem__path(f->io.path), t->name);
     if (nb && f->io.read(f->io.user, f->data_start + t->begin, dst, nb))
         return acem__fail(err, ACEM_ERR_IO, "%s: tensor '%s': cannot read %zu bytes", acem__path(f->io.path), t->name, nb);
     return ACEM_OK;
@@ -3605,6 +3639,8 @@ ACEMDEF acem_result acem_st_read_f32(const acem_st_file *f, const acem_st_tensor
     size_t n = (size_t)t->numel, i;
     acem_result r;
     const char *path = acem__path(f->io.path);
+    if ((uint64_t)n != t->numel || n > (size_t)-1 / 8)
+        return acem__fail(err, ACEM_ERR_SIZE_OVERFLOW, "%s: tensor '%s': too large for this build's address space", path, t->name);
     switch (t->dtype) {
     case ACEM_DT_F32: return acem_st_read_raw(f, t, dst, err);
     case ACEM_DT_F16:
@@ -3711,6 +3747,32 @@ static unsigned acem__align_of(acem_dtype d) {
     unsigned b = acem_dtype_bits(d) / 8;
     return b ? b : 1;
 }
+/* by name (by_align 0) or by alignment descending then name (by_align 1) */
+static int acem__cmp_idx(const acem_st_tensor *t, size_t x, size_t y, int by_align) {
+    if (by_align) {
+        unsigned ax = acem__align_of(t[x].dtype), ay = acem__align_of(t[y].dtype);
+        if (ax != ay) return ax > ay ? -1 : 1;
+    }
+    return acem__strcmp(t[x].name, t[y].name);
+}
+static void acem__sift_idx(size_t *v, size_t r, size_t n, const acem_st_tensor *t, int by_align) {
+    for (;;) {
+        size_t c = 2 * r + 1, tmp;
+        if (c >= n) return;
+        if (c + 1 < n && acem__cmp_idx(t, v[c], v[c + 1], by_align) < 0) ++c;
+        if (acem__cmp_idx(t, v[r], v[c], by_align) >= 0) return;
+        tmp = v[r]; v[r] = v[c]; v[c] = tmp;
+        r = c;
+    }
+}
+static void acem__heapsort_idx(size_t *v, size_t n, const acem_st_tensor *t, int by_align) {
+    size_t i, tmp;
+    for (i = n / 2; i-- > 0;) acem__sift_idx(v, i, n, t, by_align);
+    for (i = n; i-- > 1;) {
+        tmp = v[0]; v[0] = v[i]; v[i] = tmp;
+        acem__sift_idx(v, 0, i, t, by_align);
+    }
+}
 ACEMDEF acem_result acem_st_write_header(const acem_write_io *io, acem_st_tensor *t, size_t n,
                                          const char *const *meta, size_t n_meta, size_t *order,
                                          uint64_t *header_bytes, acem_error *err) {
@@ -3726,11 +3788,18 @@ ACEMDEF acem_result acem_st_write_header(const acem_write_io *io, acem_st_tensor
             return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "%s: metadata pair %zu is NULL", path, k);
         if (acem__streq(meta[2 * k], "format"))
             return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "%s: metadata key 'format' is reserved", path);
+        if (!acem__utf8_valid(ACEM__CAST(const unsigned char *, (const void *)meta[2 * k]), acem__strlen(meta[2 * k])) ||
+            !acem__utf8_valid(ACEM__CAST(const unsigned char *, (const void *)meta[2 * k + 1]), acem__strlen(meta[2 * k + 1])))
+            return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "%s: metadata pair %zu is not valid UTF-8", path, k);
+        for (i = 0; i < k; ++i) /* writers get few pairs: a plain check */
+            if (acem__streq(meta[2 * i], meta[2 * k]))
+                return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "%s: duplicate metadata key '%s'", path, meta[2 * k]);
     }
     for (k = 0; k < n; ++k) {
         uint64_t numel = 1, bits;
-        if (!t[k].name || !t[k].name[0] || acem__streq(t[k].name, "__metadata__"))
-            return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "%s: tensor %zu has no valid name", path, k);
+        if (!t[k].name || !t[k].name[0] || acem__streq(t[k].name, "__metadata__") ||
+            !acem__utf8_valid(ACEM__CAST(const unsigned char *, (const void *)t[k].name), acem__strlen(t[k].name)))
+            return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "%s: tensor %zu has no valid name (empty, reserved or not UTF-8)", path, k);
         if (t[k].dtype <= ACEM_DT_UNKNOWN || t[k].dtype >= ACEM_DT_COUNT || t[k].ndim > ACEM_ST_MAX_DIMS)
             return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "%s: tensor '%s': bad dtype or rank", path, t[k].name);
         for (d = 0; d < t[k].ndim; ++d) {
@@ -3745,20 +3814,13 @@ ACEMDEF acem_result acem_st_write_header(const acem_write_io *io, acem_st_tensor
         t[k].end = bits / 8; /* size for now */
         order[k] = k;
     }
-    /* order: alignment descending, then name (insertion into a heap-sorted index list) */
-    for (i = 1; i < n; ++i) { /* binary-insertion sort: n log n compares, simple */
-        size_t x = order[i], lo = 0, hi = i;
-        while (lo < hi) {
-            size_t mid = (lo + hi) / 2, y = order[mid];
-            unsigned ax = acem__align_of(t[x].dtype), ay = acem__align_of(t[y].dtype);
-            int c = ax != ay ? (ax > ay ? -1 : 1) : acem__strcmp(t[x].name, t[y].name);
-            if (c == 0)
-                return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "%s: duplicate tensor '%s'", path, t[x].name);
-            if (c < 0) hi = mid; else lo = mid + 1;
-        }
-        for (k = i; k > lo; --k) order[k] = order[k - 1];
-        order[lo] = x;
-    }
+    /* names must be unique: sort the indices by name and compare neighbours;
+       then the canonical order: alignment descending, then name */
+    acem__heapsort_idx(order, n, t, 0);
+    for (k = 1; k < n; ++k)
+        if (acem__streq(t[order[k - 1]].name, t[order[k]].name))
+            return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "%s: duplicate tensor '%s'", path, t[order[k]].name);
+    acem__heapsort_idx(order, n, t, 1);
     for (k = 0; k < n; ++k) {
         acem_st_tensor *x = &t[order[k]];
         uint64_t sz = x->end;
