@@ -47,7 +47,10 @@
    Options. acem_options zeroed (acem_options_default(), or memset; in C also
    = {0}) means: method ACE, eps 1e-2, tau 0.3, k_frac 0.3,
    lambda = the method's default, TIES density 0.2, DARE drop 0.5, seed 0, no
-   exclusions. acem_options_resolve() returns the effective values.
+   exclusions. acem_options_resolve() returns the effective values. Zero always
+   means "default", so a literal zero is expressed otherwise: tau 0 by
+   ACEM_FLAG_ALWAYS_GATE (gamma >= 0), drop 0 is plain TA / TIES (use those
+   methods), lambda 0 would return the base.
 
    Rules per tensor. acem_tensor_rule(opt, name, ndim) says what happens to a
    tensor: ACEM_RULE_KEEP (name matches one of opt->exclude, regular expressions
@@ -278,6 +281,8 @@ ACEMDEF acem_result acem_layer_init(acem_layer *L, const acem_options *opt,
                                     size_t rows, size_t cols, size_t n_experts,
                                     void *arena, size_t arena_bytes, acem_error *err);
 ACEMDEF int acem_layer_passes(const acem_layer *L);
+/* the same, before init: how many times a rule reads every expert */
+ACEMDEF int acem_rule_passes(const acem_options *opt, acem_rule rule, size_t n_experts);
 ACEMDEF acem_result acem_layer_feed(acem_layer *L, const float *expert,
                                     const float *base, acem_error *err);
 ACEMDEF acem_result acem_layer_finish(acem_layer *L, const float *base, float *out,
@@ -603,9 +608,12 @@ static void acem__putu(acem__sbuf *b, unsigned long long v) {
     do { tmp[i++] = (char)('0' + (int)(v % 10)); v /= 10; } while (v);
     while (i) acem__putc(b, tmp[--i]);
 }
+/* %g-like: 6 significant digits, trailing zeros dropped, exponent form
+   outside [1e-4, 1e6) */
 static void acem__putg(acem__sbuf *b, double v) {
-    int e = 0, i;
+    int e = 0, i, nd;
     unsigned long long m;
+    char d[7];
     if (v != v) { acem__puts(b, "nan"); return; }
     if (v < 0) { acem__putc(b, '-'); v = -v; }
     if (v > 1.7e308) { acem__puts(b, "inf"); return; }
@@ -614,12 +622,26 @@ static void acem__putg(acem__sbuf *b, double v) {
     while (v < 1) { v *= 10; --e; }
     m = (unsigned long long)(v * 100000.0 + 0.5);
     if (m >= 1000000ull) { m /= 10; ++e; }
-    {
-        char d[7];
-        for (i = 5; i >= 0; --i) { d[i] = (char)('0' + (int)(m % 10)); m /= 10; }
-        acem__putc(b, d[0]);
+    for (i = 5; i >= 0; --i) { d[i] = (char)('0' + (int)(m % 10)); m /= 10; }
+    for (nd = 6; nd > 1 && d[nd - 1] == '0'; --nd) {}
+    if (e >= -4 && e < 6) { /* fixed notation */
+        if (e < 0) {
+            acem__puts(b, "0.");
+            for (i = -1; i > e; --i) acem__putc(b, '0');
+            for (i = 0; i < nd; ++i) acem__putc(b, d[i]);
+        } else {
+            for (i = 0; i <= e; ++i) acem__putc(b, i < nd ? d[i] : '0');
+            if (nd > e + 1) {
+                acem__putc(b, '.');
+                for (i = e + 1; i < nd; ++i) acem__putc(b, d[i]);
+            }
+        }
+        return;
+    }
+    acem__putc(b, d[0]);
+    if (nd > 1) {
         acem__putc(b, '.');
-        for (i = 1; i < 6; ++i) acem__putc(b, d[i]);
+        for (i = 1; i < nd; ++i) acem__putc(b, d[i]);
     }
     acem__putc(b, 'e');
     if (e < 0) { acem__putc(b, '-'); e = -e; } else acem__putc(b, '+');
@@ -781,130 +803,289 @@ ACEMDEF void acem_f32_to_bf16_array(const float *s, uint16_t *d, size_t n) {
 #define ACEM__MR 4
 #define ACEM__NR 16
 #endif
+/* Loop nest (C is m x n, row-major; the tile is MR rows by NR columns, the NR
+   side being the vector direction):
+     rows in blocks of M3 (op(A) packed, M3 x KC)
+       depth in blocks of KC
+         columns in blocks of N2 (op(B) packed, KC x N2: stays in L2)
+           MR-row strips of packed A (KC x MR: stays in L1)
+             NR-column strips of packed B (streamed from L2) -> micro-kernel
+   alpha is folded into the packing of A, beta into the first depth block. */
+#ifndef ACEM__KC
 #define ACEM__KC 384
-#define ACEM__MC (ACEM__MR * 16)
-#define ACEM__NC 2048
+#endif
+#ifndef ACEM__N2
+#define ACEM__N2 512
+#endif
+#ifndef ACEM__M3
+#define ACEM__M3 1536
+#endif
+
+/* blocking when no workspace is given (SIMD builds): buffers on the stack,
+   ACEM__SKC * (ACEM__SM3 + ACEM__SN2) floats (56 KiB) */
+#ifndef ACEM__SKC
+#define ACEM__SKC 128
+#endif
+#ifndef ACEM__SM3
+#define ACEM__SM3 48
+#endif
+#ifndef ACEM__SN2
+#define ACEM__SN2 64
+#endif
 
 static size_t acem__roundup(size_t x, size_t m) { return (x + m - 1) / m * m; }
 
 ACEMDEF size_t acem_gemm_work_bytes(size_t m, size_t n, size_t k) {
     size_t kc = acem__min(ACEM__KC, k ? k : 1);
-    size_t mc = acem__roundup(acem__min(ACEM__MC, m ? m : 1), ACEM__MR);
-    size_t nc = acem__roundup(acem__min(ACEM__NC, n ? n : 1), ACEM__NR);
-    return (mc * kc + kc * nc) * sizeof(float) + 64;
+    size_t mb = acem__roundup(acem__min(ACEM__M3, m ? m : 1), ACEM__MR);
+    size_t nb = acem__roundup(acem__min(ACEM__N2, n ? n : 1), ACEM__NR);
+    return (mb * kc + kc * nb) * sizeof(float) + 64;
 }
 
 /* op(A)[i][p], with A stored row-major: trans ? A[p][i] : A[i][p] */
 #define ACEM__AT(A, lda, trans, i, p) ((trans) ? (A)[(size_t)(p) * (lda) + (i)] : (A)[(size_t)(i) * (lda) + (p)])
 
-/* pack rows [i0,i0+mc) x depth [p0,p0+kc) of op(A), times alpha, into MR strips */
+#if defined(ACEM__AVX512)
+/* d[j][i] = alpha s[i][j] for a 16 x 16 block: rows i >= nrows of s read as
+   zero, only the lanes in mask of each row of d written */
+#define ACEM__TRL(r, i) __m512 r = (i) < nrows ? _mm512_loadu_ps(s + (i) * lds) : _mm512_setzero_ps()
+#define ACEM__TRS(r, i) _mm512_mask_storeu_ps(d + (i) * ldd, mask, _mm512_mul_ps(al, r))
+static void acem__tr16(const float *s, size_t lds, size_t nrows, float *d, size_t ldd, __mmask16 mask,
+                       float alpha) {
+    __m512 al = _mm512_set1_ps(alpha);
+    ACEM__TRL(r0, 0); ACEM__TRL(r1, 1); ACEM__TRL(r2, 2); ACEM__TRL(r3, 3);
+    ACEM__TRL(r4, 4); ACEM__TRL(r5, 5); ACEM__TRL(r6, 6); ACEM__TRL(r7, 7);
+    ACEM__TRL(r8, 8); ACEM__TRL(r9, 9); ACEM__TRL(ra, 10); ACEM__TRL(rb, 11);
+    ACEM__TRL(rc, 12); ACEM__TRL(rd, 13); ACEM__TRL(re, 14); ACEM__TRL(rf, 15);
+    __m512 t0, t1, t2, t3, t4, t5, t6, t7, t8, t9, ta, tb, tc, td, te, tf;
+    t0 = _mm512_maskz_unpacklo_ps(0xffff, r0, r1); t1 = _mm512_maskz_unpackhi_ps(0xffff, r0, r1);
+    t2 = _mm512_maskz_unpacklo_ps(0xffff, r2, r3); t3 = _mm512_maskz_unpackhi_ps(0xffff, r2, r3);
+    t4 = _mm512_maskz_unpacklo_ps(0xffff, r4, r5); t5 = _mm512_maskz_unpackhi_ps(0xffff, r4, r5);
+    t6 = _mm512_maskz_unpacklo_ps(0xffff, r6, r7); t7 = _mm512_maskz_unpackhi_ps(0xffff, r6, r7);
+    t8 = _mm512_maskz_unpacklo_ps(0xffff, r8, r9); t9 = _mm512_maskz_unpackhi_ps(0xffff, r8, r9);
+    ta = _mm512_maskz_unpacklo_ps(0xffff, ra, rb); tb = _mm512_maskz_unpackhi_ps(0xffff, ra, rb);
+    tc = _mm512_maskz_unpacklo_ps(0xffff, rc, rd); td = _mm512_maskz_unpackhi_ps(0xffff, rc, rd);
+    te = _mm512_maskz_unpacklo_ps(0xffff, re, rf); tf = _mm512_maskz_unpackhi_ps(0xffff, re, rf);
+    r0 = _mm512_maskz_shuffle_ps(0xffff, t0, t2, 0x44); r1 = _mm512_maskz_shuffle_ps(0xffff, t0, t2, 0xEE);
+    r2 = _mm512_maskz_shuffle_ps(0xffff, t1, t3, 0x44); r3 = _mm512_maskz_shuffle_ps(0xffff, t1, t3, 0xEE);
+    r4 = _mm512_maskz_shuffle_ps(0xffff, t4, t6, 0x44); r5 = _mm512_maskz_shuffle_ps(0xffff, t4, t6, 0xEE);
+    r6 = _mm512_maskz_shuffle_ps(0xffff, t5, t7, 0x44); r7 = _mm512_maskz_shuffle_ps(0xffff, t5, t7, 0xEE);
+    r8 = _mm512_maskz_shuffle_ps(0xffff, t8, ta, 0x44); r9 = _mm512_maskz_shuffle_ps(0xffff, t8, ta, 0xEE);
+    ra = _mm512_maskz_shuffle_ps(0xffff, t9, tb, 0x44); rb = _mm512_maskz_shuffle_ps(0xffff, t9, tb, 0xEE);
+    rc = _mm512_maskz_shuffle_ps(0xffff, tc, te, 0x44); rd = _mm512_maskz_shuffle_ps(0xffff, tc, te, 0xEE);
+    re = _mm512_maskz_shuffle_ps(0xffff, td, tf, 0x44); rf = _mm512_maskz_shuffle_ps(0xffff, td, tf, 0xEE);
+    t0 = _mm512_maskz_shuffle_f32x4(0xffff, r0, r4, 0x88); t1 = _mm512_maskz_shuffle_f32x4(0xffff, r1, r5, 0x88);
+    t2 = _mm512_maskz_shuffle_f32x4(0xffff, r2, r6, 0x88); t3 = _mm512_maskz_shuffle_f32x4(0xffff, r3, r7, 0x88);
+    t4 = _mm512_maskz_shuffle_f32x4(0xffff, r0, r4, 0xDD); t5 = _mm512_maskz_shuffle_f32x4(0xffff, r1, r5, 0xDD);
+    t6 = _mm512_maskz_shuffle_f32x4(0xffff, r2, r6, 0xDD); t7 = _mm512_maskz_shuffle_f32x4(0xffff, r3, r7, 0xDD);
+    t8 = _mm512_maskz_shuffle_f32x4(0xffff, r8, rc, 0x88); t9 = _mm512_maskz_shuffle_f32x4(0xffff, r9, rd, 0x88);
+    ta = _mm512_maskz_shuffle_f32x4(0xffff, ra, re, 0x88); tb = _mm512_maskz_shuffle_f32x4(0xffff, rb, rf, 0x88);
+    tc = _mm512_maskz_shuffle_f32x4(0xffff, r8, rc, 0xDD); td = _mm512_maskz_shuffle_f32x4(0xffff, r9, rd, 0xDD);
+    te = _mm512_maskz_shuffle_f32x4(0xffff, ra, re, 0xDD); tf = _mm512_maskz_shuffle_f32x4(0xffff, rb, rf, 0xDD);
+    r0 = _mm512_maskz_shuffle_f32x4(0xffff, t0, t8, 0x88); r1 = _mm512_maskz_shuffle_f32x4(0xffff, t1, t9, 0x88);
+    r2 = _mm512_maskz_shuffle_f32x4(0xffff, t2, ta, 0x88); r3 = _mm512_maskz_shuffle_f32x4(0xffff, t3, tb, 0x88);
+    r4 = _mm512_maskz_shuffle_f32x4(0xffff, t4, tc, 0x88); r5 = _mm512_maskz_shuffle_f32x4(0xffff, t5, td, 0x88);
+    r6 = _mm512_maskz_shuffle_f32x4(0xffff, t6, te, 0x88); r7 = _mm512_maskz_shuffle_f32x4(0xffff, t7, tf, 0x88);
+    r8 = _mm512_maskz_shuffle_f32x4(0xffff, t0, t8, 0xDD); r9 = _mm512_maskz_shuffle_f32x4(0xffff, t1, t9, 0xDD);
+    ra = _mm512_maskz_shuffle_f32x4(0xffff, t2, ta, 0xDD); rb = _mm512_maskz_shuffle_f32x4(0xffff, t3, tb, 0xDD);
+    rc = _mm512_maskz_shuffle_f32x4(0xffff, t4, tc, 0xDD); rd = _mm512_maskz_shuffle_f32x4(0xffff, t5, td, 0xDD);
+    re = _mm512_maskz_shuffle_f32x4(0xffff, t6, te, 0xDD); rf = _mm512_maskz_shuffle_f32x4(0xffff, t7, tf, 0xDD);
+    ACEM__TRS(r0, 0); ACEM__TRS(r1, 1); ACEM__TRS(r2, 2); ACEM__TRS(r3, 3);
+    ACEM__TRS(r4, 4); ACEM__TRS(r5, 5); ACEM__TRS(r6, 6); ACEM__TRS(r7, 7);
+    ACEM__TRS(r8, 8); ACEM__TRS(r9, 9); ACEM__TRS(ra, 10); ACEM__TRS(rb, 11);
+    ACEM__TRS(rc, 12); ACEM__TRS(rd, 13); ACEM__TRS(re, 14); ACEM__TRS(rf, 15);
+}
+#endif
+
+/* pack rows [i0,i0+mc) x depth [p0,p0+kc) of op(A), times alpha, into MR-row
+   strips (each kc x MR, element (r,p) at p*MR + r); short strips zero-padded */
 static void acem__pack_a(int trans, const float *A, size_t lda, size_t i0, size_t mc,
                          size_t p0, size_t kc, float alpha, float *dst) {
     size_t ir, p, r;
-    for (ir = 0; ir < mc; ir += ACEM__MR) {
-        size_t mr = acem__min(ACEM__MR, mc - ir);
-        if (!trans) {
-            for (r = 0; r < mr; ++r) {
-                const float *src = A + (i0 + ir + r) * lda + p0;
-                for (p = 0; p < kc; ++p) dst[p * ACEM__MR + r] = alpha * src[p];
+    if (trans) { /* row p of A feeds every strip: read it once, sequentially */
+        for (p = 0; p < kc; ++p) {
+            const float *src = A + (p0 + p) * lda + i0;
+            float *d = dst + p * ACEM__MR;
+            for (ir = 0; ir + ACEM__MR <= mc; ir += ACEM__MR, d += kc * ACEM__MR) {
+#if defined(ACEM__AVX512)
+                _mm512_mask_storeu_ps(d, 0x0fff, _mm512_mul_ps(_mm512_set1_ps(alpha),
+                                                              _mm512_maskz_loadu_ps(0x0fff, src + ir)));
+#else
+                for (r = 0; r < ACEM__MR; ++r) d[r] = alpha * src[ir + r];
+#endif
             }
-        } else {
-            for (p = 0; p < kc; ++p) {
-                const float *src = A + (p0 + p) * lda + i0 + ir;
-                for (r = 0; r < mr; ++r) dst[p * ACEM__MR + r] = alpha * src[r];
+            if (ir < mc) {
+                for (r = 0; r < mc - ir; ++r) d[r] = alpha * src[ir + r];
+                for (; r < ACEM__MR; ++r) d[r] = 0.0f;
             }
         }
-        for (r = mr; r < ACEM__MR; ++r)
-            for (p = 0; p < kc; ++p) dst[p * ACEM__MR + r] = 0.0f;
-        dst += kc * ACEM__MR;
+        return;
     }
-}
-/* pack depth [p0,p0+kc) x cols [j0,j0+nc) of op(B) into NR strips */
-static void acem__pack_b(int trans, const float *B, size_t ldb, size_t p0, size_t kc,
-                         size_t j0, size_t nc, float *dst) {
-    size_t jr, p, c;
-    for (jr = 0; jr < nc; jr += ACEM__NR) {
-        size_t nr = acem__min(ACEM__NR, nc - jr);
-        if (!trans) {
-            for (p = 0; p < kc; ++p) {
-                const float *src = B + (p0 + p) * ldb + j0 + jr;
-                float *d = dst + p * ACEM__NR;
-                for (c = 0; c < nr; ++c) d[c] = src[c];
-                for (; c < ACEM__NR; ++c) d[c] = 0.0f;
-            }
+    for (ir = 0; ir < mc; ir += ACEM__MR, dst += kc * ACEM__MR) { /* MR rows, read in parallel */
+        size_t mr = acem__min(ACEM__MR, mc - ir);
+        const float *s0 = A + (i0 + ir) * lda + p0;
+        if (mr == ACEM__MR) {
+            p = 0;
+#if defined(ACEM__AVX512) /* 16 x 16 transposes: 12 rows in, 12 lanes out */
+            for (; p + 16 <= kc; p += 16)
+                acem__tr16(s0 + p, lda, ACEM__MR, dst + p * ACEM__MR, ACEM__MR, 0x0fff, alpha);
+#endif
+            for (; p < kc; ++p)
+                for (r = 0; r < ACEM__MR; ++r) dst[p * ACEM__MR + r] = alpha * s0[r * lda + p];
         } else {
-            for (c = 0; c < nr; ++c) {
-                const float *src = B + (j0 + jr + c) * ldb + p0;
-                for (p = 0; p < kc; ++p) dst[p * ACEM__NR + c] = src[p];
+            for (p = 0; p < kc; ++p) {
+                for (r = 0; r < mr; ++r) dst[p * ACEM__MR + r] = alpha * s0[r * lda + p];
+                for (; r < ACEM__MR; ++r) dst[p * ACEM__MR + r] = 0.0f;
             }
-            for (; c < ACEM__NR; ++c)
-                for (p = 0; p < kc; ++p) dst[p * ACEM__NR + c] = 0.0f;
         }
-        dst += kc * ACEM__NR;
     }
 }
 
-/* C[0..mr)[0..nr) += Ap * Bp over depth kc */
-static void acem__ukernel(size_t kc, const float *Ap, const float *Bp, float *C, size_t ldc,
-                          size_t mr, size_t nr) {
+/* pack depth [p0,p0+kc) x cols [j0,j0+nc) of op(B) into NR-column strips
+   (each kc x NR, element (p,c) at p*NR + c); short strips zero-padded */
+static void acem__pack_b(int trans, const float *B, size_t ldb, size_t p0, size_t kc,
+                         size_t j0, size_t nc, float *dst) {
+    size_t jr, p, c;
+    if (!trans) { /* row p of B feeds every strip: read it once, sequentially */
+        for (p = 0; p < kc; ++p) {
+            const float *src = B + (p0 + p) * ldb + j0;
+            float *d = dst + p * ACEM__NR;
+            for (jr = 0; jr + ACEM__NR <= nc; jr += ACEM__NR, d += kc * ACEM__NR) {
 #if defined(ACEM__AVX512)
-    __m512 c0[ACEM__MR], c1[ACEM__MR];
-    size_t p, r;
-    for (r = 0; r < ACEM__MR; ++r) { c0[r] = _mm512_setzero_ps(); c1[r] = _mm512_setzero_ps(); }
-    for (p = 0; p < kc; ++p) {
-        __m512 b0 = _mm512_loadu_ps(Bp), b1 = _mm512_loadu_ps(Bp + 16);
-        for (r = 0; r < ACEM__MR; ++r) {
-            __m512 a = _mm512_set1_ps(Ap[r]);
-            c0[r] = _mm512_fmadd_ps(a, b0, c0[r]);
-            c1[r] = _mm512_fmadd_ps(a, b1, c1[r]);
-        }
-        Ap += ACEM__MR;
-        Bp += ACEM__NR;
-    }
-    if (nr == ACEM__NR) {
-        for (r = 0; r < mr; ++r) {
-            float *cr = C + r * ldc;
-            _mm512_storeu_ps(cr, _mm512_add_ps(_mm512_loadu_ps(cr), c0[r]));
-            _mm512_storeu_ps(cr + 16, _mm512_add_ps(_mm512_loadu_ps(cr + 16), c1[r]));
-        }
-    } else {
-        __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xffffu : ((1u << nr) - 1u));
-        __mmask16 m1 = (__mmask16)(nr <= 16 ? 0u : ((1u << (nr - 16)) - 1u));
-        for (r = 0; r < mr; ++r) {
-            float *cr = C + r * ldc;
-            _mm512_mask_storeu_ps(cr, m0, _mm512_add_ps(_mm512_maskz_loadu_ps(m0, cr), c0[r]));
-            _mm512_mask_storeu_ps(cr + 16, m1, _mm512_add_ps(_mm512_maskz_loadu_ps(m1, cr + 16), c1[r]));
-        }
-    }
-#elif defined(ACEM__AVX2)
-    __m256 c0[ACEM__MR], c1[ACEM__MR];
-    size_t p, r, c;
-    for (r = 0; r < ACEM__MR; ++r) { c0[r] = _mm256_setzero_ps(); c1[r] = _mm256_setzero_ps(); }
-    for (p = 0; p < kc; ++p) {
-        __m256 b0 = _mm256_loadu_ps(Bp), b1 = _mm256_loadu_ps(Bp + 8);
-        for (r = 0; r < ACEM__MR; ++r) {
-            __m256 a = _mm256_broadcast_ss(Ap + r);
-            c0[r] = _mm256_fmadd_ps(a, b0, c0[r]);
-            c1[r] = _mm256_fmadd_ps(a, b1, c1[r]);
-        }
-        Ap += ACEM__MR;
-        Bp += ACEM__NR;
-    }
-    if (nr == ACEM__NR) {
-        for (r = 0; r < mr; ++r) {
-            float *cr = C + r * ldc;
-            _mm256_storeu_ps(cr, _mm256_add_ps(_mm256_loadu_ps(cr), c0[r]));
-            _mm256_storeu_ps(cr + 8, _mm256_add_ps(_mm256_loadu_ps(cr + 8), c1[r]));
-        }
-    } else {
-        float tmp[ACEM__NR];
-        for (r = 0; r < mr; ++r) {
-            _mm256_storeu_ps(tmp, c0[r]);
-            _mm256_storeu_ps(tmp + 8, c1[r]);
-            for (c = 0; c < nr; ++c) C[r * ldc + c] += tmp[c];
-        }
-    }
+                _mm512_storeu_ps(d, _mm512_loadu_ps(src + jr));
+                _mm512_storeu_ps(d + 16, _mm512_loadu_ps(src + jr + 16));
 #else
+                for (c = 0; c < ACEM__NR; ++c) d[c] = src[jr + c];
+#endif
+            }
+            if (jr < nc) {
+                for (c = 0; c < nc - jr; ++c) d[c] = src[jr + c];
+                for (; c < ACEM__NR; ++c) d[c] = 0.0f;
+            }
+        }
+        return;
+    }
+    for (jr = 0; jr < nc; jr += ACEM__NR, dst += kc * ACEM__NR) { /* NR rows of B, in parallel */
+        size_t nr = acem__min(ACEM__NR, nc - jr);
+        const float *s0 = B + (j0 + jr) * ldb + p0;
+        if (nr == ACEM__NR) {
+            p = 0;
+#if defined(ACEM__AVX512) /* two 16 x 16 transposes per 16 steps of depth */
+            for (; p + 16 <= kc; p += 16) {
+                acem__tr16(s0 + p, ldb, 16, dst + p * ACEM__NR, ACEM__NR, 0xffff, 1.0f);
+                acem__tr16(s0 + 16 * ldb + p, ldb, 16, dst + p * ACEM__NR + 16, ACEM__NR, 0xffff, 1.0f);
+            }
+#endif
+            for (; p < kc; ++p)
+                for (c = 0; c < ACEM__NR; ++c) dst[p * ACEM__NR + c] = s0[c * ldb + p];
+        } else {
+            for (p = 0; p < kc; ++p) {
+                for (c = 0; c < nr; ++c) dst[p * ACEM__NR + c] = s0[c * ldb + p];
+                for (; c < ACEM__NR; ++c) dst[p * ACEM__NR + c] = 0.0f;
+            }
+        }
+    }
+}
+
+/* Micro-kernel: the full MR x NR tile C = Ap Bp + beta C over depth kc
+   (beta 0: C is not read). Accumulators are named variables so that they
+   live in registers. */
+#if defined(ACEM__AVX512)
+static void acem__zstore(float *c, __m512 x0, __m512 x1, float beta) {
+    if (beta == 0.0f) {
+        _mm512_storeu_ps(c, x0);
+        _mm512_storeu_ps(c + 16, x1);
+    } else if (beta == 1.0f) {
+        _mm512_storeu_ps(c, _mm512_add_ps(_mm512_loadu_ps(c), x0));
+        _mm512_storeu_ps(c + 16, _mm512_add_ps(_mm512_loadu_ps(c + 16), x1));
+    } else {
+        __m512 b = _mm512_set1_ps(beta);
+        _mm512_storeu_ps(c, _mm512_fmadd_ps(b, _mm512_loadu_ps(c), x0));
+        _mm512_storeu_ps(c + 16, _mm512_fmadd_ps(b, _mm512_loadu_ps(c + 16), x1));
+    }
+}
+#define ACEM__ZD(r) __m512 c##r##a = _mm512_setzero_ps(), c##r##b = _mm512_setzero_ps()
+#define ACEM__ZF(r, o)                                                                        \
+    do {                                                                                      \
+        __m512 a_ = _mm512_set1_ps(Ap[(o) * ACEM__MR + (r)]);                                 \
+        c##r##a = _mm512_fmadd_ps(a_, b0, c##r##a);                                           \
+        c##r##b = _mm512_fmadd_ps(a_, b1, c##r##b);                                           \
+    } while (0)
+#define ACEM__ZSTEP(o)                                                                        \
+    do {                                                                                      \
+        __m512 b0 = _mm512_loadu_ps(Bp + (o) * ACEM__NR), b1 = _mm512_loadu_ps(Bp + (o) * ACEM__NR + 16); \
+        ACEM__ZF(0, o); ACEM__ZF(1, o); ACEM__ZF(2, o); ACEM__ZF(3, o);                       \
+        ACEM__ZF(4, o); ACEM__ZF(5, o); ACEM__ZF(6, o); ACEM__ZF(7, o);                       \
+        ACEM__ZF(8, o); ACEM__ZF(9, o); ACEM__ZF(10, o); ACEM__ZF(11, o);                     \
+    } while (0)
+static void acem__kern(size_t kc, const float *Ap, const float *Bp, float *C, size_t ldc,
+                       float beta) {
+    size_t p;
+    ACEM__ZD(0); ACEM__ZD(1); ACEM__ZD(2); ACEM__ZD(3); ACEM__ZD(4); ACEM__ZD(5);
+    ACEM__ZD(6); ACEM__ZD(7); ACEM__ZD(8); ACEM__ZD(9); ACEM__ZD(10); ACEM__ZD(11);
+    for (p = 0; p < ACEM__MR; ++p) { /* the tile of C is needed at the end */
+        _mm_prefetch(ACEM__CAST(const char *, (const void *)(C + p * ldc)), _MM_HINT_T0);
+        _mm_prefetch(ACEM__CAST(const char *, (const void *)(C + p * ldc + ACEM__NR - 1)), _MM_HINT_T0);
+    }
+    for (p = 0; p + 2 <= kc; p += 2) {
+        ACEM__ZSTEP(0);
+        ACEM__ZSTEP(1);
+        Ap += 2 * ACEM__MR;
+        Bp += 2 * ACEM__NR;
+    }
+    if (p < kc) ACEM__ZSTEP(0);
+    acem__zstore(C, c0a, c0b, beta); acem__zstore(C + ldc, c1a, c1b, beta);
+    acem__zstore(C + 2 * ldc, c2a, c2b, beta); acem__zstore(C + 3 * ldc, c3a, c3b, beta);
+    acem__zstore(C + 4 * ldc, c4a, c4b, beta); acem__zstore(C + 5 * ldc, c5a, c5b, beta);
+    acem__zstore(C + 6 * ldc, c6a, c6b, beta); acem__zstore(C + 7 * ldc, c7a, c7b, beta);
+    acem__zstore(C + 8 * ldc, c8a, c8b, beta); acem__zstore(C + 9 * ldc, c9a, c9b, beta);
+    acem__zstore(C + 10 * ldc, c10a, c10b, beta); acem__zstore(C + 11 * ldc, c11a, c11b, beta);
+}
+#elif defined(ACEM__AVX2)
+static void acem__ystore(float *c, __m256 x0, __m256 x1, float beta) {
+    if (beta == 0.0f) {
+        _mm256_storeu_ps(c, x0);
+        _mm256_storeu_ps(c + 8, x1);
+    } else if (beta == 1.0f) {
+        _mm256_storeu_ps(c, _mm256_add_ps(_mm256_loadu_ps(c), x0));
+        _mm256_storeu_ps(c + 8, _mm256_add_ps(_mm256_loadu_ps(c + 8), x1));
+    } else {
+        __m256 b = _mm256_set1_ps(beta);
+        _mm256_storeu_ps(c, _mm256_fmadd_ps(b, _mm256_loadu_ps(c), x0));
+        _mm256_storeu_ps(c + 8, _mm256_fmadd_ps(b, _mm256_loadu_ps(c + 8), x1));
+    }
+}
+#define ACEM__YD(r) __m256 c##r##a = _mm256_setzero_ps(), c##r##b = _mm256_setzero_ps()
+#define ACEM__YF(r, o)                                                                        \
+    do {                                                                                      \
+        __m256 a_ = _mm256_broadcast_ss(Ap + (o) * ACEM__MR + (r));                           \
+        c##r##a = _mm256_fmadd_ps(a_, b0, c##r##a);                                           \
+        c##r##b = _mm256_fmadd_ps(a_, b1, c##r##b);                                           \
+    } while (0)
+#define ACEM__YSTEP(o)                                                                        \
+    do {                                                                                      \
+        __m256 b0 = _mm256_loadu_ps(Bp + (o) * ACEM__NR), b1 = _mm256_loadu_ps(Bp + (o) * ACEM__NR + 8); \
+        ACEM__YF(0, o); ACEM__YF(1, o); ACEM__YF(2, o);                                       \
+        ACEM__YF(3, o); ACEM__YF(4, o); ACEM__YF(5, o);                                       \
+    } while (0)
+static void acem__kern(size_t kc, const float *Ap, const float *Bp, float *C, size_t ldc,
+                       float beta) {
+    size_t p;
+    ACEM__YD(0); ACEM__YD(1); ACEM__YD(2); ACEM__YD(3); ACEM__YD(4); ACEM__YD(5);
+    for (p = 0; p + 2 <= kc; p += 2) {
+        ACEM__YSTEP(0);
+        ACEM__YSTEP(1);
+        Ap += 2 * ACEM__MR;
+        Bp += 2 * ACEM__NR;
+    }
+    if (p < kc) ACEM__YSTEP(0);
+    acem__ystore(C, c0a, c0b, beta); acem__ystore(C + ldc, c1a, c1b, beta);
+    acem__ystore(C + 2 * ldc, c2a, c2b, beta); acem__ystore(C + 3 * ldc, c3a, c3b, beta);
+    acem__ystore(C + 4 * ldc, c4a, c4b, beta); acem__ystore(C + 5 * ldc, c5a, c5b, beta);
+}
+#else
+static void acem__kern(size_t kc, const float *Ap, const float *Bp, float *C, size_t ldc,
+                       float beta) {
     float acc[ACEM__MR][ACEM__NR];
     size_t p, r, c;
     for (r = 0; r < ACEM__MR; ++r)
@@ -917,68 +1098,89 @@ static void acem__ukernel(size_t kc, const float *Ap, const float *Bp, float *C,
         Ap += ACEM__MR;
         Bp += ACEM__NR;
     }
-    for (r = 0; r < mr; ++r)
-        for (c = 0; c < nr; ++c) C[r * ldc + c] += acc[r][c];
+    for (r = 0; r < ACEM__MR; ++r) {
+        float *cr = C + r * ldc;
+        if (beta == 0.0f)
+            for (c = 0; c < ACEM__NR; ++c) cr[c] = acc[r][c];
+        else if (beta == 1.0f)
+            for (c = 0; c < ACEM__NR; ++c) cr[c] += acc[r][c];
+        else
+            for (c = 0; c < ACEM__NR; ++c) cr[c] = beta * cr[c] + acc[r][c];
+    }
+}
 #endif
+
+/* C[r][c] (r < mr, c < nr; when tri, only c <= r + off) = T[r][c] + beta C */
+static void acem__tile_put(const float *T, float *C, size_t ldc, size_t mr, size_t nr, float beta,
+                           int tri, ptrdiff_t off) {
+    size_t r, c;
+    for (r = 0; r < mr; ++r) {
+        size_t ce = nr;
+        float *cr = C + r * ldc;
+        const float *t = T + r * ACEM__NR;
+        if (tri) {
+            ptrdiff_t lim = (ptrdiff_t)r + off + 1;
+            if (lim <= 0) continue;
+            if ((size_t)lim < ce) ce = (size_t)lim;
+        }
+        if (beta == 0.0f)
+            for (c = 0; c < ce; ++c) cr[c] = t[c];
+        else if (beta == 1.0f)
+            for (c = 0; c < ce; ++c) cr[c] += t[c];
+        else
+            for (c = 0; c < ce; ++c) cr[c] = beta * cr[c] + t[c];
+    }
 }
 
-static void acem__scale_c(size_t m, size_t n, float beta, float *C, size_t ldc) {
+/* C (or, when tri, its lower triangle c <= r) scaled by beta */
+static void acem__scale_c(size_t m, size_t n, float beta, float *C, size_t ldc, int tri) {
     size_t i, j;
     if (beta == 1.0f) return;
     for (i = 0; i < m; ++i) {
         float *c = C + i * ldc;
+        size_t ne = tri ? acem__min(n, i + 1) : n;
         if (beta == 0.0f)
-            for (j = 0; j < n; ++j) c[j] = 0.0f;
+            for (j = 0; j < ne; ++j) c[j] = 0.0f;
         else
-            for (j = 0; j < n; ++j) c[j] *= beta;
+            for (j = 0; j < ne; ++j) c[j] *= beta;
     }
 }
 
-/* C = alpha op(A) op(B) + beta C. work: acem_gemm_work_bytes(m,n,k) bytes or NULL. */
-static void acem__gemm(int ta, int tb, size_t m, size_t n, size_t k, float alpha,
-                       const float *A, size_t lda, const float *B, size_t ldb, float beta,
-                       float *C, size_t ldc, void *work) {
-    size_t jc, pc, ic, jr, ir;
-    acem__scale_c(m, n, beta, C, ldc);
-    if (!m || !n || !k || alpha == 0.0f) return;
-    if (!work) { /* no workspace: straightforward loops, row by row */
-        size_t i, j, p;
-        for (i = 0; i < m; ++i) {
-            float *c = C + i * ldc;
-            for (p = 0; p < k; ++p) {
-                float a = alpha * ACEM__AT(A, lda, ta, i, p);
-                if (!tb) {
-                    const float *b = B + p * ldb;
-                    for (j = 0; j < n; ++j) c[j] += a * b[j];
-                } else {
-                    for (j = 0; j < n; ++j) c[j] += a * B[j * ldb + p];
-                }
-            }
-        }
-        return;
-    }
-    {
-        unsigned char *w = ACEM__CAST(unsigned char *, work);
-        float *Ap, *Bp;
-        size_t kcmax = acem__min(ACEM__KC, k);
-        size_t mcmax = acem__roundup(acem__min(ACEM__MC, m), ACEM__MR);
-        w += (64u - ((size_t)w & 63u)) & 63u;
-        Ap = ACEM__CAST(float *, (void *)w);
-        Bp = Ap + mcmax * kcmax;
-        for (jc = 0; jc < n; jc += ACEM__NC) {
-            size_t nc = acem__min(ACEM__NC, n - jc);
-            for (pc = 0; pc < k; pc += ACEM__KC) {
-                size_t kc = acem__min(ACEM__KC, k - pc);
-                acem__pack_b(tb, B, ldb, pc, kc, jc, nc, Bp);
-                for (ic = 0; ic < m; ic += ACEM__MC) {
-                    size_t mc = acem__min(ACEM__MC, m - ic);
-                    acem__pack_a(ta, A, lda, ic, mc, pc, kc, alpha, Ap);
-                    for (jr = 0; jr < nc; jr += ACEM__NR) {
-                        size_t nr = acem__min(ACEM__NR, nc - jr);
-                        for (ir = 0; ir < mc; ir += ACEM__MR) {
-                            size_t mr = acem__min(ACEM__MR, mc - ir);
-                            acem__ukernel(kc, Ap + ir * kc, Bp + jr * kc,
-                                          C + (ic + ir) * ldc + jc + jr, ldc, mr, nr);
+/* The blocked driver. tri: write only the lower triangle (C[i][j], j <= i) of
+   the square result; the strict upper triangle is not touched. Ap/Bp: packing
+   buffers of m3 x kcb and kcb x n2 floats (m3 a multiple of MR, n2 of NR). */
+static void acem__gemm_blk(int ta, int tb, int tri, size_t m, size_t n, size_t k, float alpha,
+                           const float *A, size_t lda, const float *B, size_t ldb, float beta,
+                           float *C, size_t ldc, float *Ap, float *Bp, size_t kcb, size_t m3,
+                           size_t n2) {
+    size_t i3, pc, j2, i1, j1;
+    float tile[ACEM__MR * ACEM__NR];
+    for (i3 = 0; i3 < m; i3 += m3) {
+        size_t mb = acem__min(m3, m - i3);
+        size_t jend = tri ? acem__min(n, i3 + mb) : n;
+        for (pc = 0; pc < k; pc += kcb) {
+            size_t kc = acem__min(kcb, k - pc);
+            float bt = pc ? 1.0f : beta;
+            acem__pack_a(ta, A, lda, i3, mb, pc, kc, alpha, Ap);
+            for (j2 = 0; j2 < jend; j2 += n2) {
+                size_t nb = acem__min(n2, jend - j2);
+                acem__pack_b(tb, B, ldb, pc, kc, j2, nb, Bp);
+                for (i1 = 0; i1 < mb; i1 += ACEM__MR) {
+                    size_t mr = acem__min(ACEM__MR, mb - i1), gi = i3 + i1, jl = nb;
+                    const float *ap = Ap + i1 * kc;
+                    if (tri) { /* columns j2 + j1 <= gi + mr - 1 */
+                        if (gi + mr <= j2) continue;
+                        jl = acem__min(nb, gi + mr - j2);
+                    }
+                    for (j1 = 0; j1 < jl; j1 += ACEM__NR) {
+                        size_t nr = acem__min(ACEM__NR, nb - j1), gj = j2 + j1;
+                        float *c = C + gi * ldc + gj;
+                        if (mr == ACEM__MR && nr == ACEM__NR && (!tri || gj + ACEM__NR <= gi + 1)) {
+                            acem__kern(kc, ap, Bp + j1 * kc, c, ldc, bt);
+                        } else {
+                            acem__kern(kc, ap, Bp + j1 * kc, tile, ACEM__NR, 0.0f);
+                            acem__tile_put(tile, c, ldc, mr, nr, bt, tri,
+                                           (ptrdiff_t)gi - (ptrdiff_t)gj);
                         }
                     }
                 }
@@ -987,51 +1189,99 @@ static void acem__gemm(int ta, int tb, size_t m, size_t n, size_t k, float alpha
     }
 }
 
+/* C = alpha op(A) op(B) + beta C (tri: lower triangle only), with the
+   workspace of acem_gemm_work_bytes(m, n, k) bytes, or NULL: then small blocks
+   packed on the stack (SIMD builds) or plain loops (portable build). */
+static void acem__gemm_tri(int ta, int tb, int tri, size_t m, size_t n, size_t k, float alpha,
+                           const float *A, size_t lda, const float *B, size_t ldb, float beta,
+                           float *C, size_t ldc, void *work) {
+    if (!m || !n) return;
+    if (!k || alpha == 0.0f) {
+        acem__scale_c(m, n, beta, C, ldc, tri);
+        return;
+    }
+    if (!work) {
+#if defined(ACEM__AVX512) || defined(ACEM__AVX2)
+        /* no workspace: the same driver on small blocks packed on the stack */
+        float sw[ACEM__SKC * (ACEM__SM3 + ACEM__SN2) + 16];
+        float *Ap = sw + ((64u - ((size_t)(void *)sw & 63u)) & 63u) / sizeof(float);
+        size_t kcb = acem__min(ACEM__SKC, k);
+        size_t m3 = acem__roundup(acem__min(ACEM__SM3, m), ACEM__MR);
+        size_t n2 = acem__roundup(acem__min(ACEM__SN2, n), ACEM__NR);
+        acem__gemm_blk(ta, tb, tri, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, Ap, Ap + m3 * kcb,
+                       kcb, m3, n2);
+#else /* straightforward loops, row by row */
+        size_t i, j, p;
+        acem__scale_c(m, n, beta, C, ldc, tri);
+        for (i = 0; i < m; ++i) {
+            float *c = C + i * ldc;
+            size_t ne = tri ? acem__min(n, i + 1) : n;
+            for (p = 0; p < k; ++p) {
+                float a = alpha * ACEM__AT(A, lda, ta, i, p);
+                if (!tb) {
+                    const float *b = B + p * ldb;
+                    for (j = 0; j < ne; ++j) c[j] += a * b[j];
+                } else {
+                    for (j = 0; j < ne; ++j) c[j] += a * B[j * ldb + p];
+                }
+            }
+        }
+#endif
+        return;
+    }
+    {
+        unsigned char *w = ACEM__CAST(unsigned char *, work);
+        size_t kcb = acem__min(ACEM__KC, k);
+        size_t m3 = acem__roundup(acem__min(ACEM__M3, m), ACEM__MR);
+        size_t n2 = acem__roundup(acem__min(ACEM__N2, n), ACEM__NR);
+        float *Ap, *Bp;
+        w += (64u - ((size_t)w & 63u)) & 63u;
+        Ap = ACEM__CAST(float *, (void *)w);
+        Bp = Ap + m3 * kcb;
+        acem__gemm_blk(ta, tb, tri, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, Ap, Bp, kcb,
+                       m3, n2);
+    }
+}
+
+/* C = alpha op(A) op(B) + beta C. work: acem_gemm_work_bytes(m,n,k) bytes or NULL. */
+static void acem__gemm(int ta, int tb, size_t m, size_t n, size_t k, float alpha,
+                       const float *A, size_t lda, const float *B, size_t ldb, float beta,
+                       float *C, size_t ldc, void *work) {
+    acem__gemm_tri(ta, tb, 0, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, work);
+}
+
 ACEMDEF void acem_gemm(int transa, int transb, size_t m, size_t n, size_t k, float alpha,
                        const float *A, size_t lda, const float *B, size_t ldb, float beta,
                        float *C, size_t ldc, void *work) {
     acem__gemm(transa, transb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, work);
 }
 
-/* SYRK on the lower triangle by blocks (diagonal blocks in full), then
-   optionally mirrored. trans=1: C = alpha A^T A + beta C, A is k x n;
-   trans=0: C = alpha A A^T + beta C, A is n x k. */
-#define ACEM__SYRK_NB 192
+/* SYRK: the lower triangle through the GEMM driver (tiles above the diagonal
+   skipped), then optionally mirrored. trans=1: C = alpha A^T A + beta C, A is
+   k x n; trans=0: C = alpha A A^T + beta C, A is n x k. mirror=0 leaves the
+   strict upper triangle untouched. */
+#if defined(ACEM__AVX512)
+#define ACEM__TB 16
+#else
+#define ACEM__TB 8
+#endif
 static void acem__syrk(int trans, int mirror, size_t n, size_t k, float alpha, const float *A,
                        size_t lda, float beta, float *C, size_t ldc, void *work) {
-    size_t ib, jb, i, j;
-    for (ib = 0; ib < n; ib += ACEM__SYRK_NB) {
-        size_t ni = acem__min(ACEM__SYRK_NB, n - ib);
-        for (jb = 0; jb <= ib; jb += ACEM__SYRK_NB) {
-            size_t nj = acem__min(ACEM__SYRK_NB, n - jb);
-            float *Cb = C + ib * ldc + jb;
-            if (jb == ib) { /* diagonal block: only its lower triangle is written */
-                size_t r0;
-                for (i = 0; i < ni; ++i)
-                    for (j = 0; j <= i; ++j)
-                        Cb[i * ldc + j] = beta == 0.0f ? 0.0f : beta * Cb[i * ldc + j];
-                if (alpha == 0.0f || !k) continue;
-                for (r0 = 0; r0 < ni; r0 += 16) { /* strips of 16 rows */
-                    size_t h = acem__min(16, ni - r0);
-                    float tile[16 * 16];
-                    const float *Ar = trans ? A + ib + r0 : A + (ib + r0) * lda;
-                    if (r0) /* the rectangle left of the strip's diagonal tile */
-                        acem__gemm(trans, !trans, h, r0, k, alpha, Ar, lda,
-                                   trans ? A + jb : A + jb * lda, lda, 1.0f, Cb + r0 * ldc, ldc, work);
-                    acem__gemm(trans, !trans, h, h, k, alpha, Ar, lda, Ar, lda, 0.0f, tile, 16, work);
-                    for (i = 0; i < h; ++i)
-                        for (j = 0; j <= i; ++j) Cb[(r0 + i) * ldc + r0 + j] += tile[i * 16 + j];
+    size_t i0, j0, i, j;
+    acem__gemm_tri(trans, !trans, 1, n, n, k, alpha, A, lda, A, lda, beta, C, ldc, work);
+    if (mirror) /* upper = lower^T, in 8 x 8 blocks (16 x 16 with AVX-512) */
+        for (i0 = 0; i0 < n; i0 += ACEM__TB)
+            for (j0 = i0; j0 < n; j0 += ACEM__TB) {
+                size_t ie = acem__min(n, i0 + ACEM__TB), je = acem__min(n, j0 + ACEM__TB);
+#if defined(ACEM__AVX512)
+                if (j0 > i0 && je == j0 + 16 && ie == i0 + 16) {
+                    acem__tr16(C + j0 * ldc + i0, ldc, 16, C + i0 * ldc + j0, ldc, 0xffff, 1.0f);
+                    continue;
                 }
-            } else {
-                acem__gemm(trans, !trans, ni, nj, k, alpha,
-                           trans ? A + ib : A + ib * lda, lda,
-                           trans ? A + jb : A + jb * lda, lda, beta, Cb, ldc, work);
+#endif
+                for (i = i0; i < ie; ++i)
+                    for (j = j0 > i ? j0 : i + 1; j < je; ++j) C[i * ldc + j] = C[j * ldc + i];
             }
-        }
-    }
-    if (mirror)
-        for (i = 0; i < n; ++i)
-            for (j = i + 1; j < n; ++j) C[i * ldc + j] = C[j * ldc + i];
 }
 
 ACEMDEF void acem_syrk(int trans, size_t n, size_t k, float alpha, const float *A, size_t lda,
@@ -1039,83 +1289,156 @@ ACEMDEF void acem_syrk(int trans, size_t n, size_t k, float alpha, const float *
     acem__syrk(trans, 1, n, k, alpha, A, lda, beta, C, ldc, work);
 }
 
-/* Lower Cholesky in place, blocked right-looking; the strict upper part is not
-   touched. Failure: the first column whose pivot is not positive and finite. */
-#define ACEM__CHOL_NB 96
-static acem_result acem__potrf(size_t n, float *A, size_t lda, size_t *failed, void *work) {
-    size_t jb, j, i, p;
-    for (jb = 0; jb < n; jb += ACEM__CHOL_NB) {
-        size_t nb = acem__min(ACEM__CHOL_NB, n - jb);
-        /* unblocked on the diagonal block, f64 accumulation */
-        for (j = jb; j < jb + nb; ++j) {
-            double d = A[j * lda + j];
-            float *rj = A + j * lda;
-            for (p = jb; p < j; ++p) d -= (double)rj[p] * rj[p];
-            if (!(d > 0.0) || d != d || d > 1e300) {
-                if (failed) *failed = j;
-                return ACEM_ERR_NOT_POSITIVE_DEFINITE;
-            }
-            d = ACEM_SQRT(d);
-            rj[j] = (float)d;
-            for (i = j + 1; i < jb + nb; ++i) {
-                float *ri = A + i * lda;
-                double s = ri[j];
-                for (p = jb; p < j; ++p) s -= (double)ri[p] * rj[p];
-                ri[j] = (float)(s / d);
-            }
-        }
-        if (jb + nb < n) {
-            size_t m2 = n - jb - nb;
-            float *A21 = A + (jb + nb) * lda + jb;
-            /* L21 = A21 L11^-T */
-            acem_trsm_rl(1, m2, nb, A + jb * lda + jb, lda, A21, lda);
-            /* A22 -= L21 L21^T (lower part only) */
-            acem__syrk(0, 0, m2, nb, -1.0f, A21, lda, 1.0f, A + (jb + nb) * lda + jb + nb, lda, work);
-        }
+/* ---- triangular solves and Cholesky -----------------------------------------
+   Both are blocked so that nearly all their flops go through the GEMM/SYRK
+   driver. A diagonal block of the triangular solve is applied as a product
+   with its inverse (computed in f64, NB x NB), which vectorises; the diagonal
+   blocks of the Cholesky factorisation are factored with f64 dot products. */
+#define ACEM__TRSM_NB 64
+#ifndef ACEM__TRSM_MB
+#define ACEM__TRSM_MB 480
+#endif
+#ifndef ACEM__TRSM_L2
+#define ACEM__TRSM_L2 (768u * 1024u)
+#endif
+
+/* f64 dot product of two float vectors (fixed summation order) */
+static double acem__dot_f64(const float *a, const float *b, size_t n) {
+    size_t p = 0;
+    double s = 0.0;
+#if defined(ACEM__AVX512)
+    __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
+    for (; p + 16 <= n; p += 16) {
+        s0 = _mm512_fmadd_pd(_mm512_maskz_cvtps_pd(0xff, _mm256_loadu_ps(a + p)), _mm512_maskz_cvtps_pd(0xff, _mm256_loadu_ps(b + p)), s0);
+        s1 = _mm512_fmadd_pd(_mm512_maskz_cvtps_pd(0xff, _mm256_loadu_ps(a + p + 8)),
+                             _mm512_maskz_cvtps_pd(0xff, _mm256_loadu_ps(b + p + 8)), s1);
     }
-    return ACEM_OK;
-}
-ACEMDEF acem_result acem_potrf(size_t n, float *A, size_t lda, size_t *failed_column) {
-    return acem__potrf(n, A, lda, failed_column, NULL);
+    {
+        double t[8];
+        _mm512_storeu_pd(t, _mm512_add_pd(s0, s1));
+        s = ((t[0] + t[1]) + (t[2] + t[3])) + ((t[4] + t[5]) + (t[6] + t[7]));
+    }
+#elif defined(ACEM__AVX2)
+    __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
+    for (; p + 8 <= n; p += 8) {
+        s0 = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm_loadu_ps(a + p)), _mm256_cvtps_pd(_mm_loadu_ps(b + p)), s0);
+        s1 = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm_loadu_ps(a + p + 4)), _mm256_cvtps_pd(_mm_loadu_ps(b + p + 4)), s1);
+    }
+    {
+        double t[4];
+        _mm256_storeu_pd(t, _mm256_add_pd(s0, s1));
+        s = (t[0] + t[1]) + (t[2] + t[3]);
+    }
+#endif
+    for (; p < n; ++p) s += (double)a[p] * b[p];
+    return s;
 }
 
-/* B (m x n) := B L^-T (trans=1) or B L^-1 (trans=0); L n x n lower. */
-#define ACEM__TRSM_NB 64
-static void acem__trsm_rl(int trans, size_t m, size_t n, const float *L, size_t ldl, float *B,
-                          size_t ldb, void *work) {
-    size_t jb, i, j, l;
-    if (trans) { /* X L^T = B: forward over columns */
-        for (jb = 0; jb < n; jb += ACEM__TRSM_NB) {
-            size_t nb = acem__min(ACEM__TRSM_NB, n - jb);
-            if (jb) /* B[:, jb..] -= X[:, 0..jb) L[jb.., 0..jb)^T */
-                acem__gemm(0, 1, m, nb, jb, -1.0f, B, ldb, L + jb * ldl, ldl, 1.0f, B + jb, ldb, work);
-            for (i = 0; i < m; ++i) {
-                float *x = B + i * ldb;
-                for (j = jb; j < jb + nb; ++j) {
-                    const float *lj = L + j * ldl;
-                    float s = x[j];
-                    for (l = jb; l < j; ++l) s -= x[l] * lj[l];
-                    x[j] = s / lj[j];
-                }
-            }
+/* W (nb x nb, leading dimension ACEM__TRSM_NB) = L^-T (trans=1) or L^-1
+   (trans=0) of the nb x nb lower block L, computed in f64 column by column */
+static void acem__trinv(int trans, size_t nb, const float *L, size_t ldl, float *W) {
+    double y[ACEM__TRSM_NB];
+    size_t c, i, l;
+    for (i = 0; i < ACEM__TRSM_NB * ACEM__TRSM_NB; ++i) W[i] = 0.0f;
+    for (c = 0; c < nb; ++c) { /* y = L^-1 e_c, nonzero from c on */
+        for (i = c; i < nb; ++i) {
+            double s = i == c ? 1.0 : 0.0;
+            const float *li = L + i * ldl;
+            for (l = c; l < i; ++l) s -= (double)li[l] * y[l];
+            y[i] = s / li[i];
         }
-    } else { /* X L = B: backward over columns */
-        size_t nblk = (n + ACEM__TRSM_NB - 1) / ACEM__TRSM_NB, b;
-        for (b = nblk; b-- > 0;) {
-            size_t j0 = b * ACEM__TRSM_NB, nb = acem__min(ACEM__TRSM_NB, n - j0), je = j0 + nb;
-            if (je < n) /* B[:, j0..je) -= X[:, je..n) L[je..n, j0..je) */
-                acem__gemm(0, 0, m, nb, n - je, -1.0f, B + je, ldb, L + je * ldl + j0, ldl, 1.0f,
-                           B + j0, ldb, work);
-            for (i = 0; i < m; ++i) {
-                float *x = B + i * ldb;
-                for (j = je; j-- > j0;) {
-                    float s = x[j];
-                    for (l = j + 1; l < je; ++l) s -= x[l] * L[l * ldl + j];
-                    x[j] = s / L[j * ldl + j];
-                }
-            }
+        for (i = c; i < nb; ++i) {
+            if (trans) W[c * ACEM__TRSM_NB + i] = (float)y[i]; /* (L^-1)^T [c][i] */
+            else W[i * ACEM__TRSM_NB + c] = (float)y[i];
         }
     }
+}
+
+/* B (m x nb) := B W, row by row (W nb x nb, leading dimension ACEM__TRSM_NB) */
+static void acem__mul_small(size_t m, size_t nb, float *B, size_t ldb, const float *W) {
+    size_t r = 0, l, j;
+#if defined(ACEM__AVX512)
+    if (nb == ACEM__TRSM_NB) { /* four rows at a time, 16 accumulators */
+        for (; r + 4 <= m; r += 4) {
+            float *b0 = B + r * ldb, *b1 = b0 + ldb, *b2 = b1 + ldb, *b3 = b2 + ldb;
+            __m512 x00 = _mm512_setzero_ps(), x01 = x00, x02 = x00, x03 = x00, x10 = x00, x11 = x00,
+                   x12 = x00, x13 = x00, x20 = x00, x21 = x00, x22 = x00, x23 = x00, x30 = x00,
+                   x31 = x00, x32 = x00, x33 = x00;
+            for (l = 0; l < ACEM__TRSM_NB; ++l) {
+                const float *w = W + l * ACEM__TRSM_NB;
+                __m512 w0 = _mm512_loadu_ps(w), w1 = _mm512_loadu_ps(w + 16), w2 = _mm512_loadu_ps(w + 32),
+                       w3 = _mm512_loadu_ps(w + 48), a;
+                a = _mm512_set1_ps(b0[l]);
+                x00 = _mm512_fmadd_ps(a, w0, x00); x01 = _mm512_fmadd_ps(a, w1, x01);
+                x02 = _mm512_fmadd_ps(a, w2, x02); x03 = _mm512_fmadd_ps(a, w3, x03);
+                a = _mm512_set1_ps(b1[l]);
+                x10 = _mm512_fmadd_ps(a, w0, x10); x11 = _mm512_fmadd_ps(a, w1, x11);
+                x12 = _mm512_fmadd_ps(a, w2, x12); x13 = _mm512_fmadd_ps(a, w3, x13);
+                a = _mm512_set1_ps(b2[l]);
+                x20 = _mm512_fmadd_ps(a, w0, x20); x21 = _mm512_fmadd_ps(a, w1, x21);
+                x22 = _mm512_fmadd_ps(a, w2, x22); x23 = _mm512_fmadd_ps(a, w3, x23);
+                a = _mm512_set1_ps(b3[l]);
+                x30 = _mm512_fmadd_ps(a, w0, x30); x31 = _mm512_fmadd_ps(a, w1, x31);
+                x32 = _mm512_fmadd_ps(a, w2, x32); x33 = _mm512_fmadd_ps(a, w3, x33);
+            }
+            _mm512_storeu_ps(b0, x00); _mm512_storeu_ps(b0 + 16, x01);
+            _mm512_storeu_ps(b0 + 32, x02); _mm512_storeu_ps(b0 + 48, x03);
+            _mm512_storeu_ps(b1, x10); _mm512_storeu_ps(b1 + 16, x11);
+            _mm512_storeu_ps(b1 + 32, x12); _mm512_storeu_ps(b1 + 48, x13);
+            _mm512_storeu_ps(b2, x20); _mm512_storeu_ps(b2 + 16, x21);
+            _mm512_storeu_ps(b2 + 32, x22); _mm512_storeu_ps(b2 + 48, x23);
+            _mm512_storeu_ps(b3, x30); _mm512_storeu_ps(b3 + 16, x31);
+            _mm512_storeu_ps(b3 + 32, x32); _mm512_storeu_ps(b3 + 48, x33);
+        }
+    }
+#endif
+    for (; r < m; ++r) {
+        float x[ACEM__TRSM_NB], *b = B + r * ldb;
+        for (j = 0; j < ACEM__TRSM_NB; ++j) x[j] = 0.0f;
+        for (l = 0; l < nb; ++l) {
+            float a = b[l];
+            const float *w = W + l * ACEM__TRSM_NB;
+            for (j = 0; j < ACEM__TRSM_NB; ++j) x[j] += a * w[j];
+        }
+        for (j = 0; j < nb; ++j) b[j] = x[j];
+    }
+}
+
+/* B (m x n) := B L^-T (trans=1) or B L^-1 (trans=0); L n x n lower. Blocks of
+   ACEM__TRSM_NB columns: the diagonal block through its inverse, the rest of
+   B updated by GEMM (right-looking). work: acem_gemm_work_bytes(m, n, n) or NULL. */
+static void acem__trsm_rl1(int trans, size_t m, size_t n, const float *L, size_t ldl, float *B,
+                           size_t ldb, void *work, float *W) {
+    size_t jb;
+    if (trans) { /* X L^T = B: forward over column blocks */
+        for (jb = 0; jb < n; jb += ACEM__TRSM_NB) {
+            size_t nb = acem__min(ACEM__TRSM_NB, n - jb), je = jb + nb;
+            acem__trinv(1, nb, L + jb * ldl + jb, ldl, W);
+            acem__mul_small(m, nb, B + jb, ldb, W);
+            if (je < n) /* B[:, je..n) -= X[:, jb..je) L[je..n, jb..je)^T */
+                acem__gemm(0, 1, m, n - je, nb, -1.0f, B + jb, ldb, L + je * ldl + jb, ldl, 1.0f, B + je,
+                           ldb, work);
+        }
+    } else { /* X L = B: backward over column blocks */
+        size_t nblk = (n + ACEM__TRSM_NB - 1) / ACEM__TRSM_NB, b;
+        for (b = nblk; b-- > 0;) {
+            size_t j0 = b * ACEM__TRSM_NB, nb = acem__min(ACEM__TRSM_NB, n - j0);
+            acem__trinv(0, nb, L + j0 * ldl + j0, ldl, W);
+            acem__mul_small(m, nb, B + j0, ldb, W);
+            if (j0) /* B[:, 0..j0) -= X[:, j0..je) L[j0..je, 0..j0) */
+                acem__gemm(0, 0, m, j0, nb, -1.0f, B + j0, ldb, L + j0 * ldl, ldl, 1.0f, B, ldb, work);
+        }
+    }
+}
+static void acem__trsm_rl(int trans, size_t m, size_t n, const float *L, size_t ldl, float *B,
+                          size_t ldb, void *work) {
+    float W[ACEM__TRSM_NB * ACEM__TRSM_NB];
+    size_t r0, mb;
+    if (!m || !n) return;
+    /* panels of rows small enough for the updates to stay in L2 (rows are independent) */
+    mb = acem__roundup(acem__max(48, acem__min(ACEM__TRSM_MB, ACEM__TRSM_L2 / (n * sizeof(float)))), 48);
+    for (r0 = 0; r0 < m; r0 += mb)
+        acem__trsm_rl1(trans, acem__min(mb, m - r0), n, L, ldl, B + r0 * ldb, ldb, work, W);
 }
 ACEMDEF void acem_trsm_rl(int trans, size_t m, size_t n, const float *L, size_t ldl, float *B,
                           size_t ldb) {
@@ -1125,6 +1448,46 @@ ACEMDEF void acem_chol_solve_right(size_t m, size_t n, const float *L, size_t ld
                                    size_t ldb) {
     acem__trsm_rl(1, m, n, L, ldl, B, ldb, NULL);
     acem__trsm_rl(0, m, n, L, ldl, B, ldb, NULL);
+}
+
+/* Lower Cholesky in place, blocked right-looking; the strict upper part is not
+   touched. Failure: the first column whose pivot is not positive and finite.
+   work: acem_gemm_work_bytes(n, n, n) bytes or NULL. */
+#ifndef ACEM__CHOL_NB
+#define ACEM__CHOL_NB 128
+#endif
+static acem_result acem__potrf(size_t n, float *A, size_t lda, size_t *failed, void *work) {
+    size_t jb, j, i;
+    for (jb = 0; jb < n; jb += ACEM__CHOL_NB) {
+        size_t nb = acem__min(ACEM__CHOL_NB, n - jb);
+        /* the diagonal block: left-looking within it, f64 dot products */
+        for (j = jb; j < jb + nb; ++j) {
+            float *rj = A + j * lda;
+            double d = (double)rj[j] - acem__dot_f64(rj + jb, rj + jb, j - jb);
+            if (!(d > 0.0) || d != d || d > 1e300) {
+                if (failed) *failed = j;
+                return ACEM_ERR_NOT_POSITIVE_DEFINITE;
+            }
+            d = ACEM_SQRT(d);
+            rj[j] = (float)d;
+            for (i = j + 1; i < jb + nb; ++i) {
+                float *ri = A + i * lda;
+                ri[j] = (float)(((double)ri[j] - acem__dot_f64(ri + jb, rj + jb, j - jb)) / d);
+            }
+        }
+        if (jb + nb < n) {
+            size_t m2 = n - jb - nb;
+            float *A21 = A + (jb + nb) * lda + jb;
+            /* L21 = A21 L11^-T */
+            acem__trsm_rl(1, m2, nb, A + jb * lda + jb, lda, A21, lda, work);
+            /* A22 -= L21 L21^T (lower part only) */
+            acem__syrk(0, 0, m2, nb, -1.0f, A21, lda, 1.0f, A + (jb + nb) * lda + jb + nb, lda, work);
+        }
+    }
+    return ACEM_OK;
+}
+ACEMDEF acem_result acem_potrf(size_t n, float *A, size_t lda, size_t *failed_column) {
+    return acem__potrf(n, A, lda, failed_column, NULL);
 }
 
 /* LU with partial pivoting of the n x n matrix A (in place), solving X A = B
@@ -1890,6 +2253,14 @@ ACEMDEF acem_result acem_layer_init(acem_layer *L, const acem_options *opt, acem
 }
 
 ACEMDEF int acem_layer_passes(const acem_layer *L) { return L ? L->npasses : 0; }
+ACEMDEF int acem_rule_passes(const acem_options *opt, acem_rule rule, size_t n_experts) {
+    acem_layer L;
+    ACEM_MEMSET(&L, 0, sizeof L);
+    if (acem_options_resolve(opt, &L.opt, NULL) != ACEM_OK) return 0;
+    L.rule = rule;
+    L.T = n_experts;
+    return acem__npasses(&L);
+}
 
 /* ---- caller-driven parallelism ---------------------------------------------- */
 /* Work is cut into chunks whose boundaries depend only on the shapes. One lane
@@ -4097,21 +4468,33 @@ ACEMDEF double acem_peft_scaling(const acem_peft_config *c, const char *module, 
 
 /* ---- stdio helpers ------------------------------------------------------------- */
 #ifndef ACEM_NO_STDIO
+/* 64-bit offsets: _fseeki64 on Windows; elsewhere fseek with long, which is
+   64-bit on LP64 systems (a 32-bit long reports files past 2 GiB as errors,
+   never as wrong data). */
+#if defined(_WIN32)
+#define ACEM__FSEEK(f, o) _fseeki64((f), (__int64)(o), SEEK_SET)
+#define ACEM__FTELL(f) _ftelli64(f)
+#define ACEM__OFF_MAX 0x7fffffffffffffffull
+#else
+#define ACEM__FSEEK(f, o) fseek((f), (long)(o), SEEK_SET)
+#define ACEM__FTELL(f) ftell(f)
+#define ACEM__OFF_MAX ((uint64_t)(((unsigned long)-1) >> 1))
+#endif
 static int acem__stdio_read(void *user, uint64_t off, void *dst, size_t n) {
     FILE *f = ACEM__CAST(FILE *, user);
-    if (off > (uint64_t)0x7fffffffffffffffull || fseek(f, (long)off, SEEK_SET)) return 1;
+    if (off > ACEM__OFF_MAX || ACEM__FSEEK(f, off)) return 1;
     return fread(dst, 1, n, f) != n;
 }
 static int acem__stdio_write(void *user, const void *src, size_t n) {
     return fwrite(src, 1, n, ACEM__CAST(FILE *, user)) != n;
 }
 ACEMDEF acem_result acem_stdio_reader(acem_read_io *io, FILE *f, const char *path) {
-    long sz;
+    long long sz;
     io->user = f;
     io->read = acem__stdio_read;
     io->path = path;
     io->size = 0;
-    if (fseek(f, 0, SEEK_END) || (sz = ftell(f)) < 0) return ACEM_ERR_IO;
+    if (fseek(f, 0, SEEK_END) || (sz = (long long)ACEM__FTELL(f)) < 0) return ACEM_ERR_IO;
     io->size = (uint64_t)sz;
     return ACEM_OK;
 }

@@ -1,0 +1,220 @@
+/* tests/cli_gen.c - small checkpoints for tests/test_cli.sh, written with
+   acem.h's safetensors writer.
+
+   cli_gen DIR writes into DIR (which must exist):
+     base.safetensors e1.safetensors e2.safetensors e3.safetensors   F32 (+ one I32)
+     base_f16.safetensors e1_f16 ... e3_f16                          the same values as F16
+     base_bf16.safetensors e1_bf16 ... e3_bf16                       ... as BF16
+     sharded/base/ sharded/e1/ ... sharded/e3/    the F32 models as 3 shards + index
+     single/base/model.safetensors                a directory with one model.safetensors
+     e_missing.safetensors    e1 without one tensor
+     e_extra.safetensors      e1 with one tensor more
+     e_shape.safetensors      e1 with one tensor of another shape
+     e_dtype.safetensors      e1 with one tensor stored as F16
+     e_nan.safetensors        e1 with a NaN in one matrix
+     sharded_bad/             an index that names a tensor no shard holds
+   The tensors: 2-D matrices of three shapes (rows > cols, rows < cols, square-ish),
+   a 1-D bias, a scalar, a 4-D tensor, a "text_projection", an empty tensor, an
+   excluded-looking "score.weight" and an I32 tensor. Deterministic (fixed seed). */
+#define _POSIX_C_SOURCE 200809L
+#define ACEM_IMPLEMENTATION
+#include "../acem.h"
+
+#include <sys/stat.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct spec {
+    const char *name;
+    acem_dtype dtype; /* F32 or I32 */
+    size_t ndim;
+    uint64_t shape[4];
+} spec;
+
+static const spec k_specs[] = {
+    {"layers.0.attn.weight", ACEM_DT_F32, 2, {24, 16, 0, 0}},
+    {"layers.0.mlp.weight", ACEM_DT_F32, 2, {32, 24, 0, 0}},
+    {"layers.1.mlp.weight", ACEM_DT_F32, 2, {8, 40, 0, 0}},
+    {"layers.0.mlp.bias", ACEM_DT_F32, 1, {32, 0, 0, 0}},
+    {"layers.0.scale", ACEM_DT_F32, 0, {0, 0, 0, 0}},
+    {"layers.0.conv.weight", ACEM_DT_F32, 4, {4, 3, 2, 2}},
+    {"text_projection", ACEM_DT_F32, 2, {16, 12, 0, 0}},
+    {"empty.weight", ACEM_DT_F32, 2, {0, 8, 0, 0}},
+    {"score.weight", ACEM_DT_F32, 2, {5, 16, 0, 0}},
+    {"position_ids", ACEM_DT_I32, 1, {10, 0, 0, 0}},
+};
+#define NS (sizeof k_specs / sizeof k_specs[0])
+#define NM 4 /* base + 3 experts */
+
+static float *g_data[NM][NS];
+
+static uint64_t g_rng = 0x243F6A8885A308D3ull;
+static double uniform(void) {
+    uint64_t z = (g_rng += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    return ((double)(z >> 11) + 0.5) / 9007199254740992.0;
+}
+static double gauss(void) { return sqrt(-2.0 * log(uniform())) * cos(6.283185307179586 * uniform()); }
+
+static size_t numel(const spec *s) {
+    size_t n = 1, d;
+    for (d = 0; d < s->ndim; ++d) n *= (size_t)s->shape[d];
+    return n;
+}
+
+static void make_data(void) {
+    size_t k, m, i;
+    for (k = 0; k < NS; ++k) {
+        const spec *s = &k_specs[k];
+        size_t n = numel(s);
+        for (m = 0; m < NM; ++m) g_data[m][k] = (float *)calloc(n ? n : 1, sizeof(float));
+        if (s->dtype == ACEM_DT_I32) { /* the same integers everywhere */
+            int32_t *v;
+            for (m = 0; m < NM; ++m) {
+                v = (int32_t *)(void *)g_data[m][k];
+                for (i = 0; i < n; ++i) v[i] = (int32_t)(i * 7 + 3);
+            }
+            continue;
+        }
+        for (i = 0; i < n; ++i) g_data[0][k][i] = (float)(0.5 * gauss());
+        for (m = 1; m < NM; ++m) {
+            /* delta: a rank-2 part (different per expert) plus small noise, at an
+               expert-specific scale */
+            double scale = 0.02 * (double)m;
+            size_t R = s->ndim == 2 ? (size_t)s->shape[0] : n, C = s->ndim == 2 ? (size_t)s->shape[1] : 1, r, c, q;
+            for (q = 0; q < 2; ++q) {
+                double *u = (double *)malloc((R ? R : 1) * sizeof(double)), *v = (double *)malloc((C ? C : 1) * sizeof(double));
+                for (r = 0; r < R; ++r) u[r] = gauss();
+                for (c = 0; c < C; ++c) v[c] = gauss();
+                for (r = 0; r < R; ++r)
+                    for (c = 0; c < C; ++c) g_data[m][k][r * C + c] += (float)(scale * u[r] * v[c]);
+                free(u);
+                free(v);
+            }
+            for (i = 0; i < n; ++i) g_data[m][k][i] += g_data[0][k][i] + (float)(0.1 * scale * gauss());
+        }
+    }
+}
+
+/* writes the tensors sel[0..n) of model m; dt: the float dtype; tweak:
+   0 none, 1 drop "layers.0.mlp.bias", 2 add "extra.weight", 3 "layers.0.attn.weight"
+   as [16, 24], 4 "layers.1.mlp.weight" as F16, 5 a NaN in "layers.1.mlp.weight" */
+static void write_model(const char *path, size_t m, acem_dtype dt, const size_t *sel, size_t n, int tweak) {
+    acem_st_tensor t[NS + 1];
+    size_t src[NS + 1], order[NS + 1], k, nt = 0;
+    float extra[6] = {1, 2, 3, 4, 5, 6};
+    const char *meta[2] = {"generator", "tests/cli_gen.c"};
+    acem_write_io io;
+    acem_error err;
+    FILE *f = fopen(path, "wb");
+    if (!f) { perror(path); exit(1); }
+    acem_stdio_writer(&io, f, path);
+    for (k = 0; k < n; ++k) {
+        const spec *s = &k_specs[sel[k]];
+        if (tweak == 1 && !strcmp(s->name, "layers.0.mlp.bias")) continue;
+        memset(&t[nt], 0, sizeof t[nt]);
+        t[nt].name = s->name;
+        t[nt].dtype = s->dtype == ACEM_DT_F32 ? dt : s->dtype;
+        t[nt].ndim = s->ndim;
+        memcpy(t[nt].shape, s->shape, sizeof s->shape);
+        if (tweak == 3 && !strcmp(s->name, "layers.0.attn.weight")) { t[nt].shape[0] = 16; t[nt].shape[1] = 24; }
+        if (tweak == 4 && !strcmp(s->name, "layers.1.mlp.weight")) t[nt].dtype = ACEM_DT_F16;
+        src[nt++] = sel[k];
+    }
+    if (tweak == 2) {
+        memset(&t[nt], 0, sizeof t[nt]);
+        t[nt].name = "extra.weight";
+        t[nt].dtype = dt;
+        t[nt].ndim = 2;
+        t[nt].shape[0] = 2;
+        t[nt].shape[1] = 3;
+        src[nt++] = NS; /* marker */
+    }
+    if (acem_st_write_header(&io, t, nt, meta, 1, order, NULL, &err) != ACEM_OK) { fprintf(stderr, "%s\n", err.message); exit(1); }
+    for (k = 0; k < nt; ++k) {
+        const acem_st_tensor *x = &t[order[k]];
+        const float *d = src[order[k]] == NS ? extra : g_data[m][src[order[k]]];
+        float nan_copy[1024];
+        acem_result r;
+        if (tweak == 5 && !strcmp(x->name, "layers.1.mlp.weight")) { /* one NaN */
+            memcpy(nan_copy, d, (size_t)x->numel * sizeof(float));
+            nan_copy[7] = (float)NAN;
+            d = nan_copy;
+        }
+        r = x->dtype == ACEM_DT_I32 ? acem_st_write_raw(&io, x, d, &err) : acem_st_write_f32(&io, x, d, &err);
+        if (r != ACEM_OK) { fprintf(stderr, "%s\n", err.message); exit(1); }
+    }
+    if (fclose(f)) { perror(path); exit(1); }
+}
+
+static void write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "wb");
+    if (!f || fputs(text, f) < 0 || fclose(f)) { perror(path); exit(1); }
+}
+
+/* the model as 3 shards + index in dir (which must exist) */
+static void write_sharded(const char *dir, size_t m, int bad_index) {
+    size_t sel[3][NS], ns[3] = {0, 0, 0}, k, s;
+    char path[1024], idx[8192];
+    size_t o = 0;
+    for (k = 0; k < NS; ++k) sel[k % 3][ns[k % 3]++] = k;
+    for (s = 0; s < 3; ++s) {
+        snprintf(path, sizeof path, "%s/model-%05zu-of-00003.safetensors", dir, s + 1);
+        write_model(path, m, ACEM_DT_F32, sel[s], ns[s], 0);
+    }
+    o += (size_t)snprintf(idx + o, sizeof idx - o, "{\"metadata\": {\"total_size\": 0}, \"weight_map\": {");
+    for (k = 0; k < NS; ++k)
+        o += (size_t)snprintf(idx + o, sizeof idx - o, "%s\"%s\": \"model-%05zu-of-00003.safetensors\"", k ? ", " : "",
+                              k_specs[k].name, k % 3 + 1);
+    if (bad_index) o += (size_t)snprintf(idx + o, sizeof idx - o, ", \"ghost.weight\": \"model-00001-of-00003.safetensors\"");
+    snprintf(idx + o, sizeof idx - o, "}}\n");
+    snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
+    write_text(path, idx);
+}
+
+int main(int argc, char **argv) {
+    char p[1024];
+    size_t all[NS], k, m;
+    static const char *const mname[NM] = {"base", "e1", "e2", "e3"};
+    if (argc != 2) { fprintf(stderr, "usage: cli_gen DIR\n"); return 1; }
+    for (k = 0; k < NS; ++k) all[k] = k;
+    make_data();
+    for (m = 0; m < NM; ++m) {
+        snprintf(p, sizeof p, "%s/%s.safetensors", argv[1], mname[m]);
+        write_model(p, m, ACEM_DT_F32, all, NS, 0);
+        snprintf(p, sizeof p, "%s/%s_f16.safetensors", argv[1], mname[m]);
+        write_model(p, m, ACEM_DT_F16, all, NS, 0);
+        snprintf(p, sizeof p, "%s/%s_bf16.safetensors", argv[1], mname[m]);
+        write_model(p, m, ACEM_DT_BF16, all, NS, 0);
+        snprintf(p, sizeof p, "%s/sharded", argv[1]);
+        mkdir(p, 0755);
+        snprintf(p, sizeof p, "%s/sharded/%s", argv[1], mname[m]);
+        mkdir(p, 0755);
+        write_sharded(p, m, 0);
+    }
+    snprintf(p, sizeof p, "%s/single", argv[1]);
+    mkdir(p, 0755);
+    snprintf(p, sizeof p, "%s/single/base", argv[1]);
+    mkdir(p, 0755);
+    snprintf(p, sizeof p, "%s/single/base/model.safetensors", argv[1]);
+    write_model(p, 0, ACEM_DT_F32, all, NS, 0);
+    snprintf(p, sizeof p, "%s/sharded_bad", argv[1]);
+    mkdir(p, 0755);
+    write_sharded(p, 0, 1);
+    snprintf(p, sizeof p, "%s/e_missing.safetensors", argv[1]);
+    write_model(p, 1, ACEM_DT_F32, all, NS, 1);
+    snprintf(p, sizeof p, "%s/e_extra.safetensors", argv[1]);
+    write_model(p, 1, ACEM_DT_F32, all, NS, 2);
+    snprintf(p, sizeof p, "%s/e_shape.safetensors", argv[1]);
+    write_model(p, 1, ACEM_DT_F32, all, NS, 3);
+    snprintf(p, sizeof p, "%s/e_dtype.safetensors", argv[1]);
+    write_model(p, 1, ACEM_DT_F32, all, NS, 4);
+    snprintf(p, sizeof p, "%s/e_nan.safetensors", argv[1]);
+    write_model(p, 1, ACEM_DT_F32, all, NS, 5);
+    return 0;
+}

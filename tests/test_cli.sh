@@ -1,0 +1,205 @@
+#!/usr/bin/env bash
+# tests/test_cli.sh [BUILD_DIR] - end-to-end tests of the `acem` command-line tool.
+#
+# Needs BUILD_DIR/acem, BUILD_DIR/cli_gen (writes small checkpoints with acem.h's
+# writer) and BUILD_DIR/cli_check (recomputes every merged tensor in memory with
+# acem_merge and compares bitwise); `make test` builds them and runs this script.
+# Prints "test_cli: N passed, N failed"; exits non-zero if anything failed.
+# Scratch files live in a temporary directory that is removed at exit.
+set -u
+
+B=${1:-build}
+ACEM=$B/acem
+GEN=$B/cli_gen
+CHECK=$B/cli_check
+for p in "$ACEM" "$GEN" "$CHECK"; do
+    if [ ! -x "$p" ]; then
+        echo "FAIL: $p is not built (make $p)"
+        echo "test_cli: 0 passed, 1 failed"
+        exit 1
+    fi
+done
+# absolute paths: the tests run in the scratch directory
+ACEM=$(cd "$(dirname "$ACEM")" && pwd)/acem
+GEN=$(cd "$(dirname "$GEN")" && pwd)/cli_gen
+CHECK=$(cd "$(dirname "$CHECK")" && pwd)/cli_check
+
+W=$(mktemp -d "${TMPDIR:-/tmp}/acem_cli.XXXXXX")
+trap 'rm -rf "$W"' EXIT
+cd "$W" || exit 1
+LOG=$W/log
+
+passed=0
+failed=0
+fail() {
+    failed=$((failed + 1))
+    echo "FAIL: $*"
+    [ -s "$LOG" ] && tail -n 8 "$LOG" | sed 's/^/    | /'
+}
+pass() { passed=$((passed + 1)); }
+# t DESCRIPTION COMMAND...: the command must succeed (output in $LOG)
+t() {
+    local d=$1
+    shift
+    if "$@" >"$LOG" 2>&1; then pass; else fail "$d (exit $?)"; fi
+}
+# expect_error DESCRIPTION CODE 'TEXT1|TEXT2' ACEM-ARGS...: acem must exit with CODE,
+# print every TEXT on stderr, and leave the scratch output directory o/ empty
+# (no output file, no temporary).
+expect_error() {
+    local d=$1 code=$2 texts=$3 rc t ok=1
+    shift 3
+    rm -rf o && mkdir o
+    "$ACEM" "$@" >"$LOG" 2>&1
+    rc=$?
+    if [ "$rc" != "$code" ]; then fail "$d: exit $rc, expected $code"; return; fi
+    IFS='|' read -r -a words <<<"$texts"
+    for t in "${words[@]}"; do
+        if ! grep -qF -- "$t" "$LOG"; then fail "$d: the message does not name '$t'"; ok=0; fi
+    done
+    if [ -n "$(ls -A o)" ]; then fail "$d: left files behind: $(ls -A o | tr '\n' ' ')"; ok=0; fi
+    [ $ok = 1 ] && pass
+}
+
+E3="e1.safetensors e2.safetensors e3.safetensors"
+
+# ---- generate the checkpoints; remember the inputs' checksums ---------------------
+t "cli_gen" "$GEN" .
+head -c 3000 e2.safetensors >trunc.safetensors
+inputs=$(find . -type f \( -name '*.safetensors' -o -name '*.json' \) | sort)
+sums_before=$(cksum $inputs)
+
+# ---- basics ---------------------------------------------------------------------------
+t "--version" sh -c "'$ACEM' --version | grep -q '^acem [0-9]'"
+t "help lists the exit codes" sh -c "'$ACEM' help | grep -q 'resource limit'"
+t "merge --help has the Slurm example" sh -c "'$ACEM' merge --help | grep -q 'SLURM_ARRAY_TASK_ID'"
+t "no command is a usage error" sh -c "'$ACEM' >/dev/null 2>&1; test \$? = 1"
+t "thread pool contract (4 workers)" "$ACEM" pool-check 4
+t "thread pool contract (1 worker)" "$ACEM" pool-check 1
+t "demo runs" sh -c "'$ACEM' demo | grep -q ace"
+
+# ---- every method end to end, bitwise equal to the in-memory merge ----------------------
+for m in ace average task-arithmetic ties dare-ta dare-ties actmat iso-c tsv-m; do
+    t "merge --method $m" "$ACEM" merge -q --method "$m" --exclude score --base base.safetensors -o "m_$m.safetensors" $E3
+    t "inspect the $m output" "$ACEM" inspect "m_$m.safetensors"
+    t "$m output == acem_merge (bitwise)" "$CHECK" merge --method "$m" --exclude score "m_$m.safetensors" base.safetensors $E3
+done
+# non-default parameters
+t "ace with --eps/--tau/--k-frac/--lambda" "$ACEM" merge -q --eps 2e-3 --tau 0.5 --k-frac 0.5 --lambda 0.9 \
+    --base base.safetensors -o p_ace.safetensors $E3
+t "  == acem_merge" "$CHECK" merge --method ace --eps 2e-3 --tau 0.5 --k-frac 0.5 --lambda 0.9 p_ace.safetensors base.safetensors $E3
+t "dare-ties with --drop/--density/--seed" "$ACEM" merge -q --method dare-ties --drop 0.3 --density 0.4 --seed 7 \
+    --base base.safetensors -o p_dare.safetensors $E3
+t "  == acem_merge" "$CHECK" merge --method dare-ties --drop 0.3 --density 0.4 --seed 7 p_dare.safetensors base.safetensors $E3
+t "two experts, two exclusions" "$ACEM" merge -q --exclude 'bias$' --exclude '^score' --base base.safetensors \
+    -o p_two.safetensors e1.safetensors e3.safetensors
+t "  == acem_merge" "$CHECK" merge --method ace --exclude 'bias$' --exclude '^score' p_two.safetensors base.safetensors \
+    e1.safetensors e3.safetensors
+t "--preset gpt2 (exclude score, eps 4e-2)" "$ACEM" merge -q --preset gpt2 --base base.safetensors -o p_gpt2.safetensors $E3
+t "  == acem_merge with eps 4e-2" "$CHECK" merge --method ace --eps 4e-2 --exclude score p_gpt2.safetensors base.safetensors $E3
+t "  provenance metadata" sh -c "'$ACEM' inspect p_gpt2.safetensors | grep -q 'acem.eps: 0.04' &&
+    '$ACEM' inspect p_gpt2.safetensors | grep -q 'acem.experts: \[\"e1.safetensors\",\"e2.safetensors\",\"e3.safetensors\"\]' &&
+    '$ACEM' inspect p_gpt2.safetensors | grep -q 'acem.version: '"
+t "--preset llama with an explicit --eps" "$ACEM" merge -q --preset llama --eps 3e-3 --base base.safetensors -o p_llama.safetensors $E3
+t "  == acem_merge with eps 3e-3" "$CHECK" merge --method ace --eps 3e-3 p_llama.safetensors base.safetensors $E3
+t "--threads 4: identical bytes" sh -c "'$ACEM' merge -q --threads 4 --exclude score --base base.safetensors -o thr.safetensors $E3 &&
+    cmp -s thr.safetensors m_ace.safetensors"
+t "same run twice: identical bytes" sh -c "'$ACEM' merge -q --exclude score --base base.safetensors -o again.safetensors $E3 &&
+    cmp -s again.safetensors m_ace.safetensors"
+t "the output replaces an older file" sh -c "'$ACEM' merge -q --exclude score --base base.safetensors -o again.safetensors $E3"
+
+# ---- sharded input and output ----------------------------------------------------------------
+t "sharded inputs (index)" "$ACEM" merge -q --exclude score --base sharded/base -o sh_in.safetensors sharded/e1 sharded/e2 sharded/e3
+t "  same tensors as the single-file run" "$CHECK" same sh_in.safetensors m_ace.safetensors
+t "directory with model.safetensors" "$ACEM" merge -q --exclude score --base single/base -o single.safetensors $E3
+t "  same tensors" "$CHECK" same single.safetensors m_ace.safetensors
+t "sharded output (--out-shard-size 3K)" "$ACEM" merge -q --exclude score --out-shard-size 3K --base base.safetensors -o sh_out $E3
+t "  several shards + index" test -f sh_out/model.safetensors.index.json -a -f sh_out/model-00002-of-00003.safetensors
+t "  same tensors, consistent index" "$CHECK" same sh_out m_ace.safetensors
+t "  inspect reads the sharded output" "$ACEM" inspect sh_out
+t "sharded in and out, 2 threads" "$ACEM" merge -q --threads 2 --exclude score --out-shard-size 2048 --base sharded/base -o sh_both \
+    sharded/e1 sharded/e2 sharded/e3
+t "  same tensors" "$CHECK" same sh_both m_ace.safetensors
+t "sharded output into an existing directory" "$ACEM" merge -q --exclude score --out-shard-size 3K --base base.safetensors -o sh_out $E3
+t "  same tensors, no temporaries" sh -c "'$CHECK' same sh_out m_ace.safetensors && test -z \"\$(ls -A sh_out | grep tmp)\""
+
+# ---- --shard I/N + join -------------------------------------------------------------------
+for i in 1 2 3; do
+    t "--shard $i/3" "$ACEM" merge -q --exclude score --shard "$i/3" --base base.safetensors -o "part$i.safetensors" $E3
+    t "  part $i == acem_merge on its subset" "$CHECK" merge --partial --method ace --exclude score "part$i.safetensors" base.safetensors $E3
+done
+t "the parts are disjoint and complete" sh -c "n=0; for i in 1 2 3; do
+    k=\$('$ACEM' inspect part\$i.safetensors | sed -n 's/^total: \([0-9]*\) tensors.*/\1/p'); n=\$((n + k)); done; test \$n = 10"
+t "join" "$ACEM" join -q -o joined part3.safetensors part1.safetensors part2.safetensors
+t "  join == single merge, consistent index" "$CHECK" same joined m_ace.safetensors
+t "  shard metadata" sh -c "'$ACEM' inspect part2.safetensors | grep -q 'acem.shard: 2/3'"
+t "--shard from sharded inputs: the same split" sh -c "'$ACEM' merge -q --exclude score --shard 2/3 --base sharded/base \
+    -o part2b.safetensors sharded/e1 sharded/e2 sharded/e3 && '$CHECK' same part2b.safetensors part2.safetensors"
+
+# ---- dtypes ----------------------------------------------------------------------------------
+for d in f16 bf16; do
+    t "$d inputs" "$ACEM" merge -q --base "base_$d.safetensors" -o "in_$d.safetensors" "e1_$d.safetensors" "e2_$d.safetensors" "e3_$d.safetensors"
+    t "  == acem_merge, written as $d" "$CHECK" merge --method ace "in_$d.safetensors" "base_$d.safetensors" "e1_$d.safetensors" \
+        "e2_$d.safetensors" "e3_$d.safetensors"
+    t "--out-dtype $d from f32" "$ACEM" merge -q --method ties --exclude score --out-dtype "$d" --base base.safetensors -o "out_$d.safetensors" $E3
+    t "  == acem_merge converted to $d" "$CHECK" merge --method ties --exclude score --out-dtype "$d" "out_$d.safetensors" base.safetensors $E3
+done
+t "--out-dtype f32 from bf16" "$ACEM" merge -q --method average --out-dtype f32 --base base_bf16.safetensors -o bf_to_f32.safetensors \
+    e1_bf16.safetensors e2_bf16.safetensors
+t "  == acem_merge" "$CHECK" merge --method average --out-dtype f32 bf_to_f32.safetensors base_bf16.safetensors e1_bf16.safetensors e2_bf16.safetensors
+
+# ---- the plan, --dry-run, --memory-limit -------------------------------------------------------
+rm -rf o && mkdir o
+t "--dry-run succeeds" sh -c "'$ACEM' merge --dry-run --base base.safetensors -o o/dry.safetensors $E3 2>plan.txt"
+t "  and writes nothing" test -z "$(ls -A o)"
+t "  the plan names rules, exclusions, memory, output size" sh -c "grep -q 'tensors    10: 5 ace, 4 mean of deltas' plan.txt &&
+    grep -q 'memory     peak' plan.txt && grep -q 'output     o/dry.safetensors: 1 file' plan.txt &&
+    grep -q 'position_ids (I32)' plan.txt"
+t "  the planned output size is exact" sh -c "'$ACEM' merge -q --base base.safetensors -o o/real.safetensors $E3 &&
+    test \"\$(sed -n 's/.*(\([0-9]*\) bytes)\$/\1/p' plan.txt | head -n 1)\" = \"\$(wc -c <o/real.safetensors | tr -d ' ')\""
+t "-q prints nothing" sh -c "test -z \"\$('$ACEM' merge -q --base base.safetensors -o o/q.safetensors $E3 2>&1)\""
+t "one progress line per tensor when not a terminal" sh -c "'$ACEM' merge --base base.safetensors -o o/p.safetensors $E3 2>&1 |
+    grep -c '^\[ *[0-9]*/10\]' | grep -qx 10"
+t "summary: gated/refined, fallbacks, peak memory" sh -c "'$ACEM' merge --base base.safetensors -o o/s.safetensors $E3 2>&1 |
+    grep -q 'gated' && '$ACEM' merge --base base.safetensors -o o/s.safetensors $E3 2>&1 | grep -q 'measured max RSS'"
+t "--memory-limit above the plan runs" "$ACEM" merge -q --memory-limit 64M --base base.safetensors -o o/lim.safetensors $E3
+expect_error "--memory-limit 1" 5 "memory-limit" merge --memory-limit 1 --base base.safetensors -o o/x.safetensors $E3
+
+# ---- errors: exit code, a message naming file and tensor, nothing left behind -----------------
+expect_error "missing tensor" 2 "e_missing.safetensors|layers.0.mlp.bias" merge --base base.safetensors -o o/x.safetensors e1.safetensors e_missing.safetensors
+expect_error "extra tensor" 2 "e_extra.safetensors|extra.weight" merge --base base.safetensors -o o/x.safetensors e_extra.safetensors
+expect_error "shape mismatch" 2 "e_shape.safetensors|layers.0.attn.weight|[16, 24]" merge --base base.safetensors -o o/x.safetensors e1.safetensors e_shape.safetensors
+expect_error "dtype mismatch" 2 "e_dtype.safetensors|layers.1.mlp.weight|F16" merge --base base.safetensors -o o/x.safetensors e_dtype.safetensors e2.safetensors
+expect_error "f16 expert for an f32 base" 2 "e1_f16.safetensors|dtype F16" merge --base base.safetensors -o o/x.safetensors e1_f16.safetensors
+expect_error "truncated expert" 2 "trunc.safetensors|truncated" merge --base base.safetensors -o o/x.safetensors e1.safetensors trunc.safetensors
+expect_error "truncated base" 2 "trunc.safetensors" merge --base trunc.safetensors -o o/x.safetensors e1.safetensors
+expect_error "nonexistent expert" 3 "nope.safetensors|cannot open" merge --base base.safetensors -o o/x.safetensors e1.safetensors nope.safetensors
+expect_error "nonexistent output directory" 3 "o/no/such" merge --base base.safetensors -o o/no/such/x.safetensors e1.safetensors
+expect_error "index naming a missing tensor" 2 "sharded_bad|ghost.weight" merge --base sharded_bad -o o/x.safetensors sharded/e1
+expect_error "directory without a model" 2 "neither" merge --base o -o o/x.safetensors e1.safetensors
+expect_error "bad regex" 1 "a(b" merge --exclude 'a(b' --base base.safetensors -o o/x.safetensors e1.safetensors
+expect_error "unknown method" 1 "frobnicate" merge --method frobnicate --base base.safetensors -o o/x.safetensors e1.safetensors
+expect_error "unknown preset" 1 "gpt5" merge --preset gpt5 --base base.safetensors -o o/x.safetensors e1.safetensors
+expect_error "unknown option" 1 "--bogus" merge --bogus --base base.safetensors -o o/x.safetensors e1.safetensors
+expect_error "bad number" 1 "--eps" merge --eps abc --base base.safetensors -o o/x.safetensors e1.safetensors
+expect_error "out-of-range density" 1 "density" merge --method ties --density 2 --base base.safetensors -o o/x.safetensors e1.safetensors
+expect_error "bad --shard" 1 "4/3" merge --shard 4/3 --base base.safetensors -o o/x.safetensors e1.safetensors
+expect_error "no experts" 1 "no experts" merge --base base.safetensors -o o/x.safetensors
+expect_error "numerical failure mid-merge (NaN delta)" 4 "layers.1.mlp.weight|e_nan.safetensors" merge --base base.safetensors -o o/x.safetensors e1.safetensors e_nan.safetensors
+expect_error "numerical failure, sharded output" 4 "non-finite" merge --out-shard-size 1K --base base.safetensors -o o/dir e1.safetensors e_nan.safetensors
+expect_error "output = an input" 1 "e1.safetensors" merge --base base.safetensors -o e1.safetensors e1.safetensors e2.safetensors
+expect_error "sharded output into an input directory" 1 "sharded/e1" merge --out-shard-size 1K --base base.safetensors -o sharded/e1 sharded/e1
+expect_error "inspect a truncated file" 2 "trunc.safetensors|truncated" inspect trunc.safetensors
+expect_error "inspect a missing file" 3 "nope" inspect nope.safetensors
+expect_error "join: a shard missing" 2 "shard 2/3 is missing" join -o o/j part1.safetensors part3.safetensors
+expect_error "join: a shard twice" 2 "both shard 1/3" join -o o/j part1.safetensors part1.safetensors part3.safetensors
+expect_error "join: not a shard output" 2 "m_ace.safetensors|no acem.shard" join -o o/j part1.safetensors part2.safetensors m_ace.safetensors
+"$ACEM" merge -q --method average --shard 3/3 --base base.safetensors -o other3.safetensors $E3
+expect_error "join: a part from another merge" 2 "different merges|other3.safetensors" join -o o/j part1.safetensors part2.safetensors other3.safetensors
+
+# ---- the inputs were never modified --------------------------------------------------------------
+sums_after=$(cksum $inputs)
+if [ "$sums_before" = "$sums_after" ]; then pass; else fail "inputs changed"; fi
+
+echo "test_cli: $passed passed, $failed failed"
+[ "$failed" = 0 ]

@@ -1,0 +1,1851 @@
+/* tools/acem.c - the `acem` command-line program: merge fine-tuned checkpoints
+   (safetensors files or sharded directories) with ACE-Merging and the other
+   data-free rules of acem.h, inspect checkpoints, join per-shard outputs, and
+   run the embedded demo.
+
+   A client of acem.h's public API only (C99 + POSIX).
+
+   Build:  make            (or: cc -std=c99 -O2 -march=native -pthread
+                                 -o build/acem tools/acem.c -lm)
+   Usage:  acem help
+
+   How a merge runs
+   ----------------
+   1. Every input is opened read-only and only its header is read (acem_st_open);
+      every expert must hold exactly the base's tensor names, shapes and dtypes.
+   2. A plan is built: the rule of every tensor (acem_tensor_rule), the output
+      dtype, the output file(s) and their exact sizes (the header is laid out
+      once through a counting writer), and the peak memory: the headers and
+      tables the program holds, plus the largest per-tensor working set
+      (acem_layer_bytes + two f32 buffers: the base, and one expert at a time
+      which, after the last feed, receives the merged tensor). One block of that
+      size is allocated once and carved per tensor.
+   3. Tensors are streamed one at a time in the order each output header
+      requires; the output goes to a temporary name in the destination
+      directory, is fsync'd and renamed into place only when complete. Any
+      failure (or SIGINT/SIGTERM/SIGHUP) removes the temporaries. */
+#define _POSIX_C_SOURCE 200809L
+
+#define ACEM_IMPLEMENTATION
+#include "../acem.h"
+
+/* The demo behind `acem demo` and `make demo`: compiled into this translation
+   unit, against the implementation above (demo.c then includes acem.h again,
+   which only sees the include guards). */
+#define ACEM_DEMO_NO_MAIN
+#define ACEM_DEMO_NO_IMPLEMENTATION
+#include "../examples/demo.c"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- exit codes ------------------------------------------------------------ */
+enum {
+    CLI_OK = 0,
+    CLI_USAGE = 1,    /* bad command line (unknown option or method, bad regex) */
+    CLI_INPUT = 2,    /* invalid or mismatched input: format, names, shapes, dtypes */
+    CLI_IO = 3,       /* cannot open / read / write / rename                      */
+    CLI_NUMERIC = 4,  /* numerical failure (singular system, non-finite values)   */
+    CLI_RESOURCE = 5  /* --memory-limit exceeded, out of memory                    */
+};
+
+static int exit_code_of(acem_result r) {
+    switch (r) {
+    case ACEM_OK: return CLI_OK;
+    case ACEM_ERR_FORMAT:
+    case ACEM_ERR_MISMATCH: return CLI_INPUT;
+    case ACEM_ERR_IO: return CLI_IO;
+    case ACEM_ERR_NOT_POSITIVE_DEFINITE:
+    case ACEM_ERR_SINGULAR:
+    case ACEM_ERR_NO_CONVERGENCE:
+    case ACEM_ERR_NONFINITE: return CLI_NUMERIC;
+    case ACEM_ERR_OUT_OF_MEMORY:
+    case ACEM_ERR_ARENA_TOO_SMALL:
+    case ACEM_ERR_SIZE_OVERFLOW: return CLI_RESOURCE;
+    default: return CLI_USAGE;
+    }
+}
+
+/* ---- program-wide state: verbosity, the progress line, temporaries ----------- */
+static int g_quiet, g_verbose;
+static int g_line_open; /* a \r progress line is on the terminal */
+
+/* Temporary outputs, removed by cleanup_temps() on any error or signal. The
+   array is sized before anything is registered, so the signal handler never
+   sees it reallocated. */
+static char **g_tmp;
+static size_t g_tmp_cap;
+static volatile sig_atomic_t g_tmp_n;
+static char *volatile g_tmp_dir; /* a temporary directory, removed after its files */
+
+static void cleanup_temps(void) {
+    sig_atomic_t i;
+    for (i = 0; i < g_tmp_n; ++i)
+        if (g_tmp[i]) unlink(g_tmp[i]);
+    g_tmp_n = 0;
+    if (g_tmp_dir) { rmdir(g_tmp_dir); g_tmp_dir = NULL; }
+}
+static void on_signal(int sig) {
+    cleanup_temps();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+static void end_line(void) {
+    if (g_line_open) { fputc('\n', stderr); g_line_open = 0; }
+}
+
+#if defined(__GNUC__) || defined(__clang__)
+static void die(int code, const char *fmt, ...) __attribute__((noreturn, format(printf, 2, 3)));
+static void warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+#endif
+static void die(int code, const char *fmt, ...) {
+    va_list ap;
+    end_line();
+    fputs("acem: error: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    cleanup_temps();
+    exit(code);
+}
+static void warn(const char *fmt, ...) {
+    va_list ap;
+    if (g_quiet) return;
+    end_line();
+    fputs("acem: warning: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+static void note(const char *fmt, ...) { /* the plan, progress and summary */
+    va_list ap;
+    if (g_quiet) return;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+}
+
+/* ---- memory: every allocation the program holds while merging is counted ---- */
+static size_t g_held; /* bytes held in headers and tables */
+
+static void *xmalloc(size_t n) {
+    void *p = malloc(n ? n : 1);
+    if (!p) die(CLI_RESOURCE, "out of memory (allocating %zu bytes)", n);
+    g_held += n;
+    return p;
+}
+static void *xcalloc(size_t n, size_t size) {
+    void *p;
+    if (size && n > (size_t)-1 / size) die(CLI_RESOURCE, "out of memory (size overflow)");
+    p = xmalloc(n * size);
+    memset(p, 0, n * size);
+    return p;
+}
+static char *xstrdup(const char *s) {
+    size_t n = strlen(s) + 1;
+    return (char *)memcpy(xmalloc(n), s, n);
+}
+static char *xprintf(const char *fmt, ...) {
+    va_list ap;
+    int n;
+    char *s;
+    va_start(ap, fmt);
+    n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0) die(CLI_USAGE, "formatting failed");
+    s = (char *)xmalloc((size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(s, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+/* ---- small helpers ------------------------------------------------------------ */
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* "12.3 MiB" into buf (binary units) */
+static const char *human(char *buf, size_t cap, uint64_t b) {
+    static const char *const unit[] = {"bytes", "KiB", "MiB", "GiB", "TiB", "PiB"};
+    double v = (double)b;
+    int u = 0;
+    if (b < 1024) { snprintf(buf, cap, "%llu bytes", (unsigned long long)b); return buf; }
+    while (v >= 1024.0 && u < 5) { v /= 1024.0; ++u; }
+    snprintf(buf, cap, "%.1f %s", v, unit[u]);
+    return buf;
+}
+
+/* shortest decimal that reads back to the same double */
+static void fmt_double(char *buf, size_t cap, double v) {
+    int p;
+    for (p = 1; p <= 17; ++p) {
+        snprintf(buf, cap, "%.*g", p, v);
+        if (strtod(buf, NULL) == v) return;
+    }
+}
+
+static const char *base_name(const char *path, char *buf, size_t cap) {
+    size_t n = strlen(path), e, s;
+    while (n > 1 && path[n - 1] == '/') --n;
+    e = n;
+    s = e;
+    while (s > 0 && path[s - 1] != '/') --s;
+    if (e - s >= cap) e = s + cap - 1;
+    memcpy(buf, path + s, e - s);
+    buf[e - s] = 0;
+    return buf;
+}
+/* directory part of a path ("." if none); malloc'ed */
+static char *dir_name(const char *path) {
+    size_t n = strlen(path);
+    while (n > 1 && path[n - 1] == '/') --n;
+    while (n > 0 && path[n - 1] != '/') --n;
+    while (n > 1 && path[n - 1] == '/') --n;
+    if (n == 0) return xstrdup(".");
+    {
+        char *d = (char *)xmalloc(n + 1);
+        memcpy(d, path, n);
+        d[n] = 0;
+        return d;
+    }
+}
+static char *path_join(const char *dir, const char *name) {
+    size_t n = strlen(dir);
+    return xprintf("%s%s%s", dir, (n && dir[n - 1] == '/') ? "" : "/", name);
+}
+
+static void shape_str(char *buf, size_t cap, const acem_st_tensor *t) {
+    size_t d, o = 0;
+    o += (size_t)snprintf(buf + o, cap - o, "[");
+    for (d = 0; d < t->ndim && o < cap; ++d)
+        o += (size_t)snprintf(buf + o, cap - o, "%s%llu", d ? ", " : "", (unsigned long long)t->shape[d]);
+    if (o < cap) snprintf(buf + o, cap - o, "]");
+}
+
+/* JSON string (quoted, escaped) appended to a growable buffer */
+typedef struct sbuf { char *p; size_t n, cap; } sbuf;
+static void sb_putn(sbuf *b, const char *s, size_t n) {
+    if (b->n + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        char *q;
+        while (b->n + n + 1 > cap) cap *= 2;
+        q = (char *)xmalloc(cap);
+        if (b->n) memcpy(q, b->p, b->n);
+        if (b->p) { free(b->p); g_held -= b->cap; }
+        b->p = q;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+    b->p[b->n] = 0;
+}
+static void sb_puts(sbuf *b, const char *s) { sb_putn(b, s, strlen(s)); }
+static void sb_json_str(sbuf *b, const char *s) {
+    static const char hx[] = "0123456789abcdef";
+    sb_putn(b, "\"", 1);
+    for (; *s; ++s) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') { char e[2]; e[0] = '\\'; e[1] = (char)c; sb_putn(b, e, 2); }
+        else if (c < 0x20) { char e[6]; e[0] = '\\'; e[1] = 'u'; e[2] = '0'; e[3] = '0'; e[4] = hx[c >> 4]; e[5] = hx[c & 15]; sb_putn(b, e, 6); }
+        else sb_putn(b, (const char *)&c, 1);
+    }
+    sb_putn(b, "\"", 1);
+}
+
+/* ---- a small thread pool: acem_options.parallel_for ----------------------------
+   parallel_for(user, fn, ctx, count) calls fn(ctx, i) exactly once for every i in
+   [0, count): the calling thread and the helper threads take indices from a
+   shared counter under a mutex, and the call returns when all calls have
+   returned. n_workers = helpers + 1 calls may run at once. A call made while the
+   pool is busy (from inside fn, or from another thread) runs serially on its
+   own thread, which keeps the contract without deadlock. */
+typedef struct cli_pool {
+    pthread_mutex_t mu;
+    pthread_cond_t wake, done_cv;
+    pthread_t *th;
+    size_t n_th;
+    void (*fn)(void *ctx, size_t i);
+    void *ctx;
+    size_t count, next, done;
+    int busy, quit;
+} cli_pool;
+
+static void *pool_main(void *arg) {
+    cli_pool *p = (cli_pool *)arg;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        void (*fn)(void *, size_t);
+        void *ctx;
+        size_t i;
+        while (!p->quit && !(p->fn && p->next < p->count)) pthread_cond_wait(&p->wake, &p->mu);
+        if (p->quit) break;
+        fn = p->fn;
+        ctx = p->ctx;
+        i = p->next++;
+        pthread_mutex_unlock(&p->mu);
+        fn(ctx, i);
+        pthread_mutex_lock(&p->mu);
+        if (++p->done == p->count) pthread_cond_signal(&p->done_cv);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+static void pool_parallel_for(void *user, void (*fn)(void *ctx, size_t i), void *ctx, size_t count) {
+    cli_pool *p = (cli_pool *)user;
+    size_t i;
+    if (!count) return;
+    pthread_mutex_lock(&p->mu);
+    if (p->busy || !p->n_th || count == 1) {
+        pthread_mutex_unlock(&p->mu);
+        for (i = 0; i < count; ++i) fn(ctx, i);
+        return;
+    }
+    p->busy = 1;
+    p->fn = fn;
+    p->ctx = ctx;
+    p->count = count;
+    p->next = 0;
+    p->done = 0;
+    pthread_cond_broadcast(&p->wake);
+    while (p->next < p->count) {
+        i = p->next++;
+        pthread_mutex_unlock(&p->mu);
+        fn(ctx, i);
+        pthread_mutex_lock(&p->mu);
+        p->done++;
+    }
+    while (p->done < p->count) pthread_cond_wait(&p->done_cv, &p->mu);
+    p->fn = NULL;
+    p->ctx = NULL;
+    p->busy = 0;
+    pthread_mutex_unlock(&p->mu);
+}
+static void pool_start(cli_pool *p, size_t n_workers) {
+    size_t k;
+    memset(p, 0, sizeof *p);
+    if (pthread_mutex_init(&p->mu, NULL) || pthread_cond_init(&p->wake, NULL) || pthread_cond_init(&p->done_cv, NULL))
+        die(CLI_RESOURCE, "cannot create the thread pool");
+    p->th = (pthread_t *)xcalloc(n_workers ? n_workers : 1, sizeof(pthread_t));
+    for (k = 0; k + 1 < n_workers; ++k) {
+        if (pthread_create(&p->th[k], NULL, pool_main, p)) die(CLI_RESOURCE, "cannot start thread %zu of %zu", k + 2, n_workers);
+        p->n_th++;
+    }
+}
+static void pool_stop(cli_pool *p) {
+    size_t k;
+    pthread_mutex_lock(&p->mu);
+    p->quit = 1;
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->mu);
+    for (k = 0; k < p->n_th; ++k) pthread_join(p->th[k], NULL);
+    p->n_th = 0;
+}
+
+/* ---- inputs: one .safetensors file, or a model (file or directory) -------------- */
+typedef struct st_in {
+    char *path;
+    FILE *fp;
+    acem_st_file st;
+} st_in;
+
+typedef struct mtensor {
+    const acem_st_tensor *t;
+    const st_in *file;
+} mtensor;
+
+typedef struct model {
+    const char *path;    /* as given */
+    int sharded;         /* read through model.safetensors.index.json */
+    size_t n_files;
+    st_in *files;
+    size_t n;
+    mtensor *tensors;    /* sorted by name */
+    uint64_t data_bytes; /* sum of the tensors' byte sizes */
+} model;
+
+static int is_dir(const char *path) {
+    struct stat s;
+    return stat(path, &s) == 0 && S_ISDIR(s.st_mode);
+}
+static int exists(const char *path) {
+    struct stat s;
+    return stat(path, &s) == 0;
+}
+
+/* Opens path read-only and reads its header. Dies with the library's message. */
+static void st_in_open(st_in *f, const char *path) {
+    acem_read_io io;
+    acem_error err;
+    acem_result r;
+    size_t need = 0;
+    void *arena;
+    struct stat s;
+    f->path = xstrdup(path);
+    if (!(f->fp = fopen(path, "rb"))) die(CLI_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (fstat(fileno(f->fp), &s) == 0 && !S_ISREG(s.st_mode)) die(CLI_INPUT, "%s: not a regular file", path);
+    if (acem_stdio_reader(&io, f->fp, f->path) != ACEM_OK) die(CLI_IO, "%s: cannot determine the file size", path);
+    memset(&err, 0, sizeof err);
+    if ((r = acem_st_open_bytes(&io, &need, &err)) != ACEM_OK) die(exit_code_of(r), "%s", err.message);
+    arena = xmalloc(need);
+    if ((r = acem_st_open(&f->st, &io, arena, need, &err)) != ACEM_OK) die(exit_code_of(r), "%s", err.message);
+}
+
+static int cmp_mtensor(const void *a, const void *b) {
+    return strcmp(((const mtensor *)a)->t->name, ((const mtensor *)b)->t->name);
+}
+static int cmp_str(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+
+static mtensor *model_find(const model *m, const char *name) {
+    size_t lo = 0, hi = m->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(m->tensors[mid].t->name, name);
+        if (!c) return &m->tensors[mid];
+        if (c < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    return NULL;
+}
+
+static char *read_whole(const char *path, size_t *len) {
+    FILE *fp = fopen(path, "rb");
+    struct stat s;
+    char *buf;
+    if (!fp) die(CLI_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (fstat(fileno(fp), &s) != 0 || !S_ISREG(s.st_mode)) die(CLI_INPUT, "%s: not a regular file", path);
+    if ((uint64_t)s.st_size > (uint64_t)ACEM_ST_MAX_HEADER) die(CLI_INPUT, "%s: %lld bytes is too large for an index", path, (long long)s.st_size);
+    buf = (char *)xmalloc((size_t)s.st_size + 1);
+    if (fread(buf, 1, (size_t)s.st_size, fp) != (size_t)s.st_size) die(CLI_IO, "%s: read error", path);
+    fclose(fp);
+    *len = (size_t)s.st_size;
+    buf[*len] = 0;
+    return buf;
+}
+
+static void model_build_table(model *m) {
+    size_t k, i, n = 0;
+    for (k = 0; k < m->n_files; ++k) n += m->files[k].st.n_tensors;
+    m->tensors = (mtensor *)xcalloc(n, sizeof(mtensor));
+    m->n = 0;
+    m->data_bytes = 0;
+    for (k = 0; k < m->n_files; ++k)
+        for (i = 0; i < m->files[k].st.n_tensors; ++i) {
+            m->tensors[m->n].t = &m->files[k].st.tensors[i];
+            m->tensors[m->n].file = &m->files[k];
+            m->data_bytes += m->files[k].st.tensors[i].end - m->files[k].st.tensors[i].begin;
+            m->n++;
+        }
+    qsort(m->tensors, m->n, sizeof(mtensor), cmp_mtensor);
+    for (k = 1; k < m->n; ++k)
+        if (!strcmp(m->tensors[k - 1].t->name, m->tensors[k].t->name))
+            die(CLI_INPUT, "%s: tensor '%s' is in both %s and %s", m->path, m->tensors[k].t->name,
+                m->tensors[k - 1].file->path, m->tensors[k].file->path);
+}
+
+static void model_open(model *m, const char *path) {
+    memset(m, 0, sizeof *m);
+    m->path = path;
+    if (!exists(path)) die(CLI_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (!is_dir(path)) {
+        m->n_files = 1;
+        m->files = (st_in *)xcalloc(1, sizeof(st_in));
+        st_in_open(&m->files[0], path);
+        model_build_table(m);
+        return;
+    }
+    {
+        char *idx = path_join(path, "model.safetensors.index.json");
+        char *single = path_join(path, "model.safetensors");
+        size_t len = 0, max, n = 0, k, nf;
+        char *json, *err_path = idx;
+        const char **names, **files, **uniq;
+        uint64_t total = 0;
+        acem_error err;
+        acem_result r;
+        if (!exists(idx)) {
+            if (!exists(single))
+                die(CLI_INPUT, "%s: directory holds neither model.safetensors.index.json nor model.safetensors", path);
+            m->n_files = 1;
+            m->files = (st_in *)xcalloc(1, sizeof(st_in));
+            st_in_open(&m->files[0], single);
+            model_build_table(m);
+            return;
+        }
+        m->sharded = 1;
+        json = read_whole(idx, &len);
+        max = len / 6 + 2;
+        names = (const char **)xcalloc(max, sizeof(char *));
+        files = (const char **)xcalloc(max, sizeof(char *));
+        memset(&err, 0, sizeof err);
+        if ((r = acem_st_index_parse(json, len, names, files, max, &n, &total, &err)) != ACEM_OK)
+            die(exit_code_of(r), "%s: %s", err_path, err.message);
+        if (!n) die(CLI_INPUT, "%s: the weight_map is empty", idx);
+        /* the distinct shard files, sorted */
+        uniq = (const char **)xcalloc(n, sizeof(char *));
+        memcpy(uniq, files, n * sizeof(char *));
+        qsort(uniq, n, sizeof(char *), cmp_str);
+        for (k = 0, nf = 0; k < n; ++k)
+            if (!nf || strcmp(uniq[nf - 1], uniq[k])) uniq[nf++] = uniq[k];
+        m->n_files = nf;
+        m->files = (st_in *)xcalloc(nf, sizeof(st_in));
+        for (k = 0; k < nf; ++k) {
+            char *fp;
+            if (!uniq[k][0] || strchr(uniq[k], '/') || !strcmp(uniq[k], ".") || !strcmp(uniq[k], ".."))
+                die(CLI_INPUT, "%s: weight_map names the file '%s', which is not a file name in the same directory", idx, uniq[k]);
+            fp = path_join(path, uniq[k]);
+            st_in_open(&m->files[k], fp);
+        }
+        model_build_table(m);
+        /* the index and the shards must agree exactly */
+        {
+            unsigned char *listed = (unsigned char *)xcalloc(m->n ? m->n : 1, 1);
+            char b1[256], b2[256];
+            for (k = 0; k < n; ++k) {
+                mtensor *t = model_find(m, names[k]);
+                if (!t) die(CLI_INPUT, "%s: weight_map lists tensor '%s' in %s, but no shard holds it", idx, names[k], files[k]);
+                if (strcmp(base_name(t->file->path, b1, sizeof b1), files[k]))
+                    die(CLI_INPUT, "%s: weight_map puts tensor '%s' in %s, but it is in %s", idx, names[k], files[k], t->file->path);
+                if (listed[t - m->tensors]++) die(CLI_INPUT, "%s: weight_map lists tensor '%s' twice", idx, names[k]);
+            }
+            for (k = 0; k < m->n; ++k)
+                if (!listed[k])
+                    die(CLI_INPUT, "%s: tensor '%s' is not listed in %s", m->tensors[k].file->path, m->tensors[k].t->name,
+                        base_name(idx, b2, sizeof b2));
+            free(listed);
+            g_held -= m->n ? m->n : 1;
+        }
+        /* the index JSON (names/files point into it) is not needed any more */
+        free(names); free(files); free(uniq); free(json);
+        g_held -= 2 * max * sizeof(char *) + n * sizeof(char *) + len + 1;
+        if (g_verbose && total && total != m->data_bytes)
+            warn("%s: metadata.total_size is %llu, but the shards hold %llu bytes of tensors", idx,
+                 (unsigned long long)total, (unsigned long long)m->data_bytes);
+    }
+}
+
+/* ---- argument parsing --------------------------------------------------------- */
+static int parse_double(const char *s, double *v) {
+    char *e;
+    errno = 0;
+    *v = strtod(s, &e);
+    return *s && !*e && !errno && isfinite(*v);
+}
+static int parse_u64(const char *s, uint64_t *v) {
+    char *e;
+    unsigned long long x;
+    if (!*s || *s == '-' || *s == '+' || *s == ' ') return 0;
+    errno = 0;
+    x = strtoull(s, &e, 10);
+    if (*e || errno) return 0;
+    *v = (uint64_t)x;
+    return 1;
+}
+/* BYTES with an optional K, M, G or T suffix (powers of 1024; "KB", "KiB" too) */
+static int parse_bytes(const char *s, uint64_t *v) {
+    char num[64], *e;
+    size_t n = strlen(s), k;
+    unsigned shift = 0;
+    double x;
+    if (!n || n >= sizeof num) return 0;
+    memcpy(num, s, n + 1);
+    k = n;
+    if (k > 2 && (num[k - 1] == 'B' || num[k - 1] == 'b') && (num[k - 2] == 'i' || num[k - 2] == 'I')) k -= 2;
+    else if (k > 1 && (num[k - 1] == 'B' || num[k - 1] == 'b') && strchr("kKmMgGtT", num[k - 2])) k -= 1;
+    if (k > 1 && strchr("kKmMgGtT", num[k - 1])) {
+        char c = num[k - 1];
+        shift = (c == 'k' || c == 'K') ? 10 : (c == 'm' || c == 'M') ? 20 : (c == 'g' || c == 'G') ? 30 : 40;
+        --k;
+    }
+    num[k] = 0;
+    if (!k || num[0] == '-' || num[0] == '+') return 0;
+    errno = 0;
+    x = strtod(num, &e);
+    if (*e || errno || !(x >= 0)) return 0;
+    x = ldexp(x, (int)shift);
+    if (x >= 18446744073709551615.0) return 0;
+    *v = (uint64_t)x;
+    return 1;
+}
+
+typedef struct argv_iter {
+    int argc, i;
+    char **argv;
+    const char *cmd;
+} argv_iter;
+
+/* --name VALUE or --name=VALUE */
+static const char *opt_value(argv_iter *it, const char *opt, const char *eq) {
+    if (eq) return eq + 1;
+    if (it->i + 1 >= it->argc) die(CLI_USAGE, "%s: option %s needs a value (see `acem %s --help`)", it->cmd, opt, it->cmd);
+    return it->argv[++it->i];
+}
+/* compares an option with a long name, '_' accepted for '-'; *eq receives '=' */
+static int opt_is(const char *arg, const char *name, const char **eq) {
+    const char *a = arg, *b = name;
+    while (*b && (*a == *b || (*b == '-' && *a == '_' && a > arg + 2))) { ++a; ++b; }
+    if (*b) return 0;
+    if (*a == '=') { *eq = a; return 1; }
+    if (*a == 0) { *eq = NULL; return 1; }
+    return 0;
+}
+
+/* ---- help ------------------------------------------------------------------------ */
+static const char *const k_exit_codes =
+    "Exit codes:\n"
+    "  0  success\n"
+    "  1  usage error (unknown option or method, bad value, bad regular expression)\n"
+    "  2  invalid or mismatched input (malformed file, missing or extra tensor,\n"
+    "     shape or dtype mismatch, inconsistent shards)\n"
+    "  3  I/O error (cannot open, read, write or rename)\n"
+    "  4  numerical failure (singular or non-positive-definite system, non-finite values)\n"
+    "  5  resource limit (--memory-limit exceeded, out of memory)\n";
+
+static void usage_main(FILE *o) {
+    fprintf(o,
+            "acem %s - merge fine-tuned models without data (ACE-Merging and related rules)\n"
+            "\n"
+            "Usage:\n"
+            "  acem merge --base BASE -o OUT [options] EXPERT...   merge experts into BASE\n"
+            "  acem inspect FILE|DIR                              tensors, dtypes, shapes, metadata, sizes\n"
+            "  acem join -o OUTDIR SHARD_OUTPUT...                join the outputs of `merge --shard I/N`\n"
+            "  acem demo                                          the embedded demo (no files needed)\n"
+            "  acem --version | help | merge --help\n"
+            "\n"
+            "BASE and each EXPERT: a .safetensors file, or a directory holding\n"
+            "model.safetensors.index.json (sharded) or model.safetensors.\n"
+            "\n%s",
+            ACEM_VERSION_STRING, k_exit_codes);
+}
+
+static void usage_merge(FILE *o) {
+    fprintf(o,
+            "Usage: acem merge --base BASE -o OUT [options] EXPERT...\n"
+            "\n"
+            "Merges the experts (fine-tunes of BASE) tensor by tensor. BASE and each EXPERT\n"
+            "are .safetensors files or checkpoint directories (model.safetensors.index.json\n"
+            "or model.safetensors). Every expert must hold exactly the base's tensors (names,\n"
+            "shapes, dtypes); this is checked, from the headers only, before any work.\n"
+            "\n"
+            "Method and parameters:\n"
+            "  --method M        ace (default), average, task-arithmetic, ties, dare-ta,\n"
+            "                    dare-ties, actmat, iso-c, tsv-m\n"
+            "  --eps E           ACE ridge epsilon (default 1e-2)\n"
+            "  --tau T           ACE heterogeneity gate threshold (default 0.3)\n"
+            "  --k-frac K        ACE spectral fraction, in (0, 1] (default 0.3)\n"
+            "  --lambda L        merged = base + L * M (default: 0.3 for task-arithmetic and\n"
+            "                    dare-ta, 1 otherwise)\n"
+            "  --density D       TIES / DARE-TIES: fraction of entries kept (default 0.2)\n"
+            "  --drop P          DARE drop probability, in (0, 1) (default 0.5)\n"
+            "  --seed S          DARE seed (default 0)\n"
+            "  --exclude REGEX   tensors whose name matches keep the base value (search\n"
+            "                    semantics, like Python's re.search); repeatable\n"
+            "  --preset P        model family: exclusions and the paper's epsilon\n"
+            "                      gpt2      exclude 'score', eps 4e-2\n"
+            "                      roberta   exclude 'classifier|bias|LayerNorm|embeddings', eps 2e-4\n"
+            "                      clip-vit  no exclusions, eps 1e-5\n"
+            "                      llama     exclude 'embed_tokens|lm_head', eps 1e-5\n"
+            "                    an explicit --eps wins; --exclude adds to the preset's\n"
+            "\n"
+            "Output:\n"
+            "  -o, --output OUT  the merged .safetensors file; with --out-shard-size, a\n"
+            "                    directory of model-0000i-of-0000N.safetensors shards plus\n"
+            "                    model.safetensors.index.json. Written under a temporary\n"
+            "                    name in the same directory and renamed when complete.\n"
+            "  --out-dtype T     f32, f16 or bf16 for every floating-point tensor (default:\n"
+            "                    each base tensor's dtype; F8 tensors are written as F16)\n"
+            "  --out-shard-size BYTES   largest shard (K, M, G suffixes: powers of 1024)\n"
+            "\n"
+            "Resources:\n"
+            "  --threads N       worker threads offered to acem (acem_options.parallel_for)\n"
+            "  --memory-limit BYTES     refuse to start (exit 5) if the planned peak exceeds it\n"
+            "  --shard I/N       merge only the I-th of N disjoint tensor subsets (1-based),\n"
+            "                    balanced by bytes; the same on every run. Join the N outputs\n"
+            "                    with `acem join`.\n"
+            "\n"
+            "Other:\n"
+            "  --dry-run         check the inputs, print the plan, write nothing\n"
+            "  -q, --quiet       print errors only\n"
+            "  -v, --verbose     the plan per tensor, and ACE details per tensor\n"
+            "\n"
+            "The plan (before any heavy work), the progress and the summary go to stderr.\n"
+            "\n"
+            "Merging a large model on many machines (a Slurm array; any job runner works):\n"
+            "\n"
+            "  #!/bin/bash\n"
+            "  #SBATCH --array=1-8\n"
+            "  acem merge --base llama-base/ --preset llama --shard ${SLURM_ARRAY_TASK_ID}/8 \\\n"
+            "       -o parts/part-${SLURM_ARRAY_TASK_ID}.safetensors ft-math/ ft-code/ ft-chat/\n"
+            "\n"
+            "  # when all 8 tasks are done (e.g. sbatch --dependency=afterok:JOBID):\n"
+            "  acem join -o merged/ parts/part-*.safetensors\n"
+            "\n%s",
+            k_exit_codes);
+}
+
+/* ---- the merge ------------------------------------------------------------------- */
+enum { ACT_MERGE, ACT_KEEP_RAW, ACT_KEEP_CONVERT, ACT_COPY };
+
+typedef struct ptensor {
+    size_t idx;             /* in base.tensors */
+    const acem_st_tensor *bt;
+    int action;
+    acem_rule rule;
+    acem_dtype out_dtype;
+    size_t rows, cols;
+    int passes;
+    size_t arena, buf_a, buf_b; /* per-tensor working set */
+    uint64_t read_bytes;    /* bytes read from the inputs */
+    uint64_t out_bytes;
+    size_t out_file;
+} ptensor;
+
+typedef struct outfile {
+    char *final_path;       /* where it ends up */
+    char *write_path;       /* where it is written (temporary) */
+    char *name;             /* file name, for the index */
+    size_t n;
+    size_t *pidx;           /* plan indices */
+    acem_st_tensor *t;      /* the output descriptors (parallel to pidx) */
+    size_t *order;
+    uint64_t header_bytes, size;
+} outfile;
+
+typedef struct merge_args {
+    const char *base, *out, *preset;
+    const char **experts;
+    size_t n_experts;
+    const char **excl;
+    size_t n_excl;
+    acem_options opt;
+    int have_eps;
+    acem_dtype out_dtype;   /* UNKNOWN: as the base */
+    uint64_t shard_size;    /* 0: a single output file */
+    uint64_t mem_limit;     /* 0: none */
+    size_t threads;
+    unsigned shard_i, shard_n;
+    int dry;
+} merge_args;
+
+static int counting_write(void *user, const void *src, size_t n) {
+    (void)src;
+    *(uint64_t *)user += n;
+    return 0;
+}
+
+static size_t round_up64(size_t n) { return (n + 63) / 64 * 64; }
+
+/* Progress: by bytes read from the inputs. */
+typedef struct progress {
+    int tty;
+    double t0, last;
+    uint64_t total, done;
+    size_t i, n;
+    const char *name;
+} progress;
+static progress g_prog;
+
+static void progress_draw(int force) {
+    progress *p = &g_prog;
+    double t = now_s(), el = t - p->t0, rate, pct;
+    char eta[32], nm[32], bar[24];
+    size_t w = 16, fill, k, len;
+    if (g_quiet || !p->tty) return;
+    if (!force && t - p->last < 0.1) return;
+    p->last = t;
+    pct = p->total ? 100.0 * (double)p->done / (double)p->total : 100.0;
+    rate = el > 0 ? (double)p->done / el : 0;
+    if (rate > 0 && p->done < p->total) {
+        double s = (double)(p->total - p->done) / rate;
+        if (s < 3600) snprintf(eta, sizeof eta, "%d:%02d", (int)s / 60, (int)s % 60);
+        else snprintf(eta, sizeof eta, "%dh%02d", (int)(s / 3600), ((int)s % 3600) / 60);
+    } else
+        snprintf(eta, sizeof eta, "--:--");
+    fill = (size_t)(pct / 100.0 * (double)w + 0.5);
+    if (fill > w) fill = w;
+    for (k = 0; k < w; ++k) bar[k] = k < fill ? '#' : '.';
+    bar[w] = 0;
+    /* the end of a long name is the informative part: "...layers.31.mlp.weight" */
+    len = p->name ? strlen(p->name) : 0;
+    if (len < sizeof nm) snprintf(nm, sizeof nm, "%s", p->name ? p->name : "");
+    else snprintf(nm, sizeof nm, "...%s", p->name + len - (sizeof nm - 4));
+    /* at most 79 columns */
+    fprintf(stderr, "\r[%s] %5.1f%% %-31s %6.1f MB/s ETA %s\033[K", bar, pct, nm, rate / 1e6, eta);
+    fflush(stderr);
+    g_line_open = 1;
+}
+
+static void read_f32_counted(const mtensor *m, float *dst) {
+    acem_error err;
+    acem_result r;
+    memset(&err, 0, sizeof err);
+    if ((r = acem_st_read_f32(&m->file->st, m->t, dst, &err)) != ACEM_OK) die(exit_code_of(r), "%s", err.message);
+    g_prog.done += m->t->end - m->t->begin;
+    progress_draw(0);
+}
+static void read_raw_counted(const mtensor *m, void *dst) {
+    acem_error err;
+    acem_result r;
+    memset(&err, 0, sizeof err);
+    if ((r = acem_st_read_raw(&m->file->st, m->t, dst, &err)) != ACEM_OK) die(exit_code_of(r), "%s", err.message);
+    g_prog.done += m->t->end - m->t->begin;
+    progress_draw(0);
+}
+
+/* Passes over the experts for a rule: a 0 x 0 layer needs no arena and reports
+   them (acem.h has no query that does not need an initialised layer). */
+static int passes_for(const acem_options *opt, acem_rule rule, size_t T) {
+    acem_layer L;
+    acem_error err;
+    if (rule == ACEM_RULE_KEEP) return 0;
+    if (acem_layer_init(&L, opt, rule, "", 0, 0, T, NULL, 0, &err) != ACEM_OK) return 2;
+    return acem_layer_passes(&L);
+}
+
+/* deterministic assignment of the base's tensors to N subsets: sorted by size
+   (descending) then name, each to the lightest subset (lowest number on ties) */
+typedef struct shard_item { const char *name; uint64_t bytes; size_t idx; } shard_item;
+static int cmp_shard_item(const void *a, const void *b) {
+    const shard_item *x = (const shard_item *)a, *y = (const shard_item *)b;
+    if (x->bytes != y->bytes) return x->bytes > y->bytes ? -1 : 1;
+    return strcmp(x->name, y->name);
+}
+static unsigned *shard_assign(const model *base, unsigned N) {
+    shard_item *it = (shard_item *)xcalloc(base->n ? base->n : 1, sizeof(shard_item));
+    uint64_t *load = (uint64_t *)xcalloc(N, sizeof(uint64_t));
+    unsigned *which = (unsigned *)xcalloc(base->n ? base->n : 1, sizeof(unsigned));
+    size_t k;
+    for (k = 0; k < base->n; ++k) {
+        it[k].name = base->tensors[k].t->name;
+        it[k].bytes = base->tensors[k].t->end - base->tensors[k].t->begin;
+        it[k].idx = k;
+    }
+    qsort(it, base->n, sizeof(shard_item), cmp_shard_item);
+    for (k = 0; k < base->n; ++k) {
+        unsigned s, best = 0;
+        for (s = 1; s < N; ++s)
+            if (load[s] < load[best]) best = s;
+        load[best] += it[k].bytes;
+        which[it[k].idx] = best + 1;
+    }
+    free(it);
+    free(load);
+    return which;
+}
+
+static void validate_expert(const model *base, const model *e) {
+    size_t i = 0, j = 0, problems = 0;
+    char s1[160], s2[160];
+    end_line();
+    while (i < base->n || j < e->n) {
+        int c = i >= base->n ? 1 : j >= e->n ? -1 : strcmp(base->tensors[i].t->name, e->tensors[j].t->name);
+        if (problems >= 10) { fprintf(stderr, "acem: error: ... (more problems in %s)\n", e->path); break; }
+        if (c < 0) {
+            fprintf(stderr, "acem: error: %s: tensor '%s' is missing (the base %s has it)\n", e->path, base->tensors[i].t->name,
+                    base->tensors[i].file->path);
+            ++problems; ++i;
+        } else if (c > 0) {
+            fprintf(stderr, "acem: error: %s: tensor '%s' is not in the base %s\n", e->tensors[j].file->path,
+                    e->tensors[j].t->name, base->path);
+            ++problems; ++j;
+        } else {
+            const acem_st_tensor *a = base->tensors[i].t, *b = e->tensors[j].t;
+            int same_shape = a->ndim == b->ndim;
+            size_t d;
+            for (d = 0; same_shape && d < a->ndim; ++d) same_shape = a->shape[d] == b->shape[d];
+            if (!same_shape) {
+                shape_str(s1, sizeof s1, b);
+                shape_str(s2, sizeof s2, a);
+                fprintf(stderr, "acem: error: %s: tensor '%s': shape %s, but the base has %s\n", e->tensors[j].file->path,
+                        b->name, s1, s2);
+                ++problems;
+            } else if (a->dtype != b->dtype) {
+                fprintf(stderr, "acem: error: %s: tensor '%s': dtype %s, but the base has %s\n", e->tensors[j].file->path,
+                        b->name, acem_dtype_name(b->dtype), acem_dtype_name(a->dtype));
+                ++problems;
+            }
+            ++i; ++j;
+        }
+    }
+    if (problems) die(CLI_INPUT, "%s does not match the base %s (%zu problem%s)", e->path, base->path, problems,
+                      problems == 1 ? "" : "s");
+}
+
+/* the same file object? (so that an output never replaces an input) */
+static int same_file(const char *a, const char *b) {
+    struct stat x, y;
+    return stat(a, &x) == 0 && stat(b, &y) == 0 && x.st_dev == y.st_dev && x.st_ino == y.st_ino;
+}
+
+static void check_output_path(const merge_args *a, const model *ms, size_t nm) {
+    size_t k, f;
+    char *parent = dir_name(a->out);
+    if (!is_dir(parent)) die(CLI_IO, "%s: cannot write: directory %s does not exist", a->out, parent);
+    if (a->shard_size) {
+        if (exists(a->out) && !is_dir(a->out)) die(CLI_USAGE, "%s exists and is not a directory (--out-shard-size writes a directory)", a->out);
+    } else if (is_dir(a->out))
+        die(CLI_USAGE, "%s is a directory; give a file name, or --out-shard-size to write a sharded directory", a->out);
+    for (k = 0; k < nm; ++k) {
+        if (same_file(a->out, ms[k].path))
+            die(CLI_USAGE, "the output %s is the input %s; choose another output", a->out, ms[k].path);
+        for (f = 0; f < ms[k].n_files; ++f) {
+            char *d = dir_name(ms[k].files[f].path);
+            if (same_file(a->out, ms[k].files[f].path) || (a->shard_size && same_file(a->out, d)))
+                die(CLI_USAGE, "the output %s would overwrite the input %s; choose another output", a->out, ms[k].files[f].path);
+            free(d);
+        }
+    }
+    free(parent);
+}
+
+/* Creates the file for writing: a fresh temporary (O_EXCL), registered for cleanup. */
+static FILE *create_temp(const char *path) {
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+    FILE *fp;
+    if (fd < 0) die(CLI_IO, "%s: cannot create: %s", path, strerror(errno));
+    g_tmp[g_tmp_n] = (char *)path;
+    g_tmp_n = g_tmp_n + 1;
+    if (!(fp = fdopen(fd, "wb"))) die(CLI_IO, "%s: cannot open: %s", path, strerror(errno));
+    return fp;
+}
+static void finish_file(FILE *fp, const char *path) {
+    if (fflush(fp) != 0 || fsync(fileno(fp)) != 0) die(CLI_IO, "%s: write error: %s", path, strerror(errno));
+    if (fclose(fp) != 0) die(CLI_IO, "%s: write error: %s", path, strerror(errno));
+}
+static void sync_dir(const char *dir) {
+    int fd = open(dir, O_RDONLY);
+    if (fd >= 0) { fsync(fd); close(fd); }
+}
+
+/* Output directory handling, shared by `merge --out-shard-size` and `join`.
+   A directory that does not exist is built under .NAME.tmp-PID next to it and
+   renamed when complete; into an existing directory, each file is written as
+   .FILE.tmp-PID and renamed at the end (the index last). */
+typedef struct outdir {
+    const char *path;
+    int fresh;          /* the directory did not exist */
+    char *tmp_dir;
+} outdir;
+
+static void outdir_begin(outdir *d, const char *path, size_t n_files) {
+    char b[PATH_MAX];
+    memset(d, 0, sizeof *d);
+    d->path = path;
+    g_tmp_cap = n_files + 1;
+    g_tmp = (char **)xcalloc(g_tmp_cap, sizeof(char *));
+    if (!exists(path)) {
+        char *parent = dir_name(path);
+        d->fresh = 1;
+        d->tmp_dir = xprintf("%s/.%s.tmp-%ld", parent, base_name(path, b, sizeof b), (long)getpid());
+        if (mkdir(d->tmp_dir, 0755) != 0) die(CLI_IO, "%s: cannot create: %s", d->tmp_dir, strerror(errno));
+        g_tmp_dir = d->tmp_dir;
+        free(parent);
+    } else if (!is_dir(path))
+        die(CLI_USAGE, "%s exists and is not a directory", path);
+}
+/* where to write file NAME of the directory */
+static char *outdir_write_path(const outdir *d, const char *name) {
+    if (d->fresh) return path_join(d->tmp_dir, name);
+    return xprintf("%s/.%s.tmp-%ld", d->path, name, (long)getpid());
+}
+static void outdir_commit(outdir *d, char *const *write_paths, char *const *names, size_t n) {
+    size_t k;
+    if (d->fresh) {
+        sync_dir(d->tmp_dir);
+        if (rename(d->tmp_dir, d->path) != 0) die(CLI_IO, "cannot rename %s to %s: %s", d->tmp_dir, d->path, strerror(errno));
+        g_tmp_n = 0;
+        g_tmp_dir = NULL;
+    } else {
+        for (k = 0; k < n; ++k) {
+            char *final_path = path_join(d->path, names[k]);
+            if (rename(write_paths[k], final_path) != 0)
+                die(CLI_IO, "cannot rename %s to %s: %s", write_paths[k], final_path, strerror(errno));
+            g_tmp[k] = NULL;
+            free(final_path);
+        }
+        g_tmp_n = 0;
+        sync_dir(d->path);
+    }
+    {
+        char *parent = dir_name(d->path);
+        sync_dir(parent);
+        free(parent);
+    }
+}
+
+typedef struct index_entry { const char *name, *file; } index_entry;
+static int cmp_index_entry(const void *a, const void *b) {
+    return strcmp(((const index_entry *)a)->name, ((const index_entry *)b)->name);
+}
+static void write_index(const char *path, index_entry *e, size_t n, uint64_t total) {
+    sbuf b;
+    size_t k;
+    char num[32];
+    FILE *fp;
+    memset(&b, 0, sizeof b);
+    qsort(e, n, sizeof(index_entry), cmp_index_entry);
+    snprintf(num, sizeof num, "%llu", (unsigned long long)total);
+    sb_puts(&b, "{\n  \"metadata\": {\n    \"total_size\": ");
+    sb_puts(&b, num);
+    sb_puts(&b, "\n  },\n  \"weight_map\": {");
+    for (k = 0; k < n; ++k) {
+        sb_puts(&b, k ? ",\n    " : "\n    ");
+        sb_json_str(&b, e[k].name);
+        sb_puts(&b, ": ");
+        sb_json_str(&b, e[k].file);
+    }
+    sb_puts(&b, "\n  }\n}\n");
+    fp = create_temp(path);
+    if (fwrite(b.p, 1, b.n, fp) != b.n) die(CLI_IO, "%s: write error: %s", path, strerror(errno));
+    finish_file(fp, path);
+    free(b.p);
+    g_held -= b.cap;
+}
+
+static const struct { const char *name, *exclude; double eps; } k_presets[] = {
+    {"gpt2", "score", 4e-2},
+    {"roberta", "classifier|bias|LayerNorm|embeddings", 2e-4},
+    {"clip-vit", NULL, 1e-5},
+    {"llama", "embed_tokens|lm_head", 1e-5},
+};
+
+static void parse_merge_args(merge_args *a, int argc, char **argv) {
+    argv_iter it;
+    size_t n_preset = sizeof k_presets / sizeof k_presets[0], k;
+    int only_files = 0;
+    memset(a, 0, sizeof *a);
+    a->threads = 1;
+    /* (not counted in the plan's memory: the same plan with or without --dry-run) */
+    a->experts = (const char **)calloc((size_t)argc + 1, sizeof(char *));
+    a->excl = (const char **)calloc((size_t)argc + 1, sizeof(char *));
+    if (!a->experts || !a->excl) die(CLI_RESOURCE, "out of memory");
+    it.argc = argc; it.argv = argv; it.cmd = "merge";
+    for (it.i = 0; it.i < argc; ++it.i) {
+        const char *s = argv[it.i], *eq = NULL, *v;
+        double d;
+        if (only_files || s[0] != '-' || !s[1]) { a->experts[a->n_experts++] = s; continue; }
+        if (!strcmp(s, "--")) { only_files = 1; continue; }
+        if (!strcmp(s, "-h") || opt_is(s, "--help", &eq)) { usage_merge(stdout); exit(CLI_OK); }
+        if (!strcmp(s, "-q") || opt_is(s, "--quiet", &eq)) { g_quiet = 1; continue; }
+        if (!strcmp(s, "-v") || opt_is(s, "--verbose", &eq)) { g_verbose = 1; continue; }
+        if (opt_is(s, "--dry-run", &eq)) { a->dry = 1; continue; }
+        if (!strcmp(s, "-o") || opt_is(s, "--output", &eq) || opt_is(s, "--out", &eq)) {
+            a->out = opt_value(&it, "-o", !strcmp(s, "-o") ? NULL : eq);
+            continue;
+        }
+        if (opt_is(s, "--base", &eq)) { a->base = opt_value(&it, "--base", eq); continue; }
+        if (opt_is(s, "--method", &eq)) {
+            v = opt_value(&it, "--method", eq);
+            if ((a->opt.method = acem_method_from_name(v)) == ACEM_METHOD_COUNT)
+                die(CLI_USAGE, "unknown method '%s' (ace, average, task-arithmetic, ties, dare-ta, dare-ties, actmat, iso-c, tsv-m)", v);
+            continue;
+        }
+#define NUM_OPT(NAME, FIELD, ZERO_MSG)                                                           \
+        if (opt_is(s, NAME, &eq)) {                                                              \
+            v = opt_value(&it, NAME, eq);                                                        \
+            if (!parse_double(v, &d)) die(CLI_USAGE, "%s: '%s' is not a number", NAME, v);       \
+            if (d == 0) die(CLI_USAGE, "%s: %s", NAME, ZERO_MSG);                                \
+            a->opt.FIELD = d;                                                                    \
+            continue;                                                                            \
+        }
+        NUM_OPT("--eps", eps, "must be positive")
+        NUM_OPT("--k-frac", k_frac, "must be in (0, 1]")
+        NUM_OPT("--lambda", lambda, "must be non-zero (omit it for the method's default)")
+        NUM_OPT("--density", density, "must be in (0, 1]")
+        NUM_OPT("--drop", drop, "must be in (0, 1) (acem reads 0 as the default, 0.5)")
+#undef NUM_OPT
+        if (opt_is(s, "--tau", &eq)) {
+            v = opt_value(&it, "--tau", eq);
+            if (!parse_double(v, &d)) die(CLI_USAGE, "--tau: '%s' is not a number", v);
+            /* acem reads tau = 0 as "default 0.3": the smallest positive double
+               gates exactly when gamma > 0 as well (gamma is never below it but
+               above 0) */
+            a->opt.tau = d == 0 ? 4.9406564584124654e-324 : d;
+            continue;
+        }
+        if (opt_is(s, "--seed", &eq)) {
+            uint64_t u;
+            v = opt_value(&it, "--seed", eq);
+            if (!parse_u64(v, &u)) die(CLI_USAGE, "--seed: '%s' is not a non-negative integer", v);
+            a->opt.seed = u;
+            continue;
+        }
+        if (opt_is(s, "--exclude", &eq)) {
+            v = opt_value(&it, "--exclude", eq);
+            if (acem_regex_check(v) != ACEM_OK) die(CLI_USAGE, "--exclude: bad regular expression '%s'", v);
+            a->excl[a->n_excl++] = v;
+            continue;
+        }
+        if (opt_is(s, "--preset", &eq)) {
+            a->preset = opt_value(&it, "--preset", eq);
+            continue;
+        }
+        if (opt_is(s, "--out-dtype", &eq)) {
+            v = opt_value(&it, "--out-dtype", eq);
+            if (!strcmp(v, "f32") || !strcmp(v, "F32") || !strcmp(v, "float32")) a->out_dtype = ACEM_DT_F32;
+            else if (!strcmp(v, "f16") || !strcmp(v, "F16") || !strcmp(v, "float16")) a->out_dtype = ACEM_DT_F16;
+            else if (!strcmp(v, "bf16") || !strcmp(v, "BF16") || !strcmp(v, "bfloat16")) a->out_dtype = ACEM_DT_BF16;
+            else die(CLI_USAGE, "--out-dtype: '%s' is not one of f32, f16, bf16", v);
+            continue;
+        }
+        if (opt_is(s, "--out-shard-size", &eq)) {
+            v = opt_value(&it, "--out-shard-size", eq);
+            if (!parse_bytes(v, &a->shard_size) || !a->shard_size)
+                die(CLI_USAGE, "--out-shard-size: '%s' is not a positive byte count (K, M, G suffixes allowed)", v);
+            continue;
+        }
+        if (opt_is(s, "--memory-limit", &eq)) {
+            v = opt_value(&it, "--memory-limit", eq);
+            if (!parse_bytes(v, &a->mem_limit) || !a->mem_limit)
+                die(CLI_USAGE, "--memory-limit: '%s' is not a positive byte count (K, M, G suffixes allowed)", v);
+            continue;
+        }
+        if (opt_is(s, "--threads", &eq)) {
+            uint64_t u;
+            v = opt_value(&it, "--threads", eq);
+            if (!parse_u64(v, &u) || u < 1 || u > 1024) die(CLI_USAGE, "--threads: '%s' is not a number from 1 to 1024", v);
+            a->threads = (size_t)u;
+            continue;
+        }
+        if (opt_is(s, "--shard", &eq)) {
+            unsigned long i, n = 0;
+            char *e1, *e2;
+            v = opt_value(&it, "--shard", eq);
+            i = strtoul(v, &e1, 10);
+            if (*v < '0' || *v > '9' || *e1 != '/' || e1[1] < '0' || e1[1] > '9' || (n = strtoul(e1 + 1, &e2, 10), *e2) ||
+                i < 1 || n < 1 || i > n || n > 99999)
+                die(CLI_USAGE, "--shard: '%s' is not I/N with 1 <= I <= N", v);
+            a->shard_i = (unsigned)i;
+            a->shard_n = (unsigned)n;
+            continue;
+        }
+        die(CLI_USAGE, "merge: unknown option '%s' (see `acem merge --help`)", s);
+    }
+    if (!a->base) die(CLI_USAGE, "merge: --base BASE is required (see `acem merge --help`)");
+    if (!a->out && !a->dry) die(CLI_USAGE, "merge: -o OUT is required (see `acem merge --help`)");
+    if (!a->n_experts) die(CLI_USAGE, "merge: no experts given (see `acem merge --help`)");
+    if (a->shard_n && a->shard_size) die(CLI_USAGE, "merge: --shard and --out-shard-size exclude each other (join the shards with `acem join`)");
+    if (a->preset) {
+        for (k = 0; k < n_preset; ++k)
+            if (!strcmp(a->preset, k_presets[k].name)) break;
+        if (k == n_preset) die(CLI_USAGE, "--preset: unknown family '%s' (gpt2, roberta, clip-vit, llama)", a->preset);
+        if (!a->opt.eps) a->opt.eps = k_presets[k].eps;
+        else a->have_eps = 1;
+        if (k_presets[k].exclude) a->excl[a->n_excl++] = k_presets[k].exclude;
+    }
+    a->opt.exclude = a->excl;
+    a->opt.n_exclude = a->n_excl;
+}
+
+/* prints up to `show` names of a list, then a count */
+static void print_names(const char *label, const char *const *names, size_t n, size_t show) {
+    size_t k;
+    note("  %-10s %zu", label, n);
+    if (!n) { note("\n"); return; }
+    note(": ");
+    for (k = 0; k < n && (g_verbose || k < show); ++k) note("%s%s", k ? ", " : "", names[k]);
+    if (k < n) note(", ... (%zu more)", n - k);
+    note("\n");
+}
+
+static int cmd_merge(int argc, char **argv) {
+    merge_args a;
+    acem_options ro;    /* resolved */
+    acem_error err;
+    acem_result r;
+    model *ms;          /* ms[0] is the base, then the experts */
+    model *base;
+    size_t T, nm, k, i, np = 0, n_out = 0;
+    ptensor *plan;
+    outfile *outs;
+    unsigned *shard_of = NULL;
+    size_t work_max = 0, work_arg = 0;
+    uint64_t out_total = 0, out_data = 0, read_total = 0;
+    const char **meta;
+    size_t n_meta = 0;
+    char hb[64], hb2[64], num[64];
+    cli_pool pool;
+    double t_start = now_s();
+    size_t counts[4] = {0, 0, 0, 0}, n_keep = 0, n_copy = 0, n_f8 = 0;
+    const char **keep_names, **copy_names;
+    size_t planned;
+    int has_ace = 0;
+
+    parse_merge_args(&a, argc, argv);
+    memset(&err, 0, sizeof err);
+    if ((r = acem_options_resolve(&a.opt, &ro, &err)) != ACEM_OK) die(exit_code_of(r), "merge: %s", err.message);
+    if (a.threads > 1) {
+        pool_start(&pool, a.threads);
+        a.opt.parallel_for = pool_parallel_for;
+        a.opt.parallel_user = &pool;
+        a.opt.n_workers = a.threads;
+    }
+
+    /* 1. open every input (headers only) and check them */
+    T = a.n_experts;
+    nm = T + 1;
+    ms = (model *)xcalloc(nm, sizeof(model));
+    model_open(&ms[0], a.base);
+    for (k = 0; k < T; ++k) model_open(&ms[1 + k], a.experts[k]);
+    base = &ms[0];
+    for (k = 0; k < T; ++k) validate_expert(base, &ms[1 + k]);
+    if (a.out) check_output_path(&a, ms, nm);
+
+    /* 2. the plan */
+    if (a.shard_n) shard_of = shard_assign(base, a.shard_n);
+    plan = (ptensor *)xcalloc(base->n ? base->n : 1, sizeof(ptensor));
+    keep_names = (const char **)xcalloc(base->n ? base->n : 1, sizeof(char *));
+    copy_names = (const char **)xcalloc(base->n ? base->n : 1, sizeof(char *));
+    for (k = 0; k < base->n; ++k) {
+        const acem_st_tensor *bt = base->tensors[k].t;
+        ptensor *p;
+        uint64_t in_bytes = bt->end - bt->begin, need;
+        if (shard_of && shard_of[k] != a.shard_i) continue;
+        p = &plan[np++];
+        p->idx = k;
+        p->bt = bt;
+        if (bt->numel > (uint64_t)((size_t)-1 / 8)) die(CLI_RESOURCE, "tensor '%s' is too large for this machine", bt->name);
+        if (!acem_dtype_is_float(bt->dtype)) {
+            p->action = ACT_COPY;
+            p->out_dtype = bt->dtype;
+            p->buf_a = (size_t)in_bytes;
+            p->read_bytes = in_bytes;
+            copy_names[n_copy++] = bt->name;
+        } else {
+            p->out_dtype = a.out_dtype != ACEM_DT_UNKNOWN ? a.out_dtype : bt->dtype;
+            if (p->out_dtype == ACEM_DT_F8_E4M3 || p->out_dtype == ACEM_DT_F8_E5M2) { p->out_dtype = ACEM_DT_F16; ++n_f8; }
+            p->rule = acem_tensor_rule(&a.opt, bt->name, bt->ndim);
+            if (bt->ndim == 2) { p->rows = (size_t)bt->shape[0]; p->cols = (size_t)bt->shape[1]; }
+            else { p->rows = (size_t)bt->numel; p->cols = 1; }
+            if (p->rule == ACEM_RULE_KEEP) {
+                keep_names[n_keep++] = bt->name;
+                p->read_bytes = in_bytes;
+                if (p->out_dtype == bt->dtype) { p->action = ACT_KEEP_RAW; p->buf_a = (size_t)in_bytes; }
+                else { p->action = ACT_KEEP_CONVERT; p->buf_a = (size_t)bt->numel * sizeof(float); }
+            } else {
+                p->action = ACT_MERGE;
+                if ((r = acem_layer_bytes(&a.opt, p->rule, p->rows, p->cols, T, &p->arena)) != ACEM_OK)
+                    die(exit_code_of(r), "tensor '%s' (%zu x %zu): %s", bt->name, p->rows, p->cols, acem_result_string(r));
+                p->buf_a = p->buf_b = (size_t)bt->numel * sizeof(float);
+                p->passes = passes_for(&a.opt, p->rule, T);
+                p->read_bytes = in_bytes + (uint64_t)p->passes * T * in_bytes;
+                if (p->rule == ACEM_RULE_METHOD && a.opt.method == ACEM_ACE) has_ace = 1;
+            }
+        }
+        counts[p->action == ACT_COPY ? 3 : p->rule]++;
+        need = (uint64_t)round_up64(p->arena) + round_up64(p->buf_a) + round_up64(p->buf_b);
+        if (need > (uint64_t)((size_t)-1 / 2)) die(CLI_RESOURCE, "tensor '%s' is too large for this machine", bt->name);
+        if ((size_t)need > work_max) { work_max = (size_t)need; work_arg = np - 1; }
+        p->out_bytes = (uint64_t)bt->numel * acem_dtype_bits(p->out_dtype) / 8;
+        read_total += p->read_bytes;
+        out_data += p->out_bytes;
+    }
+
+    /* output files: one, or shards of at most shard_size bytes (in name order) */
+    if (a.shard_size) {
+        uint64_t cur = 0;
+        for (i = 0; i < np; ++i) {
+            if (i == 0 || (cur && cur + plan[i].out_bytes > a.shard_size)) { ++n_out; cur = 0; }
+            cur += plan[i].out_bytes;
+            plan[i].out_file = n_out - 1;
+        }
+        if (!n_out) n_out = 1;
+    } else
+        n_out = 1;
+    outs = (outfile *)xcalloc(n_out, sizeof(outfile));
+    for (i = 0; i < np; ++i) outs[plan[i].out_file].n++;
+    for (k = 0; k < n_out; ++k) {
+        outs[k].pidx = (size_t *)xcalloc(outs[k].n ? outs[k].n : 1, sizeof(size_t));
+        outs[k].t = (acem_st_tensor *)xcalloc(outs[k].n ? outs[k].n : 1, sizeof(acem_st_tensor));
+        outs[k].order = (size_t *)xcalloc(outs[k].n ? outs[k].n : 1, sizeof(size_t));
+        outs[k].n = 0;
+    }
+    for (i = 0; i < np; ++i) {
+        outfile *o = &outs[plan[i].out_file];
+        acem_st_tensor *t = &o->t[o->n];
+        o->pidx[o->n++] = i;
+        t->name = plan[i].bt->name;
+        t->dtype = plan[i].out_dtype;
+        t->ndim = plan[i].bt->ndim;
+        memcpy(t->shape, plan[i].bt->shape, sizeof t->shape);
+    }
+
+    /* provenance metadata */
+    {
+        sbuf ex, e;
+        char b[PATH_MAX];
+        meta = (const char **)xcalloc(40, sizeof(char *));
+#define META(K, V) do { meta[2 * n_meta] = (K); meta[2 * n_meta + 1] = (V); ++n_meta; } while (0)
+        META("acem.version", ACEM_VERSION_STRING);
+        META("acem.method", acem_method_name(ro.method));
+        fmt_double(num, sizeof num, ro.lambda); META("acem.lambda", xstrdup(num));
+        if (ro.method == ACEM_ACE) {
+            fmt_double(num, sizeof num, ro.eps); META("acem.eps", xstrdup(num));
+            fmt_double(num, sizeof num, ro.tau); META("acem.tau", xstrdup(num));
+            fmt_double(num, sizeof num, ro.k_frac); META("acem.k_frac", xstrdup(num));
+        }
+        if (ro.method == ACEM_TIES || ro.method == ACEM_DARE_TIES) {
+            fmt_double(num, sizeof num, ro.density); META("acem.density", xstrdup(num));
+        }
+        if (ro.method == ACEM_DARE_TA || ro.method == ACEM_DARE_TIES) {
+            fmt_double(num, sizeof num, ro.drop); META("acem.drop", xstrdup(num));
+            META("acem.seed", xprintf("%llu", (unsigned long long)ro.seed));
+        }
+        if (a.preset) META("acem.preset", a.preset);
+        if (a.n_excl) {
+            memset(&ex, 0, sizeof ex);
+            sb_puts(&ex, "[");
+            for (k = 0; k < a.n_excl; ++k) { if (k) sb_puts(&ex, ","); sb_json_str(&ex, a.excl[k]); }
+            sb_puts(&ex, "]");
+            META("acem.exclude", ex.p);
+        }
+        if (a.out_dtype != ACEM_DT_UNKNOWN) META("acem.out_dtype", acem_dtype_name(a.out_dtype));
+        META("acem.base", xstrdup(base_name(a.base, b, sizeof b)));
+        memset(&e, 0, sizeof e);
+        sb_puts(&e, "[");
+        for (k = 0; k < T; ++k) { if (k) sb_puts(&e, ","); sb_json_str(&e, base_name(a.experts[k], b, sizeof b)); }
+        sb_puts(&e, "]");
+        META("acem.experts", e.p);
+        if (a.shard_n) {
+            META("acem.shard", xprintf("%u/%u", a.shard_i, a.shard_n));
+            META("acem.shard.tensors_total", xprintf("%zu", base->n));
+        }
+#undef META
+    }
+
+    /* exact output sizes: lay each header out through a counting writer */
+    for (k = 0; k < n_out; ++k) {
+        acem_write_io cio;
+        uint64_t count = 0;
+        cio.user = &count;
+        cio.write = counting_write;
+        cio.path = a.out ? a.out : "(output)";
+        if ((r = acem_st_write_header(&cio, outs[k].t, outs[k].n, meta, n_meta, outs[k].order, &outs[k].header_bytes, &err)) != ACEM_OK)
+            die(exit_code_of(r), "%s", err.message);
+        outs[k].size = outs[k].header_bytes;
+        for (i = 0; i < outs[k].n; ++i) outs[k].size += plan[outs[k].pidx[i]].out_bytes;
+        out_total += outs[k].size;
+    }
+    /* output names */
+    if (a.out) {
+        char b[PATH_MAX];
+        if (a.shard_size) {
+            for (k = 0; k < n_out; ++k) {
+                outs[k].name = xprintf("model-%05zu-of-%05zu.safetensors", k + 1, n_out);
+                outs[k].final_path = path_join(a.out, outs[k].name);
+            }
+        } else {
+            char *parent = dir_name(a.out);
+            outs[0].final_path = xstrdup(a.out);
+            outs[0].name = xstrdup(base_name(a.out, b, sizeof b));
+            outs[0].write_path = xprintf("%s/.%s.tmp-%ld", parent, outs[0].name, (long)getpid());
+        }
+    }
+
+    planned = g_held + work_max;
+
+    /* print the plan */
+    if (!g_quiet) {
+        const char *mname = acem_method_name(ro.method);
+        note("acem %s: merge plan\n", ACEM_VERSION_STRING);
+        note("  method     %s", mname);
+        if (ro.method == ACEM_ACE) {
+            note(" (eps %g, tau %g, k_frac %g, lambda %g)", ro.eps, ro.tau, ro.k_frac, ro.lambda);
+        } else if (ro.method == ACEM_TIES) note(" (density %g, lambda %g)", ro.density, ro.lambda);
+        else if (ro.method == ACEM_DARE_TA) note(" (drop %g, seed %llu, lambda %g)", ro.drop, (unsigned long long)ro.seed, ro.lambda);
+        else if (ro.method == ACEM_DARE_TIES)
+            note(" (drop %g, density %g, seed %llu, lambda %g)", ro.drop, ro.density, (unsigned long long)ro.seed, ro.lambda);
+        else note(" (lambda %g)", ro.lambda);
+        if (a.preset) note(", preset %s", a.preset);
+        note("\n");
+        note("  base       %s (%zu file%s, %zu tensors, %s)\n", a.base, base->n_files, base->n_files == 1 ? "" : "s", base->n,
+             human(hb, sizeof hb, base->data_bytes));
+        note("  experts    %zu:", T);
+        for (k = 0; k < T; ++k) note(" %s", a.experts[k]);
+        note("\n");
+        if (a.shard_n) {
+            uint64_t sb = 0;
+            for (i = 0; i < np; ++i) sb += plan[i].bt->end - plan[i].bt->begin;
+            note("  shard      %u/%u: %zu of %zu tensors, %s of %s\n", a.shard_i, a.shard_n, np, base->n, human(hb, sizeof hb, sb),
+                 human(hb2, sizeof hb2, base->data_bytes));
+        }
+        note("  tensors    %zu: %zu %s, %zu mean of deltas, %zu keep base (excluded), %zu copied (not float)\n", np,
+             counts[ACEM_RULE_METHOD], mname, counts[ACEM_RULE_MEAN], counts[ACEM_RULE_KEEP], counts[3]);
+        if (a.n_excl) {
+            note("  exclude   ");
+            for (k = 0; k < a.n_excl; ++k) note(" '%s'", a.excl[k]);
+            note("\n");
+        }
+        print_names("excluded", keep_names, n_keep, 6);
+        if (n_copy) {
+            note("  copied     %zu (dtype not computed with, copied from the base verbatim): ", n_copy);
+            for (k = 0; k < n_copy && (g_verbose || k < 6); ++k) {
+                const mtensor *mt = model_find(base, copy_names[k]);
+                note("%s%s (%s)", k ? ", " : "", copy_names[k], acem_dtype_name(mt->t->dtype));
+            }
+            if (k < n_copy) note(", ... (%zu more)", n_copy - k);
+            note("\n");
+        }
+        if (n_f8) note("  note       %zu F8 tensor%s will be written as F16 (acem writes F32, F16, BF16, F64)\n", n_f8, n_f8 == 1 ? "" : "s");
+        note("  output     %s: %zu file%s, %s, %s (%llu bytes)\n", a.out ? a.out : "(none: --dry-run)", n_out, n_out == 1 ? "" : "s",
+             a.out_dtype != ACEM_DT_UNKNOWN ? acem_dtype_name(a.out_dtype) : "dtypes as the base", human(hb, sizeof hb, out_total),
+             (unsigned long long)out_total);
+        if (np) {
+            const ptensor *p = &plan[work_arg];
+            char sh[160];
+            shape_str(sh, sizeof sh, p->bt);
+            note("  memory     peak %s (%zu bytes) = %s headers and tables + %s for '%s' %s", human(hb, sizeof hb, planned), planned,
+                 human(hb2, sizeof hb2, g_held), human(num, sizeof num, work_max), p->bt->name, sh);
+            if (p->action == ACT_MERGE) {
+                char h3[64];
+                note(" (arena %s + 2 f32 buffers of %s)", human(hb, sizeof hb, p->arena), human(h3, sizeof h3, p->buf_a));
+            }
+            note("\n");
+        } else
+            note("  memory     peak %s (%zu bytes)\n", human(hb, sizeof hb, planned), planned);
+        note("  reads      %s from the inputs (experts read %s)\n", human(hb, sizeof hb, read_total),
+             has_ace && T > 1 ? "twice for the ACE tensors" : "once");
+        if (a.threads > 1) note("  threads    %zu\n", a.threads);
+        if (g_verbose)
+            for (i = 0; i < np; ++i) {
+                const ptensor *p = &plan[i];
+                char sh[160];
+                shape_str(sh, sizeof sh, p->bt);
+                note("    %-40s %-5s %-16s -> %-5s %-16s arena %zu\n", p->bt->name, acem_dtype_name(p->bt->dtype), sh,
+                     acem_dtype_name(p->out_dtype),
+                     p->action == ACT_COPY ? "copy" : p->rule == ACEM_RULE_METHOD ? mname : acem_rule_name(p->rule), p->arena);
+            }
+    }
+    if (a.mem_limit && planned > a.mem_limit)
+        die(CLI_RESOURCE, "the plan needs %zu bytes at its peak, more than --memory-limit %llu", planned,
+            (unsigned long long)a.mem_limit);
+    if (a.dry) {
+        note("dry run: nothing written\n");
+        return CLI_OK;
+    }
+
+    /* 3. the merge */
+    {
+        unsigned char *work = (unsigned char *)malloc(work_max ? work_max : 1);
+        outdir od;
+        size_t done_t = 0, n_gated = 0, n_refined = 0, n_ace = 0, n_fallback = 0;
+        const char **fallback = (const char **)xcalloc(np ? np : 1, sizeof(char *));
+        struct sigaction sa;
+        double wall;
+        struct rusage ru;
+        if (!work) die(CLI_RESOURCE, "cannot allocate the %zu-byte work buffer", work_max);
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_signal;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGHUP, &sa, NULL);
+        if (a.shard_size) {
+            outdir_begin(&od, a.out, n_out + 1);
+            for (k = 0; k < n_out; ++k) outs[k].write_path = outdir_write_path(&od, outs[k].name);
+        } else {
+            g_tmp_cap = 1;
+            g_tmp = (char **)xcalloc(1, sizeof(char *));
+        }
+        g_prog.tty = isatty(2);
+        g_prog.t0 = now_s();
+        g_prog.total = read_total;
+        g_prog.n = np;
+        for (k = 0; k < n_out; ++k) {
+            outfile *o = &outs[k];
+            FILE *fp = create_temp(o->write_path);
+            acem_write_io wio;
+            acem_stdio_writer(&wio, fp, o->final_path);
+            if ((r = acem_st_write_header(&wio, o->t, o->n, meta, n_meta, o->order, NULL, &err)) != ACEM_OK)
+                die(exit_code_of(r), "%s", err.message);
+            for (i = 0; i < o->n; ++i) {
+                const acem_st_tensor *ot = &o->t[o->order[i]];
+                ptensor *p = &plan[o->pidx[o->order[i]]];
+                const mtensor *bm = &base->tensors[p->idx];
+                unsigned char *buf_a = work + round_up64(p->arena), *buf_b = buf_a + round_up64(p->buf_a);
+                acem_layer_info info;
+                double t0 = now_s();
+                memset(&info, 0, sizeof info);
+                g_prog.i = ++done_t;
+                g_prog.name = ot->name;
+                progress_draw(1);
+                if (p->action == ACT_COPY || p->action == ACT_KEEP_RAW) {
+                    read_raw_counted(bm, buf_a);
+                    if ((r = acem_st_write_raw(&wio, ot, buf_a, &err)) != ACEM_OK) die(exit_code_of(r), "%s", err.message);
+                } else if (p->action == ACT_KEEP_CONVERT) {
+                    read_f32_counted(bm, (float *)(void *)buf_a);
+                    if ((r = acem_st_write_f32(&wio, ot, (const float *)(void *)buf_a, &err)) != ACEM_OK)
+                        die(exit_code_of(r), "%s", err.message);
+                } else {
+                    acem_layer L;
+                    float *B = (float *)(void *)buf_a, *X = (float *)(void *)buf_b;
+                    int pass;
+                    size_t e;
+                    read_f32_counted(bm, B);
+                    if ((r = acem_layer_init(&L, &a.opt, p->rule, ot->name, p->rows, p->cols, T, work, p->arena, &err)) != ACEM_OK)
+                        die(exit_code_of(r), "%s", err.message);
+                    for (pass = 0; pass < acem_layer_passes(&L); ++pass)
+                        for (e = 0; e < T; ++e) {
+                            read_f32_counted(&ms[1 + e].tensors[p->idx], X);
+                            if ((r = acem_layer_feed(&L, X, B, &err)) != ACEM_OK)
+                                die(exit_code_of(r), "%s (expert %s)", err.message, ms[1 + e].tensors[p->idx].file->path);
+                        }
+                    if ((r = acem_layer_finish(&L, B, X, &info, &err)) != ACEM_OK) die(exit_code_of(r), "%s", err.message);
+                    if ((r = acem_st_write_f32(&wio, ot, X, &err)) != ACEM_OK) die(exit_code_of(r), "%s", err.message);
+                    if (p->rule == ACEM_RULE_METHOD && info.method == ACEM_ACE) {
+                        ++n_ace;
+                        n_gated += info.gated != 0;
+                        n_refined += info.refined != 0;
+                    }
+                    if (info.fallback) fallback[n_fallback++] = ot->name;
+                }
+                if (!g_quiet && (!g_prog.tty || g_verbose)) {
+                    char sh[160];
+                    double el = now_s() - g_prog.t0;
+                    shape_str(sh, sizeof sh, p->bt);
+                    end_line();
+                    note("[%*zu/%zu] %5.1f%% %s %s %s -> %s, %s", (int)(np >= 10000 ? 5 : np >= 1000 ? 4 : np >= 100 ? 3 : np >= 10 ? 2 : 1),
+                         done_t, np, g_prog.total ? 100.0 * (double)g_prog.done / (double)g_prog.total : 100.0, ot->name,
+                         acem_dtype_name(p->bt->dtype), sh, acem_dtype_name(ot->dtype),
+                         p->action == ACT_COPY ? "copy" : p->rule == ACEM_RULE_METHOD ? acem_method_name(ro.method) : acem_rule_name(p->rule));
+                    if (p->action == ACT_MERGE && p->rule == ACEM_RULE_METHOD && ro.method == ACEM_ACE)
+                    {
+                        if (info.refined) note(" (gated, refined: k %zu, %zu directions, gamma %.3g)", info.k, info.directions, info.gamma);
+                        else note(" (%s, gamma %.3g)", info.gated ? "gated, not refined" : "not gated", info.gamma);
+                    }
+                    if (info.fallback) note(" [fallback]");
+                    note(", %.2f s, %.1f MB/s\n", now_s() - t0, el > 0 ? (double)g_prog.done / el / 1e6 : 0.0);
+                }
+            }
+            finish_file(fp, o->write_path);
+        }
+        g_prog.name = "done";
+        progress_draw(1);
+        end_line();
+        if (a.shard_size) {
+            index_entry *ie = (index_entry *)xcalloc(np ? np : 1, sizeof(index_entry));
+            char *idx_name = xstrdup("model.safetensors.index.json"), *idx_path = outdir_write_path(&od, idx_name);
+            char **wp = (char **)xcalloc(n_out + 1, sizeof(char *)), **nmv = (char **)xcalloc(n_out + 1, sizeof(char *));
+            for (k = 0, i = 0; k < n_out; ++k) {
+                size_t j;
+                for (j = 0; j < outs[k].n; ++j, ++i) { ie[i].name = outs[k].t[j].name; ie[i].file = outs[k].name; }
+                wp[k] = outs[k].write_path;
+                nmv[k] = outs[k].name;
+            }
+            write_index(idx_path, ie, np, out_data);
+            wp[n_out] = idx_path;
+            nmv[n_out] = idx_name;
+            outdir_commit(&od, wp, nmv, n_out + 1);
+        } else {
+            char *parent = dir_name(a.out);
+            if (rename(outs[0].write_path, a.out) != 0)
+                die(CLI_IO, "cannot rename %s to %s: %s", outs[0].write_path, a.out, strerror(errno));
+            g_tmp_n = 0;
+            sync_dir(parent);
+        }
+        if (a.threads > 1) pool_stop(&pool);
+        wall = now_s() - t_start;
+        getrusage(RUSAGE_SELF, &ru);
+        if (!g_quiet) {
+            double mt = now_s() - g_prog.t0;
+            note("acem: merged %zu tensors into %s in %.2f s (merging %.2f s, %s read at %.1f MB/s)\n", np, a.out, wall, mt,
+                 human(hb, sizeof hb, g_prog.done), mt > 0 ? (double)g_prog.done / mt / 1e6 : 0.0);
+            note("  rules      %zu %s, %zu mean, %zu keep, %zu copy\n", counts[ACEM_RULE_METHOD], acem_method_name(ro.method),
+                 counts[ACEM_RULE_MEAN], counts[ACEM_RULE_KEEP], counts[3]);
+            if (ro.method == ACEM_ACE) note("  ace        %zu layers: %zu gated, %zu refined\n", n_ace, n_gated, n_refined);
+            note("  fallbacks  %zu", n_fallback);
+            for (k = 0; k < n_fallback; ++k) note("%s%s", k ? ", " : ": ", fallback[k]);
+            note("%s\n", n_fallback ? " (Cholesky / Sherman-Morrison fell back to LU)" : "");
+            note("  memory     peak planned %s (%zu bytes), measured max RSS %s\n", human(hb, sizeof hb, planned), planned,
+                 human(hb2, sizeof hb2, (uint64_t)ru.ru_maxrss * 1024u));
+            note("  output     %s (%zu file%s, %s)\n", a.out, n_out, n_out == 1 ? "" : "s", human(hb, sizeof hb, out_total));
+        }
+        free(work);
+    }
+    return CLI_OK;
+}
+
+/* ---- inspect ------------------------------------------------------------------- */
+static int cmd_inspect(int argc, char **argv) {
+    model m;
+    size_t k, w = 4, dcount[ACEM_DT_COUNT];
+    uint64_t dbytes[ACEM_DT_COUNT];
+    char b[PATH_MAX], hb[64];
+    const char *path = NULL;
+    for (k = 0; k < (size_t)argc; ++k) {
+        if (!strcmp(argv[k], "-h") || !strcmp(argv[k], "--help")) {
+            printf("Usage: acem inspect FILE|DIR\n\nLists the tensors (name, dtype, shape, bytes), the dtype counts, the\n"
+                   "total size and the metadata of a .safetensors file or a checkpoint directory.\n\n%s", k_exit_codes);
+            return CLI_OK;
+        }
+        if (path) die(CLI_USAGE, "inspect: one FILE or DIR at a time");
+        path = argv[k];
+    }
+    if (!path) die(CLI_USAGE, "inspect: FILE or DIR expected");
+    model_open(&m, path);
+    memset(dcount, 0, sizeof dcount);
+    memset(dbytes, 0, sizeof dbytes);
+    printf("%s: %s, %zu file%s, %zu tensors, %llu bytes of tensor data (%s)\n", path,
+           m.sharded ? "sharded safetensors checkpoint" : "safetensors", m.n_files, m.n_files == 1 ? "" : "s", m.n,
+           (unsigned long long)m.data_bytes, human(hb, sizeof hb, m.data_bytes));
+    for (k = 0; k < m.n_files; ++k) {
+        const st_in *f = &m.files[k];
+        size_t j;
+        printf("file %s: %zu tensors, header %llu bytes (with its 8-byte length), file %llu bytes\n", f->path, f->st.n_tensors,
+               (unsigned long long)f->st.data_start, (unsigned long long)f->st.io.size);
+        printf("  metadata (%zu):\n", f->st.n_meta);
+        for (j = 0; j < f->st.n_meta; ++j) printf("    %s: %s\n", f->st.meta[2 * j], f->st.meta[2 * j + 1]);
+    }
+    for (k = 0; k < m.n; ++k) {
+        size_t l = strlen(m.tensors[k].t->name);
+        if (l > w) w = l;
+    }
+    if (w > 60) w = 60;
+    printf("tensors:\n  %-*s  %-6s %-20s %14s%s\n", (int)w, "name", "dtype", "shape", "bytes", m.sharded ? "  file" : "");
+    for (k = 0; k < m.n; ++k) {
+        const acem_st_tensor *t = m.tensors[k].t;
+        char sh[256];
+        shape_str(sh, sizeof sh, t);
+        printf("  %-*s  %-6s %-20s %14llu", (int)w, t->name, acem_dtype_name(t->dtype), sh, (unsigned long long)(t->end - t->begin));
+        if (m.sharded) printf("  %s", base_name(m.tensors[k].file->path, b, sizeof b));
+        printf("\n");
+        dcount[t->dtype]++;
+        dbytes[t->dtype] += t->end - t->begin;
+    }
+    printf("dtypes:");
+    for (k = 1; k < ACEM_DT_COUNT; ++k)
+        if (dcount[k]) printf(" %s %zu (%llu bytes)", acem_dtype_name((acem_dtype)k), dcount[k], (unsigned long long)dbytes[k]);
+    printf("\ntotal: %zu tensors, %llu bytes (%s)\n", m.n, (unsigned long long)m.data_bytes, human(hb, sizeof hb, m.data_bytes));
+    return CLI_OK;
+}
+
+/* ---- join ------------------------------------------------------------------------- */
+typedef struct join_in { st_in f; unsigned i, n; } join_in;
+static int cmp_join_in(const void *a, const void *b) {
+    unsigned x = ((const join_in *)a)->i, y = ((const join_in *)b)->i;
+    return x < y ? -1 : x > y;
+}
+
+static int cmd_join(int argc, char **argv) {
+    const char *out = NULL;
+    const char **paths = (const char **)xcalloc((size_t)argc + 1, sizeof(char *));
+    size_t np = 0, k, j, total_tensors = 0;
+    join_in *in;
+    argv_iter it;
+    model all;
+    outdir od;
+    uint64_t total = 0;
+    char **wp, **names;
+    index_entry *ie;
+    unsigned N = 0;
+    const char *tensors_total = NULL;
+    int only_files = 0;
+    it.argc = argc; it.argv = argv; it.cmd = "join";
+    for (it.i = 0; it.i < argc; ++it.i) {
+        const char *s = argv[it.i], *eq = NULL;
+        if (only_files || s[0] != '-' || !s[1]) { paths[np++] = s; continue; }
+        if (!strcmp(s, "--")) { only_files = 1; continue; }
+        if (!strcmp(s, "-h") || opt_is(s, "--help", &eq)) {
+            printf("Usage: acem join -o OUTDIR SHARD_OUTPUT...\n\n"
+                   "Joins the N outputs of `acem merge --shard I/N` (I = 1..N, each exactly once;\n"
+                   "checked from their acem.shard metadata, with disjoint tensors and the same\n"
+                   "merge parameters) into one sharded checkpoint: OUTDIR/model-0000I-of-0000N.safetensors\n"
+                   "plus OUTDIR/model.safetensors.index.json.\n\n%s", k_exit_codes);
+            return CLI_OK;
+        }
+        if (!strcmp(s, "-q") || opt_is(s, "--quiet", &eq)) { g_quiet = 1; continue; }
+        if (!strcmp(s, "-o") || opt_is(s, "--output", &eq) || opt_is(s, "--out", &eq)) {
+            out = opt_value(&it, "-o", !strcmp(s, "-o") ? NULL : eq);
+            continue;
+        }
+        die(CLI_USAGE, "join: unknown option '%s'", s);
+    }
+    if (!out) die(CLI_USAGE, "join: -o OUTDIR is required");
+    if (!np) die(CLI_USAGE, "join: no shard outputs given");
+    in = (join_in *)xcalloc(np, sizeof(join_in));
+    for (k = 0; k < np; ++k) {
+        const char *s;
+        unsigned long i, n = 0;
+        char *e1, *e2;
+        st_in_open(&in[k].f, paths[k]);
+        if (!(s = acem_st_meta(&in[k].f.st, "acem.shard")))
+            die(CLI_INPUT, "%s: no acem.shard metadata (not an output of `acem merge --shard I/N`)", paths[k]);
+        i = strtoul(s, &e1, 10);
+        if (*e1 != '/' || (n = strtoul(e1 + 1, &e2, 10), *e2) || i < 1 || n < 1 || i > n || n > 99999)
+            die(CLI_INPUT, "%s: acem.shard is '%s', not I/N", paths[k], s);
+        in[k].i = (unsigned)i;
+        in[k].n = (unsigned)n;
+        if (k && in[k].n != in[0].n)
+            die(CLI_INPUT, "%s is shard %u/%u but %s is shard %u/%u: not the same split", paths[k], in[k].i, in[k].n, paths[0],
+                in[0].i, in[0].n);
+        total_tensors += in[k].f.st.n_tensors;
+    }
+    N = in[0].n;
+    qsort(in, np, sizeof(join_in), cmp_join_in);
+    for (k = 1; k < np; ++k)
+        if (in[k].i == in[k - 1].i) die(CLI_INPUT, "%s and %s are both shard %u/%u", in[k - 1].f.path, in[k].f.path, in[k].i, N);
+    if (np != N) {
+        unsigned want = 1;
+        for (k = 0; k < np && in[k].i == want; ++k) ++want;
+        die(CLI_INPUT, "shard %u/%u is missing (%zu of %u shard outputs given)", want, N, np, N);
+    }
+    /* the same merge: every acem.* key except acem.shard identical */
+    for (k = 1; k < np; ++k) {
+        const acem_st_file *a = &in[0].f.st, *b = &in[k].f.st;
+        for (j = 0; j < a->n_meta + b->n_meta; ++j) {
+            const acem_st_file *x = j < a->n_meta ? a : b, *y = j < a->n_meta ? b : a;
+            const char *key = x->meta[2 * (j < a->n_meta ? j : j - a->n_meta)], *vx, *vy;
+            if (strncmp(key, "acem.", 5) || !strcmp(key, "acem.shard")) continue;
+            vx = acem_st_meta(x, key);
+            vy = acem_st_meta(y, key);
+            if (!vy || strcmp(vx, vy))
+                die(CLI_INPUT, "%s and %s come from different merges (%s: '%s' vs '%s')", in[0].f.path, in[k].f.path, key,
+                    acem_st_meta(a, key) ? acem_st_meta(a, key) : "(none)", acem_st_meta(b, key) ? acem_st_meta(b, key) : "(none)");
+        }
+    }
+    /* disjoint and complete */
+    memset(&all, 0, sizeof all);
+    all.path = "the shard outputs";
+    all.n_files = np;
+    all.files = (st_in *)xcalloc(np, sizeof(st_in));
+    for (k = 0; k < np; ++k) all.files[k] = in[k].f;
+    model_build_table(&all);
+    if ((tensors_total = acem_st_meta(&in[0].f.st, "acem.shard.tensors_total")) != NULL) {
+        uint64_t want;
+        if (!parse_u64(tensors_total, &want) || want != (uint64_t)total_tensors)
+            die(CLI_INPUT, "the shard outputs hold %zu tensors, but the model has %s (acem.shard.tensors_total)", total_tensors,
+                tensors_total);
+    }
+    /* never replace an input */
+    for (k = 0; k < np; ++k) {
+        char *fin = xprintf("%s/model-%05zu-of-%05zu.safetensors", out, k + 1, np);
+        for (j = 0; j < np; ++j)
+            if (same_file(fin, in[j].f.path) || same_file(out, in[j].f.path))
+                die(CLI_USAGE, "the output %s would overwrite the input %s; choose another output directory", fin, in[j].f.path);
+        free(fin);
+    }
+    /* write */
+    outdir_begin(&od, out, np + 1);
+    wp = (char **)xcalloc(np + 1, sizeof(char *));
+    names = (char **)xcalloc(np + 1, sizeof(char *));
+    ie = (index_entry *)xcalloc(all.n ? all.n : 1, sizeof(index_entry));
+    {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_signal;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGHUP, &sa, NULL);
+    }
+    {
+        size_t e = 0;
+        unsigned char *buf = (unsigned char *)xmalloc(1 << 20);
+        for (k = 0; k < np; ++k) {
+            FILE *src, *dst;
+            size_t got;
+            names[k] = xprintf("model-%05zu-of-%05zu.safetensors", k + 1, np);
+            wp[k] = outdir_write_path(&od, names[k]);
+            src = in[k].f.fp;
+            if (fseek(src, 0, SEEK_SET) != 0) die(CLI_IO, "%s: cannot read: %s", in[k].f.path, strerror(errno));
+            dst = create_temp(wp[k]);
+            while ((got = fread(buf, 1, 1 << 20, src)) > 0)
+                if (fwrite(buf, 1, got, dst) != got) die(CLI_IO, "%s: write error: %s", wp[k], strerror(errno));
+            if (ferror(src)) die(CLI_IO, "%s: read error", in[k].f.path);
+            finish_file(dst, wp[k]);
+            for (j = 0; j < in[k].f.st.n_tensors; ++j) {
+                ie[e].name = in[k].f.st.tensors[j].name;
+                ie[e].file = names[k];
+                total += in[k].f.st.tensors[j].end - in[k].f.st.tensors[j].begin;
+                ++e;
+            }
+            note("%s -> %s/%s (%zu tensors)\n", in[k].f.path, out, names[k], in[k].f.st.n_tensors);
+        }
+        names[np] = xstrdup("model.safetensors.index.json");
+        wp[np] = outdir_write_path(&od, names[np]);
+        write_index(wp[np], ie, e, total);
+        outdir_commit(&od, wp, names, np + 1);
+        note("acem: joined %zu shard outputs (%zu tensors, %llu bytes) into %s\n", np, e, (unsigned long long)total, out);
+    }
+    return CLI_OK;
+}
+
+/* ---- a check of the thread pool (used by tests/test_cli.sh) ------------------------ */
+typedef struct pool_check { pthread_mutex_t mu; unsigned *hits; size_t calls; double sink; } pool_check;
+static void pool_check_fn(void *ctx, size_t i) {
+    pool_check *c = (pool_check *)ctx;
+    double x = 0;
+    int k;
+    for (k = 0; k < 200; ++k) x += (double)k * (double)i; /* a little work between the locks */
+    pthread_mutex_lock(&c->mu);
+    c->sink += x;
+    c->hits[i]++;
+    c->calls++;
+    pthread_mutex_unlock(&c->mu);
+}
+static int cmd_pool_check(int argc, char **argv) {
+    cli_pool p;
+    pool_check c;
+    uint64_t nw = 4;
+    size_t counts[] = {0, 1, 2, 3, 17, 1000, 100000}, k, i, bad = 0;
+    if (argc > 0 && (!parse_u64(argv[0], &nw) || nw < 1 || nw > 1024)) die(CLI_USAGE, "pool-check: N from 1 to 1024");
+    pool_start(&p, (size_t)nw);
+    pthread_mutex_init(&c.mu, NULL);
+    c.sink = 0;
+    for (k = 0; k < sizeof counts / sizeof counts[0]; ++k) {
+        int rep;
+        for (rep = 0; rep < 3; ++rep) {
+            c.hits = (unsigned *)calloc(counts[k] ? counts[k] : 1, sizeof(unsigned));
+            c.calls = 0;
+            pool_parallel_for(&p, pool_check_fn, &c, counts[k]);
+            for (i = 0; i < counts[k]; ++i) bad += c.hits[i] != 1;
+            bad += c.calls != counts[k];
+            free(c.hits);
+        }
+    }
+    pool_stop(&p);
+    printf("pool-check: %llu workers: %s\n", (unsigned long long)nw, bad ? "FAILED" : "ok");
+    return bad ? CLI_NUMERIC : CLI_OK;
+}
+
+/* ---- main ------------------------------------------------------------------------- */
+int main(int argc, char **argv) {
+    const char *cmd = argc > 1 ? argv[1] : NULL;
+    if (!cmd) { usage_main(stderr); return CLI_USAGE; }
+    if (!strcmp(cmd, "--version") || !strcmp(cmd, "version") || !strcmp(cmd, "-V")) {
+        printf("acem %s\n", ACEM_VERSION_STRING);
+        return CLI_OK;
+    }
+    if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
+        if (argc > 2 && !strcmp(argv[2], "merge")) usage_merge(stdout);
+        else usage_main(stdout);
+        return CLI_OK;
+    }
+    if (!strcmp(cmd, "merge")) return cmd_merge(argc - 2, argv + 2);
+    if (!strcmp(cmd, "inspect")) return cmd_inspect(argc - 2, argv + 2);
+    if (!strcmp(cmd, "join")) return cmd_join(argc - 2, argv + 2);
+    if (!strcmp(cmd, "demo")) return acem_demo(stdout) ? CLI_NUMERIC : CLI_OK;
+    if (!strcmp(cmd, "pool-check")) return cmd_pool_check(argc - 2, argv + 2);
+    fprintf(stderr, "acem: unknown command '%s'\n\n", cmd);
+    usage_main(stderr);
+    return CLI_USAGE;
+}
