@@ -1558,26 +1558,29 @@ static double acem__hypot(double a, double b) {
     return x * ACEM_SQRT(1.0 + t * t);
 }
 
+/* The EISPACK loops walk columns; run on the transposed indexing (the input is
+   symmetric, so it reads the same) every inner loop, the rotations of the
+   eigenvectors included, is contiguous. */
 ACEMDEF acem_result acem_syev(size_t n, double *V, size_t ldv, double *d, void *work) {
     double *e = ACEM__CAST(double *, work);
     size_t i, j, k, l;
     if (!n) return ACEM_OK;
     for (i = 0; i < n; ++i)
         for (j = 0; j < n; ++j) {
-            double x = V[i * ldv + j];
+            double x = V[(j) * ldv + (i)];
             if (x - x != 0) return ACEM_ERR_NONFINITE;
         }
     /* tred2 (lower triangle used) */
-    for (j = 0; j < n; ++j) d[j] = V[(n - 1) * ldv + j];
+    for (j = 0; j < n; ++j) d[j] = V[(j) * ldv + ((n - 1))];
     for (i = n - 1; i > 0; --i) {
         double scale = 0.0, h = 0.0;
         for (k = 0; k < i; ++k) scale += acem__fabs(d[k]);
         if (scale == 0.0) {
             e[i] = d[i - 1];
             for (j = 0; j < i; ++j) {
-                d[j] = V[(i - 1) * ldv + j];
-                V[i * ldv + j] = 0.0;
-                V[j * ldv + i] = 0.0;
+                d[j] = V[(j) * ldv + ((i - 1))];
+                V[(j) * ldv + (i)] = 0.0;
+                V[(i) * ldv + (j)] = 0.0;
             }
         } else {
             double f, g, hh;
@@ -1591,11 +1594,11 @@ ACEMDEF acem_result acem_syev(size_t n, double *V, size_t ldv, double *d, void *
             for (j = 0; j < i; ++j) e[j] = 0.0;
             for (j = 0; j < i; ++j) {
                 f = d[j];
-                V[j * ldv + i] = f;
-                g = e[j] + V[j * ldv + j] * f;
+                V[(i) * ldv + (j)] = f;
+                g = e[j] + V[(j) * ldv + (j)] * f;
                 for (k = j + 1; k <= i - 1; ++k) {
-                    g += V[k * ldv + j] * d[k];
-                    e[k] += V[k * ldv + j] * f;
+                    g += V[(j) * ldv + (k)] * d[k];
+                    e[k] += V[(j) * ldv + (k)] * f;
                 }
                 e[j] = g;
             }
@@ -1606,33 +1609,33 @@ ACEMDEF acem_result acem_syev(size_t n, double *V, size_t ldv, double *d, void *
             for (j = 0; j < i; ++j) {
                 f = d[j];
                 g = e[j];
-                for (k = j; k <= i - 1; ++k) V[k * ldv + j] -= (f * e[k] + g * d[k]);
-                d[j] = V[(i - 1) * ldv + j];
-                V[i * ldv + j] = 0.0;
+                for (k = j; k <= i - 1; ++k) V[(j) * ldv + (k)] -= (f * e[k] + g * d[k]);
+                d[j] = V[(j) * ldv + ((i - 1))];
+                V[(j) * ldv + (i)] = 0.0;
             }
         }
         d[i] = h;
     }
     for (i = 0; i < n - 1; ++i) {
         double h;
-        V[(n - 1) * ldv + i] = V[i * ldv + i];
-        V[i * ldv + i] = 1.0;
+        V[(i) * ldv + ((n - 1))] = V[(i) * ldv + (i)];
+        V[(i) * ldv + (i)] = 1.0;
         h = d[i + 1];
         if (h != 0.0) {
-            for (k = 0; k <= i; ++k) d[k] = V[k * ldv + i + 1] / h;
+            for (k = 0; k <= i; ++k) d[k] = V[(i + 1) * ldv + (k)] / h;
             for (j = 0; j <= i; ++j) {
                 double g = 0.0;
-                for (k = 0; k <= i; ++k) g += V[k * ldv + i + 1] * V[k * ldv + j];
-                for (k = 0; k <= i; ++k) V[k * ldv + j] -= g * d[k];
+                for (k = 0; k <= i; ++k) g += V[(i + 1) * ldv + (k)] * V[(j) * ldv + (k)];
+                for (k = 0; k <= i; ++k) V[(j) * ldv + (k)] -= g * d[k];
             }
         }
-        for (k = 0; k <= i; ++k) V[k * ldv + i + 1] = 0.0;
+        for (k = 0; k <= i; ++k) V[(i + 1) * ldv + (k)] = 0.0;
     }
     for (j = 0; j < n; ++j) {
-        d[j] = V[(n - 1) * ldv + j];
-        V[(n - 1) * ldv + j] = 0.0;
+        d[j] = V[(j) * ldv + ((n - 1))];
+        V[(j) * ldv + ((n - 1))] = 0.0;
     }
-    V[(n - 1) * ldv + n - 1] = 1.0;
+    V[(n - 1) * ldv + ((n - 1))] = 1.0;
     e[0] = 0.0;
     /* tql2 */
     for (i = 1; i < n; ++i) e[i - 1] = e[i];
@@ -1679,11 +1682,13 @@ ACEMDEF acem_result acem_syev(size_t n, double *V, size_t ldv, double *d, void *
                         c = p / r;
                         p = c * d[i] - s * g;
                         d[i + 1] = h + s * (c * g + s * d[i]);
-                        for (k = 0; k < n; ++k) {
-                            double *vk = V + k * ldv;
-                            h = vk[i + 1];
-                            vk[i + 1] = s * vk[i] + c * h;
-                            vk[i] = c * vk[i] - s * h;
+                        {
+                            double *vi = V + i * ldv, *vi1 = V + (i + 1) * ldv; /* contiguous */
+                            for (k = 0; k < n; ++k) {
+                                h = vi1[k];
+                                vi1[k] = s * vi[k] + c * h;
+                                vi[k] = c * vi[k] - s * h;
+                            }
                         }
                     }
                     p = -s * s2 * c3 * el1 * e[l] / dl1;
@@ -1705,12 +1710,18 @@ ACEMDEF acem_result acem_syev(size_t n, double *V, size_t ldv, double *d, void *
             d[kmin] = d[i];
             d[i] = p;
             for (j = 0; j < n; ++j) {
-                double t = V[j * ldv + i];
-                V[j * ldv + i] = V[j * ldv + kmin];
-                V[j * ldv + kmin] = t;
+                double t = V[(i) * ldv + (j)];
+                V[(i) * ldv + (j)] = V[(kmin) * ldv + (j)];
+                V[(kmin) * ldv + (j)] = t;
             }
         }
     }
+    for (i = 0; i < n; ++i) /* eigenvectors were built as rows: make them columns */
+        for (j = i + 1; j < n; ++j) {
+            double t = V[i * ldv + j];
+            V[i * ldv + j] = V[j * ldv + i];
+            V[j * ldv + i] = t;
+        }
     return ACEM_OK;
 }
 
