@@ -1725,35 +1725,48 @@ ACEMDEF acem_result acem_syev(size_t n, double *V, size_t ldv, double *d, void *
     return ACEM_OK;
 }
 
+/* y += a x (f64) */
+static void acem__daxpy(size_t n, double a, const double *x, double *y) {
+    size_t j = 0;
+#if defined(ACEM__AVX512)
+    __m512d va = _mm512_set1_pd(a);
+    for (; j + 8 <= n; j += 8)
+        _mm512_storeu_pd(y + j, _mm512_fmadd_pd(va, _mm512_loadu_pd(x + j), _mm512_loadu_pd(y + j)));
+#elif defined(ACEM__AVX2)
+    __m256d va = _mm256_set1_pd(a);
+    for (; j + 4 <= n; j += 4)
+        _mm256_storeu_pd(y + j, _mm256_fmadd_pd(va, _mm256_loadu_pd(x + j), _mm256_loadu_pd(y + j)));
+#endif
+    for (; j < n; ++j) y[j] += a * x[j];
+}
 /* G (n x n, f64, full) = F^T F (trans=1, F is k x n) or F F^T (trans=0, F is
-   n x k), accumulated in f64 from f32 input. */
+   n x k), accumulated in f64 from f32 input (an f32 Gram would bury the small
+   singular values under noise of order sqrt(eps) s_1). trans=1 goes by blocks
+   of 64 rows of F, widened once: each row of G takes 64 axpy updates while it
+   sits in L1 (trans=0 transposes each block of 64 columns the same way).
+   X: 64 * n doubles of scratch. */
+#define ACEM__GRAM_PB 64
 static void acem__gram_f64(int trans, size_t n, size_t k, const float *F, size_t ldf, double *G,
-                           size_t ldg) {
+                           size_t ldg, double *X) {
     size_t i, j, p;
     for (i = 0; i < n; ++i)
         for (j = 0; j <= i; ++j) G[i * ldg + j] = 0.0;
-    if (trans) {
+    {
         size_t p0;
-        for (p0 = 0; p0 < k; p0 += 8) { /* eight rows of F at a time */
-            size_t pe = acem__min(p0 + 8, k);
-            for (i = 0; i < n; ++i) {
-                double *g = G + i * ldg;
-                for (p = p0; p < pe; ++p) {
-                    const float *fr = F + p * ldf;
-                    double a = fr[i];
-                    if (a == 0.0) continue;
-                    for (j = 0; j <= i; ++j) g[j] += a * fr[j];
+        for (p0 = 0; p0 < k; p0 += ACEM__GRAM_PB) { /* X (pb x n) = block of op(F)^T */
+            size_t pb = acem__min(ACEM__GRAM_PB, k - p0);
+            if (trans)
+                for (p = 0; p < pb; ++p)
+                    for (j = 0; j < n; ++j) X[p * n + j] = F[(p0 + p) * ldf + j];
+            else
+                for (j = 0; j < n; ++j)
+                    for (p = 0; p < pb; ++p) X[p * n + j] = F[j * ldf + p0 + p];
+            for (i = 0; i < n; ++i)
+                for (p = 0; p < pb; ++p) {
+                    double a = X[p * n + i];
+                    if (a != 0.0) acem__daxpy(i + 1, a, X + p * n, G + i * ldg);
                 }
-            }
         }
-    } else {
-        for (i = 0; i < n; ++i)
-            for (j = 0; j <= i; ++j) {
-                const float *a = F + i * ldf, *b = F + j * ldf;
-                double s = 0;
-                for (p = 0; p < k; ++p) s += (double)a[p] * b[p];
-                G[i * ldg + j] = s;
-            }
     }
     for (i = 0; i < n; ++i)
         for (j = i + 1; j < n; ++j) G[i * ldg + j] = G[j * ldg + i];
@@ -2121,6 +2134,7 @@ static void acem__layout(acem_layer *L, acem__arena *a) {
         b[7] = acem__take(a, 2 * n, sizeof(double));
         b[8] = acem__take(a, C, sizeof(size_t));
         b[9] = acem__take(a, acem__workers(&L->opt) * L->work_bytes, 1);
+        b[10] = acem__take(a, ACEM__GRAM_PB * n, sizeof(double));
         break;
     case ACEM_ACTMAT:
         b[0] = acem__take(a, RC, sizeof(float));
@@ -2137,6 +2151,7 @@ static void acem__layout(acem_layer *L, acem__arena *a) {
         b[4] = acem__take(a, n * n, sizeof(double));
         b[7] = acem__take(a, 2 * n, sizeof(double));
         b[9] = acem__take(a, acem__workers(&L->opt) * L->work_bytes, 1);
+        b[10] = acem__take(a, ACEM__GRAM_PB * n, sizeof(double));
         break;
     case ACEM_TSV_M:
         b[0] = acem__take(a, RC, sizeof(float));
@@ -2146,6 +2161,7 @@ static void acem__layout(acem_layer *L, acem__arena *a) {
         b[4] = acem__take(a, 3 * n * n, sizeof(double));
         b[7] = acem__take(a, 2 * n, sizeof(double));
         b[9] = acem__take(a, acem__workers(&L->opt) * L->work_bytes, 1);
+        b[10] = acem__take(a, ACEM__GRAM_PB * n, sizeof(double));
         break;
     case ACEM_TIES:
     case ACEM_DARE_TIES:
@@ -2435,10 +2451,10 @@ static void acem__widen_inplace(void *p, size_t n) {
 /* Eigen-decomposition of the Gram matrix of the smaller side of F (R x C):
    G gets the eigenvectors (n x n), s the singular values, descending. */
 static acem_result acem__svd_small(size_t R, size_t C, const float *F, size_t ldf, double *G,
-                                   double *s, double *ework) {
+                                   double *s, double *ework, double *X) {
     size_t n = acem__min(R, C), i;
     acem_result r;
-    acem__gram_f64(C <= R, n, C <= R ? R : C, F, ldf, G, n);
+    acem__gram_f64(C <= R, n, C <= R ? R : C, F, ldf, G, n, X);
     if ((r = acem_syev(n, G, n, s, ework)) != ACEM_OK) return r;
     for (i = 0; i < n / 2; ++i) { double t = s[i]; s[i] = s[n - 1 - i]; s[n - 1 - i] = t; }
     for (i = 0; i < n; ++i) s[i] = s[i] > 0 ? ACEM_SQRT(s[i]) : 0.0;
@@ -2660,7 +2676,7 @@ static acem_result acem__feed_tsvm(acem_layer *L, const float *x, const float *b
     acem_result r;
     if ((r = acem__load_delta(L, x, base, D, err)) != ACEM_OK) return r;
     if (!kt) return ACEM_OK;
-    if ((r = acem__svd_small(R, C, D, C, G, w, w + n)) != ACEM_OK)
+    if ((r = acem__svd_small(R, C, D, C, G, w, w + n, ACEM__CAST(double *, L->buf[10]))) != ACEM_OK)
         return acem__fail(err, r, "tensor '%s': expert %zu: SVD failed: %s", acem__nm(L->name), t, acem_result_string(r));
     {
         double tol = (double)acem__max(R, C) * ACEM__FLT_EPS * w[0];
@@ -2826,7 +2842,7 @@ static acem_result acem__finish_ace(acem_layer *L, const float *base, float *out
         double *G = ACEM__CAST(double *, L->buf[4]), sig = 0;
         size_t kept;
         for (i = 0; i < R * C; ++i) Q[i] += E[i];
-        if ((r = acem__svd_small(R, C, Q, C, G, ew, ew + n)) != ACEM_OK)
+        if ((r = acem__svd_small(R, C, Q, C, G, ew, ew + n, ACEM__CAST(double *, L->buf[10]))) != ACEM_OK)
             return acem__fail(err, r, "tensor '%s': SVD of the refinement failed: %s", acem__nm(L->name),
                               acem_result_string(r));
         for (i = 0; i < k; ++i) sig += ew[i];
@@ -2874,7 +2890,7 @@ static acem_result acem__finish_isoc(acem_layer *L, const float *base, float *ou
     double *G = ACEM__CAST(double *, L->buf[4]), *s = ACEM__CAST(double *, L->buf[7]), sig = 0;
     acem_result r;
     acem__write_base(out, base, R * C);
-    if ((r = acem__svd_small(R, C, F, C, G, s, s + n)) != ACEM_OK)
+    if ((r = acem__svd_small(R, C, F, C, G, s, s + n, ACEM__CAST(double *, L->buf[10]))) != ACEM_OK)
         return acem__fail(err, r, "tensor '%s': SVD failed: %s", acem__nm(L->name), acem_result_string(r));
     for (i = 0; i < n; ++i) sig += s[i];
     sig /= (double)n;
@@ -2915,8 +2931,8 @@ static acem_result acem__finish_tsvm(acem_layer *L, const float *base, float *ou
     acem__write_base(out, base, R * C);
     info->k = kt;
     if (!K) return ACEM_OK;
-    acem__gram_f64(1, K, R, U, n, Gu, K);
-    acem__gram_f64(1, K, C, V, n, Gv, K);
+    acem__gram_f64(1, K, R, U, n, Gu, K, ACEM__CAST(double *, L->buf[10]));
+    acem__gram_f64(1, K, C, V, n, Gv, K, ACEM__CAST(double *, L->buf[10]));
     if ((r = acem_syev(K, Gu, K, w, w + n)) != ACEM_OK ||
         (acem__inv_sqrt_range(K, Gu, w, acem__max(R, K), P), (r = acem_syev(K, Gv, K, w, w + n)) != ACEM_OK))
         return acem__fail(err, r, "tensor '%s': eigen-decomposition failed: %s", acem__nm(L->name), acem_result_string(r));
