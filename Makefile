@@ -54,8 +54,10 @@ CLI_BIN      := $(CLI_SRC:tools/%.c=$(B)/%)
 # generator and a checker that recomputes merges with acem_merge and compares
 # bitwise) are built with the very same flags: -std=c99 also turns off FP
 # contraction (FMA), so a different -std would be a different "build" in the
-# sense of acem's determinism contract.
-CLI_FLAGS    := -std=c99 -Wall -Wextra -Wpedantic -Werror -pthread
+# sense of acem's determinism contract. (clang contracts even with -std=c99, so
+# -ffp-contract=off says it for both compilers: `make test CC=clang` failed 16
+# bitwise checks of tests/test_cli.sh without it.)
+CLI_FLAGS    := -std=c99 -ffp-contract=off -Wall -Wextra -Wpedantic -Werror -pthread
 CLI_HELPERS  := $(patsubst tests/%.c,$(B)/%,$(wildcard tests/cli_*.c))
 CLI_TESTS    := $(if $(CLI_BIN),"tests/test_cli.sh $(B)")
 
@@ -196,3 +198,31 @@ $(B)/bench_kernels_avx2: bench/bench_kernels.c $(HDR) | $(B)
 $(B)/bench_kernels_scalar: bench/bench_kernels.c $(HDR) | $(B)
 	$(CC) -O2 -march=native -DACEM_NO_SIMD -I. -o $@ $< $(BENCH_LIBS)
 # ---- end of kernel benchmarks ----------------------------------------------------
+
+# ---- element-wise and whole-merge benchmarks (bench/bench_elementwise.c, bench/whole_merge.sh)
+# make bench-elementwise: average / task arithmetic / TIES through acem_merge (T = 4
+#   experts of 64 MiB) against the memory-bandwidth limit measured in the same
+#   program; the table also goes to bench/results/elementwise-<date>.txt.
+# make bench-merge: a whole GPT-2-small-shaped ACE merge, build/acem against the
+#   PyTorch transcription of the reference (bench/ref_ace_torch.py), 1 and 2
+#   threads; bench/deps.sh installs python3-torch, python3-numpy and time first
+#   (only here: `make test` never needs them); inputs are generated once under
+#   bench/data/ (gitignored, ~4 GB); the table goes to
+#   bench/results/whole-merge-<date>.txt. Takes a long time (the torch runs):
+#   knobs for bench/whole_merge.sh, e.g.
+#   make bench-merge BENCH_MERGE_ENV='THREADS=1 REPS=1 BLOCKS=4'
+# Both are part of `make bench`; run it without -j so that timings do not overlap.
+BENCH_EW_ARGS   ?= 64 4 5
+BENCH_MERGE_ENV ?=
+.PHONY: bench-elementwise bench-merge bench-deps
+bench: bench-elementwise bench-merge
+bench-deps:
+	@bench/deps.sh
+bench-elementwise: $(B)/bench_elementwise
+	@mkdir -p bench/results
+	@$(B)/bench_elementwise $(BENCH_EW_ARGS) | tee bench/results/elementwise-$(shell date +%Y-%m-%d).txt
+bench-merge: bench-deps $(CLI_BIN)
+	@env $(BENCH_MERGE_ENV) bench/whole_merge.sh
+$(B)/bench_elementwise: bench/bench_elementwise.c $(HDR) | $(B)
+	$(CC) $(CFLAGS) $(ARCH) -I. -o $@ $< $(LDLIBS)
+# ---- end of element-wise and whole-merge benchmarks ------------------------------

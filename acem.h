@@ -121,7 +121,11 @@
 #endif
 
 #ifdef ACEM_STATIC
+#if defined(__GNUC__) || defined(__clang__)
+#define ACEMDEF static __attribute__((unused)) /* a TU may use only part of the API */
+#else
 #define ACEMDEF static
+#endif
 #else
 #ifdef __cplusplus
 #define ACEMDEF extern "C"

@@ -1,0 +1,325 @@
+/* bench/bench_kernels.c - acem's kernels against OpenBLAS (CBLAS / LAPACKE), one
+   thread, in the same process: each repetition times acem and then the
+   reference, and the table reports the medians and their ratio.
+
+     cc -O2 -march=native -I. -o build/bench_kernels bench/bench_kernels.c \
+        -lopenblas -llapacke -lm
+     env -u OPENBLAS_L2_SIZE OPENBLAS_CORETYPE=SkylakeX OPENBLAS_NUM_THREADS=1 \
+        build/bench_kernels [reps] [filter]
+
+   Times are the thread's CPU time (CLOCK_THREAD_CPUTIME_ID), so that other
+   load on a shared machine does not count (both libraries run single-threaded
+   in this thread). LAPACK routines are called column-major on the transposed
+   problem (row-major lower = column-major upper), so that LAPACKE does not
+   transpose. reps (default 5) repetitions per row; filter keeps the rows whose operation
+   name contains it. GFLOP/s use the standard counts: gemm 2mnk, syrk n^2 k,
+   potrf n^3/3, trsm m n^2; syev rows are in seconds. "ratio" > 1 means acem is
+   faster. The acem build (AVX-512 / AVX2 / scalar) follows the compiler flags
+   (-mno-avx512f -mavx2 -mfma, or -DACEM_NO_SIMD); the reference kernels follow
+   OPENBLAS_CORETYPE, printed on the machine line. */
+#define _POSIX_C_SOURCE 200809L
+#define ACEM_IMPLEMENTATION
+#include "acem.h"
+
+#include <cblas.h>
+#include <lapacke.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+extern char *openblas_get_corename(void);
+extern int openblas_get_num_threads(void);
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+static void *xmalloc(size_t n) {
+    void *p = malloc(n ? n : 1);
+    if (!p) { fprintf(stderr, "bench_kernels: out of memory (%zu bytes)\n", n); exit(2); }
+    return p;
+}
+static unsigned long long rng = 0x9E3779B97F4A7C15ull;
+static float frand(void) { /* uniform [-1, 1) */
+    rng ^= rng >> 12; rng ^= rng << 25; rng ^= rng >> 27;
+    return (float)((double)((rng * 0x2545F4914F6CDD1Dull) >> 40) * (2.0 / 16777216.0) - 1.0);
+}
+static float *frandom(size_t n) {
+    float *p = (float *)xmalloc(n * sizeof(float));
+    size_t i;
+    for (i = 0; i < n; ++i) p[i] = frand();
+    return p;
+}
+static int cmpd(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+static double median(double *t, int n) {
+    qsort(t, (size_t)n, sizeof(double), cmpd);
+    return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
+}
+/* relative Frobenius difference over the lower triangle (lower) or all */
+static double reldiff(const float *x, const float *y, size_t m, size_t n, size_t ld, int lower) {
+    double num = 0, den = 0;
+    size_t i, j;
+    for (i = 0; i < m; ++i)
+        for (j = 0; j < (lower ? i + 1 : n); ++j) {
+            double d = (double)x[i * ld + j] - (double)y[i * ld + j];
+            num += d * d;
+            den += (double)y[i * ld + j] * (double)y[i * ld + j];
+        }
+    return den > 0 ? sqrt(num / den) : sqrt(num);
+}
+
+static int reps = 5;
+static const char *filter = NULL;
+static const char *build_name(void) {
+#if defined(ACEM_NO_SIMD)
+    return "scalar";
+#elif defined(__AVX512F__)
+    return "avx512";
+#elif defined(__AVX2__) && defined(__FMA__)
+    return "avx2";
+#else
+    return "scalar";
+#endif
+}
+
+/* one row: acem and reference closures selected by op code */
+typedef struct {
+    const char *op;
+    int code;           /* see run() */
+    size_t m, n, k;     /* shape parameters */
+    int trans;
+} row;
+
+static int want(const char *op) { return !filter || strstr(op, filter) != NULL; }
+
+static void print_row(const char *op, const char *shape, double flops, double ta, double tr,
+                      double err) {
+    char a[32], r[32];
+    if (flops > 0) {
+        snprintf(a, sizeof a, "%.1f GF/s", flops / ta * 1e-9);
+        snprintf(r, sizeof r, "%.1f GF/s", flops / tr * 1e-9);
+    } else {
+        snprintf(a, sizeof a, "%.3f s", ta);
+        snprintf(r, sizeof r, "%.3f s", tr);
+    }
+    printf("| %-7s | %-14s | %-22s | %12s | %12s | %5.2f | %d | %.1e |\n", build_name(), op, shape, a, r,
+           tr / ta, 1, err);
+    fflush(stdout);
+}
+
+/* gemm: C(m x n) = op(A) op(B); ta=1 means A is k x m */
+static void bench_gemm(const char *op, int ta, size_t m, size_t n, size_t k) {
+    float *A = frandom(m * k), *B = frandom(k * n);
+    float *C1 = (float *)xmalloc(m * n * sizeof(float)), *C2 = (float *)xmalloc(m * n * sizeof(float));
+    void *work = xmalloc(acem_gemm_work_bytes(m, n, k));
+    size_t lda = ta ? m : k;
+    double *t1 = (double *)xmalloc(sizeof(double) * (size_t)reps), *t2 = (double *)xmalloc(sizeof(double) * (size_t)reps);
+    char shape[64];
+    int r;
+    for (r = 0; r < reps; ++r) {
+        double t0 = now();
+        acem_gemm(ta, 0, m, n, k, 1.0f, A, lda, B, n, 0.0f, C1, n, work);
+        t1[r] = now() - t0;
+        t0 = now();
+        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, CblasNoTrans, (int)m, (int)n, (int)k,
+                    1.0f, A, (int)lda, B, (int)n, 0.0f, C2, (int)n);
+        t2[r] = now() - t0;
+    }
+    if (ta) snprintf(shape, sizeof shape, "D^T E, D %zux%zu", k, m);
+    else snprintf(shape, sizeof shape, "%zux%zu * %zux%zu", m, k, k, n);
+    print_row(op, shape, 2.0 * (double)m * (double)n * (double)k, median(t1, reps), median(t2, reps),
+              reldiff(C1, C2, m, n, n, 0));
+    free(A); free(B); free(C1); free(C2); free(work); free(t1); free(t2);
+}
+
+/* syrk: trans=1: C = D^T D with D rows x cols (n = cols); trans=0: C = D D^T (n = rows) */
+static void bench_syrk(const char *op, int trans, size_t rows, size_t cols) {
+    size_t n = trans ? cols : rows, k = trans ? rows : cols;
+    float *D = frandom(rows * cols);
+    float *C1 = (float *)xmalloc(n * n * sizeof(float)), *C2 = (float *)xmalloc(n * n * sizeof(float));
+    void *work = xmalloc(acem_gemm_work_bytes(n, n, k));
+    double *t1 = (double *)xmalloc(sizeof(double) * (size_t)reps), *t2 = (double *)xmalloc(sizeof(double) * (size_t)reps);
+    char shape[64];
+    int r;
+    for (r = 0; r < reps; ++r) {
+        double t0 = now();
+        acem_syrk(trans, n, k, 1.0f, D, cols, 0.0f, C1, n, work);
+        t1[r] = now() - t0;
+        t0 = now();
+        cblas_ssyrk(CblasRowMajor, CblasLower, trans ? CblasTrans : CblasNoTrans, (int)n, (int)k, 1.0f, D,
+                    (int)cols, 0.0f, C2, (int)n);
+        t2[r] = now() - t0;
+    }
+    snprintf(shape, sizeof shape, "%s, D %zux%zu", trans ? "D^T D" : "D D^T", rows, cols);
+    print_row(op, shape, (double)n * (double)n * (double)k, median(t1, reps), median(t2, reps),
+              reldiff(C1, C2, n, n, n, 1));
+    free(D); free(C1); free(C2); free(work); free(t1); free(t2);
+}
+
+/* a well-conditioned SPD matrix: G G^T / n + I */
+static float *spd(size_t n) {
+    float *G = frandom(n * n), *A = (float *)xmalloc(n * n * sizeof(float));
+    size_t i;
+    cblas_ssyrk(CblasRowMajor, CblasLower, CblasNoTrans, (int)n, (int)n, 1.0f / (float)n, G, (int)n, 0.0f, A,
+                (int)n);
+    for (i = 0; i < n; ++i) {
+        size_t j;
+        A[i * n + i] += 1.0f;
+        for (j = i + 1; j < n; ++j) A[i * n + j] = A[j * n + i];
+    }
+    free(G);
+    return A;
+}
+
+static void bench_potrf(size_t n) {
+    float *A = spd(n), *X1 = (float *)xmalloc(n * n * sizeof(float)), *X2 = (float *)xmalloc(n * n * sizeof(float));
+    double *t1 = (double *)xmalloc(sizeof(double) * (size_t)reps), *t2 = (double *)xmalloc(sizeof(double) * (size_t)reps);
+    char shape[64];
+    size_t failed = 0;
+    int r;
+    for (r = 0; r < reps; ++r) {
+        double t0;
+        memcpy(X1, A, n * n * sizeof(float));
+        memcpy(X2, A, n * n * sizeof(float));
+        t0 = now();
+        if (acem_potrf(n, X1, n, &failed) != ACEM_OK) fprintf(stderr, "acem_potrf failed at %zu\n", failed);
+        t1[r] = now() - t0;
+        t0 = now();
+        if (LAPACKE_spotrf_work(LAPACK_COL_MAJOR, 'U', (lapack_int)n, X2, (lapack_int)n) != 0)
+            fprintf(stderr, "spotrf failed\n");
+        t2[r] = now() - t0;
+    }
+    snprintf(shape, sizeof shape, "n=%zu", n);
+    print_row("potrf", shape, (double)n * (double)n * (double)n / 3.0, median(t1, reps), median(t2, reps),
+              reldiff(X1, X2, n, n, n, 1));
+    free(A); free(X1); free(X2); free(t1); free(t2);
+}
+
+/* X L^T = B (trans=1) or X L = B (trans=0); B m x n, L n x n lower (a Cholesky factor) */
+static void bench_trsm(int trans, size_t m, size_t n) {
+    float *L = spd(n), *B = frandom(m * n);
+    float *X1 = (float *)xmalloc(m * n * sizeof(float)), *X2 = (float *)xmalloc(m * n * sizeof(float));
+    double *t1 = (double *)xmalloc(sizeof(double) * (size_t)reps), *t2 = (double *)xmalloc(sizeof(double) * (size_t)reps);
+    char shape[64];
+    size_t i, j;
+    int r;
+    LAPACKE_spotrf(LAPACK_ROW_MAJOR, 'L', (lapack_int)n, L, (lapack_int)n);
+    for (i = 0; i < n; ++i)
+        for (j = i + 1; j < n; ++j) L[i * n + j] = 0.0f;
+    for (r = 0; r < reps; ++r) {
+        double t0;
+        memcpy(X1, B, m * n * sizeof(float));
+        memcpy(X2, B, m * n * sizeof(float));
+        t0 = now();
+        acem_trsm_rl(trans, m, n, L, n, X1, n);
+        t1[r] = now() - t0;
+        t0 = now();
+        cblas_strsm(CblasRowMajor, CblasRight, CblasLower, trans ? CblasTrans : CblasNoTrans, CblasNonUnit,
+                    (int)m, (int)n, 1.0f, L, (int)n, X2, (int)n);
+        t2[r] = now() - t0;
+    }
+    snprintf(shape, sizeof shape, "%s, m=n=%zu", trans ? "X L^T = B" : "X L = B", n);
+    print_row(trans ? "trsm_rl T" : "trsm_rl N", shape, (double)m * (double)n * (double)n, median(t1, reps),
+              median(t2, reps), reldiff(X1, X2, m, n, n, 0));
+    free(L); free(B); free(X1); free(X2); free(t1); free(t2);
+}
+
+/* all eigenpairs of a Gram matrix D^T D / rows (D rows x n): acem_syev (f64)
+   against LAPACKE_ssyevd (f32) on the same matrix; error column: relative
+   difference of the eigenvalues */
+static void bench_syev(size_t rows, size_t n) {
+    float *D = frandom(rows * n), *G = (float *)xmalloc(n * n * sizeof(float));
+    float *W2 = (float *)xmalloc(n * n * sizeof(float)), *w2 = (float *)xmalloc(n * sizeof(float));
+    double *W1 = (double *)xmalloc(n * n * sizeof(double)), *w1 = (double *)xmalloc(n * sizeof(double));
+    void *work = xmalloc(acem_syev_work_bytes(n));
+    double *t1 = (double *)xmalloc(sizeof(double) * (size_t)reps), *t2 = (double *)xmalloc(sizeof(double) * (size_t)reps);
+    double num = 0, den = 0;
+    char shape[64];
+    size_t i;
+    int r;
+    cblas_ssyrk(CblasRowMajor, CblasLower, CblasTrans, (int)n, (int)rows, 1.0f / (float)rows, D, (int)n, 0.0f,
+                G, (int)n);
+    for (i = 0; i < n; ++i) {
+        size_t j;
+        for (j = i + 1; j < n; ++j) G[i * n + j] = G[j * n + i];
+    }
+    for (r = 0; r < reps; ++r) {
+        double t0;
+        for (i = 0; i < n * n; ++i) W1[i] = G[i];
+        memcpy(W2, G, n * n * sizeof(float));
+        t0 = now();
+        if (acem_syev(n, W1, n, w1, work) != ACEM_OK) fprintf(stderr, "acem_syev failed\n");
+        t1[r] = now() - t0;
+        t0 = now();
+        if (LAPACKE_ssyevd(LAPACK_COL_MAJOR, 'V', 'U', (lapack_int)n, W2, (lapack_int)n, w2) != 0)
+            fprintf(stderr, "ssyevd failed\n");
+        t2[r] = now() - t0;
+    }
+    for (i = 0; i < n; ++i) {
+        num += (w1[i] - w2[i]) * (w1[i] - w2[i]);
+        den += w1[i] * w1[i];
+    }
+    snprintf(shape, sizeof shape, "Gram n=%zu (D %zux%zu)", n, rows, n);
+    print_row("syev", shape, 0, median(t1, reps), median(t2, reps), sqrt(num / (den > 0 ? den : 1)));
+    free(D); free(G); free(W2); free(w2); free(W1); free(w1); free(work); free(t1); free(t2);
+}
+
+int main(int argc, char **argv) {
+    char cpu[256] = "unknown";
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (argc > 1) reps = atoi(argv[1]) > 0 ? atoi(argv[1]) : 5;
+    if (argc > 2) filter = argv[2];
+    if (f) {
+        char line[512];
+        while (fgets(line, sizeof line, f))
+            if (!strncmp(line, "model name", 10)) {
+                char *c = strchr(line, ':');
+                if (c) {
+                    size_t l;
+                    snprintf(cpu, sizeof cpu, "%s", c + 2);
+                    l = strlen(cpu);
+                    if (l && cpu[l - 1] == '\n') cpu[l - 1] = 0;
+                }
+                break;
+            }
+        fclose(f);
+    }
+    printf("machine: %s; acem build %s; OpenBLAS core %s, %d thread(s); median of %d runs, alternating\n", cpu,
+           build_name(), openblas_get_corename(), openblas_get_num_threads(), reps);
+    printf("| build   | operation      | shape                  |         acem |    reference | ratio | threads | rel.diff |\n");
+    printf("|---------|----------------|------------------------|--------------|--------------|-------|---|---------|\n");
+    if (want("gemm")) {
+        bench_gemm("gemm", 1, 3072, 3072, 768);
+        bench_gemm("gemm", 1, 768, 768, 3072);
+        bench_gemm("gemm", 1, 768, 768, 50257);
+        bench_gemm("gemm", 0, 768, 3072, 3072);
+        bench_gemm("gemm", 0, 3072, 768, 768);
+    }
+    if (want("syrk")) {
+        bench_syrk("syrk", 1, 768, 3072);
+        bench_syrk("syrk", 1, 3072, 768);
+        bench_syrk("syrk", 1, 50257, 768);
+        bench_syrk("syrk", 0, 768, 3072);
+    }
+    if (want("potrf")) {
+        bench_potrf(768);
+        bench_potrf(2304);
+        bench_potrf(3072);
+    }
+    if (want("trsm")) {
+        size_t ns[3] = {768, 2304, 3072};
+        int i;
+        for (i = 0; i < 3; ++i) bench_trsm(1, ns[i], ns[i]);
+        for (i = 0; i < 3; ++i) bench_trsm(0, ns[i], ns[i]);
+    }
+    if (want("syev")) {
+        bench_syev(3072, 768);
+    }
+    return 0;
+}

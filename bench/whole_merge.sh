@@ -1,0 +1,213 @@
+#!/usr/bin/env bash
+# bench/whole_merge.sh - a whole GPT-2-small-shaped ACE merge: `acem merge --method ace`
+# against the PyTorch transcription of the reference implementation
+# (bench/ref_ace_torch.py), same inputs, same thread count.
+#
+#   bench/whole_merge.sh                      # what `make bench-merge` runs
+#   THREADS="1 2" REPS=3 TORCH_REPS=1 EXPERTS=7 BLOCKS=12 bench/whole_merge.sh
+#
+# Steps: generate the inputs once (bench/gen_gpt2.py, into bench/data/, kept
+# between runs), then for each thread count N in $THREADS run, alternating,
+#   /usr/bin/time -v build/acem merge --method ace --base base.safetensors \
+#        -o out_acem.safetensors e1..eT --threads N -q
+#   /usr/bin/time -v python3 bench/ref_ace_torch.py --base base.safetensors \
+#        -o out_torch.safetensors e1..eT --threads N -q
+# ($REPS acem runs and $TORCH_REPS torch runs; the table reports medians),
+# checks every output tensor with bench/compare.py (1e-4 relative, of the tensor
+# and of the merge update), checks that acem's output is bitwise identical for
+# every thread count, and prints one table, saved as
+# bench/results/whole-merge-<date>.txt.
+#
+# Environment knobs (defaults in brackets):
+#   THREADS ["1 2"]  REPS [3]  TORCH_REPS [1]  EXPERTS [7]  BLOCKS [12]
+#   VOCAB [50257]  SEED [0]  DATA [bench/data/gpt2-b$BLOCKS-e$EXPERTS-s$SEED]
+#   ACEM [build/acem]  PYTHON [/usr/bin/python3]
+#   TORCH_CORETYPE [SkylakeX]: OPENBLAS_CORETYPE for the torch runs. Debian's
+#     torch calls OpenBLAS, which by default picks its AVX2 (Haswell) kernels on
+#     this CPU; SkylakeX forces its AVX-512 kernels: the stronger reference.
+#     "default" leaves OpenBLAS's own choice. The core in use is printed.
+#   SKIP_TORCH [0]: 1 times acem only (the torch columns are left empty).
+#   RESULTS [bench/results]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+THREADS=${THREADS:-"1 2"}
+REPS=${REPS:-3}
+TORCH_REPS=${TORCH_REPS:-1}
+EXPERTS=${EXPERTS:-7}
+BLOCKS=${BLOCKS:-12}
+VOCAB=${VOCAB:-50257}
+SEED=${SEED:-0}
+ACEM=${ACEM:-build/acem}
+PY=${PYTHON:-/usr/bin/python3}
+TORCH_CORETYPE=${TORCH_CORETYPE:-SkylakeX}
+SKIP_TORCH=${SKIP_TORCH:-0}
+RESULTS=${RESULTS:-bench/results}
+tag="gpt2-b$BLOCKS-e$EXPERTS-s$SEED"
+[ "$VOCAB" = 50257 ] || tag="$tag-v$VOCAB"
+DATA=${DATA:-bench/data/$tag}
+
+[ -x "$ACEM" ] || make --no-print-directory cli >/dev/null
+[ -x "$ACEM" ] || { echo "whole_merge: $ACEM not built (make cli)" >&2; exit 1; }
+[ -x /usr/bin/time ] || { echo "whole_merge: /usr/bin/time missing (bench/deps.sh)" >&2; exit 1; }
+
+experts=()
+for ((t = 1; t <= EXPERTS; ++t)); do experts+=("$DATA/e$t.safetensors"); done
+if [ ! -f "$DATA/base.safetensors" ] || [ ! -f "${experts[-1]}" ] || [ ! -f "$DATA/gates.txt" ]; then
+    echo "whole_merge: generating $DATA (base + $EXPERTS experts, $BLOCKS blocks)" >&2
+    "$PY" bench/gen_gpt2.py "$DATA" --experts "$EXPERTS" --seed "$SEED" --blocks "$BLOCKS" \
+        --vocab "$VOCAB" -q >&2
+fi
+OUT="$DATA/out"
+mkdir -p "$OUT" "$RESULTS"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+# time a private copy: another `make` rebuilding build/acem mid-run must not
+# mix two binaries in one table
+ACEM_SRC=$ACEM
+cp "$ACEM" "$tmp/acem"
+ACEM="$tmp/acem"
+acem_sum=$(sha256sum "$ACEM" | cut -c1-12)
+
+# run LABEL CMD...: appends "seconds kbytes" to $tmp/LABEL.times; fails loudly
+run() {
+    local label=$1; shift
+    if ! /usr/bin/time -v -o "$tmp/time.txt" "$@" >"$tmp/run.log" 2>&1; then
+        echo "whole_merge: FAILED: $*" >&2
+        cat "$tmp/run.log" "$tmp/time.txt" >&2
+        return 1
+    fi
+    awk -F': ' '
+        /Elapsed \(wall clock\)/ { n = split($2, p, ":"); s = 0; for (i = 1; i <= n; ++i) s = s * 60 + p[i] }
+        /Maximum resident set size/ { m = $2 }
+        END { printf "%.2f %d\n", s, m }' "$tmp/time.txt" >>"$tmp/$label.times"
+    echo "  $label: $(tail -n 1 "$tmp/$label.times" | awk '{ printf "%.1f s, %.0f MiB peak RSS", $1, $2 / 1024 }')" >&2
+    grep -h -E "^(ref_ace_torch|acem):" "$tmp/run.log" >>"$tmp/$label.log" || true
+}
+# stat FILE COLUMN: "median min max" of a column
+stat() {
+    awk -v c="$2" '{ print $c }' "$1" | sort -g | awk '
+        { v[NR] = $1 } END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2;
+                             printf "%s %s %s %d\n", m, v[1], v[NR], NR }'
+}
+
+date_tag=$(date +%Y-%m-%d)
+cpu=$(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)
+machine="$cpu, $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)"
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
+if [ "$TORCH_CORETYPE" = default ]; then torch_env=(env -u OPENBLAS_CORETYPE)
+else torch_env=(env -u OPENBLAS_L2_SIZE OPENBLAS_CORETYPE="$TORCH_CORETYPE"); fi
+t_start=$(date +%s)
+
+echo "whole_merge: $DATA, threads $THREADS, $REPS acem / $TORCH_REPS torch runs each" >&2
+compare_lines=()
+first_threads=""
+for n in $THREADS; do
+    maxr=$REPS
+    [ "$SKIP_TORCH" = 1 ] || [ "$TORCH_REPS" -le "$maxr" ] || maxr=$TORCH_REPS
+    for ((r = 1; r <= maxr; ++r)); do
+        if [ "$r" -le "$REPS" ]; then
+            run "acem-$n" "$ACEM" merge --method ace --base "$DATA/base.safetensors" \
+                -o "$OUT/out_acem_t$n.safetensors" "${experts[@]}" --threads "$n" -q
+        fi
+        if [ "$SKIP_TORCH" != 1 ] && [ "$r" -le "$TORCH_REPS" ]; then
+            run "torch-$n" "${torch_env[@]}" "$PY" bench/ref_ace_torch.py --base "$DATA/base.safetensors" \
+                -o "$OUT/out_torch_t$n.safetensors" "${experts[@]}" --threads "$n"
+        fi
+    done
+    if [ "$SKIP_TORCH" != 1 ]; then
+        if "$PY" bench/compare.py "$OUT/out_acem_t$n.safetensors" "$OUT/out_torch_t$n.safetensors" \
+               --base "$DATA/base.safetensors" --gates "$DATA/gates.txt" >"$tmp/cmp.txt"; then
+            verdict=ok
+        else
+            verdict=FAILED
+        fi
+        compare_lines+=("threads $n: acem vs torch: $verdict")
+        while IFS= read -r l; do compare_lines+=("  $l"); done <"$tmp/cmp.txt"
+    fi
+    if [ -z "$first_threads" ]; then
+        first_threads=$n
+    elif cmp -s "$OUT/out_acem_t$first_threads.safetensors" "$OUT/out_acem_t$n.safetensors"; then
+        compare_lines+=("acem output with $n threads: bitwise identical to $first_threads thread(s)")
+    else
+        compare_lines+=("acem output with $n threads: DIFFERS from $first_threads thread(s) (must be bitwise identical)")
+    fi
+done
+t_total=$(( $(date +%s) - t_start ))
+load1=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# ---- the table ------------------------------------------------------------------
+{
+    echo "whole merge: acem merge --method ace vs bench/ref_ace_torch.py (PyTorch), same files, same threads"
+    echo "date $(date '+%Y-%m-%d %H:%M'); machine: $machine; load average $load0 (start) / $load1 (end)"
+    echo "acem: $("$ACEM" --version 2>&1 | head -n 1) ($ACEM_SRC, sha256 $acem_sum); torch: $("$PY" -c 'import torch; print(torch.__version__)' 2>/dev/null)," \
+         "$(cat "$tmp"/torch-*.log 2>/dev/null | grep -o 'OpenBLAS [A-Za-z0-9]*' | tail -n 1 || true)" \
+         "(OPENBLAS_CORETYPE=$TORCH_CORETYPE)"
+    nparam=$("$PY" -c "
+import sys; sys.path.insert(0, 'bench'); import st_io, numpy as np
+_, h = st_io.read_header('$DATA/base.safetensors')
+print('%d tensors, %.1f M parameters' % (len(h), sum(int(np.prod(v['shape'])) for v in h.values()) / 1e6))")
+    echo "inputs: $DATA: base + $EXPERTS experts, F32, $nparam each;" \
+         "$(grep -c 'gated$' "$DATA/gates.txt") of $(wc -l <"$DATA/gates.txt") matrices gate"
+    echo "runs: median of $REPS acem runs and $TORCH_REPS torch run(s) per thread count (min..max in brackets); total ${t_total} s"
+    echo
+    printf "%-8s %-26s %-11s %-26s %-11s %-9s %-9s\n" threads "acem wall s" "acem RSS" "torch wall s" "torch RSS" speed-up memory
+    for n in $THREADS; do
+        read -r am amin amax an < <(stat "$tmp/acem-$n.times" 1)
+        read -r arss _ _ _ < <(stat "$tmp/acem-$n.times" 2)
+        if [ "$SKIP_TORCH" != 1 ]; then
+            read -r tm tmin tmax tn < <(stat "$tmp/torch-$n.times" 1)
+            read -r trss _ _ _ < <(stat "$tmp/torch-$n.times" 2)
+            printf "%-8s %-26s %-11s %-26s %-11s %-9s %-9s\n" "$n" \
+                "$(printf '%.1f [%.1f..%.1f]' "$am" "$amin" "$amax")" "$(awk -v k="$arss" 'BEGIN { printf "%.0f MiB", k / 1024 }')" \
+                "$(printf '%.1f [%.1f..%.1f]' "$tm" "$tmin" "$tmax")" "$(awk -v k="$trss" 'BEGIN { printf "%.0f MiB", k / 1024 }')" \
+                "$(awk -v a="$am" -v t="$tm" 'BEGIN { printf "%.2fx", t / a }')" \
+                "$(awk -v a="$arss" -v t="$trss" 'BEGIN { printf "%.1f%%", 100 * a / t }')"
+        else
+            printf "%-8s %-26s %-11s %-26s %-11s %-9s %-9s\n" "$n" \
+                "$(printf '%.1f [%.1f..%.1f]' "$am" "$amin" "$amax")" "$(awk -v k="$arss" 'BEGIN { printf "%.0f MiB", k / 1024 }')" \
+                "-" "-" "-" "-"
+        fi
+    done
+    echo
+    echo "speed-up = torch wall time / acem wall time (target >= 3); memory = acem peak RSS / torch peak RSS (target <= 25%)"
+    set -- $THREADS
+    if [ $# -ge 2 ]; then
+        read -r a1 _ _ _ < <(stat "$tmp/acem-$1.times" 1)
+        for n in "${@:2}"; do
+            read -r an _ _ _ < <(stat "$tmp/acem-$n.times" 1)
+            echo "acem $n threads vs $1: $(awk -v a="$a1" -v b="$an" 'BEGIN { printf "%.2fx", a / b }') (target >= 1.7 for 2 vs 1)"
+        done
+    fi
+    echo
+    echo "targets:"
+    for n in $THREADS; do
+        [ "$SKIP_TORCH" != 1 ] || break
+        read -r am _ _ _ < <(stat "$tmp/acem-$n.times" 1)
+        read -r arss _ _ _ < <(stat "$tmp/acem-$n.times" 2)
+        read -r tm _ _ _ < <(stat "$tmp/torch-$n.times" 1)
+        read -r trss _ _ _ < <(stat "$tmp/torch-$n.times" 2)
+        awk -v n="$n" -v a="$am" -v t="$tm" -v ar="$arss" -v tr="$trss" 'BEGIN {
+            printf "  %s thread(s): speed-up %.2fx >= 3: %s; memory %.1f%% <= 25%%: %s\n", n, t / a,
+                   (t / a >= 3 ? "met" : "MISSED"), 100 * ar / tr, (ar / tr <= 0.25 ? "met" : "MISSED") }'
+    done
+    if [ "$(echo $THREADS)" != "${THREADS%% *}" ]; then
+        read -r a1 _ _ _ < <(stat "$tmp/acem-$1.times" 1)
+        read -r a2 _ _ _ < <(stat "$tmp/acem-$2.times" 1)
+        awk -v a="$a1" -v b="$a2" -v n1="$1" -v n2="$2" 'BEGIN {
+            printf "  acem %s vs %s thread(s): %.2fx >= 1.7: %s\n", n2, n1, a / b, (a / b >= 1.7 ? "met" : "MISSED") }'
+    fi
+    echo
+    echo "agreement (bench/compare.py: relative Frobenius difference per tensor, of the tensor and of the update merged - base):"
+    for l in "${compare_lines[@]}"; do echo "  $l"; done
+    echo
+    echo "details (last run of each):"
+    for f in "$tmp"/*.log; do [ -s "$f" ] && echo "  $(basename "$f" .log): $(tail -n 1 "$f")"; done
+    echo
+    echo "commands:"
+    echo "  /usr/bin/time -v $ACEM_SRC merge --method ace --base $DATA/base.safetensors -o OUT $DATA/e{1..$EXPERTS}.safetensors --threads N -q"
+    echo "  /usr/bin/time -v ${torch_env[*]} $PY bench/ref_ace_torch.py --base $DATA/base.safetensors -o OUT $DATA/e{1..$EXPERTS}.safetensors --threads N"
+} >"$tmp/table.txt"
+cp "$tmp/table.txt" "$RESULTS/whole-merge-$date_tag.txt"
+cat "$tmp/table.txt"
+echo "(saved as $RESULTS/whole-merge-$date_tag.txt)"
