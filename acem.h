@@ -1562,19 +1562,11 @@ static double acem__hypot(double a, double b) {
     return x * ACEM_SQRT(1.0 + t * t);
 }
 
-/* The EISPACK loops walk columns; run on the transposed indexing (the input is
-   symmetric, so it reads the same) every inner loop, the rotations of the
-   eigenvectors included, is contiguous. */
-ACEMDEF acem_result acem_syev(size_t n, double *V, size_t ldv, double *d, void *work) {
-    double *e = ACEM__CAST(double *, work);
-    size_t i, j, k, l;
-    if (!n) return ACEM_OK;
-    for (i = 0; i < n; ++i)
-        for (j = 0; j < n; ++j) {
-            double x = V[(j) * ldv + (i)];
-            if (x - x != 0) return ACEM_ERR_NONFINITE;
-        }
-    /* tred2 (lower triangle used) */
+/* Householder tridiagonalisation (EISPACK tred2) on transposed indexing: on
+   return d/e hold the tridiagonal (e[i] couples i-1 and i) and row c of V
+   holds column c of the accumulated orthogonal Q (A = Q T Q^T). */
+static void acem__tred2t(size_t n, double *V, size_t ldv, double *d, double *e) {
+    size_t i, j, k;
     for (j = 0; j < n; ++j) d[j] = V[(j) * ldv + ((n - 1))];
     for (i = n - 1; i > 0; --i) {
         double scale = 0.0, h = 0.0;
@@ -1641,7 +1633,12 @@ ACEMDEF acem_result acem_syev(size_t n, double *V, size_t ldv, double *d, void *
     }
     V[(n - 1) * ldv + ((n - 1))] = 1.0;
     e[0] = 0.0;
-    /* tql2 */
+}
+/* Implicit QL (EISPACK tql2) on the tridiagonal from acem__tred2t; with V the
+   rotations are applied to its rows (eigenvectors as rows), V NULL computes
+   eigenvalues only (O(n^2)). Ascending on return. */
+static acem_result acem__tql2t(size_t n, double *d, double *e, double *V, size_t ldv) {
+    size_t i, j, k, l;
     for (i = 1; i < n; ++i) e[i - 1] = e[i];
     e[n - 1] = 0.0;
     {
@@ -1686,7 +1683,7 @@ ACEMDEF acem_result acem_syev(size_t n, double *V, size_t ldv, double *d, void *
                         c = p / r;
                         p = c * d[i] - s * g;
                         d[i + 1] = h + s * (c * g + s * d[i]);
-                        {
+                        if (V) {
                             double *vi = V + i * ldv, *vi1 = V + (i + 1) * ldv; /* contiguous */
                             for (k = 0; k < n; ++k) {
                                 h = vi1[k];
@@ -1713,13 +1710,31 @@ ACEMDEF acem_result acem_syev(size_t n, double *V, size_t ldv, double *d, void *
         if (kmin != i) {
             d[kmin] = d[i];
             d[i] = p;
-            for (j = 0; j < n; ++j) {
+            for (j = 0; V && j < n; ++j) {
                 double t = V[(i) * ldv + (j)];
                 V[(i) * ldv + (j)] = V[(kmin) * ldv + (j)];
                 V[(kmin) * ldv + (j)] = t;
             }
         }
     }
+    return ACEM_OK;
+}
+
+/* The EISPACK loops walk columns; run on the transposed indexing (the input is
+   symmetric, so it reads the same) every inner loop, the rotations of the
+   eigenvectors included, is contiguous. */
+ACEMDEF acem_result acem_syev(size_t n, double *V, size_t ldv, double *d, void *work) {
+    double *e = ACEM__CAST(double *, work);
+    size_t i, j;
+    acem_result r;
+    if (!n) return ACEM_OK;
+    for (i = 0; i < n; ++i)
+        for (j = 0; j < n; ++j) {
+            double x = V[(j) * ldv + (i)];
+            if (x - x != 0) return ACEM_ERR_NONFINITE;
+        }
+    acem__tred2t(n, V, ldv, d, e);
+    if ((r = acem__tql2t(n, d, e, V, ldv)) != ACEM_OK) return r;
     for (i = 0; i < n; ++i) /* eigenvectors were built as rows: make them columns */
         for (j = i + 1; j < n; ++j) {
             double t = V[i * ldv + j];
@@ -1774,6 +1789,103 @@ static void acem__gram_f64(int trans, size_t n, size_t k, const float *F, size_t
     }
     for (i = 0; i < n; ++i)
         for (j = i + 1; j < n; ++j) G[i * ldg + j] = G[j * ldg + i];
+}
+
+/* All eigenvalues of the symmetric A (ascending, into w) and the eigenvectors
+   of the q largest as columns of Vec (column i for w[n-1-i], ld ldvec), by QL
+   without vectors (O(n^2)), inverse iteration on the tridiagonal
+   (re-orthogonalised within clusters, as LAPACK's stein does) and the
+   back-transformation through Q: about (4/3 + 2q/n) n^3 flops instead of the
+   ~12 n^3 of rotating all eigenvectors. With tolf > 0, eigenvalues at or
+   below (tolf)^2 * lambda_max get zero vectors (for a Gram matrix: singular
+   values at or below the rank tolerance tolf * s_1). A is destroyed.
+   work: ACEM__TOP_WORK(n) doubles. */
+#define ACEM__TOP_WORK(n) (9 * (n) + 1)
+static acem_result acem__syev_top(size_t n, double *A, size_t lda, size_t q, double tolf, double *w, double *Vec,
+                                  size_t ldvec, double *work) {
+    double *e = work, *dd = e + n, *ee = dd + n, *x = ee + n, *u0 = x + n, *u1 = u0 + n, *u2 = u1 + n;
+    double *ml = u2 + n, *pv = ml + n, tnorm = 0, ortol, vmin;
+    size_t i, j, c, it;
+    acem_result r;
+    if (!n) return ACEM_OK;
+    for (i = 0; i < n; ++i)
+        for (j = 0; j < n; ++j) {
+            double v = A[i * lda + j];
+            if (v - v != 0) return ACEM_ERR_NONFINITE;
+        }
+    acem__tred2t(n, A, lda, w, e);
+    for (i = 0; i < n; ++i) {
+        dd[i] = w[i];
+        ee[i] = i + 1 < n ? e[i + 1] : 0.0; /* couples i and i+1 */
+    }
+    if ((r = acem__tql2t(n, w, e, NULL, 0)) != ACEM_OK) return r;
+    for (i = 0; i < n; ++i) {
+        double t = acem__fabs(dd[i]) + acem__fabs(ee[i]) + (i ? acem__fabs(ee[i - 1]) : 0.0);
+        if (t > tnorm) tnorm = t;
+    }
+    ortol = 1e-3 * tnorm;
+    if (q > n) q = n;
+    vmin = tolf > 0 ? tolf * tolf * w[n - 1] : -1e308;
+    for (c = 0; c < q; ++c) {
+        double lam = w[n - 1 - c], cd, cu, tiny = 2.220446049250313e-16 * (tnorm > 0 ? tnorm : 1.0);
+        for (i = 0; i < n; ++i) Vec[i * ldvec + c] = 0.0;
+        if (!(lam > vmin)) continue;
+        /* T - lam I = P L U with partial pivoting (U: diagonal u0, two superdiagonals) */
+        cd = dd[0] - lam;
+        cu = n > 1 ? ee[0] : 0.0;
+        for (i = 0; i < n; ++i) {
+            double sub, nd, nu, m;
+            if (i == n - 1) { u0[i] = cd; u1[i] = u2[i] = 0; break; }
+            sub = ee[i];
+            nd = dd[i + 1] - lam;
+            nu = i + 2 < n ? ee[i + 1] : 0.0;
+            if (acem__fabs(cd) >= acem__fabs(sub)) {
+                m = cd != 0 ? sub / cd : 0.0;
+                pv[i] = 0; u0[i] = cd; u1[i] = cu; u2[i] = 0; ml[i] = m;
+                cd = nd - m * cu;
+                cu = nu;
+            } else {
+                m = cd / sub;
+                pv[i] = 1; u0[i] = sub; u1[i] = nd; u2[i] = nu; ml[i] = m;
+                cd = cu - m * nd;
+                cu = -m * nu;
+            }
+        }
+        for (i = 0; i < n; ++i)
+            if (acem__fabs(u0[i]) < tiny) u0[i] = tiny;
+        for (i = 0; i < n; ++i) x[i] = 1.0 + (double)((i * 7919u + c * 104729u) % 1009u) / 1009.0;
+        for (it = 0; it < 4; ++it) {
+            double nrm = 0;
+            for (i = 0; i + 1 < n; ++i) { /* forward: the row operations */
+                if (pv[i] != 0) { double t = x[i]; x[i] = x[i + 1]; x[i + 1] = t; }
+                x[i + 1] -= ml[i] * x[i];
+            }
+            for (i = n; i-- > 0;) {
+                double v = x[i];
+                if (i + 1 < n) v -= u1[i] * x[i + 1];
+                if (i + 2 < n) v -= u2[i] * x[i + 2];
+                x[i] = v / u0[i];
+            }
+            for (j = c; j-- > 0;) { /* within the cluster, against the vectors already found */
+                double dot = 0;
+                if (acem__fabs(w[n - 1 - j] - lam) > ortol) break;
+                for (i = 0; i < n; ++i) dot += x[i] * Vec[i * ldvec + j];
+                for (i = 0; i < n; ++i) x[i] -= dot * Vec[i * ldvec + j];
+            }
+            for (i = 0; i < n; ++i) nrm += x[i] * x[i];
+            if (!(nrm > 0)) return ACEM_ERR_NO_CONVERGENCE;
+            nrm = 1.0 / ACEM_SQRT(nrm);
+            for (i = 0; i < n; ++i) x[i] *= nrm;
+        }
+        for (i = 0; i < n; ++i) Vec[i * ldvec + c] = x[i];
+    }
+    for (c = 0; c < q; ++c) { /* back-transform: v = Q z, Q's columns are A's rows */
+        for (i = 0; i < n; ++i) { x[i] = Vec[i * ldvec + c]; u0[i] = 0.0; }
+        for (i = 0; i < n; ++i)
+            if (x[i] != 0.0) acem__daxpy(n, x[i], A + i * lda, u0);
+        for (i = 0; i < n; ++i) Vec[i * ldvec + c] = u0[i];
+    }
+    return ACEM_OK;
 }
 
 /* =========================================================================== */
@@ -2135,10 +2247,11 @@ static void acem__layout(acem_layer *L, acem__arena *a) {
         b[4] = acem__take(a, C * C, sizeof(double));
         b[5] = acem__take(a, 5 * C + R, sizeof(double));
         b[6] = acem__take(a, C, sizeof(float));
-        b[7] = acem__take(a, 2 * n, sizeof(double));
+        b[7] = acem__take(a, n + ACEM__TOP_WORK(n), sizeof(double));
         b[8] = acem__take(a, C, sizeof(size_t));
         b[9] = acem__take(a, acem__workers(&L->opt) * L->work_bytes, 1);
         b[10] = acem__take(a, ACEM__GRAM_PB * n, sizeof(double));
+        b[11] = acem__take(a, n * n, sizeof(double));
         break;
     case ACEM_ACTMAT:
         b[0] = acem__take(a, RC, sizeof(float));
@@ -2153,9 +2266,10 @@ static void acem__layout(acem_layer *L, acem__arena *a) {
         b[1] = acem__take(a, C * n, sizeof(float));
         b[2] = acem__take(a, R * n, sizeof(float));
         b[4] = acem__take(a, n * n, sizeof(double));
-        b[7] = acem__take(a, 2 * n, sizeof(double));
+        b[7] = acem__take(a, n + ACEM__TOP_WORK(n), sizeof(double));
         b[9] = acem__take(a, acem__workers(&L->opt) * L->work_bytes, 1);
         b[10] = acem__take(a, ACEM__GRAM_PB * n, sizeof(double));
+        b[11] = acem__take(a, n * n, sizeof(double));
         break;
     case ACEM_TSV_M:
         b[0] = acem__take(a, RC, sizeof(float));
@@ -2163,9 +2277,10 @@ static void acem__layout(acem_layer *L, acem__arena *a) {
         b[2] = acem__take(a, C * n, sizeof(float));
         b[3] = acem__take(a, n, sizeof(double));
         b[4] = acem__take(a, 3 * n * n, sizeof(double));
-        b[7] = acem__take(a, 2 * n, sizeof(double));
+        b[7] = acem__take(a, n + ACEM__TOP_WORK(n), sizeof(double));
         b[9] = acem__take(a, acem__workers(&L->opt) * L->work_bytes, 1);
         b[10] = acem__take(a, ACEM__GRAM_PB * n, sizeof(double));
+        b[11] = acem__take(a, n * n, sizeof(double));
         break;
     case ACEM_TIES:
     case ACEM_DARE_TIES:
@@ -2454,12 +2569,16 @@ static void acem__widen_inplace(void *p, size_t n) {
 
 /* Eigen-decomposition of the Gram matrix of the smaller side of F (R x C):
    G gets the eigenvectors (n x n), s the singular values, descending. */
+/* Singular values of F (all n = min(R,C), descending, into s) and the
+   singular vectors of the smaller side for the q largest, above the rank
+   tolerance max(R,C) eps_f32 s_1, as the columns of Vec (n x q). */
 static acem_result acem__svd_small(size_t R, size_t C, const float *F, size_t ldf, double *G,
-                                   double *s, double *ework, double *X) {
+                                   double *s, double *ework, double *X, size_t q, double *Vec) {
     size_t n = acem__min(R, C), i;
     acem_result r;
     acem__gram_f64(C <= R, n, C <= R ? R : C, F, ldf, G, n, X);
-    if ((r = acem_syev(n, G, n, s, ework)) != ACEM_OK) return r;
+    if ((r = acem__syev_top(n, G, n, q, (double)acem__max(R, C) * ACEM__FLT_EPS, s, Vec, q ? q : 1, ework)) != ACEM_OK)
+        return r;
     for (i = 0; i < n / 2; ++i) { double t = s[i]; s[i] = s[n - 1 - i]; s[n - 1 - i] = t; }
     for (i = 0; i < n; ++i) s[i] = s[i] > 0 ? ACEM_SQRT(s[i]) : 0.0;
     return ACEM_OK;
@@ -2468,8 +2587,8 @@ static acem_result acem__svd_small(size_t R, size_t C, const float *F, size_t ld
    and V (C x k, ldv). Pairs at or below the numerical-rank tolerance
    max(R,C) * eps_f32 * s_1 are written as zero columns. Returns how many are
    kept. */
-static size_t acem__svd_vectors(size_t R, size_t C, const float *F, size_t ldf, const double *G,
-                                const double *s, size_t k, float *U, size_t ldu, float *V, size_t ldv,
+static size_t acem__svd_vectors(size_t R, size_t C, const float *F, size_t ldf, const double *Vec,
+                                size_t ldvec, const double *s, size_t k, float *U, size_t ldu, float *V, size_t ldv,
                                 const acem_layer *L) {
     size_t n = acem__min(R, C), i, j, kept = 0;
     double tol = (double)acem__max(R, C) * ACEM__FLT_EPS * s[0];
@@ -2482,7 +2601,7 @@ static size_t acem__svd_vectors(size_t R, size_t C, const float *F, size_t ldf, 
     for (i = 0; i < k; ++i) {
         int keep = s[0] > 0 && s[i] > tol;
         kept += (size_t)keep;
-        for (j = 0; j < n; ++j) Xs[j * lds + i] = keep ? (float)G[j * n + (n - 1 - i)] : 0.0f;
+        for (j = 0; j < n; ++j) Xs[j * lds + i] = keep ? (float)Vec[j * ldvec + i] : 0.0f;
     }
     if (small_is_cols) /* U = F V */
         acem__pgemm(L, 0, 0, R, k, C, 1.0f, F, ldf, V, ldv, 0.0f, U, ldu);
@@ -2680,11 +2799,11 @@ static acem_result acem__feed_tsvm(acem_layer *L, const float *x, const float *b
     acem_result r;
     if ((r = acem__load_delta(L, x, base, D, err)) != ACEM_OK) return r;
     if (!kt) return ACEM_OK;
-    if ((r = acem__svd_small(R, C, D, C, G, w, w + n, ACEM__CAST(double *, L->buf[10]))) != ACEM_OK)
+    if ((r = acem__svd_small(R, C, D, C, G, w, w + n, ACEM__CAST(double *, L->buf[10]), kt, ACEM__CAST(double *, L->buf[11]))) != ACEM_OK)
         return acem__fail(err, r, "tensor '%s': expert %zu: SVD failed: %s", acem__nm(L->name), t, acem_result_string(r));
     {
         double tol = (double)acem__max(R, C) * ACEM__FLT_EPS * w[0];
-        acem__svd_vectors(R, C, D, C, G, w, kt, U + t * kt, n, V + t * kt, n, L);
+        acem__svd_vectors(R, C, D, C, ACEM__CAST(double *, L->buf[11]), kt, w, kt, U + t * kt, n, V + t * kt, n, L);
         for (i = 0; i < kt; ++i) sall[t * kt + i] = (w[0] > 0 && w[i] > tol) ? w[i] : 0.0;
     }
     return ACEM_OK;
@@ -2846,12 +2965,12 @@ static acem_result acem__finish_ace(acem_layer *L, const float *base, float *out
         double *G = ACEM__CAST(double *, L->buf[4]), sig = 0;
         size_t kept;
         for (i = 0; i < R * C; ++i) Q[i] += E[i];
-        if ((r = acem__svd_small(R, C, Q, C, G, ew, ew + n, ACEM__CAST(double *, L->buf[10]))) != ACEM_OK)
+        if ((r = acem__svd_small(R, C, Q, C, G, ew, ew + n, ACEM__CAST(double *, L->buf[10]), k, ACEM__CAST(double *, L->buf[11]))) != ACEM_OK)
             return acem__fail(err, r, "tensor '%s': SVD of the refinement failed: %s", acem__nm(L->name),
                               acem_result_string(r));
         for (i = 0; i < k; ++i) sig += ew[i];
         sig /= (double)k;
-        kept = acem__svd_vectors(R, C, Q, C, G, ew, k, S, k, Dc, k, L);
+        kept = acem__svd_vectors(R, C, Q, C, ACEM__CAST(double *, L->buf[11]), k, ew, k, S, k, Dc, k, L);
         acem__pgemm(L, 0, 1, R, C, k, (float)(L->opt.lambda * sig), S, k, Dc, k, 1.0f, out, C);
         info->refined = 1;
         info->sigma_iso = sig;
@@ -2894,13 +3013,13 @@ static acem_result acem__finish_isoc(acem_layer *L, const float *base, float *ou
     double *G = ACEM__CAST(double *, L->buf[4]), *s = ACEM__CAST(double *, L->buf[7]), sig = 0;
     acem_result r;
     acem__write_base(out, base, R * C);
-    if ((r = acem__svd_small(R, C, F, C, G, s, s + n, ACEM__CAST(double *, L->buf[10]))) != ACEM_OK)
+    if ((r = acem__svd_small(R, C, F, C, G, s, s + n, ACEM__CAST(double *, L->buf[10]), n, ACEM__CAST(double *, L->buf[11]))) != ACEM_OK)
         return acem__fail(err, r, "tensor '%s': SVD failed: %s", acem__nm(L->name), acem_result_string(r));
     for (i = 0; i < n; ++i) sig += s[i];
     sig /= (double)n;
     info->k = n;
     info->sigma_iso = sig;
-    info->directions = acem__svd_vectors(R, C, F, C, G, s, n, U, n, V, n, L);
+    info->directions = acem__svd_vectors(R, C, F, C, ACEM__CAST(double *, L->buf[11]), n, s, n, U, n, V, n, L);
     acem__pgemm(L, 0, 1, R, C, n, (float)(L->opt.lambda * sig), U, n, V, n, 1.0f, out, C);
     return ACEM_OK;
 }
