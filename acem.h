@@ -2369,8 +2369,8 @@ ACEMDEF acem_result acem_layer_init(acem_layer *L, const acem_options *opt, acem
         size_t RC = rows * cols, C = cols;
         void **b = L->buf;
         if (RC && rule != ACEM_RULE_KEEP) {
-            if (rule == ACEM_RULE_MEAN) ACEM_MEMSET(b[0], 0, RC * sizeof(float));
-            else switch (L->opt.method) {
+            if (rule == ACEM_RULE_MEAN) { /* the first expert writes the sum */
+            } else switch (L->opt.method) {
             case ACEM_ACE:
                 ACEM_MEMSET(b[1], 0, RC * sizeof(float));
                 ACEM_MEMSET(b[2], 0, RC * sizeof(float));
@@ -2382,7 +2382,7 @@ ACEMDEF acem_result acem_layer_init(acem_layer *L, const acem_options *opt, acem
                 ACEM_MEMSET(b[1], 0, RC * sizeof(float));
                 ACEM_MEMSET(b[4], 0, C * C * sizeof(float));
                 break;
-            case ACEM_ISO_C: ACEM_MEMSET(b[0], 0, RC * sizeof(float)); break;
+            case ACEM_ISO_C: break; /* the first expert writes the sum */
             case ACEM_TSV_M:
                 ACEM_MEMSET(b[1], 0, rows * acem__min(rows, C) * sizeof(float));
                 ACEM_MEMSET(b[2], 0, C * acem__min(rows, C) * sizeof(float));
@@ -2390,7 +2390,7 @@ ACEMDEF acem_result acem_layer_init(acem_layer *L, const acem_options *opt, acem
                 break;
             case ACEM_TIES:
             case ACEM_DARE_TIES: ACEM_MEMSET(b[0], 0, RC * sizeof(float)); break;
-            default: ACEM_MEMSET(b[0], 0, RC * sizeof(float)); break;
+            default: break; /* average, TA, DARE-TA: the first expert writes */
             }
         }
     }
@@ -2540,6 +2540,22 @@ static acem_result acem__check_finite(acem_layer *L, const float *x, const float
                               acem__nm(L->name), L->fed, i / L->cols, i % L->cols);
     }
     return ACEM_OK;
+}
+
+/* acc = delta (first expert) or acc += delta, in one pass over the inputs:
+   the finiteness check is folded in without an early exit, so the loops
+   vectorise; only a failure scans again to name the position. */
+static acem_result acem__accum_delta(acem_layer *L, const float *x, const float *base, float *acc, acem_error *err) {
+    size_t n = L->rows * L->cols, i;
+    int bad = 0;
+    if (L->fed == 0) {
+        if (base) for (i = 0; i < n; ++i) { float d = x[i] - base[i]; bad |= !((d - d) == 0.0f); acc[i] = d; }
+        else for (i = 0; i < n; ++i) { float d = x[i]; bad |= !((d - d) == 0.0f); acc[i] = d; }
+    } else {
+        if (base) for (i = 0; i < n; ++i) { float d = x[i] - base[i]; bad |= !((d - d) == 0.0f); acc[i] += d; }
+        else for (i = 0; i < n; ++i) { float d = x[i]; bad |= !((d - d) == 0.0f); acc[i] += d; }
+    }
+    return bad ? acem__check_finite(L, x, base, err) : ACEM_OK;
 }
 
 /* Sacc += alpha D^T D ; Q += alpha D (D^T D), choosing the cheaper association:
@@ -2823,9 +2839,7 @@ ACEMDEF acem_result acem_layer_feed(acem_layer *L, const float *x, const float *
         return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "tensor '%s': expert %zu is NULL", acem__nm(L->name), L->fed);
     if (n) {
         if (L->rule == ACEM_RULE_MEAN) {
-            float *acc = ACEM__CAST(float *, L->buf[0]);
-            if ((r = acem__check_finite(L, x, base, err)) == ACEM_OK)
-                for (i = 0; i < n; ++i) acc[i] += base ? x[i] - base[i] : x[i];
+            r = acem__accum_delta(L, x, base, ACEM__CAST(float *, L->buf[0]), err);
         } else switch (L->opt.method) {
         case ACEM_ACE: r = acem__feed_ace(L, x, base, err); break;
         case ACEM_ACTMAT: {
@@ -2859,12 +2873,13 @@ ACEMDEF acem_result acem_layer_feed(acem_layer *L, const float *x, const float *
         }
         default: { /* average, task arithmetic, DARE-TA, Iso-C: a plain sum */
             float *acc = ACEM__CAST(float *, L->buf[0]);
-            if ((r = acem__check_finite(L, x, base, err)) != ACEM_OK) break;
             if (L->opt.method == ACEM_DARE_TA) {
                 uint64_t key = acem__dare_key(L, L->fed);
-                for (i = 0; i < n; ++i) acc[i] += acem__ew_value(L, key, x, base, i);
+                if ((r = acem__check_finite(L, x, base, err)) != ACEM_OK) break;
+                if (L->fed == 0) for (i = 0; i < n; ++i) acc[i] = acem__ew_value(L, key, x, base, i);
+                else for (i = 0; i < n; ++i) acc[i] += acem__ew_value(L, key, x, base, i);
             } else
-                for (i = 0; i < n; ++i) acc[i] += base ? x[i] - base[i] : x[i];
+                r = acem__accum_delta(L, x, base, acc, err);
             break;
         }
         }

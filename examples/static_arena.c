@@ -21,7 +21,7 @@
    the method and the SIMD kernels compiled in (about 7 KiB scalar, 9 KiB with
    AVX-512 here); the program checks it with acem_layer_bytes before use. */
 #ifndef ARENA_BYTES
-#define ARENA_BYTES 12288
+#define ARENA_BYTES 16384
 #endif
 
 static unsigned char arena[ARENA_BYTES];
