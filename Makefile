@@ -59,7 +59,7 @@ CLI_BIN      := $(CLI_SRC:tools/%.c=$(B)/%)
 # bitwise checks of tests/test_cli.sh without it.)
 CLI_FLAGS    := -std=c99 -ffp-contract=off -Wall -Wextra -Wpedantic -Werror -pthread
 CLI_HELPERS  := $(patsubst tests/%.c,$(B)/%,$(wildcard tests/cli_*.c))
-CLI_TESTS    := $(if $(CLI_BIN),"tests/test_cli.sh $(B)")
+CLI_TESTS    := $(if $(CLI_BIN),"tests/test_cli.sh $(B)" "tests/test_lora_cli.sh $(B)")
 
 # Compile matrix: each name is one test, implemented in tests/compile/check.sh.
 COMPILE_CHECKS := c99 c11 c99_nosimd c11_avx2 cxx11 cxx17 wconversion \
@@ -226,3 +226,21 @@ bench-merge: bench-deps $(CLI_BIN)
 $(B)/bench_elementwise: bench/bench_elementwise.c $(HDR) | $(B)
 	$(CC) $(CFLAGS) $(ARCH) -I. -o $@ $< $(LDLIBS)
 # ---- end of element-wise and whole-merge benchmarks ------------------------------
+
+# ---- LoRA benchmark (bench/bench_lora.c) --------------------------------------------
+# make bench-lora: the exact low-rank path (acem_lora_merge) against the dense path
+#   (dense deltas through the layer API) for 4 rank-16 adapters on LLaMA-shaped
+#   layers (4096 x 4096, 11008 x 4096, 4096 x 11008), ACE and task arithmetic,
+#   single thread; time, the library's arena sizes, the buffers held and each run's
+#   max RSS (one child process per run). The dense ACE path on 11008 columns
+#   takes minutes; BENCH_LORA_ARGS=--no-dense-ace-wide skips it, --quick keeps
+#   only the 4096 x 4096 layer. The table also goes to bench/results/lora-<date>.txt.
+BENCH_LORA_ARGS ?=
+.PHONY: bench-lora
+bench: bench-lora
+bench-lora: $(B)/bench_lora
+	@mkdir -p bench/results
+	@$(B)/bench_lora $(BENCH_LORA_ARGS) | tee bench/results/lora-$(shell date +%Y-%m-%d).txt
+$(B)/bench_lora: bench/bench_lora.c $(HDR) | $(B)
+	$(CC) $(CFLAGS) $(ARCH) -I. -o $@ $< $(LDLIBS)
+# ---- end of the LoRA benchmark ---------------------------------------------------------

@@ -675,6 +675,19 @@ static void usage_merge(FILE *o) {
             "                    each base tensor's dtype; F8 tensors are written as F16)\n"
             "  --out-shard-size BYTES   largest shard (K, M, G suffixes: powers of 1024)\n"
             "\n"
+            "LoRA adapters (every EXPERT a PEFT directory: adapter_config.json +\n"
+            "adapter_model.safetensors; full checkpoints and adapters do not mix):\n"
+            "                    each adapter's delta is scale * B A on the base tensor\n"
+            "                    <module>.weight (lora_alpha / r or / sqrt(r) with use_rslora,\n"
+            "                    rank_pattern / alpha_pattern, fan_in_fan_out, embeddings);\n"
+            "                    modules_to_save weights are merged as deltas (saved - base).\n"
+            "                    ace, average, task-arithmetic and actmat merge exactly in\n"
+            "                    low-rank form; the other methods expand dense deltas.\n"
+            "  --output-adapter DIR   write one merged PEFT adapter instead of a model\n"
+            "                    (lora_alpha = r, scale 1; exact: rank <= sum of the ranks)\n"
+            "  --rank K          truncate each module of the output adapter to its K\n"
+            "                    leading singular directions (the energy kept is reported)\n"
+            "\n"
             "Resources:\n"
             "  --threads N       worker threads offered to acem (acem_options.parallel_for)\n"
             "  --memory-limit BYTES     refuse to start (exit 5) if the planned peak exceeds it\n"
@@ -703,7 +716,7 @@ static void usage_merge(FILE *o) {
 }
 
 /* ---- the merge ------------------------------------------------------------------- */
-enum { ACT_MERGE, ACT_KEEP_RAW, ACT_KEEP_CONVERT, ACT_COPY };
+enum { ACT_MERGE, ACT_KEEP_RAW, ACT_KEEP_CONVERT, ACT_COPY, ACT_LORA };
 
 typedef struct ptensor {
     size_t idx;             /* in base.tensors */
@@ -713,7 +726,8 @@ typedef struct ptensor {
     acem_dtype out_dtype;
     size_t rows, cols;
     int passes;
-    size_t arena, buf_a, buf_b; /* per-tensor working set */
+    size_t arena, buf_a, buf_b, buf_c; /* per-tensor working set */
+    struct lmod *lm;        /* ACT_LORA: what the adapters change */
     uint64_t read_bytes;    /* bytes read from the inputs */
     uint64_t out_bytes;
     size_t out_file;
@@ -744,6 +758,8 @@ typedef struct merge_args {
     size_t threads;
     unsigned shard_i, shard_n;
     int dry;
+    const char *out_adapter; /* --output-adapter DIR */
+    uint64_t rank;          /* --rank K (0: exact) */
 } merge_args;
 
 static int counting_write(void *user, const void *src, size_t n) {
@@ -1053,6 +1069,12 @@ static void parse_merge_args(merge_args *a, int argc, char **argv) {
             continue;
         }
         if (opt_is(s, "--base", &eq)) { a->base = opt_value(&it, "--base", eq); continue; }
+        if (opt_is(s, "--output-adapter", &eq)) { a->out_adapter = opt_value(&it, "--output-adapter", eq); continue; }
+        if (opt_is(s, "--rank", &eq)) {
+            v = opt_value(&it, "--rank", eq);
+            if (!parse_u64(v, &a->rank) || !a->rank) die(CLI_USAGE, "--rank: '%s' is not a positive integer", v);
+            continue;
+        }
         if (opt_is(s, "--method", &eq)) {
             v = opt_value(&it, "--method", eq);
             if ((a->opt.method = acem_method_from_name(v)) == ACEM_METHOD_COUNT)
@@ -1141,7 +1163,11 @@ static void parse_merge_args(merge_args *a, int argc, char **argv) {
         die(CLI_USAGE, "merge: unknown option '%s' (see `acem merge --help`)", s);
     }
     if (!a->base) die(CLI_USAGE, "merge: --base BASE is required (see `acem merge --help`)");
-    if (!a->out && !a->dry) die(CLI_USAGE, "merge: -o OUT is required (see `acem merge --help`)");
+    if (a->out && a->out_adapter) die(CLI_USAGE, "merge: -o and --output-adapter exclude each other (a model or an adapter)");
+    if (!a->out && !a->out_adapter && !a->dry) die(CLI_USAGE, "merge: -o OUT is required (see `acem merge --help`)");
+    if (a->rank && !a->out_adapter) die(CLI_USAGE, "merge: --rank K truncates the --output-adapter; it needs --output-adapter DIR");
+    if (a->out_adapter && (a->shard_n || a->shard_size))
+        die(CLI_USAGE, "merge: --output-adapter writes one adapter directory; --shard and --out-shard-size are for models");
     if (!a->n_experts) die(CLI_USAGE, "merge: no experts given (see `acem merge --help`)");
     if (a->shard_n && a->shard_size) die(CLI_USAGE, "merge: --shard and --out-shard-size exclude each other (join the shards with `acem join`)");
     if (a->preset) {
@@ -1154,6 +1180,624 @@ static void parse_merge_args(merge_args *a, int argc, char **argv) {
     }
     a->opt.exclude = a->excl;
     a->opt.n_exclude = a->n_excl;
+}
+
+/* ---- LoRA adapters (PEFT directories) -------------------------------------------
+   An expert that is a directory holding adapter_config.json is a PEFT LoRA
+   adapter: adapter_config.json + adapter_model.safetensors. Its keys:
+     base_model.model.<module>.lora_A.weight (r, in)  .lora_B.weight (out, r)
+     base_model.model.<module>.lora_embedding_A (r, num_embeddings)
+     base_model.model.<module>.lora_embedding_B (dim, r)
+     base_model.model.<module>.<param>            a full replacement weight
+       (modules_to_save; "<module>.modules_to_save.default.<param>" accepted)
+   A LoRA module changes the base tensor <module>.weight by
+   scale * B A, transposed (the base holds (in, out)) for fan_in_fan_out and for
+   embeddings. Base names: <module>.weight as is; if the base has no such
+   tensor, the name without its first component (adapter "transformer.h.0..."
+   against a base "h.0..."); then the one base tensor whose name ends with
+   ".<name>" (only when exactly one does). Everything is checked from the
+   headers before any work. */
+static const char k_peft_prefix[] = "base_model.model.";
+
+enum { LK_NONE = 0, LK_LORA, LK_FULL };
+enum { LP_LOW = 1, LP_DENSE };
+
+typedef struct adapter {
+    const char *dir;
+    char *cfg_path;
+    acem_peft_config cfg;
+    model m;                /* adapter_model.safetensors */
+    size_t n_lora, n_full;  /* modules / full weights it changes */
+} adapter;
+
+typedef struct lpart {      /* one adapter's contribution to one base tensor */
+    int kind;               /* LK_*                                          */
+    int trans;              /* delta = (B A)^T: fan_in_fan_out or embedding  */
+    size_t r;
+    float scale;
+    const mtensor *A, *B;   /* LK_LORA */
+    const mtensor *W;       /* LK_FULL */
+} lpart;
+
+typedef struct lmod {       /* a base tensor that at least one adapter changes */
+    size_t bidx;            /* in base->tensors */
+    char *module;           /* module path as the first adapter names it       */
+    char *param;            /* LK_FULL: "weight", "bias", ...                  */
+    int emb, trans, trans_conflict;
+    size_t n_lora, n_full, rsum, rmax;
+    lpart *part;            /* one per adapter */
+    int path;               /* LP_LOW or LP_DENSE once planned (0: kept)       */
+    /* --output-adapter results (held until the adapter is written) */
+    size_t q, q_full;       /* rank written, exact rank                        */
+    double energy;          /* fraction of the merged delta's energy kept      */
+    float *oA, *oB;         /* PEFT orientation: lora_A (q x in), lora_B (out x q) */
+    float *ofull;           /* full weight (R x C) for a dense-path tensor     */
+} lmod;
+
+static int is_adapter_dir(const char *path) {
+    char *c;
+    int y;
+    if (!is_dir(path)) return 0;
+    c = path_join(path, "adapter_config.json");
+    y = exists(c);
+    free(c);
+    return y;
+}
+
+static void adapter_open(adapter *ad, const char *dir) {
+    char *st_path = path_join(dir, "adapter_model.safetensors"), *json;
+    size_t len = 0, ab;
+    void *arena;
+    acem_error err;
+    memset(ad, 0, sizeof *ad);
+    ad->dir = dir;
+    ad->cfg_path = path_join(dir, "adapter_config.json");
+    if (!exists(st_path)) {
+        char *bin = path_join(dir, "adapter_model.bin");
+        if (exists(bin))
+            die(CLI_INPUT, "%s: holds adapter_model.bin (a pickle) but no adapter_model.safetensors; acem reads safetensors only "
+                "(convert it with PEFT: save_pretrained(..., safe_serialization=True))", dir);
+        die(CLI_INPUT, "%s: an adapter directory (adapter_config.json) without adapter_model.safetensors", dir);
+    }
+    json = read_whole(ad->cfg_path, &len);
+    ab = acem_peft_config_bytes(len);
+    arena = xmalloc(ab);
+    memset(&err, 0, sizeof err);
+    if (acem_peft_config_parse(json, len, &ad->cfg, arena, ab, ad->cfg_path, &err) != ACEM_OK)
+        die(CLI_INPUT, "%s", err.message);
+    if (ad->cfg.peft_type && strcmp(ad->cfg.peft_type, "LORA"))
+        die(CLI_INPUT, "%s: peft_type is '%s'; acem merges LoRA adapters (peft_type LORA)", ad->cfg_path, ad->cfg.peft_type);
+    if (ad->cfg.use_dora)
+        die(CLI_INPUT, "%s: a DoRA adapter (use_dora: true in adapter_config.json): DoRA's magnitude vectors rescale each "
+            "merged column, which is not a delta acem can merge; merge it into its base with PEFT first", dir);
+    model_open(&ad->m, st_path);
+    ad->m.path = dir;
+}
+
+/* the base tensor for an adapter's name (see above); NULL if none */
+static const mtensor *resolve_base(const model *base, const char *name) {
+    const mtensor *t = model_find(base, name), *hit = NULL;
+    const char *dot;
+    size_t k, n = strlen(name), hits = 0;
+    if (t) return t;
+    if ((dot = strchr(name, '.')) != NULL && (t = model_find(base, dot + 1)) != NULL) return t;
+    for (k = 0; k < base->n; ++k) {
+        const char *bn = base->tensors[k].t->name;
+        size_t l = strlen(bn);
+        if (l > n && bn[l - n - 1] == '.' && !strcmp(bn + l - n, name)) { hit = &base->tensors[k]; ++hits; }
+    }
+    return hits == 1 ? hit : NULL;
+}
+
+static int ends_with(const char *s, const char *suf) {
+    size_t n = strlen(s), m = strlen(suf);
+    return n >= m && !memcmp(s + n - m, suf, m);
+}
+
+static lmod *lmod_get(lmod **lm_of, size_t bidx, size_t T, const char *module, const char *param) {
+    lmod *lm = lm_of[bidx];
+    if (!lm) {
+        lm = (lmod *)xcalloc(1, sizeof(lmod));
+        lm->bidx = bidx;
+        lm->module = xstrdup(module);
+        lm->param = xstrdup(param);
+        lm->part = (lpart *)xcalloc(T, sizeof(lpart));
+        lm_of[bidx] = lm;
+    }
+    return lm;
+}
+
+/* Reads every adapter's header and maps its keys onto the base tensors:
+   lm_of[k] (k: index in base->tensors) is NULL for a tensor no adapter
+   changes. Dies (exit 2) naming the adapter directory and the key on anything
+   wrong. */
+static lmod **lora_map(const model *base, adapter *ads, size_t T) {
+    lmod **lm_of = (lmod **)xcalloc(base->n ? base->n : 1, sizeof(lmod *));
+    size_t t, j;
+    const size_t pl = sizeof k_peft_prefix - 1;
+    static const char *const suf[4] = {".lora_A.weight", ".lora_B.weight", ".lora_embedding_A", ".lora_embedding_B"};
+    for (t = 0; t < T; ++t) {
+        adapter *ad = &ads[t];
+        const model *m = &ad->m;
+        if (!m->n) die(CLI_INPUT, "%s: adapter_model.safetensors holds no tensors", ad->dir);
+        for (j = 0; j < m->n; ++j) {
+            const mtensor *mt = &m->tensors[j];
+            const char *key = mt->t->name, *rest = key + pl;
+            int s = -1, k;
+            char s1[160], s2[160];
+            if (strncmp(key, k_peft_prefix, pl))
+                die(CLI_INPUT, "%s: key '%s' does not start with '%s' (not a PEFT LoRA adapter file)", ad->dir, key, k_peft_prefix);
+            if (strstr(rest, "lora_magnitude_vector"))
+                die(CLI_INPUT, "%s: key '%s': a DoRA adapter (lora_magnitude_vector): DoRA's magnitude vectors rescale each "
+                    "merged column, which is not a delta acem can merge; merge it into its base with PEFT first", ad->dir, key);
+            for (k = 0; k < 4; ++k)
+                if (ends_with(rest, suf[k])) { s = k; break; }
+            if (s < 0 && strstr(rest, ".lora_"))
+                die(CLI_INPUT, "%s: key '%s': not a LoRA tensor acem knows (lora_A.weight, lora_B.weight, lora_embedding_A, "
+                    "lora_embedding_B)", ad->dir, key);
+            if (!acem_dtype_is_float(mt->t->dtype))
+                die(CLI_INPUT, "%s: key '%s': dtype %s is not a floating-point type", ad->dir, key, acem_dtype_name(mt->t->dtype));
+            if (s == 1 || s == 3) { /* B: its A must exist (handled there) */
+                size_t ml = strlen(rest) - strlen(suf[s]);
+                char *an = xprintf("%s%.*s%s", k_peft_prefix, (int)ml, rest, suf[s - 1]);
+                if (!model_find(m, an)) die(CLI_INPUT, "%s: key '%s' has no partner: '%s' is missing", ad->dir, key, an);
+                free(an);
+                continue;
+            }
+            if (s == 0 || s == 2) { /* a LoRA pair */
+                size_t ml = strlen(rest) - strlen(suf[s]), rA, rB, in, out, R, C;
+                char *module = xprintf("%.*s", (int)ml, rest), *bn, *bkey = xprintf("%s%s%s", k_peft_prefix, module, suf[s + 1]);
+                const mtensor *B = model_find(m, bkey), *bt;
+                lmod *lm;
+                lpart *pp;
+                double r_used = 0, sc;
+                int emb = s == 2, trans;
+                if (!B) die(CLI_INPUT, "%s: key '%s' has no partner: '%s' is missing", ad->dir, key, bkey);
+                if (mt->t->ndim != 2 || B->t->ndim != 2) {
+                    shape_str(s1, sizeof s1, mt->t);
+                    shape_str(s2, sizeof s2, B->t);
+                    die(CLI_INPUT, "%s: module '%s': lora A %s and B %s must both be 2-D (convolution LoRA is not supported)",
+                        ad->dir, module, s1, s2);
+                }
+                rA = (size_t)mt->t->shape[0]; in = (size_t)mt->t->shape[1];
+                out = (size_t)B->t->shape[0]; rB = (size_t)B->t->shape[1];
+                if (rA != rB || !rA) {
+                    shape_str(s1, sizeof s1, mt->t);
+                    shape_str(s2, sizeof s2, B->t);
+                    die(CLI_INPUT, "%s: key '%s' %s and '%s' %s: the ranks (rows of A, columns of B) %s", ad->dir, key, s1, bkey, s2,
+                        rA ? "differ" : "are zero");
+                }
+                bn = xprintf("%s.weight", module);
+                if (!(bt = resolve_base(base, bn)))
+                    die(CLI_INPUT, "%s: key '%s': the base %s has no tensor '%s' for module '%s'", ad->dir, key, base->path, bn, module);
+                trans = emb || ad->cfg.fan_in_fan_out;
+                R = trans ? in : out;
+                C = trans ? out : in;
+                if (bt->t->ndim != 2 || bt->t->shape[0] != R || bt->t->shape[1] != C) {
+                    shape_str(s1, sizeof s1, bt->t);
+                    die(CLI_INPUT, "%s: key '%s': B A is %zu x %zu, so the base tensor '%s' should be %zu x %zu%s, but it is %s%s",
+                        ad->dir, key, out, in, bt->t->name, R, C,
+                        emb ? " (an embedding: transposed)" : ad->cfg.fan_in_fan_out ? " (fan_in_fan_out: transposed)" : "", s1,
+                        !emb && bt->t->ndim == 2 && bt->t->shape[0] == C && bt->t->shape[1] == R && R != C
+                            ? (ad->cfg.fan_in_fan_out ? "; the shapes fit fan_in_fan_out = false"
+                                                      : "; the shapes fit fan_in_fan_out = true (GPT-2 Conv1D)")
+                            : "");
+                }
+                if (!acem_dtype_is_float(bt->t->dtype))
+                    die(CLI_INPUT, "%s: key '%s': the base tensor '%s' is %s, not floating point", ad->dir, key, bt->t->name,
+                        acem_dtype_name(bt->t->dtype));
+                sc = acem_peft_scaling(&ad->cfg, module, rA, &r_used);
+                if (r_used != (double)rA)
+                    die(CLI_INPUT, "%s: key '%s': adapter_config.json gives module '%s' rank %g (r or rank_pattern), but its "
+                        "tensors have rank %zu", ad->dir, key, module, r_used, rA);
+                if (!isfinite(sc) || !isfinite((float)sc))
+                    die(CLI_INPUT, "%s: key '%s': the scaling (lora_alpha / r) is not finite", ad->dir, key);
+                lm = lmod_get(lm_of, (size_t)(bt - base->tensors), T, module, "weight");
+                pp = &lm->part[t];
+                if (pp->kind != LK_NONE)
+                    die(CLI_INPUT, "%s: key '%s': the base tensor '%s' is changed twice by this adapter", ad->dir, key, bt->t->name);
+                if (lm->n_lora && lm->trans != trans) lm->trans_conflict = 1;
+                if (!lm->n_lora) { lm->trans = trans; lm->emb = emb; }
+                pp->kind = LK_LORA;
+                pp->trans = trans;
+                pp->r = rA;
+                pp->scale = (float)sc;
+                pp->A = mt;
+                pp->B = B;
+                lm->n_lora++;
+                lm->rsum += rA;
+                if (rA > lm->rmax) lm->rmax = rA;
+                ad->n_lora++;
+                free(bn);
+                free(bkey);
+                free(module);
+                continue;
+            }
+            { /* a full replacement weight (modules_to_save) */
+                char *nm = xstrdup(rest), *mts = strstr(nm, ".modules_to_save."), *dot, *param, *module;
+                const mtensor *bt;
+                lmod *lm;
+                size_t d;
+                int same = 1;
+                if (mts) { /* drop ".modules_to_save.<adapter name>" */
+                    char *after = strchr(mts + 17, '.');
+                    if (!after) die(CLI_INPUT, "%s: key '%s': malformed modules_to_save name", ad->dir, key);
+                    memmove(mts, after, strlen(after) + 1);
+                }
+                if (!(bt = resolve_base(base, nm)))
+                    die(CLI_INPUT, "%s: key '%s': the base %s has no tensor '%s' (a full weight replaces a base tensor: "
+                        "modules_to_save)", ad->dir, key, base->path, nm);
+                same = bt->t->ndim == mt->t->ndim;
+                for (d = 0; same && d < mt->t->ndim; ++d) same = bt->t->shape[d] == mt->t->shape[d];
+                if (!same) {
+                    shape_str(s1, sizeof s1, mt->t);
+                    shape_str(s2, sizeof s2, bt->t);
+                    die(CLI_INPUT, "%s: key '%s': shape %s, but the base tensor '%s' is %s", ad->dir, key, s1, bt->t->name, s2);
+                }
+                if (!acem_dtype_is_float(bt->t->dtype))
+                    die(CLI_INPUT, "%s: key '%s': the base tensor '%s' is %s, not floating point", ad->dir, key, bt->t->name,
+                        acem_dtype_name(bt->t->dtype));
+                dot = strrchr(nm, '.');
+                param = dot ? dot + 1 : nm;
+                module = dot ? (*dot = 0, nm) : (char *)"";
+                lm = lmod_get(lm_of, (size_t)(bt - base->tensors), T, module, param);
+                if (lm->part[t].kind != LK_NONE)
+                    die(CLI_INPUT, "%s: key '%s': the base tensor '%s' is changed twice by this adapter", ad->dir, key, bt->t->name);
+                lm->part[t].kind = LK_FULL;
+                lm->part[t].W = mt;
+                lm->n_full++;
+                ad->n_full++;
+                free(nm);
+            }
+        }
+    }
+    return lm_of;
+}
+
+/* expert t's factors in base coordinates: delta = scale * Bp (R x r) Ap (r x C),
+   both in dst (r * (R + C) floats); raw (as much) is scratch for a transposed
+   delta (fan_in_fan_out, embeddings). */
+static void lora_factors(const lpart *pp, size_t R, size_t C, float *raw, float *dst, const float **Bp, const float **Ap) {
+    size_t r = pp->r, i, j;
+    float *bp = dst, *ap = dst + R * r;
+    if (!pp->trans) { /* A: r x C, B: R x r */
+        read_f32_counted(pp->A, ap);
+        read_f32_counted(pp->B, bp);
+    } else { /* A: r x R (in = R), B: C x r: Bp = A^T, Ap = B^T */
+        float *a = raw, *b = raw + r * R;
+        read_f32_counted(pp->A, a);
+        read_f32_counted(pp->B, b);
+        for (i = 0; i < r; ++i)
+            for (j = 0; j < R; ++j) bp[j * r + i] = a[i * R + j];
+        for (i = 0; i < C; ++i)
+            for (j = 0; j < r; ++j) ap[j * C + i] = b[i * r + j];
+    }
+    *Bp = bp;
+    *Ap = ap;
+}
+
+/* the options for a LoRA tensor's rule: the "mean" rule (not 2-D, text_projection)
+   is an average of the deltas scaled by the method's lambda */
+static acem_options lora_opts(const acem_options *opt, const acem_options *ro, acem_rule rule) {
+    acem_options lo = *opt;
+    if (rule == ACEM_RULE_MEAN) { lo.method = ACEM_AVERAGE; lo.lambda = ro->lambda; }
+    return lo;
+}
+
+/* The working set of a tensor that adapters change (see lora_run for the layout). */
+static void plan_lora(ptensor *p, lmod *lm, const acem_options *opt, const acem_options *ro, size_t T, int to_adapter) {
+    size_t R = p->rows, C = p->cols, t, *ranks = (size_t *)calloc(T, sizeof(size_t));
+    uint64_t in_bytes = p->bt->end - p->bt->begin, fac = 0;
+    acem_result r;
+    if (!ranks) die(CLI_RESOURCE, "out of memory");
+    p->action = ACT_LORA;
+    p->lm = lm;
+    for (t = 0; t < T; ++t) {
+        const lpart *pp = &lm->part[t];
+        if (pp->kind == LK_LORA) {
+            ranks[t] = pp->r;
+            fac += (pp->A->t->end - pp->A->t->begin) + (pp->B->t->end - pp->B->t->begin);
+        } else if (pp->kind == LK_FULL)
+            fac += pp->W->t->end - pp->W->t->begin;
+    }
+    lm->path = (lm->n_full || (p->rule == ACEM_RULE_METHOD && !acem_lora_supported(ro->method))) ? LP_DENSE : LP_LOW;
+    if (lm->path == LP_LOW) {
+        acem_options lo = lora_opts(opt, ro, p->rule);
+        if ((r = acem_lora_bytes(&lo, R, C, T, ranks, &p->arena)) != ACEM_OK)
+            die(exit_code_of(r), "tensor '%s' (%zu x %zu, ranks summing to %zu): %s", p->bt->name, R, C, lm->rsum, acem_result_string(r));
+        p->buf_a = to_adapter ? 0 : R * C * sizeof(float);                   /* the base, then the merged tensor */
+        p->buf_b = lm->rsum * (R + C) * sizeof(float);                       /* every adapter's factors          */
+        p->buf_c = round_up64(lm->rmax * (R + C) * sizeof(float)) + (to_adapter ? 0 : acem_gemm_work_bytes(R, C, lm->rsum));
+        p->passes = 1;
+        p->read_bytes = (to_adapter ? 0 : in_bytes) + fac;
+    } else {
+        if ((r = acem_layer_bytes(opt, p->rule, R, C, T, &p->arena)) != ACEM_OK)
+            die(exit_code_of(r), "tensor '%s' (%zu x %zu): %s", p->bt->name, R, C, acem_result_string(r));
+        p->buf_a = p->buf_b = R * C * sizeof(float);                         /* the base; one expert at a time   */
+        p->buf_c = lm->rmax ? 2 * round_up64(lm->rmax * (R + C) * sizeof(float)) + acem_gemm_work_bytes(R, C, lm->rmax) : 0;
+        p->passes = passes_for(opt, p->rule, T);
+        p->read_bytes = in_bytes + (uint64_t)p->passes * fac;
+    }
+    free(ranks);
+}
+
+/* One tensor that adapters change. work holds the plan's working set: arena,
+   buf_a, buf_b, buf_c (each rounded up to 64 bytes).
+     low-rank: buf_a the base (model output), buf_b the factors of every adapter
+       in base coordinates, buf_c scratch for a transposed read + GEMM work.
+       The merged delta lambda*M = B A comes from acem_lora_merge; the model gets
+       base + B A (one GEMM), the adapter output the first q directions.
+     dense: buf_a the base, buf_b one expert at a time: base (untouched), the
+       saved weight (modules_to_save) or base + scale*B A expanded with acem_gemm,
+       fed to the layer API exactly as a checkpoint holding it would be.
+   Returns the merged tensor (f32, in the work block) for the model output, or
+   NULL after keeping the adapter output in lm. */
+typedef struct lora_ctx {
+    const acem_options *opt, *ro;
+    size_t T;
+    acem_lora *ex;          /* T entries of scratch */
+    const adapter *ads;
+    int to_adapter;
+    uint64_t rank;          /* --rank K, 0: exact */
+} lora_ctx;
+
+/* Which adapters take part in a tensor's merge: all of them (an adapter that
+   does not touch the tensor adds a zero delta), except for the ACE rule, which
+   merges the adapters that touch it: a zero delta has trace 0, so the gate
+   opens (ln(0 + g) is far from the others) and the trace normalisation gives
+   it the ridge eps / g = eps * 1e12, which the refinement's mean proxy carries
+   into the merged tensor (|M| ~ 1e10 |D|). */
+static int lora_takes_part(const lora_ctx *c, const ptensor *p, size_t t) {
+    return p->lm->part[t].kind != LK_NONE || !(p->rule == ACEM_RULE_METHOD && c->ro->method == ACEM_ACE);
+}
+
+static float *lora_run(const lora_ctx *c, const ptensor *p, const mtensor *bm, unsigned char *work, acem_layer_info *info) {
+    lmod *lm = p->lm;
+    size_t R = p->rows, C = p->cols, T = c->T, t, i, j, Tm = 0;
+    float *base = (float *)(void *)(work + round_up64(p->arena));
+    unsigned char *bb = (unsigned char *)base + round_up64(p->buf_a), *bc = bb + round_up64(p->buf_b);
+    acem_error err;
+    acem_result r;
+    memset(&err, 0, sizeof err);
+    if (lm->path == LP_LOW) {
+        float *fac = (float *)(void *)bb, *raw = (float *)(void *)bc;
+        void *gw = bc + round_up64(lm->rmax * (R + C) * sizeof(float));
+        acem_options lo = lora_opts(c->opt, c->ro, p->rule);
+        acem_lora_out out;
+        size_t off = 0, q;
+        for (t = 0; t < T; ++t) {
+            const lpart *pp = &lm->part[t];
+            const float *Bp = NULL, *Ap = NULL;
+            if (!lora_takes_part(c, p, t)) continue;
+            if (pp->kind == LK_LORA) {
+                lora_factors(pp, R, C, raw, fac + off, &Bp, &Ap);
+                off += pp->r * (R + C);
+            }
+            c->ex[Tm].rank = pp->kind == LK_LORA ? pp->r : 0;
+            c->ex[Tm].scale = pp->kind == LK_LORA ? pp->scale : 1.0f;
+            c->ex[Tm].A = Ap;
+            c->ex[Tm].B = Bp;
+            ++Tm;
+        }
+        if ((r = acem_lora_merge(&lo, p->bt->name, R, C, Tm, c->ex, work, p->arena, &out, info, &err)) != ACEM_OK)
+            die(exit_code_of(r), "%s", err.message);
+        lm->q_full = out.rank;
+        if (!c->to_adapter) {
+            read_f32_counted(bm, base);
+            if (out.rank) acem_gemm(0, 0, R, C, out.rank, 1.0f, out.B, out.rank, out.A, C, 1.0f, base, C, gw);
+            lm->q = out.rank;
+            lm->energy = 1.0;
+            return base;
+        }
+        q = c->rank && c->rank < out.rank ? (size_t)c->rank : out.rank;
+        {
+            double tot = 0, kept = 0;
+            for (j = 0; j < out.rank; ++j) {
+                tot += out.sv[j] * out.sv[j];
+                if (j < q) kept += out.sv[j] * out.sv[j];
+            }
+            lm->energy = tot > 0 ? kept / tot : 1.0;
+        }
+        lm->q = q;
+        lm->oA = (float *)xmalloc(q * (lm->trans ? R : C) * sizeof(float) + 1);
+        lm->oB = (float *)xmalloc(q * (lm->trans ? C : R) * sizeof(float) + 1);
+        if (!lm->trans) { /* lora_B = B[:, :q] (R x q), lora_A = A[:q] (q x C) */
+            for (i = 0; i < R; ++i)
+                for (j = 0; j < q; ++j) lm->oB[i * q + j] = out.B[i * out.rank + j];
+            memcpy(lm->oA, out.A, q * C * sizeof(float));
+        } else { /* (B A)^T = A^T B^T: lora_B = A[:q]^T (C x q), lora_A = B[:, :q]^T (q x R) */
+            for (i = 0; i < C; ++i)
+                for (j = 0; j < q; ++j) lm->oB[i * q + j] = out.A[j * C + i];
+            for (j = 0; j < q; ++j)
+                for (i = 0; i < R; ++i) lm->oA[j * R + i] = out.B[i * out.rank + j];
+        }
+        return NULL;
+    } else {
+        float *X = (float *)(void *)bb, *raw = (float *)(void *)bc;
+        float *dst = (float *)(void *)(bc + round_up64(lm->rmax * (R + C) * sizeof(float)));
+        void *gw = bc + 2 * round_up64(lm->rmax * (R + C) * sizeof(float));
+        acem_layer L;
+        int pass;
+        read_f32_counted(bm, base);
+        for (t = 0; t < T; ++t) Tm += lora_takes_part(c, p, t);
+        if ((r = acem_layer_init(&L, c->opt, p->rule, p->bt->name, R, C, Tm, work, p->arena, &err)) != ACEM_OK)
+            die(exit_code_of(r), "%s", err.message);
+        for (pass = 0; pass < acem_layer_passes(&L); ++pass)
+            for (t = 0; t < T; ++t) {
+                const lpart *pp = &lm->part[t];
+                if (!lora_takes_part(c, p, t)) continue;
+                if (pp->kind == LK_FULL) read_f32_counted(pp->W, X);
+                else {
+                    memcpy(X, base, R * C * sizeof(float));
+                    if (pp->kind == LK_LORA) {
+                        const float *Bp, *Ap;
+                        lora_factors(pp, R, C, raw, dst, &Bp, &Ap);
+                        acem_gemm(0, 0, R, C, pp->r, pp->scale, Bp, pp->r, Ap, C, 1.0f, X, C, gw);
+                    }
+                }
+                if ((r = acem_layer_feed(&L, X, base, &err)) != ACEM_OK)
+                    die(exit_code_of(r), "%s (adapter %s)", err.message, c->ads[t].dir);
+            }
+        if ((r = acem_layer_finish(&L, base, X, info, &err)) != ACEM_OK) die(exit_code_of(r), "%s", err.message);
+        if (!c->to_adapter) return X;
+        lm->ofull = (float *)xmalloc(R * C * sizeof(float) + 1);
+        memcpy(lm->ofull, X, R * C * sizeof(float));
+        return NULL;
+    }
+}
+
+static void print_lora_plan(const adapter *ads, size_t T, lmod *const *lm_of, const model *base, const acem_options *ro,
+                            size_t n_low, size_t n_dense, size_t n_dense_full, size_t n_msave, size_t n_untouched) {
+    size_t t, k, shown = 0;
+    note("  adapters   %zu PEFT LoRA adapter%s\n", T, T == 1 ? "" : "s");
+    for (t = 0; t < T; ++t) {
+        const acem_peft_config *c = &ads[t].cfg;
+        note("    %s: r ", ads[t].dir);
+        if (c->r > 0) note("%g", c->r);
+        else note("from the shapes");
+        note(", lora_alpha %g%s", c->lora_alpha, c->use_rslora ? " (rsLoRA: scale alpha/sqrt(r))" : "");
+        if (c->n_rank_pattern || c->n_alpha_pattern)
+            note(", %zu rank_pattern + %zu alpha_pattern entries", c->n_rank_pattern, c->n_alpha_pattern);
+        if (c->fan_in_fan_out) note(", fan_in_fan_out");
+        note(": %zu LoRA module%s", ads[t].n_lora, ads[t].n_lora == 1 ? "" : "s");
+        if (ads[t].n_full) note(", %zu full weight%s (modules_to_save)", ads[t].n_full, ads[t].n_full == 1 ? "" : "s");
+        note("\n");
+    }
+    if (n_low)
+        note("  low-rank   %zu tensor%s merged exactly in low-rank form (%s in the adapters' factor coordinates; no dense delta)\n",
+             n_low, n_low == 1 ? "" : "s", acem_method_name(ro->method));
+    else
+        note("  low-rank   0 tensors\n");
+    if (ro->method == ACEM_ACE)
+        note("  ace        each tensor is merged over the adapters that change it (an untouched tensor's zero delta would\n"
+             "             open the gate and get the ridge eps / 1e-12 from the trace normalisation)\n");
+    note("  dense path %zu tensor%s", n_dense, n_dense == 1 ? "" : "s");
+    if (n_dense_full) note(": %zu with modules_to_save weights (merged as dense deltas saved - base)", n_dense_full);
+    if (n_dense > n_dense_full)
+        note("%s%zu LoRA module%s: %s has no exact low-rank form (dense R x C deltas, one adapter at a time)",
+             n_dense_full ? "; " : ": ", n_dense - n_dense_full, n_dense - n_dense_full == 1 ? "" : "s", acem_method_name(ro->method));
+    note("\n");
+    if (n_msave) {
+        note("  modules_to_save %zu:", n_msave);
+        for (k = 0; k < base->n; ++k)
+            if (lm_of[k] && lm_of[k]->n_full && (g_verbose || shown < 6)) {
+                note("%s %s", shown ? "," : "", base->tensors[k].t->name);
+                ++shown;
+            }
+        if (shown < n_msave) note(", ... (%zu more)", n_msave - shown);
+        note("\n");
+    }
+    (void)n_untouched;
+}
+
+/* --output-adapter: writes DIR/adapter_model.safetensors and DIR/adapter_config.json
+   (a fresh directory is built under a temporary name and renamed when complete;
+   into an existing one, each file goes to a temporary name first). Returns the
+   number of bytes written. */
+static uint64_t write_adapter(const merge_args *a, const ptensor *plan, size_t np, const char *const *meta, size_t n_meta,
+                              int fifo) {
+    size_t i, n = 0, nt = 0, rmax = 0, k;
+    acem_st_tensor *ts;
+    const float **data;
+    size_t *order;
+    acem_dtype fdt = a->out_dtype != ACEM_DT_UNKNOWN ? a->out_dtype : ACEM_DT_F32;
+    outdir od;
+    char *names[2], *wp[2];
+    FILE *fp;
+    acem_write_io wio;
+    acem_error err;
+    acem_result r;
+    sbuf j;
+    const char **msave;
+    size_t n_msave = 0;
+    struct stat st;
+    uint64_t bytes = 0;
+    for (i = 0; i < np; ++i) {
+        const lmod *lm = plan[i].lm;
+        if (plan[i].action != ACT_LORA) continue;
+        if (lm->path == LP_LOW && lm->q) { n += 2; if (lm->q > rmax) rmax = lm->q; }
+        else if (lm->path == LP_DENSE) n += 1;
+    }
+    ts = (acem_st_tensor *)xcalloc(n ? n : 1, sizeof(acem_st_tensor));
+    data = (const float **)xcalloc(n ? n : 1, sizeof(float *));
+    order = (size_t *)xcalloc(n ? n : 1, sizeof(size_t));
+    msave = (const char **)xcalloc(n ? n : 1, sizeof(char *));
+    for (i = 0; i < np; ++i) {
+        const ptensor *p = &plan[i];
+        const lmod *lm = p->lm;
+        if (p->action != ACT_LORA) continue;
+        if (lm->path == LP_LOW && lm->q) {
+            size_t in = lm->trans ? p->rows : p->cols, out = lm->trans ? p->cols : p->rows;
+            ts[nt].name = xprintf("%s%s.%s", k_peft_prefix, lm->module, lm->emb ? "lora_embedding_A" : "lora_A.weight");
+            ts[nt].dtype = fdt; ts[nt].ndim = 2; ts[nt].shape[0] = lm->q; ts[nt].shape[1] = in;
+            data[nt++] = lm->oA;
+            ts[nt].name = xprintf("%s%s.%s", k_peft_prefix, lm->module, lm->emb ? "lora_embedding_B" : "lora_B.weight");
+            ts[nt].dtype = fdt; ts[nt].ndim = 2; ts[nt].shape[0] = out; ts[nt].shape[1] = lm->q;
+            data[nt++] = lm->oB;
+        } else if (lm->path == LP_DENSE) {
+            const char *mod = lm->module[0] ? lm->module : lm->param;
+            ts[nt].name = lm->module[0] ? xprintf("%s%s.%s", k_peft_prefix, lm->module, lm->param) : xprintf("%s%s", k_peft_prefix, lm->param);
+            ts[nt].dtype = a->out_dtype != ACEM_DT_UNKNOWN ? a->out_dtype : p->bt->dtype;
+            if (ts[nt].dtype == ACEM_DT_F8_E4M3 || ts[nt].dtype == ACEM_DT_F8_E5M2) ts[nt].dtype = ACEM_DT_F16;
+            ts[nt].ndim = p->bt->ndim;
+            memcpy(ts[nt].shape, p->bt->shape, sizeof ts[nt].shape);
+            data[nt++] = lm->ofull;
+            for (k = 0; k < n_msave && strcmp(msave[k], mod); ++k) {}
+            if (k == n_msave) msave[n_msave++] = mod;
+        }
+    }
+    outdir_begin(&od, a->out_adapter, 2);
+    names[0] = xstrdup("adapter_model.safetensors");
+    names[1] = xstrdup("adapter_config.json");
+    wp[0] = outdir_write_path(&od, names[0]);
+    wp[1] = outdir_write_path(&od, names[1]);
+    memset(&err, 0, sizeof err);
+    fp = create_temp(wp[0]);
+    acem_stdio_writer(&wio, fp, wp[0]);
+    if ((r = acem_st_write_header(&wio, ts, nt, meta, n_meta, order, NULL, &err)) != ACEM_OK) die(exit_code_of(r), "%s", err.message);
+    for (i = 0; i < nt; ++i)
+        if ((r = acem_st_write_f32(&wio, &ts[order[i]], data[order[i]], &err)) != ACEM_OK) die(exit_code_of(r), "%s", err.message);
+    finish_file(fp, wp[0]);
+    /* the config: scale 1 everywhere (lora_alpha = r, per-module ranks in the patterns) */
+    memset(&j, 0, sizeof j);
+    if (!rmax) rmax = 1;
+    sb_puts(&j, "{\n  \"peft_type\": \"LORA\",\n  \"task_type\": null,\n  \"base_model_name_or_path\": null,\n");
+    sb_puts(&j, xprintf("  \"r\": %zu,\n  \"lora_alpha\": %zu,\n", rmax, rmax));
+    sb_puts(&j, "  \"use_rslora\": false,\n  \"use_dora\": false,\n");
+    sb_puts(&j, fifo ? "  \"fan_in_fan_out\": true,\n" : "  \"fan_in_fan_out\": false,\n");
+    sb_puts(&j, "  \"lora_dropout\": 0.0,\n  \"bias\": \"none\",\n  \"init_lora_weights\": true,\n  \"inference_mode\": true,\n");
+    for (k = 0; k < 3; ++k) { /* target_modules, rank_pattern, alpha_pattern */
+        size_t c = 0;
+        sb_puts(&j, k == 0 ? "  \"target_modules\": [" : k == 1 ? "  \"rank_pattern\": {" : "  \"alpha_pattern\": {");
+        for (i = 0; i < np; ++i) {
+            const lmod *lm = plan[i].lm;
+            if (plan[i].action != ACT_LORA || lm->path != LP_LOW || !lm->q || (k && lm->q == rmax)) continue;
+            sb_puts(&j, c++ ? ",\n    " : "\n    ");
+            if (!k) sb_json_str(&j, lm->module);
+            else { /* the exact module: dots escaped (the keys are regular expressions) */
+                sbuf e;
+                const char *s;
+                memset(&e, 0, sizeof e);
+                for (s = lm->module; *s; ++s) sb_putn(&e, *s == '.' ? "\\." : s, *s == '.' ? 2 : 1);
+                sb_json_str(&j, e.p ? e.p : "");
+                sb_puts(&j, xprintf(": %zu", lm->q));
+            }
+        }
+        sb_puts(&j, c ? (k ? "\n  },\n" : "\n  ],\n") : (k ? "},\n" : "],\n"));
+    }
+    if (!n_msave) sb_puts(&j, "  \"modules_to_save\": null\n}\n");
+    else {
+        sb_puts(&j, "  \"modules_to_save\": [");
+        for (k = 0; k < n_msave; ++k) { sb_puts(&j, k ? ", " : ""); sb_json_str(&j, msave[k]); }
+        sb_puts(&j, "]\n}\n");
+    }
+    fp = create_temp(wp[1]);
+    if (fwrite(j.p, 1, j.n, fp) != j.n) die(CLI_IO, "%s: write error: %s", wp[1], strerror(errno));
+    finish_file(fp, wp[1]);
+    for (k = 0; k < 2; ++k)
+        if (stat(wp[k], &st) == 0) bytes += (uint64_t)st.st_size;
+    outdir_commit(&od, wp, names, 2);
+    return bytes;
 }
 
 /* prints up to `show` names of a list, then a count */
@@ -1189,6 +1833,12 @@ static int cmd_merge(int argc, char **argv) {
     const char **keep_names, **copy_names;
     size_t planned;
     int has_ace = 0;
+    /* LoRA adapters as experts */
+    int lora = 0, fifo_out = 0;
+    adapter *ads = NULL;
+    lmod **lm_of = NULL;
+    size_t n_ad = 0, n_untouched = 0, n_low = 0, n_dense = 0, n_dense_full = 0, n_msave = 0;
+    uint64_t hold = 0; /* --output-adapter: results held until the adapter is written */
 
     parse_merge_args(&a, argc, argv);
     memset(&err, 0, sizeof err);
@@ -1203,12 +1853,45 @@ static int cmd_merge(int argc, char **argv) {
     /* 1. open every input (headers only) and check them */
     T = a.n_experts;
     nm = T + 1;
+    for (k = 0; k < T; ++k) n_ad += is_adapter_dir(a.experts[k]) != 0;
+    if (n_ad && n_ad < T) {
+        size_t x = 0, y = 0;
+        while (!is_adapter_dir(a.experts[x])) ++x;
+        while (is_adapter_dir(a.experts[y])) ++y;
+        die(CLI_INPUT, "%s is a LoRA adapter (adapter_config.json) but %s is not: the experts must be all checkpoints or all "
+            "adapters", a.experts[x], a.experts[y]);
+    }
+    lora = n_ad == T;
+    if (a.out_adapter && !lora) die(CLI_USAGE, "merge: --output-adapter needs LoRA adapters as experts (directories with adapter_config.json)");
     ms = (model *)xcalloc(nm, sizeof(model));
     model_open(&ms[0], a.base);
-    for (k = 0; k < T; ++k) model_open(&ms[1 + k], a.experts[k]);
     base = &ms[0];
-    for (k = 0; k < T; ++k) validate_expert(base, &ms[1 + k]);
+    if (lora) {
+        ads = (adapter *)xcalloc(T, sizeof(adapter));
+        for (k = 0; k < T; ++k) {
+            adapter_open(&ads[k], a.experts[k]);
+            ms[1 + k] = ads[k].m;
+        }
+        lm_of = lora_map(base, ads, T);
+    } else {
+        for (k = 0; k < T; ++k) model_open(&ms[1 + k], a.experts[k]);
+        for (k = 0; k < T; ++k) validate_expert(base, &ms[1 + k]);
+    }
     if (a.out) check_output_path(&a, ms, nm);
+    if (a.out_adapter) {
+        char *parent = dir_name(a.out_adapter);
+        if (!is_dir(parent)) die(CLI_IO, "%s: cannot write: directory %s does not exist", a.out_adapter, parent);
+        if (exists(a.out_adapter) && !is_dir(a.out_adapter)) die(CLI_USAGE, "%s exists and is not a directory", a.out_adapter);
+        for (k = 0; k < T; ++k)
+            if (same_file(a.out_adapter, ads[k].dir))
+                die(CLI_USAGE, "the output %s is the input adapter %s; choose another output", a.out_adapter, ads[k].dir);
+        for (k = 0; k < base->n_files; ++k) {
+            char *d = dir_name(base->files[k].path);
+            if (same_file(a.out_adapter, d)) die(CLI_USAGE, "the output %s is the base's directory; choose another output", a.out_adapter);
+            free(d);
+        }
+        free(parent);
+    }
 
     /* 2. the plan */
     if (a.shard_n) shard_of = shard_assign(base, a.shard_n);
@@ -1236,11 +1919,38 @@ static int cmd_merge(int argc, char **argv) {
             p->rule = acem_tensor_rule(&a.opt, bt->name, bt->ndim);
             if (bt->ndim == 2) { p->rows = (size_t)bt->shape[0]; p->cols = (size_t)bt->shape[1]; }
             else { p->rows = (size_t)bt->numel; p->cols = 1; }
-            if (p->rule == ACEM_RULE_KEEP) {
-                keep_names[n_keep++] = bt->name;
+            if (p->rule == ACEM_RULE_KEEP || (lora && !lm_of[k])) {
+                if (p->rule == ACEM_RULE_KEEP) keep_names[n_keep++] = bt->name;
+                else { ++n_untouched; p->rule = ACEM_RULE_KEEP; }
                 p->read_bytes = in_bytes;
                 if (p->out_dtype == bt->dtype) { p->action = ACT_KEEP_RAW; p->buf_a = (size_t)in_bytes; }
                 else { p->action = ACT_KEEP_CONVERT; p->buf_a = (size_t)bt->numel * sizeof(float); }
+                if (a.out_adapter) { p->read_bytes = 0; p->buf_a = 0; }
+            } else if (lora) {
+                lmod *lm = lm_of[k];
+                plan_lora(p, lm, &a.opt, &ro, T, a.out_adapter != NULL);
+                if (lm->path == LP_LOW) ++n_low;
+                else {
+                    ++n_dense;
+                    if (lm->n_full) ++n_dense_full;
+                    if (lm->n_lora && a.out_adapter)
+                        die(CLI_USAGE, "--output-adapter: %s has no exact low-rank form (its merged delta of '%s' is not a product "
+                            "of the adapters' factors); write the merged model with -o, or use ace, average, task-arithmetic "
+                            "or actmat", acem_method_name(ro.method), bt->name);
+                }
+                if (lm->n_full) ++n_msave;
+                if (a.out_adapter) {
+                    size_t K = lm->rsum;
+                    if (a.rank && a.rank < K) K = (size_t)a.rank;
+                    hold += lm->path == LP_LOW ? (uint64_t)K * (p->rows + p->cols) * sizeof(float) : bt->numel * sizeof(float);
+                    if (lm->path == LP_LOW && !lm->emb) {
+                        if (lm->trans_conflict || (fifo_out && (fifo_out - 1) != lm->trans))
+                            die(CLI_INPUT, "--output-adapter: the adapters disagree on fan_in_fan_out (module '%s' and others); "
+                                "adapter_config.json holds one flag", lm->module);
+                        fifo_out = 1 + lm->trans;
+                    }
+                }
+                if (p->rule == ACEM_RULE_METHOD && ro.method == ACEM_ACE) has_ace = 1;
             } else {
                 p->action = ACT_MERGE;
                 if ((r = acem_layer_bytes(&a.opt, p->rule, p->rows, p->cols, T, &p->arena)) != ACEM_OK)
@@ -1252,7 +1962,7 @@ static int cmd_merge(int argc, char **argv) {
             }
         }
         counts[p->action == ACT_COPY ? 3 : p->rule]++;
-        need = (uint64_t)round_up64(p->arena) + round_up64(p->buf_a) + round_up64(p->buf_b);
+        need = (uint64_t)round_up64(p->arena) + round_up64(p->buf_a) + round_up64(p->buf_b) + round_up64(p->buf_c);
         if (need > (uint64_t)((size_t)-1 / 2)) die(CLI_RESOURCE, "tensor '%s' is too large for this machine", bt->name);
         if ((size_t)need > work_max) { work_max = (size_t)need; work_arg = np - 1; }
         p->out_bytes = (uint64_t)bt->numel * acem_dtype_bits(p->out_dtype) / 8;
@@ -1361,7 +2071,7 @@ static int cmd_merge(int argc, char **argv) {
         }
     }
 
-    planned = g_held + work_max;
+    planned = g_held + work_max + (size_t)hold;
 
     /* print the plan */
     if (!g_quiet) {
@@ -1379,17 +2089,25 @@ static int cmd_merge(int argc, char **argv) {
         note("\n");
         note("  base       %s (%zu file%s, %zu tensors, %s)\n", a.base, base->n_files, base->n_files == 1 ? "" : "s", base->n,
              human(hb, sizeof hb, base->data_bytes));
-        note("  experts    %zu:", T);
-        for (k = 0; k < T; ++k) note(" %s", a.experts[k]);
-        note("\n");
+        if (!lora) {
+            note("  experts    %zu:", T);
+            for (k = 0; k < T; ++k) note(" %s", a.experts[k]);
+            note("\n");
+        } else
+            print_lora_plan(ads, T, lm_of, base, &ro, n_low, n_dense, n_dense_full, n_msave, n_untouched);
         if (a.shard_n) {
             uint64_t sb = 0;
             for (i = 0; i < np; ++i) sb += plan[i].bt->end - plan[i].bt->begin;
             note("  shard      %u/%u: %zu of %zu tensors, %s of %s\n", a.shard_i, a.shard_n, np, base->n, human(hb, sizeof hb, sb),
                  human(hb2, sizeof hb2, base->data_bytes));
         }
-        note("  tensors    %zu: %zu %s, %zu mean of deltas, %zu keep base (excluded), %zu copied (not float)\n", np,
-             counts[ACEM_RULE_METHOD], mname, counts[ACEM_RULE_MEAN], counts[ACEM_RULE_KEEP], counts[3]);
+        if (!lora)
+            note("  tensors    %zu: %zu %s, %zu mean of deltas, %zu keep base (excluded), %zu copied (not float)\n", np,
+                 counts[ACEM_RULE_METHOD], mname, counts[ACEM_RULE_MEAN], counts[ACEM_RULE_KEEP], counts[3]);
+        else
+            note("  tensors    %zu: %zu changed by the adapters (%zu %s, %zu mean of deltas), %zu keep base (excluded), "
+                 "%zu untouched by every adapter (base copied), %zu copied (not float)\n", np, n_low + n_dense,
+                 counts[ACEM_RULE_METHOD], mname, counts[ACEM_RULE_MEAN], n_keep, n_untouched, counts[3]);
         if (a.n_excl) {
             note("  exclude   ");
             for (k = 0; k < a.n_excl; ++k) note(" '%s'", a.excl[k]);
@@ -1406,6 +2124,13 @@ static int cmd_merge(int argc, char **argv) {
             note("\n");
         }
         if (n_f8) note("  note       %zu F8 tensor%s will be written as F16 (acem writes F32, F16, BF16, F64)\n", n_f8, n_f8 == 1 ? "" : "s");
+        if (a.out_adapter)
+            note("  output     %s/: a PEFT LoRA adapter (adapter_config.json + adapter_model.safetensors), factors %s, %s; "
+                 "results held until written: at most %s\n", a.out_adapter,
+                 a.out_dtype != ACEM_DT_UNKNOWN ? acem_dtype_name(a.out_dtype) : "F32",
+                 a.rank ? xprintf("truncated to rank %llu", (unsigned long long)a.rank) : "exact (rank <= sum of the ranks)",
+                 human(hb, sizeof hb, hold));
+        else
         note("  output     %s: %zu file%s, %s, %s (%llu bytes)\n", a.out ? a.out : "(none: --dry-run)", n_out, n_out == 1 ? "" : "s",
              a.out_dtype != ACEM_DT_UNKNOWN ? acem_dtype_name(a.out_dtype) : "dtypes as the base", human(hb, sizeof hb, out_total),
              (unsigned long long)out_total);
@@ -1418,10 +2143,22 @@ static int cmd_merge(int argc, char **argv) {
             if (p->action == ACT_MERGE) {
                 char h3[64];
                 note(" (arena %s + 2 f32 buffers of %s)", human(hb, sizeof hb, p->arena), human(h3, sizeof h3, p->buf_a));
+            } else if (p->action == ACT_LORA) {
+                char h3[64], h4[64], h5[64];
+                if (p->lm->path == LP_LOW)
+                    note(" (low-rank: arena %s, base %s, factors %s, scratch %s)", human(hb, sizeof hb, p->arena),
+                         human(h3, sizeof h3, p->buf_a), human(h4, sizeof h4, p->buf_b), human(h5, sizeof h5, p->buf_c));
+                else
+                    note(" (dense: arena %s + 2 f32 buffers of %s + factor scratch %s)", human(hb, sizeof hb, p->arena),
+                         human(h3, sizeof h3, p->buf_a), human(h4, sizeof h4, p->buf_c));
             }
             note("\n");
         } else
             note("  memory     peak %s (%zu bytes)\n", human(hb, sizeof hb, planned), planned);
+        if (lora)
+            note("  reads      %s from the inputs (adapters read %s)\n", human(hb, sizeof hb, read_total),
+                 has_ace && T > 1 && n_dense ? "twice for the dense-path ACE tensors" : "once");
+        else
         note("  reads      %s from the inputs (experts read %s)\n", human(hb, sizeof hb, read_total),
              has_ace && T > 1 ? "twice for the ACE tensors" : "once");
         if (a.threads > 1) note("  threads    %zu\n", a.threads);
@@ -1430,6 +2167,15 @@ static int cmd_merge(int argc, char **argv) {
                 const ptensor *p = &plan[i];
                 char sh[160];
                 shape_str(sh, sizeof sh, p->bt);
+                if (p->action == ACT_LORA) {
+                    size_t t;
+                    note("    %-40s %-5s %-16s -> %-5s %-16s %s, ranks", p->bt->name, acem_dtype_name(p->bt->dtype), sh,
+                         acem_dtype_name(p->out_dtype), p->rule == ACEM_RULE_METHOD ? mname : acem_rule_name(p->rule),
+                         p->lm->path == LP_LOW ? "low-rank" : "dense path");
+                    for (t = 0; t < T; ++t)
+                        note("%s%s", t ? "/" : " ", p->lm->part[t].kind == LK_FULL ? "full" : xprintf("%zu", p->lm->part[t].r));
+                    note(", arena %zu\n", p->arena);
+                } else
                 note("    %-40s %-5s %-16s -> %-5s %-16s arena %zu\n", p->bt->name, acem_dtype_name(p->bt->dtype), sh,
                      acem_dtype_name(p->out_dtype),
                      p->action == ACT_COPY ? "copy" : p->rule == ACEM_RULE_METHOD ? mname : acem_rule_name(p->rule), p->arena);
@@ -1452,6 +2198,8 @@ static int cmd_merge(int argc, char **argv) {
         struct sigaction sa;
         double wall;
         struct rusage ru;
+        lora_ctx lc;
+        size_t q_lo = (size_t)-1, q_hi = 0;
         if (!work) die(CLI_RESOURCE, "cannot allocate the %zu-byte work buffer", work_max);
         memset(&sa, 0, sizeof sa);
         sa.sa_handler = on_signal;
@@ -1459,6 +2207,105 @@ static int cmd_merge(int argc, char **argv) {
         sigaction(SIGINT, &sa, NULL);
         sigaction(SIGTERM, &sa, NULL);
         sigaction(SIGHUP, &sa, NULL);
+        lc.opt = &a.opt;
+        lc.ro = &ro;
+        lc.T = T;
+        lc.ex = (acem_lora *)xcalloc(T, sizeof(acem_lora));
+        lc.ads = ads;
+        lc.to_adapter = a.out_adapter != NULL;
+        lc.rank = a.rank;
+        if (a.out_adapter) { /* compute every module, then write the adapter */
+            uint64_t bytes;
+            size_t n_mod = 0, n_full = 0, qmin = (size_t)-1, qmax = 0, n_e = 0, worst[3] = {0, 0, 0}, nw = 0;
+            double emin = 2, emax = -1, esum = 0;
+            const lmod *emin_lm = NULL;
+            g_prog.tty = isatty(2);
+            g_prog.t0 = now_s();
+            g_prog.total = read_total;
+            g_prog.n = n_low + n_dense;
+            for (i = 0; i < np; ++i) {
+                ptensor *p = &plan[i];
+                acem_layer_info info;
+                double t0 = now_s();
+                if (p->action != ACT_LORA) continue;
+                memset(&info, 0, sizeof info);
+                g_prog.i = ++done_t;
+                g_prog.name = p->bt->name;
+                progress_draw(1);
+                lora_run(&lc, p, &base->tensors[p->idx], work, &info);
+                if (p->rule == ACEM_RULE_METHOD && info.method == ACEM_ACE) {
+                    ++n_ace;
+                    n_gated += info.gated != 0;
+                    n_refined += info.refined != 0;
+                }
+                if (info.fallback) fallback[n_fallback++] = p->bt->name;
+                if (p->lm->path == LP_LOW) {
+                    const lmod *lm = p->lm;
+                    ++n_mod;
+                    if (lm->q < qmin) qmin = lm->q;
+                    if (lm->q > qmax) qmax = lm->q;
+                    ++n_e;
+                    esum += lm->energy;
+                    if (lm->energy < emin) { emin = lm->energy; emin_lm = lm; }
+                    if (lm->energy > emax) emax = lm->energy;
+                } else
+                    ++n_full;
+                if (!g_quiet && (!g_prog.tty || g_verbose)) {
+                    end_line();
+                    note("[%zu/%zu] %s: ", done_t, n_low + n_dense, p->bt->name);
+                    if (p->lm->path == LP_LOW)
+                        note("low-rank %s, rank %zu of %zu (sum of ranks %zu), energy kept %.6f", p->rule == ACEM_RULE_METHOD ?
+                             acem_method_name(ro.method) : "mean", p->lm->q, p->lm->q_full, p->lm->rsum, p->lm->energy);
+                    else
+                        note("dense path %s, full weight (modules_to_save)", p->rule == ACEM_RULE_METHOD ? acem_method_name(ro.method) : acem_rule_name(p->rule));
+                    if (info.gated || info.refined) note(" (%s, gamma %.3g)", info.refined ? "gated, refined" : "gated", info.gamma);
+                    note(", %.2f s\n", now_s() - t0);
+                }
+            }
+            g_prog.name = "done";
+            progress_draw(1);
+            end_line();
+            bytes = write_adapter(&a, plan, np, meta, n_meta, fifo_out == 2);
+            if (a.threads > 1) pool_stop(&pool);
+            wall = now_s() - t_start;
+            getrusage(RUSAGE_SELF, &ru);
+            if (!g_quiet) {
+                note("acem: merged %zu adapters into the adapter %s/ in %.2f s (%s read)\n", T, a.out_adapter, wall,
+                     human(hb, sizeof hb, g_prog.done));
+                note("  modules    %zu LoRA module%s (rank %zu..%zu, lora_alpha = r), %zu full weight%s (modules_to_save)\n", n_mod,
+                     n_mod == 1 ? "" : "s", n_mod ? qmin : 0, qmax, n_full, n_full == 1 ? "" : "s");
+                if (n_e) {
+                    note("  energy     fraction of each module's merged delta kept%s: min %.6f (%s), mean %.6f, max %.6f\n",
+                         a.rank ? xprintf(" at --rank %llu", (unsigned long long)a.rank) : " (exact)", emin,
+                         emin_lm ? emin_lm->module : "", esum / (double)n_e, emax);
+                    if (a.rank) { /* the three lowest */
+                        for (nw = 0; nw < 3 && nw < n_e; ++nw) {
+                            size_t best = (size_t)-1, x;
+                            for (x = 0; x < np; ++x) {
+                                const lmod *lm = plan[x].lm;
+                                size_t y;
+                                int used = 0;
+                                if (plan[x].action != ACT_LORA || lm->path != LP_LOW) continue;
+                                for (y = 0; y < nw; ++y) used |= worst[y] == x;
+                                if (!used && (best == (size_t)-1 || lm->energy < plan[best].lm->energy)) best = x;
+                            }
+                            if (best == (size_t)-1) break;
+                            worst[nw] = best;
+                        }
+                        note("  lowest    ");
+                        for (i = 0; i < nw; ++i) note(" %s %.6f (rank %zu of %zu)%s", plan[worst[i]].lm->module, plan[worst[i]].lm->energy,
+                                                      plan[worst[i]].lm->q, plan[worst[i]].lm->q_full, i + 1 < nw ? "," : "");
+                        note("\n");
+                    }
+                }
+                if (ro.method == ACEM_ACE) note("  ace        %zu layers: %zu gated, %zu refined\n", n_ace, n_gated, n_refined);
+                note("  memory     peak planned %s (%zu bytes), measured max RSS %s\n", human(hb, sizeof hb, planned), planned,
+                     human(hb2, sizeof hb2, (uint64_t)ru.ru_maxrss * 1024u));
+                note("  output     %s/ (adapter_model.safetensors + adapter_config.json, %s)\n", a.out_adapter, human(hb, sizeof hb, bytes));
+            }
+            free(work);
+            return CLI_OK;
+        }
         if (a.shard_size) {
             outdir_begin(&od, a.out, n_out + 1);
             for (k = 0; k < n_out; ++k) outs[k].write_path = outdir_write_path(&od, outs[k].name);
@@ -1495,6 +2342,19 @@ static int cmd_merge(int argc, char **argv) {
                     read_f32_counted(bm, (float *)(void *)buf_a);
                     if ((r = acem_st_write_f32(&wio, ot, (const float *)(void *)buf_a, &err)) != ACEM_OK)
                         die(exit_code_of(r), "%s", err.message);
+                } else if (p->action == ACT_LORA) {
+                    float *res = lora_run(&lc, p, bm, work, &info);
+                    if ((r = acem_st_write_f32(&wio, ot, res, &err)) != ACEM_OK) die(exit_code_of(r), "%s", err.message);
+                    if (p->rule == ACEM_RULE_METHOD && info.method == ACEM_ACE) {
+                        ++n_ace;
+                        n_gated += info.gated != 0;
+                        n_refined += info.refined != 0;
+                    }
+                    if (info.fallback) fallback[n_fallback++] = ot->name;
+                    if (p->lm->path == LP_LOW) {
+                        if (p->lm->q < q_lo) q_lo = p->lm->q;
+                        if (p->lm->q > q_hi) q_hi = p->lm->q;
+                    }
                 } else {
                     acem_layer L;
                     float *B = (float *)(void *)buf_a, *X = (float *)(void *)buf_b;
@@ -1527,7 +2387,11 @@ static int cmd_merge(int argc, char **argv) {
                          done_t, np, g_prog.total ? 100.0 * (double)g_prog.done / (double)g_prog.total : 100.0, ot->name,
                          acem_dtype_name(p->bt->dtype), sh, acem_dtype_name(ot->dtype),
                          p->action == ACT_COPY ? "copy" : p->rule == ACEM_RULE_METHOD ? acem_method_name(ro.method) : acem_rule_name(p->rule));
-                    if (p->action == ACT_MERGE && p->rule == ACEM_RULE_METHOD && ro.method == ACEM_ACE)
+                    if (p->action == ACT_LORA) {
+                        if (p->lm->path == LP_LOW) note(" [low-rank, merged rank %zu]", p->lm->q);
+                        else note(" [dense path]");
+                    }
+                    if ((p->action == ACT_MERGE || p->action == ACT_LORA) && p->rule == ACEM_RULE_METHOD && ro.method == ACEM_ACE)
                     {
                         if (info.refined) note(" (gated, refined: k %zu, %zu directions, gamma %.3g)", info.k, info.directions, info.gamma);
                         else note(" (%s, gamma %.3g)", info.gated ? "gated, not refined" : "not gated", info.gamma);
@@ -1571,6 +2435,9 @@ static int cmd_merge(int argc, char **argv) {
                  human(hb, sizeof hb, g_prog.done), mt > 0 ? (double)g_prog.done / mt / 1e6 : 0.0);
             note("  rules      %zu %s, %zu mean, %zu keep, %zu copy\n", counts[ACEM_RULE_METHOD], acem_method_name(ro.method),
                  counts[ACEM_RULE_MEAN], counts[ACEM_RULE_KEEP], counts[3]);
+            if (lora)
+                note("  lora       %zu tensor%s low-rank (merged ranks %zu..%zu), %zu dense path, %zu untouched (base copied)\n",
+                     n_low, n_low == 1 ? "" : "s", n_low ? q_lo : 0, q_hi, n_dense, n_untouched);
             if (ro.method == ACEM_ACE) note("  ace        %zu layers: %zu gated, %zu refined\n", n_ace, n_gated, n_refined);
             note("  fallbacks  %zu", n_fallback);
             for (k = 0; k < n_fallback; ++k) note("%s%s", k ? ", " : ": ", fallback[k]);
