@@ -7,6 +7,7 @@
 # Prints "test_cli: N passed, N failed"; exits non-zero if anything failed.
 # Scratch files live in a temporary directory that is removed at exit.
 set -u
+TESTS_DIR=$(cd "$(dirname "$0")" && pwd)
 
 B=${1:-build}
 ACEM=$B/acem
@@ -29,37 +30,7 @@ trap 'rm -rf "$W"' EXIT
 cd "$W" || exit 1
 LOG=$W/log
 
-passed=0
-failed=0
-fail() {
-    failed=$((failed + 1))
-    echo "FAIL: $*"
-    [ -s "$LOG" ] && tail -n 8 "$LOG" | sed 's/^/    | /'
-}
-pass() { passed=$((passed + 1)); }
-# t DESCRIPTION COMMAND...: the command must succeed (output in $LOG)
-t() {
-    local d=$1
-    shift
-    if "$@" >"$LOG" 2>&1; then pass; else fail "$d (exit $?)"; fi
-}
-# expect_error DESCRIPTION CODE 'TEXT1|TEXT2' ACEM-ARGS...: acem must exit with CODE,
-# print every TEXT on stderr, and leave the scratch output directory o/ empty
-# (no output file, no temporary).
-expect_error() {
-    local d=$1 code=$2 texts=$3 rc t ok=1
-    shift 3
-    rm -rf o && mkdir o
-    "$ACEM" "$@" >"$LOG" 2>&1
-    rc=$?
-    if [ "$rc" != "$code" ]; then fail "$d: exit $rc, expected $code"; return; fi
-    IFS='|' read -r -a words <<<"$texts"
-    for t in "${words[@]}"; do
-        if ! grep -qF -- "$t" "$LOG"; then fail "$d: the message does not name '$t'"; ok=0; fi
-    done
-    if [ -n "$(ls -A o)" ]; then fail "$d: left files behind: $(ls -A o | tr '\n' ' ')"; ok=0; fi
-    [ $ok = 1 ] && pass
-}
+. "$TESTS_DIR/cli_lib.sh"
 
 E3="e1.safetensors e2.safetensors e3.safetensors"
 

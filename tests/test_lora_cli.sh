@@ -8,6 +8,7 @@
 # BUILD_DIR/cli_check (bitwise comparison). Prints
 # "test_lora_cli: N passed, N failed"; exits non-zero if anything failed.
 set -u
+TESTS_DIR=$(cd "$(dirname "$0")" && pwd)
 
 B=${1:-build}
 for p in "$B/acem" "$B/cli_lora" "$B/cli_check"; do
@@ -26,35 +27,7 @@ trap 'rm -rf "$W"' EXIT
 cd "$W" || exit 1
 LOG=$W/log
 
-passed=0
-failed=0
-fail() {
-    failed=$((failed + 1))
-    echo "FAIL: $*"
-    [ -s "$LOG" ] && tail -n 8 "$LOG" | sed 's/^/    | /'
-}
-pass() { passed=$((passed + 1)); }
-t() {
-    local d=$1
-    shift
-    if "$@" >"$LOG" 2>&1; then pass; else fail "$d (exit $?)"; fi
-}
-# expect_error DESCRIPTION CODE 'TEXT1|TEXT2' ACEM-ARGS...: exit CODE, every TEXT
-# on stderr, nothing left in o/
-expect_error() {
-    local d=$1 code=$2 texts=$3 rc x ok=1
-    shift 3
-    rm -rf o && mkdir o
-    "$ACEM" "$@" >"$LOG" 2>&1
-    rc=$?
-    if [ "$rc" != "$code" ]; then fail "$d: exit $rc, expected $code"; return; fi
-    IFS='|' read -r -a words <<<"$texts"
-    for x in "${words[@]}"; do
-        if ! grep -qF -- "$x" "$LOG"; then fail "$d: the message does not name '$x'"; ok=0; fi
-    done
-    if [ -n "$(ls -A o)" ]; then fail "$d: left files behind: $(ls -A o | tr '\n' ' ')"; ok=0; fi
-    [ $ok = 1 ] && pass
-}
+. "$TESTS_DIR/cli_lib.sh"
 
 t "cli_lora gen" "$LORA" gen .
 ALL="a1 a2 a3 a4 a5"                 # mixed module sets, rsLoRA, patterns, fan_in_fan_out, embedding, modules_to_save
