@@ -4,8 +4,8 @@
 #   make demo     build the CLI and run its embedded demo (`build/acem demo`,
 #                 the program of examples/demo.c)
 #   make test     install missing tools (tools/deps.sh), then run the whole suite:
-#                 every tests/test_*.c built three ways (normal, -DACEM_NO_SIMD,
-#                 ASan+UBSan), the compile matrix (tests/compile/check.sh) and the
+#                 every tests/test_*.c built four ways (normal, -DACEM_NO_SIMD,
+#                 ASan+UBSan, -DACEM_USE_CBLAS with OpenBLAS), the compile matrix (tests/compile/check.sh) and the
 #                 freestanding WebAssembly build run under Node (tests/wasm/),
 #                 and the CLI end to end (tests/test_cli.sh, with its helper
 #                 programs tests/cli_*.c).
@@ -38,9 +38,14 @@ TEST_NAMES := $(TEST_SRCS:tests/%.c=%)
 TEST_SUPPORT := $(wildcard tests/ref.c)
 
 # test-program variants: build/<variant>/<test>
-VARIANTS := test nosimd san
+VARIANTS := test nosimd san cblas
 FLAGS_test   := $(CFLAGS) $(ARCH)
 FLAGS_nosimd := $(CFLAGS) $(ARCH) -DACEM_NO_SIMD
+# the optional backend: GEMM/SYRK/TRSM through OpenBLAS's CBLAS (run single-threaded
+# so that its results, like acem's, do not depend on scheduling)
+FLAGS_cblas  := $(CFLAGS) $(ARCH) -DACEM_USE_CBLAS
+LIBS_cblas   := -lopenblas
+export OPENBLAS_NUM_THREADS := 1
 # (-O1 after CFLAGS for the sanitizer build: the usual ASan setting; compiles
 # about 40% faster than -O2 and runs about as fast)
 FLAGS_san    := $(CFLAGS) -O1 $(ARCH) $(SAN)
@@ -114,7 +119,7 @@ deps:
 define test_variant
 $(B)/$(1)/%: tests/%.c $(TEST_SUPPORT) $(HDR) $(TEST_HDRS) Makefile | $(B)/$(1)
 	@rm -f $$@
-	$$(CC) $$(FLAGS_$(1)) -pthread -I. -Itests -o $$@ $$< $(TEST_SUPPORT) $$(LDLIBS)
+	$$(CC) $$(FLAGS_$(1)) -pthread -I. -Itests -o $$@ $$< $(TEST_SUPPORT) $$(LIBS_$(1)) $$(LDLIBS)
 endef
 $(foreach v,$(VARIANTS),$(eval $(call test_variant,$(v))))
 
@@ -175,7 +180,8 @@ $(B)/fuzz_seeds: tests/fuzz_safetensors.c $(HDR) | $(B)
 # ---- kernel benchmarks (bench/bench_kernels.c) ---------------------------------
 # make bench: acem's GEMM / SYRK / Cholesky / triangular solves / eigensolver
 # against OpenBLAS in the same process, single thread, three acem builds
-# (AVX-512, AVX2, portable scalar). The AVX-512 and scalar builds are compared
+# (AVX-512, AVX2, portable scalar) and the ACEM_USE_CBLAS build (GEMM rows).
+# The AVX-512 and scalar builds are compared
 # with OpenBLAS's AVX-512 kernels, the AVX2 build with its Haswell kernels; the
 # environment for that is set here only (never in the library). The table is
 # also written to bench/results/kernels-<date>.txt.
@@ -183,20 +189,24 @@ BENCH_LIBS ?= -lopenblas -llapacke -lm
 BENCH_OB512 := env -u OPENBLAS_L2_SIZE OPENBLAS_CORETYPE=SkylakeX OPENBLAS_NUM_THREADS=1
 BENCH_OBAVX2 := env -u OPENBLAS_L2_SIZE OPENBLAS_CORETYPE=Haswell OPENBLAS_NUM_THREADS=1
 BENCH_KOUT := bench/results/kernels-$(shell date +%Y-%m-%d).txt
-BENCH_KBINS := $(B)/bench_kernels $(B)/bench_kernels_avx2 $(B)/bench_kernels_scalar
+BENCH_KBINS := $(B)/bench_kernels $(B)/bench_kernels_avx2 $(B)/bench_kernels_scalar $(B)/bench_kernels_cblas
 .PHONY: bench bench-kernels
 bench: bench-kernels
 bench-kernels: $(BENCH_KBINS)
 	@mkdir -p bench/results
 	@( $(BENCH_OB512) $(B)/bench_kernels && \
 	   $(BENCH_OBAVX2) $(B)/bench_kernels_avx2 | tail -n +4 && \
-	   $(BENCH_OB512) $(B)/bench_kernels_scalar | tail -n +4 ) | tee $(BENCH_KOUT)
+	   $(BENCH_OB512) $(B)/bench_kernels_scalar | tail -n +4 && \
+	   $(BENCH_OB512) $(B)/bench_kernels_cblas 5 gemm | tail -n +4 ) | tee $(BENCH_KOUT)
 $(B)/bench_kernels: bench/bench_kernels.c $(HDR) | $(B)
 	$(CC) -O2 -march=native -I. -o $@ $< $(BENCH_LIBS)
 $(B)/bench_kernels_avx2: bench/bench_kernels.c $(HDR) | $(B)
 	$(CC) -O2 -march=native -mno-avx512f -mavx2 -mfma -I. -o $@ $< $(BENCH_LIBS)
 $(B)/bench_kernels_scalar: bench/bench_kernels.c $(HDR) | $(B)
 	$(CC) -O2 -march=native -DACEM_NO_SIMD -I. -o $@ $< $(BENCH_LIBS)
+# ACEM_USE_CBLAS: acem's GEMM/SYRK/TRSM on the backend (the machine line names its core)
+$(B)/bench_kernels_cblas: bench/bench_kernels.c $(HDR) | $(B)
+	$(CC) -O2 -march=native -DACEM_USE_CBLAS -I. -o $@ $< $(BENCH_LIBS)
 # ---- end of kernel benchmarks ----------------------------------------------------
 
 # ---- element-wise and whole-merge benchmarks (bench/bench_elementwise.c, bench/whole_merge.sh)

@@ -27,6 +27,13 @@
                             only allocating function, acem_merge_alloc, has no
                             user pointer).
      ACEM_NO_SIMD           portable scalar kernels only (no AVX2 / AVX-512 code).
+     ACEM_USE_CBLAS         GEMM, SYRK and the triangular solves go to a CBLAS
+                            (OpenBLAS, BLIS, ...; link it, e.g. -lopenblas); the
+                            rest (Cholesky, eigensolver, merge rules) stays here.
+                            The fixed-arena guarantee does not cover the backend's
+                            own buffers, and determinism across worker counts
+                            holds only if the backend itself is deterministic
+                            (e.g. OPENBLAS_NUM_THREADS=1 with parallel_for).
      ACEM_ASSERT(x)         default: assert() from <assert.h> (internal invariants
                             only; data never triggers an assertion).
      ACEM_MEMCPY, ACEM_MEMSET     default: memcpy / memset from <string.h>.
@@ -559,6 +566,9 @@ ACEMDEF void acem_stdio_writer(acem_write_io *io, FILE *f, const char *path);
 #define ACEM_FREE(p, ctx) ((void)(ctx), free(p))
 #endif
 #include <stdarg.h>
+#ifdef ACEM_USE_CBLAS
+#include <cblas.h>
+#endif
 
 #if !defined(ACEM_NO_SIMD) && defined(__AVX512F__)
 #define ACEM__AVX512 1
@@ -1248,9 +1258,21 @@ static void acem__gemm_tri(int ta, int tb, int tri, size_t m, size_t n, size_t k
 }
 
 /* C = alpha op(A) op(B) + beta C. work: acem_gemm_work_bytes(m,n,k) bytes or NULL. */
+#ifdef ACEM_USE_CBLAS
+/* the backend takes int sizes: larger problems stay on the built-in kernels */
+#define ACEM__BLAS_OK(a, b, c, d, e) ((a) <= 0x7fffffffu && (b) <= 0x7fffffffu && (c) <= 0x7fffffffu && \
+                                      (d) <= 0x7fffffffu && (e) <= 0x7fffffffu)
+#endif
 static void acem__gemm(int ta, int tb, size_t m, size_t n, size_t k, float alpha,
                        const float *A, size_t lda, const float *B, size_t ldb, float beta,
                        float *C, size_t ldc, void *work) {
+#ifdef ACEM_USE_CBLAS
+    if (m && n && k && alpha != 0.0f && ACEM__BLAS_OK(m, n, k, acem__max(lda, ldb), ldc)) {
+        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)m, (int)n,
+                    (int)k, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
+        return;
+    }
+#endif
     acem__gemm_tri(ta, tb, 0, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, work);
 }
 
@@ -1272,6 +1294,12 @@ ACEMDEF void acem_gemm(int transa, int transb, size_t m, size_t n, size_t k, flo
 static void acem__syrk(int trans, int mirror, size_t n, size_t k, float alpha, const float *A,
                        size_t lda, float beta, float *C, size_t ldc, void *work) {
     size_t i0, j0, i, j;
+#ifdef ACEM_USE_CBLAS
+    if (n && k && alpha != 0.0f && ACEM__BLAS_OK(n, k, lda, ldc, 0))
+        cblas_ssyrk(CblasRowMajor, CblasLower, trans ? CblasTrans : CblasNoTrans, (int)n, (int)k, alpha, A, (int)lda,
+                    beta, C, (int)ldc);
+    else
+#endif
     acem__gemm_tri(trans, !trans, 1, n, n, k, alpha, A, lda, A, lda, beta, C, ldc, work);
     if (mirror) /* upper = lower^T, in 8 x 8 blocks (16 x 16 with AVX-512) */
         for (i0 = 0; i0 < n; i0 += ACEM__TB)
@@ -1439,6 +1467,13 @@ static void acem__trsm_rl(int trans, size_t m, size_t n, const float *L, size_t 
     float W[ACEM__TRSM_NB * ACEM__TRSM_NB];
     size_t r0, mb;
     if (!m || !n) return;
+#ifdef ACEM_USE_CBLAS
+    if (ACEM__BLAS_OK(m, n, ldl, ldb, 0)) {
+        cblas_strsm(CblasRowMajor, CblasRight, CblasLower, trans ? CblasTrans : CblasNoTrans, CblasNonUnit, (int)m,
+                    (int)n, 1.0f, L, (int)ldl, B, (int)ldb);
+        return;
+    }
+#endif
     /* panels of rows small enough for the updates to stay in L2 (rows are independent) */
     mb = acem__roundup(acem__max(48, acem__min(ACEM__TRSM_MB, ACEM__TRSM_L2 / (n * sizeof(float)))), 48);
     for (r0 = 0; r0 < m; r0 += mb)

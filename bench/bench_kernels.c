@@ -77,7 +77,9 @@ static double reldiff(const float *x, const float *y, size_t m, size_t n, size_t
 static int reps = 5;
 static const char *filter = NULL;
 static const char *build_name(void) {
-#if defined(ACEM_NO_SIMD)
+#if defined(ACEM_USE_CBLAS)
+    return "cblas"; /* acem's merge kernels routed to the CBLAS backend */
+#elif defined(ACEM_NO_SIMD)
     return "scalar";
 #elif defined(__AVX512F__)
     return "avx512";

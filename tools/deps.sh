@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # tools/deps.sh - install, only if missing, the Debian packages `make test` needs:
-#   g++ make clang lld wasi-libc nodejs libclang-rt-<llvm>-dev-wasm32
+#   g++ make clang lld wasi-libc nodejs libopenblas-dev libclang-rt-<llvm>-dev-wasm32
+#   (libopenblas-dev: the ACEM_USE_CBLAS test variant links OpenBLAS)
 # (clang + lld build the freestanding WebAssembly test, Node runs it; the
 # compiler-rt wasm32 builtins are linked if clang ever needs them).
 # Quick when everything is present (one dpkg-query). Missing packages: as root,
@@ -9,7 +10,7 @@
 # the commands exist.
 set -euo pipefail
 
-base_pkgs=(g++ make clang lld wasi-libc nodejs)
+base_pkgs=(g++ make clang lld wasi-libc nodejs libopenblas-dev)
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
     miss=()
