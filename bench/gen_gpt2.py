@@ -18,7 +18,7 @@ so that ||delta_t||_F^2 = n0(layer) * f_t(layer)^2, with n0 around e^-3..e^-5 (s
 that ln n stays away from 0, where ACE's gate statistic is ill-defined):
 
   * "gated" layers: f_t log-spaced over two orders of magnitude (0.1 .. 10, in a
-    per-layer shuffled order), which gives gamma ~ 0.5..1 > tau = 0.3;
+    per-layer shuffled order), which gives gamma ~ 0.5..1.2 > tau = 0.3;
   * the others: f_t in [0.75, 1.3], which gives gamma ~ 0.01 < 0.3.
 
 Which 2-D tensors gate: wpe; in even blocks attn.c_attn and mlp.c_proj, in odd

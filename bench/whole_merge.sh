@@ -27,6 +27,9 @@
 #     this CPU; SkylakeX forces its AVX-512 kernels: the stronger reference.
 #     "default" leaves OpenBLAS's own choice. The core in use is printed.
 #   SKIP_TORCH [0]: 1 times acem only (the torch columns are left empty).
+#   KEEP_OUT [0]: 1 keeps the merged outputs (bench/data/.../run.XXXXXX).
+# Only one whole_merge.sh runs at a time (a lock in bench/data/): overlapping
+# runs on a 2-core machine would time each other.
 #   RESULTS [bench/results]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,6 +54,15 @@ DATA=${DATA:-bench/data/$tag}
 [ -x "$ACEM" ] || { echo "whole_merge: $ACEM not built (make cli)" >&2; exit 1; }
 [ -x /usr/bin/time ] || { echo "whole_merge: /usr/bin/time missing (bench/deps.sh)" >&2; exit 1; }
 
+mkdir -p bench/data
+# one benchmark at a time on this machine: two overlapping runs time each other
+exec 9>"bench/data/.whole_merge.lock"
+if ! flock -n 9; then
+    echo "whole_merge: another whole_merge.sh is running; waiting for it to finish" >&2
+    flock 9
+    echo "whole_merge: the other run finished; starting" >&2
+fi
+
 experts=()
 for ((t = 1; t <= EXPERTS; ++t)); do experts+=("$DATA/e$t.safetensors"); done
 if [ ! -f "$DATA/base.safetensors" ] || [ ! -f "${experts[-1]}" ] || [ ! -f "$DATA/gates.txt" ]; then
@@ -58,10 +70,12 @@ if [ ! -f "$DATA/base.safetensors" ] || [ ! -f "${experts[-1]}" ] || [ ! -f "$DA
     "$PY" bench/gen_gpt2.py "$DATA" --experts "$EXPERTS" --seed "$SEED" --blocks "$BLOCKS" \
         --vocab "$VOCAB" -q >&2
 fi
-OUT="$DATA/out"
-mkdir -p "$OUT" "$RESULTS"
+mkdir -p "$RESULTS"
+# outputs (4 x ~500 MB) in a private directory next to the inputs, removed at the
+# end (KEEP_OUT=1 keeps it)
+OUT=$(mktemp -d "$DATA/run.XXXXXX")
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+trap 'rm -rf "$tmp"; [ "${KEEP_OUT:-0}" = 1 ] || rm -rf "$OUT"' EXIT
 # time a private copy: another `make` rebuilding build/acem mid-run must not
 # mix two binaries in one table
 ACEM_SRC=$ACEM
@@ -72,9 +86,9 @@ acem_sum=$(sha256sum "$ACEM" | cut -c1-12)
 # run LABEL CMD...: appends "seconds kbytes" to $tmp/LABEL.times; fails loudly
 run() {
     local label=$1; shift
-    if ! /usr/bin/time -v -o "$tmp/time.txt" "$@" >"$tmp/run.log" 2>&1; then
+    if ! /usr/bin/time -v -o "$tmp/time.txt" "$@" >"$tmp/run.out" 2>&1; then
         echo "whole_merge: FAILED: $*" >&2
-        cat "$tmp/run.log" "$tmp/time.txt" >&2
+        cat "$tmp/run.out" "$tmp/time.txt" >&2
         return 1
     fi
     awk -F': ' '
@@ -82,7 +96,7 @@ run() {
         /Maximum resident set size/ { m = $2 }
         END { printf "%.2f %d\n", s, m }' "$tmp/time.txt" >>"$tmp/$label.times"
     echo "  $label: $(tail -n 1 "$tmp/$label.times" | awk '{ printf "%.1f s, %.0f MiB peak RSS", $1, $2 / 1024 }')" >&2
-    grep -h -E "^(ref_ace_torch|acem):" "$tmp/run.log" >>"$tmp/$label.log" || true
+    grep -h -E "^(ref_ace_torch|acem):" "$tmp/run.out" >>"$tmp/$label.log" || true
 }
 # stat FILE COLUMN: "median min max" of a column
 stat() {
