@@ -810,22 +810,18 @@ static void progress_draw(int force) {
     g_line_open = 1;
 }
 
-static void read_f32_counted(const mtensor *m, float *dst) {
+/* reads one tensor (as f32, or its raw bytes) and advances the progress bar */
+static void read_counted(const mtensor *m, void *dst, int as_f32) {
     acem_error err;
     acem_result r;
     memset(&err, 0, sizeof err);
-    if ((r = acem_st_read_f32(&m->file->st, m->t, dst, &err)) != ACEM_OK) die(exit_code_of(r), "%s", err.message);
+    r = as_f32 ? acem_st_read_f32(&m->file->st, m->t, (float *)dst, &err) : acem_st_read_raw(&m->file->st, m->t, dst, &err);
+    if (r != ACEM_OK) die(exit_code_of(r), "%s", err.message);
     g_prog.done += m->t->end - m->t->begin;
     progress_draw(0);
 }
-static void read_raw_counted(const mtensor *m, void *dst) {
-    acem_error err;
-    acem_result r;
-    memset(&err, 0, sizeof err);
-    if ((r = acem_st_read_raw(&m->file->st, m->t, dst, &err)) != ACEM_OK) die(exit_code_of(r), "%s", err.message);
-    g_prog.done += m->t->end - m->t->begin;
-    progress_draw(0);
-}
+static void read_f32_counted(const mtensor *m, float *dst) { read_counted(m, dst, 1); }
+static void read_raw_counted(const mtensor *m, void *dst) { read_counted(m, dst, 0); }
 
 /* Passes over the experts for a rule: a 0 x 0 layer needs no arena and reports
    them (acem.h has no query that does not need an initialised layer). */
