@@ -2553,19 +2553,8 @@ static void acem__ptrsm(const acem_layer *L, int trans, size_t m, size_t n, cons
 }
 
 /* ---- shared pieces -------------------------------------------------------- */
-/* Materialise the delta into D, checking every value is finite. */
-static acem_result acem__load_delta(acem_layer *L, const float *x, const float *base, float *D,
-                                    acem_error *err) {
-    size_t n = L->rows * L->cols, i;
-    for (i = 0; i < n; ++i) {
-        float d = base ? x[i] - base[i] : x[i];
-        if (!acem__finite(d))
-            return acem__fail(err, ACEM_ERR_NONFINITE, "tensor '%s': expert %zu: non-finite delta at [%zu, %zu]",
-                              acem__nm(L->name), L->fed, i / L->cols, i % L->cols);
-        D[i] = d;
-    }
-    return ACEM_OK;
-}
+/* The one place that names a non-finite delta: the loops elsewhere fold a
+   flag (no early exit, so they vectorise) and call this only on failure. */
 static acem_result acem__check_finite(acem_layer *L, const float *x, const float *base, acem_error *err) {
     size_t n = L->rows * L->cols, i;
     for (i = 0; i < n; ++i) {
@@ -2575,6 +2564,37 @@ static acem_result acem__check_finite(acem_layer *L, const float *x, const float
                               acem__nm(L->name), L->fed, i / L->cols, i % L->cols);
     }
     return ACEM_OK;
+}
+
+/* Materialise the delta into D, checking every value is finite. */
+static acem_result acem__load_delta(acem_layer *L, const float *x, const float *base, float *D,
+                                    acem_error *err) {
+    size_t n = L->rows * L->cols, i;
+    int bad = 0;
+    for (i = 0; i < n; ++i) {
+        float d = base ? x[i] - base[i] : x[i];
+        bad |= !((d - d) == 0.0f);
+        D[i] = d;
+    }
+    return bad ? acem__check_finite(L, x, base, err) : ACEM_OK;
+}
+
+/* The heterogeneity gate (ACE step 1), shared by the dense and low-rank paths:
+   a Welford update of mean and M2 of l_t = ln(n_t + g) per expert, then
+   gamma = var_unbiased(l) / (mean(l)^2 + g) and gated = gamma > tau, which the
+   flags may override; T = 1 never gates. */
+static void acem__gate_add(double *mean_l, double *m2_l, size_t t, double n) {
+    double l = ACEM_LOG(n + ACEM__GUARD), dl = l - *mean_l;
+    *mean_l += dl / (double)(t + 1);
+    *m2_l += dl * (l - *mean_l);
+}
+static int acem__gate_decide(const acem_options *o, size_t T, double mean_l, double m2_l, double *gamma) {
+    int gated;
+    *gamma = T > 1 ? m2_l / ((double)T - 1.0) / (mean_l * mean_l + ACEM__GUARD) : 0.0;
+    gated = T > 1 && *gamma > o->tau;
+    if (o->flags & ACEM_FLAG_NO_GATE) gated = 0;
+    if (o->flags & ACEM_FLAG_ALWAYS_GATE && T > 1) gated = 1;
+    return gated;
 }
 
 /* acc = delta (first expert) or acc += delta, in one pass over the inputs:
@@ -2747,25 +2767,17 @@ static void acem__ata_vec(size_t R, size_t C, const float *D, const double *x, d
 static acem_result acem__feed_ace(acem_layer *L, const float *x, const float *base, acem_error *err) {
     size_t R = L->rows, C = L->cols, i, j, t = L->fed;
     double *st = L->stat;
-    acem_result r;
     if (L->pass == 0) { /* gate statistics: norms of the uncentred delta (Welford on logs) */
-        double nt = 0, l, dl;
-        float *S = ACEM__CAST(float *, L->buf[3]);
-        if (L->T == 1) {
-            if ((r = acem__load_delta(L, x, base, S, err)) != ACEM_OK) return r;
-            return ACEM_OK;
-        }
+        double nt = 0;
+        int bad = 0;
+        if (L->T == 1) return acem__load_delta(L, x, base, ACEM__CAST(float *, L->buf[3]), err);
         for (i = 0; i < R * C; ++i) {
             float d = base ? x[i] - base[i] : x[i];
-            if (!acem__finite(d))
-                return acem__fail(err, ACEM_ERR_NONFINITE, "tensor '%s': expert %zu: non-finite delta at [%zu, %zu]",
-                                  acem__nm(L->name), t, i / C, i % C);
+            bad |= !((d - d) == 0.0f);
             nt += (double)d * d;
         }
-        l = ACEM_LOG(nt + ACEM__GUARD);
-        dl = l - st[ACEM__ST_MEAN_L];
-        st[ACEM__ST_MEAN_L] += dl / (double)(t + 1);
-        st[ACEM__ST_M2_L] += dl * (l - st[ACEM__ST_MEAN_L]);
+        if (bad) return acem__check_finite(L, x, base, err);
+        acem__gate_add(&st[ACEM__ST_MEAN_L], &st[ACEM__ST_M2_L], t, nt);
         st[ACEM__ST_SUM_N] += nt;
         return ACEM_OK;
     }
@@ -2812,15 +2824,8 @@ static acem_result acem__feed_ace(acem_layer *L, const float *x, const float *ba
 static void acem__end_pass(acem_layer *L) {
     double *st = L->stat;
     if (L->rule != ACEM_RULE_METHOD) return;
-    if (L->opt.method == ACEM_ACE && L->pass == 0 && L->T > 1) {
-        double T = (double)L->T, var = st[ACEM__ST_M2_L] / (T - 1.0), mean = st[ACEM__ST_MEAN_L];
-        double gamma = var / (mean * mean + ACEM__GUARD);
-        int gated = gamma > L->opt.tau;
-        if (L->opt.flags & ACEM_FLAG_NO_GATE) gated = 0;
-        if (L->opt.flags & ACEM_FLAG_ALWAYS_GATE) gated = 1;
-        st[ACEM__ST_GAMMA] = gamma;
-        st[ACEM__ST_GATED] = gated;
-    }
+    if (L->opt.method == ACEM_ACE && L->pass == 0 && L->T > 1)
+        st[ACEM__ST_GATED] = acem__gate_decide(&L->opt, L->T, st[ACEM__ST_MEAN_L], st[ACEM__ST_M2_L], &st[ACEM__ST_GAMMA]);
     if ((L->opt.method == ACEM_TIES || L->opt.method == ACEM_DARE_TIES) && L->pass == 0) {
         size_t n = L->rows * L->cols, i;
         float *sum = ACEM__CAST(float *, L->buf[0]);
@@ -3504,23 +3509,13 @@ ACEMDEF acem_result acem_lora_merge(const acem_options *opt, const char *name, s
             for (i = 0; i < b * a; ++i) p.U[i] = 0.0;                                                 \
     } while (0)
     for (t = 0, off = 0; t < T; off += ex[t].rank, ++t) {
-        double n = 0, l, dl;
+        double n = 0;
         ACEM__LORA_U(t, off);
         for (i = 0; i < b * a; ++i) n += p.U[i] * p.U[i];
-        l = ACEM_LOG(n + ACEM__GUARD);
-        dl = l - mean_l;
-        mean_l += dl / (double)(t + 1);
-        m2_l += dl * (l - mean_l);
+        acem__gate_add(&mean_l, &m2_l, t, n);
         nbar += n / (double)T;
     }
-    if (o.method == ACEM_ACE && T > 1) {
-        double var = m2_l / ((double)T - 1.0);
-        info->gamma = var / (mean_l * mean_l + ACEM__GUARD);
-        gated = info->gamma > o.tau;
-        if (o.flags & ACEM_FLAG_NO_GATE) gated = 0;
-        if (o.flags & ACEM_FLAG_ALWAYS_GATE) gated = 1;
-        info->gated = gated;
-    }
+    if (o.method == ACEM_ACE && T > 1) info->gated = gated = acem__gate_decide(&o, T, mean_l, m2_l, &info->gamma);
     for (i = 0; i < b * a; ++i) { p.Bh[i] = 0; p.Rs[i] = 0; p.Us[i] = 0; }
     for (i = 0; i < a * a; ++i) p.Ah[i] = 0;
     for (t = 0, off = 0; t < T; off += ex[t].rank, ++t) {
