@@ -702,6 +702,31 @@ static acem_result acem__fail(acem_error *err, acem_result code, const char *fmt
 }
 static const char *acem__nm(const char *name) { return name ? name : "(unnamed)"; }
 
+/* Every entry point that carves a caller's arena checks it here: enough bytes
+   (else ACEM_ERR_ARENA_TOO_SMALL with bytes_required) and 8-byte alignment.
+   who: what the arena is for ("tensor 'x'", a file path). */
+static acem_result acem__check_arena(acem_error *err, const char *who, const void *arena, size_t bytes, size_t need) {
+    if (need && (!arena || bytes < need)) {
+        acem__fail(err, ACEM_ERR_ARENA_TOO_SMALL, "%s: arena too small: %zu bytes needed, %zu given", who, need,
+                   arena ? bytes : (size_t)0);
+        if (err) err->bytes_required = need;
+        return ACEM_ERR_ARENA_TOO_SMALL;
+    }
+    if (((size_t)(const unsigned char *)arena & 7u) != 0)
+        return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "%s: arena must be 8-byte aligned", who);
+    return ACEM_OK;
+}
+/* "tensor 'name'" for messages */
+static const char *acem__tensor_who(char *buf, size_t cap, const char *name) {
+    acem__sbuf b;
+    b.p = buf; b.n = 0; b.cap = cap;
+    acem__puts(&b, "tensor '");
+    acem__puts(&b, acem__nm(name));
+    acem__putc(&b, '\'');
+    buf[b.n < cap ? b.n : cap - 1] = 0;
+    return buf;
+}
+
 static int acem__mul_ovf(size_t a, size_t b, size_t *out) {
     if (a && b > (size_t)-1 / a) return 1;
     *out = a * b;
@@ -2386,14 +2411,11 @@ ACEMDEF acem_result acem_layer_init(acem_layer *L, const acem_options *opt, acem
     acem__layout(L, &a);
     if (a.overflow)
         return acem__fail(err, ACEM_ERR_SIZE_OVERFLOW, "tensor '%s': %zu x %zu is too large", nm, rows, cols);
-    if (arena_bytes < a.off || (a.off && !arena)) {
-        acem__fail(err, ACEM_ERR_ARENA_TOO_SMALL, "tensor '%s': arena too small: %zu bytes needed, %zu given",
-                   nm, a.off, arena ? arena_bytes : (size_t)0);
-        if (err) err->bytes_required = a.off;
-        return ACEM_ERR_ARENA_TOO_SMALL;
+    {
+        char who[200];
+        if ((r = acem__check_arena(err, acem__tensor_who(who, sizeof who, name), arena, arena_bytes, a.off)) != ACEM_OK)
+            return r;
     }
-    if (((size_t)(const unsigned char *)arena & 7u) != 0)
-        return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "tensor '%s': arena must be 8-byte aligned", nm);
     L->arena = ACEM__CAST(unsigned char *, arena);
     L->arena_bytes = arena_bytes;
     a.base = L->arena; a.off = 0;
@@ -3439,14 +3461,11 @@ ACEMDEF acem_result acem_lora_merge(const acem_options *opt, const char *name, s
     ar.base = NULL; ar.off = 0; ar.overflow = 0;
     acem__lora_layout(&p, &ar);
     if (ar.overflow) return acem__fail(err, ACEM_ERR_SIZE_OVERFLOW, "tensor '%s': too large", nm);
-    if (!arena || arena_bytes < ar.off) {
-        acem__fail(err, ACEM_ERR_ARENA_TOO_SMALL, "tensor '%s': arena too small: %zu bytes needed, %zu given", nm, ar.off,
-                   arena ? arena_bytes : (size_t)0);
-        if (err) err->bytes_required = ar.off;
-        return ACEM_ERR_ARENA_TOO_SMALL;
+    {
+        char who[200];
+        if ((r = acem__check_arena(err, acem__tensor_who(who, sizeof who, name), arena, arena_bytes, ar.off)) != ACEM_OK)
+            return r;
     }
-    if (((size_t)(const unsigned char *)arena & 7u) != 0)
-        return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "tensor '%s': arena must be 8-byte aligned", nm);
     ar.base = ACEM__CAST(unsigned char *, arena); ar.off = 0;
     acem__lora_layout(&p, &ar);
     info->rule = ACEM_RULE_METHOD;
@@ -4039,14 +4058,7 @@ ACEMDEF acem_result acem_st_open(acem_st_file *f, const acem_read_io *io, void *
     ACEM_MEMSET(f, 0, sizeof *f);
     if ((r = acem_st_open_bytes(io, &need, err)) != ACEM_OK) return r;
     path = acem__path(io->path);
-    if (!arena || arena_bytes < need) {
-        acem__fail(err, ACEM_ERR_ARENA_TOO_SMALL, "%s: %zu bytes needed to read the header, %zu given", path, need,
-                   arena ? arena_bytes : (size_t)0);
-        if (err) err->bytes_required = need;
-        return ACEM_ERR_ARENA_TOO_SMALL;
-    }
-    if (((size_t)(const unsigned char *)arena & 7u) != 0)
-        return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "%s: arena must be 8-byte aligned", path);
+    if ((r = acem__check_arena(err, path, arena, arena_bytes, need)) != ACEM_OK) return r;
     f->io = *io;
     {
         unsigned char h[8];
@@ -4544,10 +4556,9 @@ ACEMDEF acem_result acem_peft_config_parse(char *buf, size_t len, acem_peft_conf
     if (!buf || !cfg) return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "%s: NULL argument", path);
     ACEM_MEMSET(cfg, 0, sizeof *cfg);
     cfg->lora_alpha = 8;
-    if (!arena || arena_bytes < acem_peft_config_bytes(len)) {
-        acem__fail(err, ACEM_ERR_ARENA_TOO_SMALL, "%s: %zu bytes needed", path, acem_peft_config_bytes(len));
-        if (err) err->bytes_required = acem_peft_config_bytes(len);
-        return ACEM_ERR_ARENA_TOO_SMALL;
+    {
+        acem_result r = acem__check_arena(err, path, arena, arena_bytes, acem_peft_config_bytes(len));
+        if (r != ACEM_OK) return r;
     }
     buf[len] = 0;
     if (!acem__utf8_valid(ACEM__CAST(const unsigned char *, (const void *)buf), len))
