@@ -810,6 +810,17 @@ static void progress_draw(int force) {
     g_line_open = 1;
 }
 
+/* counts one merged tensor into the summary: ACE layers, gated, refined, fallbacks */
+static void count_layer(const acem_layer_info *info, acem_rule rule, const char *name, size_t *n_ace, size_t *n_gated,
+                        size_t *n_refined, const char **fallback, size_t *n_fallback) {
+    if (rule == ACEM_RULE_METHOD && info->method == ACEM_ACE) {
+        ++*n_ace;
+        *n_gated += info->gated != 0;
+        *n_refined += info->refined != 0;
+    }
+    if (info->fallback) fallback[(*n_fallback)++] = name;
+}
+
 /* reads one tensor (as f32, or its raw bytes) and advances the progress bar */
 static void read_counted(const mtensor *m, void *dst, int as_f32) {
     acem_error err;
@@ -2229,12 +2240,7 @@ static int cmd_merge(int argc, char **argv) {
                 g_prog.name = p->bt->name;
                 progress_draw(1);
                 lora_run(&lc, p, &base->tensors[p->idx], work, &info);
-                if (p->rule == ACEM_RULE_METHOD && info.method == ACEM_ACE) {
-                    ++n_ace;
-                    n_gated += info.gated != 0;
-                    n_refined += info.refined != 0;
-                }
-                if (info.fallback) fallback[n_fallback++] = p->bt->name;
+                count_layer(&info, p->rule, p->bt->name, &n_ace, &n_gated, &n_refined, fallback, &n_fallback);
                 if (p->lm->path == LP_LOW) {
                     const lmod *lm = p->lm;
                     ++n_mod;
@@ -2341,12 +2347,7 @@ static int cmd_merge(int argc, char **argv) {
                 } else if (p->action == ACT_LORA) {
                     float *res = lora_run(&lc, p, bm, work, &info);
                     if ((r = acem_st_write_f32(&wio, ot, res, &err)) != ACEM_OK) die(exit_code_of(r), "%s", err.message);
-                    if (p->rule == ACEM_RULE_METHOD && info.method == ACEM_ACE) {
-                        ++n_ace;
-                        n_gated += info.gated != 0;
-                        n_refined += info.refined != 0;
-                    }
-                    if (info.fallback) fallback[n_fallback++] = ot->name;
+                    count_layer(&info, p->rule, ot->name, &n_ace, &n_gated, &n_refined, fallback, &n_fallback);
                     if (p->lm->path == LP_LOW) {
                         if (p->lm->q < q_lo) q_lo = p->lm->q;
                         if (p->lm->q > q_hi) q_hi = p->lm->q;
@@ -2367,12 +2368,7 @@ static int cmd_merge(int argc, char **argv) {
                         }
                     if ((r = acem_layer_finish(&L, B, X, &info, &err)) != ACEM_OK) die(exit_code_of(r), "%s", err.message);
                     if ((r = acem_st_write_f32(&wio, ot, X, &err)) != ACEM_OK) die(exit_code_of(r), "%s", err.message);
-                    if (p->rule == ACEM_RULE_METHOD && info.method == ACEM_ACE) {
-                        ++n_ace;
-                        n_gated += info.gated != 0;
-                        n_refined += info.refined != 0;
-                    }
-                    if (info.fallback) fallback[n_fallback++] = ot->name;
+                    count_layer(&info, p->rule, ot->name, &n_ace, &n_gated, &n_refined, fallback, &n_fallback);
                 }
                 if (!g_quiet && (!g_prog.tty || g_verbose)) {
                     char sh[160];
