@@ -850,6 +850,14 @@ ACEMDEF void acem_f32_to_bf16_array(const float *s, uint16_t *d, size_t n) {
            MR-row strips of packed A (KC x MR: stays in L1)
              NR-column strips of packed B (streamed from L2) -> micro-kernel
    alpha is folded into the packing of A, beta into the first depth block. */
+#if defined(ACEM__AVX2) /* Zen 3: 32 KiB L1d, 512 KiB L2 (measured best of KC 192..384, N2 256..512) */
+#ifndef ACEM__KC
+#define ACEM__KC 256
+#endif
+#ifndef ACEM__N2
+#define ACEM__N2 384
+#endif
+#endif
 #ifndef ACEM__KC
 #define ACEM__KC 384
 #endif
@@ -936,6 +944,38 @@ static void acem__tr16(const float *s, size_t lds, size_t nrows, float *d, size_
 }
 #endif
 
+#if defined(ACEM__AVX2)
+/* the first 6 lanes of x to d (masked stores are slow on AMD: Zen 3 takes
+   about 12 cycles for a vmaskmovps store) */
+static void acem__store6(float *d, __m256 x) {
+    _mm_storeu_ps(d, _mm256_castps256_ps128(x));
+    _mm_storel_pi(ACEM__CAST(__m64 *, (void *)(d + 4)), _mm256_extractf128_ps(x, 1));
+}
+/* d[j][i] = alpha s[i][j] for an 8 x 8 block: rows i >= nrows of s read as
+   zero, the first nl (6 or 8) lanes of each row of d written */
+static void acem__tr8(const float *s, size_t lds, size_t nrows, float *d, size_t ldd, size_t nl, float alpha) {
+    __m256 r[8], t[8], al = _mm256_set1_ps(alpha);
+    size_t i;
+    for (i = 0; i < 8; ++i) r[i] = i < nrows ? _mm256_loadu_ps(s + i * lds) : _mm256_setzero_ps();
+    t[0] = _mm256_unpacklo_ps(r[0], r[1]); t[1] = _mm256_unpackhi_ps(r[0], r[1]);
+    t[2] = _mm256_unpacklo_ps(r[2], r[3]); t[3] = _mm256_unpackhi_ps(r[2], r[3]);
+    t[4] = _mm256_unpacklo_ps(r[4], r[5]); t[5] = _mm256_unpackhi_ps(r[4], r[5]);
+    t[6] = _mm256_unpacklo_ps(r[6], r[7]); t[7] = _mm256_unpackhi_ps(r[6], r[7]);
+    r[0] = _mm256_shuffle_ps(t[0], t[2], 0x44); r[1] = _mm256_shuffle_ps(t[0], t[2], 0xEE);
+    r[2] = _mm256_shuffle_ps(t[1], t[3], 0x44); r[3] = _mm256_shuffle_ps(t[1], t[3], 0xEE);
+    r[4] = _mm256_shuffle_ps(t[4], t[6], 0x44); r[5] = _mm256_shuffle_ps(t[4], t[6], 0xEE);
+    r[6] = _mm256_shuffle_ps(t[5], t[7], 0x44); r[7] = _mm256_shuffle_ps(t[5], t[7], 0xEE);
+    t[0] = _mm256_permute2f128_ps(r[0], r[4], 0x20); t[1] = _mm256_permute2f128_ps(r[1], r[5], 0x20);
+    t[2] = _mm256_permute2f128_ps(r[2], r[6], 0x20); t[3] = _mm256_permute2f128_ps(r[3], r[7], 0x20);
+    t[4] = _mm256_permute2f128_ps(r[0], r[4], 0x31); t[5] = _mm256_permute2f128_ps(r[1], r[5], 0x31);
+    t[6] = _mm256_permute2f128_ps(r[2], r[6], 0x31); t[7] = _mm256_permute2f128_ps(r[3], r[7], 0x31);
+    for (i = 0; i < 8; ++i) {
+        if (nl == 8) _mm256_storeu_ps(d + i * ldd, _mm256_mul_ps(al, t[i]));
+        else acem__store6(d + i * ldd, _mm256_mul_ps(al, t[i]));
+    }
+}
+#endif
+
 /* pack rows [i0,i0+mc) x depth [p0,p0+kc) of op(A), times alpha, into MR-row
    strips (each kc x MR, element (r,p) at p*MR + r); short strips zero-padded */
 static void acem__pack_a(int trans, const float *A, size_t lda, size_t i0, size_t mc,
@@ -949,6 +989,11 @@ static void acem__pack_a(int trans, const float *A, size_t lda, size_t i0, size_
 #if defined(ACEM__AVX512)
                 _mm512_mask_storeu_ps(d, 0x0fff, _mm512_mul_ps(_mm512_set1_ps(alpha),
                                                               _mm512_maskz_loadu_ps(0x0fff, src + ir)));
+#elif defined(ACEM__AVX2)
+                __m128 al4 = _mm_set1_ps(alpha);
+                _mm_storeu_ps(d, _mm_mul_ps(al4, _mm_loadu_ps(src + ir)));
+                d[4] = alpha * src[ir + 4];
+                d[5] = alpha * src[ir + 5];
 #else
                 for (r = 0; r < ACEM__MR; ++r) d[r] = alpha * src[ir + r];
 #endif
@@ -968,6 +1013,9 @@ static void acem__pack_a(int trans, const float *A, size_t lda, size_t i0, size_
 #if defined(ACEM__AVX512) /* 16 x 16 transposes: 12 rows in, 12 lanes out */
             for (; p + 16 <= kc; p += 16)
                 acem__tr16(s0 + p, lda, ACEM__MR, dst + p * ACEM__MR, ACEM__MR, 0x0fff, alpha);
+#elif defined(ACEM__AVX2) /* 8 x 8 transposes: 6 rows in, 6 lanes out */
+            for (; p + 8 <= kc; p += 8)
+                acem__tr8(s0 + p, lda, ACEM__MR, dst + p * ACEM__MR, ACEM__MR, 6, alpha);
 #endif
             for (; p < kc; ++p)
                 for (r = 0; r < ACEM__MR; ++r) dst[p * ACEM__MR + r] = alpha * s0[r * lda + p];
@@ -993,6 +1041,9 @@ static void acem__pack_b(int trans, const float *B, size_t ldb, size_t p0, size_
 #if defined(ACEM__AVX512)
                 _mm512_storeu_ps(d, _mm512_loadu_ps(src + jr));
                 _mm512_storeu_ps(d + 16, _mm512_loadu_ps(src + jr + 16));
+#elif defined(ACEM__AVX2)
+                _mm256_storeu_ps(d, _mm256_loadu_ps(src + jr));
+                _mm256_storeu_ps(d + 8, _mm256_loadu_ps(src + jr + 8));
 #else
                 for (c = 0; c < ACEM__NR; ++c) d[c] = src[jr + c];
 #endif
@@ -1013,6 +1064,11 @@ static void acem__pack_b(int trans, const float *B, size_t ldb, size_t p0, size_
             for (; p + 16 <= kc; p += 16) {
                 acem__tr16(s0 + p, ldb, 16, dst + p * ACEM__NR, ACEM__NR, 0xffff, 1.0f);
                 acem__tr16(s0 + 16 * ldb + p, ldb, 16, dst + p * ACEM__NR + 16, ACEM__NR, 0xffff, 1.0f);
+            }
+#elif defined(ACEM__AVX2) /* two 8 x 8 transposes per 8 steps of depth */
+            for (; p + 8 <= kc; p += 8) {
+                acem__tr8(s0 + p, ldb, 8, dst + p * ACEM__NR, ACEM__NR, 8, 1.0f);
+                acem__tr8(s0 + 8 * ldb + p, ldb, 8, dst + p * ACEM__NR + 8, ACEM__NR, 8, 1.0f);
             }
 #endif
             for (; p < kc; ++p)
@@ -1094,6 +1150,16 @@ static void acem__ystore(float *c, __m256 x0, __m256 x1, float beta) {
         _mm256_storeu_ps(c + 8, _mm256_fmadd_ps(b, _mm256_loadu_ps(c + 8), x1));
     }
 }
+/* With 12 accumulators, two B vectors and a broadcast the tile uses 15 of the
+   16 ymm registers; GCC then folds the B loads into the FMAs (one load per
+   FMA: 3 loads a cycle at 2 FMAs a cycle, beyond what the load ports take:
+   66 instead of 99 GFLOP/s on Zen 3). An empty asm that "modifies" b0 and b1
+   keeps them in registers. */
+#if defined(__GNUC__) || defined(__clang__)
+#define ACEM__PIN2(x, y) __asm__("" : "+x"(x), "+x"(y))
+#else
+#define ACEM__PIN2(x, y) ((void)0)
+#endif
 #define ACEM__YD(r) __m256 c##r##a = _mm256_setzero_ps(), c##r##b = _mm256_setzero_ps()
 #define ACEM__YF(r, o)                                                                        \
     do {                                                                                      \
@@ -1104,6 +1170,7 @@ static void acem__ystore(float *c, __m256 x0, __m256 x1, float beta) {
 #define ACEM__YSTEP(o)                                                                        \
     do {                                                                                      \
         __m256 b0 = _mm256_loadu_ps(Bp + (o) * ACEM__NR), b1 = _mm256_loadu_ps(Bp + (o) * ACEM__NR + 8); \
+        ACEM__PIN2(b0, b1);                                                                   \
         ACEM__YF(0, o); ACEM__YF(1, o); ACEM__YF(2, o);                                       \
         ACEM__YF(3, o); ACEM__YF(4, o); ACEM__YF(5, o);                                       \
     } while (0)
@@ -1333,6 +1400,11 @@ static void acem__syrk(int trans, int mirror, size_t n, size_t k, float alpha, c
 #if defined(ACEM__AVX512)
                 if (j0 > i0 && je == j0 + 16 && ie == i0 + 16) {
                     acem__tr16(C + j0 * ldc + i0, ldc, 16, C + i0 * ldc + j0, ldc, 0xffff, 1.0f);
+                    continue;
+                }
+#elif defined(ACEM__AVX2)
+                if (j0 > i0 && je == j0 + 8 && ie == i0 + 8) {
+                    acem__tr8(C + j0 * ldc + i0, ldc, 8, C + i0 * ldc + j0, ldc, 8, 1.0f);
                     continue;
                 }
 #endif
