@@ -97,8 +97,10 @@
      acem_chol_solve_right   B := B A^-1 with A = L L^T.
      acem_syev  f64 symmetric eigen-decomposition: ascending eigenvalues,
                 orthonormal eigenvectors in the columns of A (row-major).
-     The GEMM-family kernels take a workspace of acem_gemm_work_bytes(m,n,k) bytes
-     (NULL: they run slower, without packing).
+     The GEMM-family kernels (gemm, syrk, potrf, trsm_rl, chol_solve_right)
+     take a workspace of acem_gemm_work_bytes(m,n,k) bytes (potrf: (n,n,n);
+     the solves: (m,n,n)); NULL: they run slower, on small blocks packed on
+     the stack.
    Half precision: acem_f16_to_f32 / acem_f32_to_f16 / acem_bf16_to_f32 /
    acem_f32_to_bf16 (round to nearest even; NaN stays NaN, Inf stays Inf), and
    array forms.
@@ -323,11 +325,11 @@ ACEMDEF void acem_gemm(int transa, int transb, size_t m, size_t n, size_t k,
                        void *work);
 ACEMDEF void acem_syrk(int trans, size_t n, size_t k, float alpha, const float *A,
                        size_t lda, float beta, float *C, size_t ldc, void *work);
-ACEMDEF acem_result acem_potrf(size_t n, float *A, size_t lda, size_t *failed_column);
+ACEMDEF acem_result acem_potrf(size_t n, float *A, size_t lda, size_t *failed_column, void *work);
 ACEMDEF void acem_trsm_rl(int trans, size_t m, size_t n, const float *L, size_t ldl,
-                          float *B, size_t ldb);
+                          float *B, size_t ldb, void *work);
 ACEMDEF void acem_chol_solve_right(size_t m, size_t n, const float *L, size_t ldl,
-                                   float *B, size_t ldb);
+                                   float *B, size_t ldb, void *work);
 ACEMDEF size_t acem_syev_work_bytes(size_t n);
 ACEMDEF acem_result acem_syev(size_t n, double *A, size_t lda, double *w, void *work);
 
@@ -952,26 +954,43 @@ static void acem__store6(float *d, __m256 x) {
     _mm_storel_pi(ACEM__CAST(__m64 *, (void *)(d + 4)), _mm256_extractf128_ps(x, 1));
 }
 /* d[j][i] = alpha s[i][j] for an 8 x 8 block: rows i >= nrows of s read as
-   zero, the first nl (6 or 8) lanes of each row of d written */
+   zero, the first nl (6 or 8) lanes of each row of d written. Named
+   registers, no arrays: GCC spills arrays of __m256 to the stack. */
+#define ACEM__TR8L(r, i) __m256 r = (i) < nrows ? _mm256_loadu_ps(s + (i) * lds) : _mm256_setzero_ps()
 static void acem__tr8(const float *s, size_t lds, size_t nrows, float *d, size_t ldd, size_t nl, float alpha) {
-    __m256 r[8], t[8], al = _mm256_set1_ps(alpha);
-    size_t i;
-    for (i = 0; i < 8; ++i) r[i] = i < nrows ? _mm256_loadu_ps(s + i * lds) : _mm256_setzero_ps();
-    t[0] = _mm256_unpacklo_ps(r[0], r[1]); t[1] = _mm256_unpackhi_ps(r[0], r[1]);
-    t[2] = _mm256_unpacklo_ps(r[2], r[3]); t[3] = _mm256_unpackhi_ps(r[2], r[3]);
-    t[4] = _mm256_unpacklo_ps(r[4], r[5]); t[5] = _mm256_unpackhi_ps(r[4], r[5]);
-    t[6] = _mm256_unpacklo_ps(r[6], r[7]); t[7] = _mm256_unpackhi_ps(r[6], r[7]);
-    r[0] = _mm256_shuffle_ps(t[0], t[2], 0x44); r[1] = _mm256_shuffle_ps(t[0], t[2], 0xEE);
-    r[2] = _mm256_shuffle_ps(t[1], t[3], 0x44); r[3] = _mm256_shuffle_ps(t[1], t[3], 0xEE);
-    r[4] = _mm256_shuffle_ps(t[4], t[6], 0x44); r[5] = _mm256_shuffle_ps(t[4], t[6], 0xEE);
-    r[6] = _mm256_shuffle_ps(t[5], t[7], 0x44); r[7] = _mm256_shuffle_ps(t[5], t[7], 0xEE);
-    t[0] = _mm256_permute2f128_ps(r[0], r[4], 0x20); t[1] = _mm256_permute2f128_ps(r[1], r[5], 0x20);
-    t[2] = _mm256_permute2f128_ps(r[2], r[6], 0x20); t[3] = _mm256_permute2f128_ps(r[3], r[7], 0x20);
-    t[4] = _mm256_permute2f128_ps(r[0], r[4], 0x31); t[5] = _mm256_permute2f128_ps(r[1], r[5], 0x31);
-    t[6] = _mm256_permute2f128_ps(r[2], r[6], 0x31); t[7] = _mm256_permute2f128_ps(r[3], r[7], 0x31);
-    for (i = 0; i < 8; ++i) {
-        if (nl == 8) _mm256_storeu_ps(d + i * ldd, _mm256_mul_ps(al, t[i]));
-        else acem__store6(d + i * ldd, _mm256_mul_ps(al, t[i]));
+    __m256 al = _mm256_set1_ps(alpha), t0, t1, t2, t3, t4, t5, t6, t7;
+    ACEM__TR8L(r0, 0); ACEM__TR8L(r1, 1); ACEM__TR8L(r2, 2); ACEM__TR8L(r3, 3);
+    ACEM__TR8L(r4, 4); ACEM__TR8L(r5, 5); ACEM__TR8L(r6, 6); ACEM__TR8L(r7, 7);
+    t0 = _mm256_unpacklo_ps(r0, r1); t1 = _mm256_unpackhi_ps(r0, r1);
+    t2 = _mm256_unpacklo_ps(r2, r3); t3 = _mm256_unpackhi_ps(r2, r3);
+    t4 = _mm256_unpacklo_ps(r4, r5); t5 = _mm256_unpackhi_ps(r4, r5);
+    t6 = _mm256_unpacklo_ps(r6, r7); t7 = _mm256_unpackhi_ps(r6, r7);
+    r0 = _mm256_shuffle_ps(t0, t2, 0x44); r1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    r2 = _mm256_shuffle_ps(t1, t3, 0x44); r3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    r4 = _mm256_shuffle_ps(t4, t6, 0x44); r5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    r6 = _mm256_shuffle_ps(t5, t7, 0x44); r7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    t0 = _mm256_mul_ps(al, _mm256_permute2f128_ps(r0, r4, 0x20));
+    t1 = _mm256_mul_ps(al, _mm256_permute2f128_ps(r1, r5, 0x20));
+    t2 = _mm256_mul_ps(al, _mm256_permute2f128_ps(r2, r6, 0x20));
+    t3 = _mm256_mul_ps(al, _mm256_permute2f128_ps(r3, r7, 0x20));
+    t4 = _mm256_mul_ps(al, _mm256_permute2f128_ps(r0, r4, 0x31));
+    t5 = _mm256_mul_ps(al, _mm256_permute2f128_ps(r1, r5, 0x31));
+    t6 = _mm256_mul_ps(al, _mm256_permute2f128_ps(r2, r6, 0x31));
+    t7 = _mm256_mul_ps(al, _mm256_permute2f128_ps(r3, r7, 0x31));
+    if (nl == 8) {
+        _mm256_storeu_ps(d, t0); _mm256_storeu_ps(d + ldd, t1);
+        _mm256_storeu_ps(d + 2 * ldd, t2); _mm256_storeu_ps(d + 3 * ldd, t3);
+        _mm256_storeu_ps(d + 4 * ldd, t4); _mm256_storeu_ps(d + 5 * ldd, t5);
+        _mm256_storeu_ps(d + 6 * ldd, t6); _mm256_storeu_ps(d + 7 * ldd, t7);
+    } else if (ldd == 6) { /* contiguous rows (a packed A strip): the last two
+                              lanes of each full store are overwritten by the next */
+        _mm256_storeu_ps(d, t0); _mm256_storeu_ps(d + 6, t1); _mm256_storeu_ps(d + 12, t2);
+        _mm256_storeu_ps(d + 18, t3); _mm256_storeu_ps(d + 24, t4); _mm256_storeu_ps(d + 30, t5);
+        _mm256_storeu_ps(d + 36, t6); acem__store6(d + 42, t7);
+    } else {
+        acem__store6(d, t0); acem__store6(d + ldd, t1); acem__store6(d + 2 * ldd, t2);
+        acem__store6(d + 3 * ldd, t3); acem__store6(d + 4 * ldd, t4); acem__store6(d + 5 * ldd, t5);
+        acem__store6(d + 6 * ldd, t6); acem__store6(d + 7 * ldd, t7);
     }
 }
 #endif
@@ -1383,9 +1402,32 @@ ACEMDEF void acem_gemm(int transa, int transb, size_t m, size_t n, size_t k, flo
 #else
 #define ACEM__TB 8
 #endif
+/* The upper triangle from the lower one for the rows [r0, r1): C[j][i] =
+   C[i][j] for j < i, in TB x TB blocks (vector transposes where full). */
+static void acem__mirror_rows(float *C, size_t ldc, size_t r0, size_t r1) {
+    size_t i0, j0, i, j;
+    for (i0 = r0; i0 < r1; i0 += ACEM__TB) {
+        size_t ie = acem__min(r1, i0 + ACEM__TB);
+        for (j0 = 0; j0 < ie; j0 += ACEM__TB) {
+            size_t je = acem__min(ie, j0 + ACEM__TB);
+#if defined(ACEM__AVX512)
+            if (je <= i0 && je == j0 + 16 && ie == i0 + 16) {
+                acem__tr16(C + i0 * ldc + j0, ldc, 16, C + j0 * ldc + i0, ldc, 0xffff, 1.0f);
+                continue;
+            }
+#elif defined(ACEM__AVX2)
+            if (je <= i0 && je == j0 + 8 && ie == i0 + 8) {
+                acem__tr8(C + i0 * ldc + j0, ldc, 8, C + j0 * ldc + i0, ldc, 8, 1.0f);
+                continue;
+            }
+#endif
+            for (i = i0; i < ie; ++i)
+                for (j = j0; j < je && j < i; ++j) C[j * ldc + i] = C[i * ldc + j];
+        }
+    }
+}
 static void acem__syrk(int trans, int mirror, size_t n, size_t k, float alpha, const float *A,
                        size_t lda, float beta, float *C, size_t ldc, void *work) {
-    size_t i0, j0, i, j;
 #ifdef ACEM_USE_CBLAS
     if (n && k && alpha != 0.0f && ACEM__BLAS_OK(n, k, lda, ldc, 0))
         cblas_ssyrk(CblasRowMajor, CblasLower, trans ? CblasTrans : CblasNoTrans, (int)n, (int)k, alpha, A, (int)lda,
@@ -1393,24 +1435,7 @@ static void acem__syrk(int trans, int mirror, size_t n, size_t k, float alpha, c
     else
 #endif
     acem__gemm_tri(trans, !trans, 1, n, n, k, alpha, A, lda, A, lda, beta, C, ldc, work);
-    if (mirror) /* upper = lower^T, in 8 x 8 blocks (16 x 16 with AVX-512) */
-        for (i0 = 0; i0 < n; i0 += ACEM__TB)
-            for (j0 = i0; j0 < n; j0 += ACEM__TB) {
-                size_t ie = acem__min(n, i0 + ACEM__TB), je = acem__min(n, j0 + ACEM__TB);
-#if defined(ACEM__AVX512)
-                if (j0 > i0 && je == j0 + 16 && ie == i0 + 16) {
-                    acem__tr16(C + j0 * ldc + i0, ldc, 16, C + i0 * ldc + j0, ldc, 0xffff, 1.0f);
-                    continue;
-                }
-#elif defined(ACEM__AVX2)
-                if (j0 > i0 && je == j0 + 8 && ie == i0 + 8) {
-                    acem__tr8(C + j0 * ldc + i0, ldc, 8, C + i0 * ldc + j0, ldc, 8, 1.0f);
-                    continue;
-                }
-#endif
-                for (i = i0; i < ie; ++i)
-                    for (j = j0 > i ? j0 : i + 1; j < je; ++j) C[i * ldc + j] = C[j * ldc + i];
-            }
+    if (mirror) acem__mirror_rows(C, ldc, 0, n);
 }
 
 ACEMDEF void acem_syrk(int trans, size_t n, size_t k, float alpha, const float *A, size_t lda,
@@ -1418,18 +1443,146 @@ ACEMDEF void acem_syrk(int trans, size_t n, size_t k, float alpha, const float *
     acem__syrk(trans, 1, n, k, alpha, A, lda, beta, C, ldc, work);
 }
 
+/* ---- caller-driven parallelism ----------------------------------------------
+   acem never starts a thread: an operation is cut into parts handed to the
+   caller's parallel_for (acem_options), at most one part per lane, each lane
+   with its own kernel scratch. Two kinds of cuts keep the outputs bitwise
+   identical for every number of workers and any scheduling:
+   - output splits (GEMM, SYRK, the triangular solves and the Cholesky
+     updates, element-wise loops): every output element is computed by the
+     same arithmetic whichever part it falls in (the kernels' summation order
+     depends only on the depth blocking), so the cuts follow the number of
+     workers and balance the work; they fall on multiples of ACEM__SPLIT (a
+     multiple of every micro-tile side), so that a cut adds no edge tiles;
+   - reductions: fixed chunks of ACEM__CHUNK rows whose boundaries depend on
+     the shapes only; partial results are combined in chunk order. */
+#define ACEM__SPLIT 48
+#define ACEM__CHUNK 256
+typedef struct acem__exec {
+    void (*pfor)(void *user, void (*fn)(void *ctx, size_t i), void *ctx, size_t count);
+    void *user;
+    size_t lanes;        /* parts that may run at once (1: the calling thread)  */
+    unsigned char *work; /* lanes x work_bytes of kernel scratch, or NULL        */
+    size_t work_bytes;
+} acem__exec;
+/* everything on the calling thread, with the kernel scratch work (or NULL) */
+static acem__exec acem__exec_serial(void *work) {
+    acem__exec X;
+    X.pfor = NULL; X.user = NULL; X.lanes = 1;
+    X.work = ACEM__CAST(unsigned char *, work);
+    X.work_bytes = 0;
+    return X;
+}
+typedef void (*acem__part_fn)(void *ctx, size_t part, size_t nparts, void *work);
+typedef struct acem__par {
+    const acem__exec *X;
+    size_t nparts, lanes;
+    acem__part_fn fn;
+    void *ctx;
+} acem__par;
+static void acem__lane(void *p, size_t lane) {
+    const acem__par *P = ACEM__CAST(const acem__par *, p);
+    void *work = P->X->work ? P->X->work + lane * P->X->work_bytes : NULL;
+    size_t c;
+    for (c = lane; c < P->nparts; c += P->lanes) P->fn(P->ctx, c, P->nparts, work);
+}
+static void acem__run(const acem__exec *X, size_t nparts, acem__part_fn fn, void *ctx) {
+    acem__par P;
+    if (!nparts) return;
+    P.X = X; P.nparts = nparts; P.fn = fn; P.ctx = ctx;
+    P.lanes = acem__min(X->pfor ? X->lanes : 1, nparts);
+    if (P.lanes <= 1) {
+        P.lanes = 1;
+        acem__lane(&P, 0);
+        return;
+    }
+    X->pfor(X->user, acem__lane, &P, P.lanes);
+}
+/* parts for an output split of len: one per lane, at most one per ACEM__SPLIT */
+static size_t acem__nparts(const acem__exec *X, size_t len) {
+    size_t lanes = X->pfor ? X->lanes : 1, nb = (len + ACEM__SPLIT - 1) / ACEM__SPLIT;
+    return acem__max(1, acem__min(lanes, nb));
+}
+/* start of part p of [0, len) cut into np: equal lengths (tri 0) or equal
+   areas of a lower triangle (tri 1: rows [0, b) hold b^2 / 2), on a multiple
+   of ACEM__SPLIT; part np starts at len */
+static size_t acem__bound(size_t len, size_t p, size_t np, int tri) {
+    double f;
+    size_t b;
+    if (p == 0) return 0;
+    if (p >= np) return len;
+    f = (double)p / (double)np;
+    if (tri) f = ACEM_SQRT(f);
+    b = (size_t)(f * (double)len / ACEM__SPLIT + 0.5) * ACEM__SPLIT;
+    return b < len ? b : len;
+}
+
+typedef struct acem__gemm_job {
+    int ta, tb, bycols;
+    size_t m, n, k, lda, ldb, ldc;
+    float alpha, beta;
+    const float *A, *B;
+    float *C;
+} acem__gemm_job;
+static void acem__gemm_part(void *ctx, size_t c, size_t np, void *work) {
+    const acem__gemm_job *J = ACEM__CAST(const acem__gemm_job *, ctx);
+    size_t len = J->bycols ? J->n : J->m, s = acem__bound(len, c, np, 0), e = acem__bound(len, c + 1, np, 0);
+    if (s >= e) return;
+    if (J->bycols)
+        acem__gemm(J->ta, J->tb, J->m, e - s, J->k, J->alpha, J->A, J->lda, J->tb ? J->B + s * J->ldb : J->B + s,
+                   J->ldb, J->beta, J->C + s, J->ldc, work);
+    else
+        acem__gemm(J->ta, J->tb, e - s, J->n, J->k, J->alpha, J->ta ? J->A + s : J->A + s * J->lda, J->lda, J->B,
+                   J->ldb, J->beta, J->C + s * J->ldc, J->ldc, work);
+}
+/* acem__gemm split along the larger output dimension */
+static void acem__pgemm(const acem__exec *X, int ta, int tb, size_t m, size_t n, size_t k, float alpha,
+                        const float *A, size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc) {
+    acem__gemm_job J;
+    if (!m || !n) return;
+    J.ta = ta; J.tb = tb; J.m = m; J.n = n; J.k = k; J.alpha = alpha; J.A = A; J.lda = lda;
+    J.B = B; J.ldb = ldb; J.beta = beta; J.C = C; J.ldc = ldc;
+    J.bycols = n >= m;
+    acem__run(X, acem__nparts(X, J.bycols ? n : m), acem__gemm_part, &J);
+}
+typedef struct acem__syrk_job {
+    int trans, mirror;
+    size_t n, k, lda, ldc;
+    float alpha, beta;
+    const float *A;
+    float *C;
+} acem__syrk_job;
+/* rows [i0, i1) of the lower triangle (cut into equal areas): a GEMM left of
+   the diagonal block, a SYRK on it; then, if asked, their mirror images (the
+   upper elements C[j][i], j < i, belong to no other part) */
+static void acem__syrk_part(void *ctx, size_t c, size_t np, void *work) {
+    const acem__syrk_job *J = ACEM__CAST(const acem__syrk_job *, ctx);
+    size_t i0 = acem__bound(J->n, c, np, 1), i1 = acem__bound(J->n, c + 1, np, 1), h = i1 - i0;
+    const float *Ai = J->trans ? J->A + i0 : J->A + i0 * J->lda;
+    if (i0 >= i1) return;
+    if (i0)
+        acem__gemm(J->trans, !J->trans, h, i0, J->k, J->alpha, Ai, J->lda, J->A, J->lda, J->beta, J->C + i0 * J->ldc,
+                   J->ldc, work);
+    acem__syrk(J->trans, 0, h, J->k, J->alpha, Ai, J->lda, J->beta, J->C + i0 * J->ldc + i0, J->ldc, work);
+    if (J->mirror) acem__mirror_rows(J->C, J->ldc, i0, i1);
+}
+/* C = alpha op(A)^T op(A) + beta C: the lower triangle, and with mirror the
+   full symmetric matrix (mirror 0 leaves the strict upper part untouched) */
+static void acem__psyrk(const acem__exec *X, int trans, int mirror, size_t n, size_t k, float alpha, const float *A,
+                        size_t lda, float beta, float *C, size_t ldc) {
+    acem__syrk_job J;
+    J.trans = trans; J.mirror = mirror; J.n = n; J.k = k; J.alpha = alpha; J.A = A; J.lda = lda; J.beta = beta;
+    J.C = C; J.ldc = ldc;
+    acem__run(X, acem__nparts(X, n), acem__syrk_part, &J);
+}
+
 /* ---- triangular solves and Cholesky -----------------------------------------
-   Both are blocked so that nearly all their flops go through the GEMM/SYRK
-   driver. A diagonal block of the triangular solve is applied as a product
-   with its inverse (computed in f64, NB x NB), which vectorises; the diagonal
-   blocks of the Cholesky factorisation are factored with f64 dot products. */
+   Both recurse on halves, so that nearly all their flops are large GEMM/SYRK
+   calls; the leaves are blocks of ACEM__TRSM_NB columns. A diagonal block of
+   the triangular solve is applied as a product with its inverse (computed in
+   f64, written as packed strips) through the GEMM micro-kernel; the leaves of
+   the Cholesky factorisation are factored with f64 dot products. */
 #define ACEM__TRSM_NB 64
-#ifndef ACEM__TRSM_MB
-#define ACEM__TRSM_MB 480
-#endif
-#ifndef ACEM__TRSM_L2
-#define ACEM__TRSM_L2 (768u * 1024u)
-#endif
 
 /* f64 dot product of two float vectors (fixed summation order) */
 static double acem__dot_f64(const float *a, const float *b, size_t n) {
@@ -1463,106 +1616,85 @@ static double acem__dot_f64(const float *a, const float *b, size_t n) {
     return s;
 }
 
-/* W (nb x nb, leading dimension ACEM__TRSM_NB) = L^-T (trans=1) or L^-1
-   (trans=0) of the nb x nb lower block L, computed in f64 column by column */
+
+/* W = L^-T (trans=1) or L^-1 (trans=0) of the nb x nb lower block L, computed
+   in f64 column by column and stored as the B operand of the micro-kernel:
+   NR-column strips of ACEM__TRSM_NB rows (element (p, c) at
+   (c / NR) * NB * NR + p * NR + c % NR), zero outside nb x nb */
+#define ACEM__WP(W, p, c) (W)[((c) / ACEM__NR) * (ACEM__TRSM_NB * ACEM__NR) + (p) * ACEM__NR + (c) % ACEM__NR]
 static void acem__trinv(int trans, size_t nb, const float *L, size_t ldl, float *W) {
-    double y[ACEM__TRSM_NB];
-    size_t c, i, l;
+    double Y[ACEM__TRSM_NB * 16]; /* rows c0.. of L^-1, columns [c0, c0 + 16) */
+    size_t c0, c, i, l, j;
     for (i = 0; i < ACEM__TRSM_NB * ACEM__TRSM_NB; ++i) W[i] = 0.0f;
-    for (c = 0; c < nb; ++c) { /* y = L^-1 e_c, nonzero from c on */
-        for (i = c; i < nb; ++i) {
-            double s = i == c ? 1.0 : 0.0;
+    for (c0 = 0; c0 < nb; c0 += 16) { /* row i of L^-1 = (e_i - sum_l<i L[i][l] row l) / L[i][i] */
+        size_t cw = acem__min(16, nb - c0);
+        for (i = c0; i < nb; ++i) {
+            double acc[16], d = L[i * ldl + i]; /* a local row: no aliasing, so it vectorises */
             const float *li = L + i * ldl;
-            for (l = c; l < i; ++l) s -= (double)li[l] * y[l];
-            y[i] = s / li[i];
-        }
-        for (i = c; i < nb; ++i) {
-            if (trans) W[c * ACEM__TRSM_NB + i] = (float)y[i]; /* (L^-1)^T [c][i] */
-            else W[i * ACEM__TRSM_NB + c] = (float)y[i];
-        }
-    }
-}
-
-/* B (m x nb) := B W, row by row (W nb x nb, leading dimension ACEM__TRSM_NB) */
-static void acem__mul_small(size_t m, size_t nb, float *B, size_t ldb, const float *W) {
-    size_t r = 0, l, j;
-#if defined(ACEM__AVX512)
-    if (nb == ACEM__TRSM_NB) { /* four rows at a time, 16 accumulators */
-        for (; r + 4 <= m; r += 4) {
-            float *b0 = B + r * ldb, *b1 = b0 + ldb, *b2 = b1 + ldb, *b3 = b2 + ldb;
-            __m512 x00 = _mm512_setzero_ps(), x01 = x00, x02 = x00, x03 = x00, x10 = x00, x11 = x00,
-                   x12 = x00, x13 = x00, x20 = x00, x21 = x00, x22 = x00, x23 = x00, x30 = x00,
-                   x31 = x00, x32 = x00, x33 = x00;
-            for (l = 0; l < ACEM__TRSM_NB; ++l) {
-                const float *w = W + l * ACEM__TRSM_NB;
-                __m512 w0 = _mm512_loadu_ps(w), w1 = _mm512_loadu_ps(w + 16), w2 = _mm512_loadu_ps(w + 32),
-                       w3 = _mm512_loadu_ps(w + 48), a;
-                a = _mm512_set1_ps(b0[l]);
-                x00 = _mm512_fmadd_ps(a, w0, x00); x01 = _mm512_fmadd_ps(a, w1, x01);
-                x02 = _mm512_fmadd_ps(a, w2, x02); x03 = _mm512_fmadd_ps(a, w3, x03);
-                a = _mm512_set1_ps(b1[l]);
-                x10 = _mm512_fmadd_ps(a, w0, x10); x11 = _mm512_fmadd_ps(a, w1, x11);
-                x12 = _mm512_fmadd_ps(a, w2, x12); x13 = _mm512_fmadd_ps(a, w3, x13);
-                a = _mm512_set1_ps(b2[l]);
-                x20 = _mm512_fmadd_ps(a, w0, x20); x21 = _mm512_fmadd_ps(a, w1, x21);
-                x22 = _mm512_fmadd_ps(a, w2, x22); x23 = _mm512_fmadd_ps(a, w3, x23);
-                a = _mm512_set1_ps(b3[l]);
-                x30 = _mm512_fmadd_ps(a, w0, x30); x31 = _mm512_fmadd_ps(a, w1, x31);
-                x32 = _mm512_fmadd_ps(a, w2, x32); x33 = _mm512_fmadd_ps(a, w3, x33);
+            for (j = 0; j < 16; ++j) acc[j] = c0 + j == i ? 1.0 : 0.0;
+            for (l = c0; l < i; ++l) {
+                double a = li[l];
+                const double *yl = Y + (l - c0) * 16;
+                for (j = 0; j < 16; ++j) acc[j] -= a * yl[j];
             }
-            _mm512_storeu_ps(b0, x00); _mm512_storeu_ps(b0 + 16, x01);
-            _mm512_storeu_ps(b0 + 32, x02); _mm512_storeu_ps(b0 + 48, x03);
-            _mm512_storeu_ps(b1, x10); _mm512_storeu_ps(b1 + 16, x11);
-            _mm512_storeu_ps(b1 + 32, x12); _mm512_storeu_ps(b1 + 48, x13);
-            _mm512_storeu_ps(b2, x20); _mm512_storeu_ps(b2 + 16, x21);
-            _mm512_storeu_ps(b2 + 32, x22); _mm512_storeu_ps(b2 + 48, x23);
-            _mm512_storeu_ps(b3, x30); _mm512_storeu_ps(b3 + 16, x31);
-            _mm512_storeu_ps(b3 + 32, x32); _mm512_storeu_ps(b3 + 48, x33);
+            for (j = 0; j < 16; ++j) Y[(i - c0) * 16 + j] = acc[j] / d;
         }
-    }
-#endif
-    for (; r < m; ++r) {
-        float x[ACEM__TRSM_NB], *b = B + r * ldb;
-        for (j = 0; j < ACEM__TRSM_NB; ++j) x[j] = 0.0f;
-        for (l = 0; l < nb; ++l) {
-            float a = b[l];
-            const float *w = W + l * ACEM__TRSM_NB;
-            for (j = 0; j < ACEM__TRSM_NB; ++j) x[j] += a * w[j];
-        }
-        for (j = 0; j < nb; ++j) b[j] = x[j];
+        for (c = c0; c < c0 + cw; ++c)
+            for (i = c; i < nb; ++i) {
+                float v = (float)Y[(i - c0) * 16 + (c - c0)];
+                if (trans) ACEM__WP(W, c, i) = v; /* (L^-1)^T [c][i] */
+                else ACEM__WP(W, i, c) = v;
+            }
     }
 }
 
-/* B (m x n) := B L^-T (trans=1) or B L^-1 (trans=0); L n x n lower. Blocks of
-   ACEM__TRSM_NB columns: the diagonal block through its inverse, the rest of
-   B updated by GEMM (right-looking). work: acem_gemm_work_bytes(m, n, n) or NULL. */
-static void acem__trsm_rl1(int trans, size_t m, size_t n, const float *L, size_t ldl, float *B,
-                           size_t ldb, void *work, float *W) {
-    size_t jb;
-    if (trans) { /* X L^T = B: forward over column blocks */
-        for (jb = 0; jb < n; jb += ACEM__TRSM_NB) {
-            size_t nb = acem__min(ACEM__TRSM_NB, n - jb), je = jb + nb;
-            acem__trinv(1, nb, L + jb * ldl + jb, ldl, W);
-            acem__mul_small(m, nb, B + jb, ldb, W);
-            if (je < n) /* B[:, je..n) -= X[:, jb..je) L[je..n, jb..je)^T */
-                acem__gemm(0, 1, m, n - je, nb, -1.0f, B + jb, ldb, L + je * ldl + jb, ldl, 1.0f, B + je,
-                           ldb, work);
+/* B (m x nb) := B op(L)^-1 for one diagonal block: MR rows of B at a time are
+   packed (so the kernel may overwrite them) and multiplied by W */
+static void acem__trsm_leaf(int trans, size_t m, size_t nb, const float *L, size_t ldl, float *B, size_t ldb) {
+    float W[ACEM__TRSM_NB * ACEM__TRSM_NB], Ap[ACEM__TRSM_NB * ACEM__MR], tile[ACEM__MR * ACEM__NR];
+    size_t r, s, ns = (nb + ACEM__NR - 1) / ACEM__NR;
+    acem__trinv(trans, nb, L, ldl, W);
+    for (r = 0; r < m; r += ACEM__MR) {
+        size_t mr = acem__min(ACEM__MR, m - r);
+        acem__pack_a(0, B, ldb, r, mr, 0, nb, 1.0f, Ap);
+        for (s = 0; s < ns; ++s) {
+            size_t nr = acem__min(ACEM__NR, nb - s * ACEM__NR);
+            float *c = B + r * ldb + s * ACEM__NR;
+            const float *w = W + s * (ACEM__TRSM_NB * ACEM__NR);
+            if (mr == ACEM__MR && nr == ACEM__NR) {
+                acem__kern(nb, Ap, w, c, ldb, 0.0f);
+            } else {
+                acem__kern(nb, Ap, w, tile, ACEM__NR, 0.0f);
+                acem__tile_put(tile, c, ldb, mr, nr, 0.0f, 0, 0);
+            }
         }
-    } else { /* X L = B: backward over column blocks */
-        size_t nblk = (n + ACEM__TRSM_NB - 1) / ACEM__TRSM_NB, b;
-        for (b = nblk; b-- > 0;) {
-            size_t j0 = b * ACEM__TRSM_NB, nb = acem__min(ACEM__TRSM_NB, n - j0);
-            acem__trinv(0, nb, L + j0 * ldl + j0, ldl, W);
-            acem__mul_small(m, nb, B + j0, ldb, W);
-            if (j0) /* B[:, 0..j0) -= X[:, j0..je) L[j0..je, 0..j0) */
-                acem__gemm(0, 0, m, j0, nb, -1.0f, B + j0, ldb, L + j0 * ldl, ldl, 1.0f, B, ldb, work);
-        }
+    }
+}
+
+/* B (m x n) := B L^-T (trans=1) or B L^-1 (trans=0); L n x n lower. Recursive
+   halves: X L^T = B is X1 = B1 L11^-T, X2 = (B2 - X1 L21^T) L22^-T; X L = B
+   is X2 = B2 L22^-1, X1 = (B1 - X2 L21) L11^-1. work: acem_gemm_work_bytes
+   (m, n, n) bytes or NULL. */
+static void acem__trsm_rec(int trans, size_t m, size_t n, const float *L, size_t ldl, float *B, size_t ldb,
+                           void *work) {
+    size_t n1;
+    if (n <= ACEM__TRSM_NB) {
+        acem__trsm_leaf(trans, m, n, L, ldl, B, ldb);
+        return;
+    }
+    n1 = (n / 2 + ACEM__TRSM_NB - 1) / ACEM__TRSM_NB * ACEM__TRSM_NB;
+    if (trans) {
+        acem__trsm_rec(1, m, n1, L, ldl, B, ldb, work);
+        acem__gemm(0, 1, m, n - n1, n1, -1.0f, B, ldb, L + n1 * ldl, ldl, 1.0f, B + n1, ldb, work);
+        acem__trsm_rec(1, m, n - n1, L + n1 * ldl + n1, ldl, B + n1, ldb, work);
+    } else {
+        acem__trsm_rec(0, m, n - n1, L + n1 * ldl + n1, ldl, B + n1, ldb, work);
+        acem__gemm(0, 0, m, n1, n - n1, -1.0f, B + n1, ldb, L + n1 * ldl, ldl, 1.0f, B, ldb, work);
+        acem__trsm_rec(0, m, n1, L, ldl, B, ldb, work);
     }
 }
 static void acem__trsm_rl(int trans, size_t m, size_t n, const float *L, size_t ldl, float *B,
                           size_t ldb, void *work) {
-    float W[ACEM__TRSM_NB * ACEM__TRSM_NB];
-    size_t r0, mb;
     if (!m || !n) return;
 #ifdef ACEM_USE_CBLAS
     if (ACEM__BLAS_OK(m, n, ldl, ldb, 0)) {
@@ -1571,59 +1703,78 @@ static void acem__trsm_rl(int trans, size_t m, size_t n, const float *L, size_t 
         return;
     }
 #endif
-    /* panels of rows small enough for the updates to stay in L2 (rows are independent) */
-    mb = acem__roundup(acem__max(48, acem__min(ACEM__TRSM_MB, ACEM__TRSM_L2 / (n * sizeof(float)))), 48);
-    for (r0 = 0; r0 < m; r0 += mb)
-        acem__trsm_rl1(trans, acem__min(mb, m - r0), n, L, ldl, B + r0 * ldb, ldb, work, W);
+    acem__trsm_rec(trans, m, n, L, ldl, B, ldb, work);
 }
 ACEMDEF void acem_trsm_rl(int trans, size_t m, size_t n, const float *L, size_t ldl, float *B,
-                          size_t ldb) {
-    acem__trsm_rl(trans, m, n, L, ldl, B, ldb, NULL);
+                          size_t ldb, void *work) {
+    acem__trsm_rl(trans, m, n, L, ldl, B, ldb, work);
 }
 ACEMDEF void acem_chol_solve_right(size_t m, size_t n, const float *L, size_t ldl, float *B,
-                                   size_t ldb) {
-    acem__trsm_rl(1, m, n, L, ldl, B, ldb, NULL);
-    acem__trsm_rl(0, m, n, L, ldl, B, ldb, NULL);
+                                   size_t ldb, void *work) {
+    acem__trsm_rl(1, m, n, L, ldl, B, ldb, work);
+    acem__trsm_rl(0, m, n, L, ldl, B, ldb, work);
 }
 
-/* Lower Cholesky in place, blocked right-looking; the strict upper part is not
-   touched. Failure: the first column whose pivot is not positive and finite.
-   work: acem_gemm_work_bytes(n, n, n) bytes or NULL. */
+typedef struct acem__trsm_job {
+    int trans;
+    size_t m, n, ldl, ldb;
+    const float *Lm;
+    float *B;
+} acem__trsm_job;
+static void acem__trsm_part(void *ctx, size_t c, size_t np, void *work) {
+    const acem__trsm_job *J = ACEM__CAST(const acem__trsm_job *, ctx);
+    size_t s = acem__bound(J->m, c, np, 0), e = acem__bound(J->m, c + 1, np, 0);
+    if (s < e) acem__trsm_rl(J->trans, e - s, J->n, J->Lm, J->ldl, J->B + s * J->ldb, J->ldb, work);
+}
+/* the rows of B are independent right-hand sides */
+static void acem__ptrsm(const acem__exec *X, int trans, size_t m, size_t n, const float *Lm, size_t ldl, float *B,
+                        size_t ldb) {
+    acem__trsm_job J;
+    J.trans = trans; J.m = m; J.n = n; J.Lm = Lm; J.ldl = ldl; J.B = B; J.ldb = ldb;
+    acem__run(X, acem__nparts(X, m), acem__trsm_part, &J);
+}
+
+/* Lower Cholesky in place, recursive: A11 = L11 L11^T, L21 = A21 L11^-T,
+   A22 -= L21 L21^T, then A22; leaves of ACEM__CHOL_NB columns factored
+   left-looking with f64 dot products. The strict upper part is not touched.
+   Failure: the first column whose pivot is not positive and finite (off: the
+   column of A[0][0] in the whole matrix). */
 #ifndef ACEM__CHOL_NB
-#define ACEM__CHOL_NB 128
+#define ACEM__CHOL_NB 64
 #endif
-static acem_result acem__potrf(size_t n, float *A, size_t lda, size_t *failed, void *work) {
-    size_t jb, j, i;
-    for (jb = 0; jb < n; jb += ACEM__CHOL_NB) {
-        size_t nb = acem__min(ACEM__CHOL_NB, n - jb);
-        /* the diagonal block: left-looking within it, f64 dot products */
-        for (j = jb; j < jb + nb; ++j) {
+static acem_result acem__potrf_rec(const acem__exec *X, size_t n, float *A, size_t lda, size_t off, size_t *failed) {
+    size_t n1, i, j;
+    acem_result r;
+    if (n <= ACEM__CHOL_NB) {
+        for (j = 0; j < n; ++j) {
             float *rj = A + j * lda;
-            double d = (double)rj[j] - acem__dot_f64(rj + jb, rj + jb, j - jb);
+            double d = (double)rj[j] - acem__dot_f64(rj, rj, j);
             if (!(d > 0.0) || d != d || d > 1e300) {
-                if (failed) *failed = j;
+                if (failed) *failed = off + j;
                 return ACEM_ERR_NOT_POSITIVE_DEFINITE;
             }
             d = ACEM_SQRT(d);
             rj[j] = (float)d;
-            for (i = j + 1; i < jb + nb; ++i) {
+            for (i = j + 1; i < n; ++i) {
                 float *ri = A + i * lda;
-                ri[j] = (float)(((double)ri[j] - acem__dot_f64(ri + jb, rj + jb, j - jb)) / d);
+                ri[j] = (float)(((double)ri[j] - acem__dot_f64(ri, rj, j)) / d);
             }
         }
-        if (jb + nb < n) {
-            size_t m2 = n - jb - nb;
-            float *A21 = A + (jb + nb) * lda + jb;
-            /* L21 = A21 L11^-T */
-            acem__trsm_rl(1, m2, nb, A + jb * lda + jb, lda, A21, lda, work);
-            /* A22 -= L21 L21^T (lower part only) */
-            acem__syrk(0, 0, m2, nb, -1.0f, A21, lda, 1.0f, A + (jb + nb) * lda + jb + nb, lda, work);
-        }
+        return ACEM_OK;
     }
-    return ACEM_OK;
+    n1 = (n / 2 + ACEM__CHOL_NB - 1) / ACEM__CHOL_NB * ACEM__CHOL_NB;
+    if ((r = acem__potrf_rec(X, n1, A, lda, off, failed)) != ACEM_OK) return r;
+    acem__ptrsm(X, 1, n - n1, n1, A, lda, A + n1 * lda, lda);
+    acem__psyrk(X, 0, 0, n - n1, n1, -1.0f, A + n1 * lda, lda, 1.0f, A + n1 * lda + n1, lda);
+    return acem__potrf_rec(X, n - n1, A + n1 * lda + n1, lda, off + n1, failed);
 }
-ACEMDEF acem_result acem_potrf(size_t n, float *A, size_t lda, size_t *failed_column) {
-    return acem__potrf(n, A, lda, failed_column, NULL);
+/* X: where the updates run (and their scratch: acem_gemm_work_bytes(n, n, n) per lane) */
+static acem_result acem__potrf(const acem__exec *X, size_t n, float *A, size_t lda, size_t *failed) {
+    return acem__potrf_rec(X, n, A, lda, 0, failed);
+}
+ACEMDEF acem_result acem_potrf(size_t n, float *A, size_t lda, size_t *failed_column, void *work) {
+    acem__exec X = acem__exec_serial(work);
+    return acem__potrf(&X, n, A, lda, failed_column);
 }
 
 /* LU with partial pivoting of the n x n matrix A (in place), solving X A = B
@@ -2360,7 +2511,9 @@ static uint64_t acem__fnv1a(const char *s) {
     return h;
 }
 
-static size_t acem__workers(const acem_options *o);
+static size_t acem__workers(const acem_options *o) {
+    return o->parallel_for ? (o->n_workers ? o->n_workers : 1) : 1;
+}
 static void acem__layout(acem_layer *L, acem__arena *a) {
     size_t R = L->rows, C = L->cols, n = acem__min(R, C), RC = 0, mx = acem__max(R, C);
     void **b = L->buf;
@@ -2537,113 +2690,15 @@ ACEMDEF int acem_rule_passes(const acem_options *opt, acem_rule rule, size_t n_e
     return acem__npasses(&L);
 }
 
-/* ---- caller-driven parallelism ---------------------------------------------- */
-/* Work is cut into chunks whose boundaries depend only on the shapes. One lane
-   per worker (each with its own kernel scratch) takes chunks lane, lane + W,
-   lane + 2W, ... in order. The chunks, and so every value computed, are the
-   same for any number of workers: outputs are bitwise identical. */
-#define ACEM__CHUNK 256
-static size_t acem__workers(const acem_options *o) {
-    return o->parallel_for ? (o->n_workers ? o->n_workers : 1) : 1;
-}
-typedef void (*acem__chunk_fn)(void *ctx, size_t chunk, void *work);
-typedef struct acem__par {
-    const acem_layer *L;
-    size_t nchunks, lanes;
-    acem__chunk_fn fn;
-    void *ctx;
-} acem__par;
-static void acem__lane(void *p, size_t lane) {
-    const acem__par *P = ACEM__CAST(const acem__par *, p);
-    unsigned char *work = ACEM__CAST(unsigned char *, P->L->buf[9]) + lane * P->L->work_bytes;
-    size_t c;
-    for (c = lane; c < P->nchunks; c += P->lanes) P->fn(P->ctx, c, work);
-}
-static void acem__run(const acem_layer *L, size_t nchunks, acem__chunk_fn fn, void *ctx) {
-    acem__par P;
-    P.L = L; P.nchunks = nchunks; P.fn = fn; P.ctx = ctx;
-    P.lanes = acem__min(acem__workers(&L->opt), nchunks);
-    if (P.lanes <= 1) { P.lanes = 1; acem__lane(&P, 0); return; }
-    L->opt.parallel_for(L->opt.parallel_user, acem__lane, &P, P.lanes);
-}
-typedef struct acem__gemm_job {
-    int ta, tb, bycols;
-    size_t m, n, k, lda, ldb, ldc;
-    float alpha, beta;
-    const float *A, *B;
-    float *C;
-} acem__gemm_job;
-static void acem__gemm_chunk(void *ctx, size_t c, void *work) {
-    const acem__gemm_job *J = ACEM__CAST(const acem__gemm_job *, ctx);
-    size_t s = c * ACEM__CHUNK;
-    if (J->bycols)
-        acem__gemm(J->ta, J->tb, J->m, acem__min(ACEM__CHUNK, J->n - s), J->k, J->alpha, J->A, J->lda,
-                   J->tb ? J->B + s * J->ldb : J->B + s, J->ldb, J->beta, J->C + s, J->ldc, work);
-    else
-        acem__gemm(J->ta, J->tb, acem__min(ACEM__CHUNK, J->m - s), J->n, J->k, J->alpha,
-                   J->ta ? J->A + s : J->A + s * J->lda, J->lda, J->B, J->ldb, J->beta, J->C + s * J->ldc, J->ldc, work);
-}
-/* acem__gemm split along the larger output dimension */
-static void acem__pgemm(const acem_layer *L, int ta, int tb, size_t m, size_t n, size_t k, float alpha,
-                        const float *A, size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc) {
-    acem__gemm_job J;
-    size_t len;
-    J.ta = ta; J.tb = tb; J.m = m; J.n = n; J.k = k; J.alpha = alpha; J.A = A; J.lda = lda;
-    J.B = B; J.ldb = ldb; J.beta = beta; J.C = C; J.ldc = ldc;
-    J.bycols = n >= m;
-    len = J.bycols ? n : m;
-    if (!m || !n) return;
-    acem__run(L, (len + ACEM__CHUNK - 1) / ACEM__CHUNK, acem__gemm_chunk, &J);
-}
-typedef struct acem__syrk_job {
-    int trans;
-    size_t n, k, lda, ldc;
-    float alpha, beta;
-    const float *A;
-    float *C;
-} acem__syrk_job;
-static void acem__syrk_chunk(void *ctx, size_t c, void *work) { /* rows [i0, i0+h) of the lower triangle */
-    const acem__syrk_job *J = ACEM__CAST(const acem__syrk_job *, ctx);
-    size_t i0 = c * ACEM__CHUNK, h = acem__min(ACEM__CHUNK, J->n - i0);
-    const float *Ai = J->trans ? J->A + i0 : J->A + i0 * J->lda;
-    if (i0)
-        acem__gemm(J->trans, !J->trans, h, i0, J->k, J->alpha, Ai, J->lda, J->A, J->lda, J->beta, J->C + i0 * J->ldc,
-                   J->ldc, work);
-    acem__syrk(J->trans, 0, h, J->k, J->alpha, Ai, J->lda, J->beta, J->C + i0 * J->ldc + i0, J->ldc, work);
-}
-static void acem__mirror_chunk(void *ctx, size_t c, void *work) {
-    const acem__syrk_job *J = ACEM__CAST(const acem__syrk_job *, ctx);
-    size_t i0 = c * ACEM__CHUNK, i1 = acem__min(i0 + ACEM__CHUNK, J->n), i, j;
-    (void)work;
-    for (i = i0; i < i1; ++i)
-        for (j = i + 1; j < J->n; ++j) J->C[i * J->ldc + j] = J->C[j * J->ldc + i];
-}
-/* full symmetric C = alpha op(A)^T op(A) + beta C, split by row blocks */
-static void acem__psyrk(const acem_layer *L, int trans, size_t n, size_t k, float alpha, const float *A, size_t lda,
-                        float beta, float *C, size_t ldc) {
-    acem__syrk_job J;
-    size_t nch = (n + ACEM__CHUNK - 1) / ACEM__CHUNK;
-    J.trans = trans; J.n = n; J.k = k; J.alpha = alpha; J.A = A; J.lda = lda; J.beta = beta; J.C = C; J.ldc = ldc;
-    acem__run(L, nch, acem__syrk_chunk, &J);
-    acem__run(L, nch, acem__mirror_chunk, &J);
-}
-typedef struct acem__trsm_job {
-    int trans;
-    size_t m, n, ldl, ldb;
-    const float *Lm;
-    float *B;
-} acem__trsm_job;
-static void acem__trsm_chunk(void *ctx, size_t c, void *work) {
-    const acem__trsm_job *J = ACEM__CAST(const acem__trsm_job *, ctx);
-    size_t s = c * ACEM__CHUNK;
-    acem__trsm_rl(J->trans, acem__min(ACEM__CHUNK, J->m - s), J->n, J->Lm, J->ldl, J->B + s * J->ldb, J->ldb, work);
-}
-/* rows of B are independent right-hand sides */
-static void acem__ptrsm(const acem_layer *L, int trans, size_t m, size_t n, const float *Lm, size_t ldl, float *B,
-                        size_t ldb) {
-    acem__trsm_job J;
-    J.trans = trans; J.m = m; J.n = n; J.Lm = Lm; J.ldl = ldl; J.B = B; J.ldb = ldb;
-    acem__run(L, (m + ACEM__CHUNK - 1) / ACEM__CHUNK, acem__trsm_chunk, &J);
+/* the layer's executor: the caller's parallel_for, one kernel scratch per worker (buf[9]) */
+static acem__exec acem__lexec(const acem_layer *L) {
+    acem__exec X;
+    X.pfor = L->opt.parallel_for;
+    X.user = L->opt.parallel_user;
+    X.lanes = acem__workers(&L->opt);
+    X.work = ACEM__CAST(unsigned char *, L->buf[9]);
+    X.work_bytes = L->work_bytes;
+    return X;
 }
 
 /* ---- shared pieces -------------------------------------------------------- */
@@ -2711,15 +2766,16 @@ static acem_result acem__accum_delta(acem_layer *L, const float *x, const float 
    R >= C: Tmp = D^T D (C x C) ; R < C: Tmp = D D^T (R x R), Q += alpha Tmp D. */
 static void acem__gram_accum(const acem_layer *L, size_t R, size_t C, const float *D, float alpha, float *Sacc,
                              float *Tmp, float *Q) {
+    acem__exec X = acem__lexec(L);
     size_t i;
     if (R >= C) {
-        acem__psyrk(L, 1, C, R, 1.0f, D, C, 0.0f, Tmp, C);
-        acem__pgemm(L, 0, 0, R, C, C, alpha, D, C, Tmp, C, 1.0f, Q, C);
+        acem__psyrk(&X, 1, 1, C, R, 1.0f, D, C, 0.0f, Tmp, C);
+        acem__pgemm(&X, 0, 0, R, C, C, alpha, D, C, Tmp, C, 1.0f, Q, C);
         for (i = 0; i < C * C; ++i) Sacc[i] += alpha * Tmp[i];
     } else {
-        acem__psyrk(L, 0, R, C, 1.0f, D, C, 0.0f, Tmp, R);
-        acem__pgemm(L, 0, 0, R, C, R, alpha, Tmp, R, D, C, 1.0f, Q, C);
-        acem__psyrk(L, 1, C, R, alpha, D, C, 1.0f, Sacc, C);
+        acem__psyrk(&X, 0, 1, R, C, 1.0f, D, C, 0.0f, Tmp, R);
+        acem__pgemm(&X, 0, 0, R, C, R, alpha, Tmp, R, D, C, 1.0f, Q, C);
+        acem__psyrk(&X, 1, 1, C, R, alpha, D, C, 1.0f, Sacc, C);
     }
 }
 
@@ -2755,6 +2811,7 @@ static acem_result acem__svd_small(size_t R, size_t C, const float *F, size_t ld
 static size_t acem__svd_vectors(size_t R, size_t C, const float *F, size_t ldf, const double *Vec,
                                 size_t ldvec, const double *s, size_t k, float *U, size_t ldu, float *V, size_t ldv,
                                 const acem_layer *L) {
+    acem__exec X = acem__lexec(L);
     size_t n = acem__min(R, C), i, j, kept = 0;
     double tol = (double)acem__max(R, C) * ACEM__FLT_EPS * s[0];
     int small_is_cols = C <= R;
@@ -2769,9 +2826,9 @@ static size_t acem__svd_vectors(size_t R, size_t C, const float *F, size_t ldf, 
         for (j = 0; j < n; ++j) Xs[j * lds + i] = keep ? (float)Vec[j * ldvec + i] : 0.0f;
     }
     if (small_is_cols) /* U = F V */
-        acem__pgemm(L, 0, 0, R, k, C, 1.0f, F, ldf, V, ldv, 0.0f, U, ldu);
+        acem__pgemm(&X, 0, 0, R, k, C, 1.0f, F, ldf, V, ldv, 0.0f, U, ldu);
     else /* V = F^T U */
-        acem__pgemm(L, 1, 0, C, k, R, 1.0f, F, ldf, U, ldu, 0.0f, V, ldv);
+        acem__pgemm(&X, 1, 0, C, k, R, 1.0f, F, ldf, U, ldu, 0.0f, V, ldv);
     for (i = 0; i < k; ++i) {
         float inv = (s[0] > 0 && s[i] > tol) ? (float)(1.0 / s[i]) : 0.0f;
         for (j = 0; j < no; ++j) Xo[j * ldo + i] *= inv;
@@ -3030,13 +3087,13 @@ ACEMDEF acem_result acem_layer_feed(acem_layer *L, const float *x, const float *
 /* ---- finish ---------------------------------------------------------------- */
 static acem_result acem__finish_ace(acem_layer *L, const float *base, float *out, acem_layer_info *info,
                                     acem_error *err) {
+    acem__exec X = acem__lexec(L);
     size_t R = L->rows, C = L->cols, n = acem__min(R, C), T = L->T, i, j;
     float *Dc = ACEM__CAST(float *, L->buf[0]), *Q = ACEM__CAST(float *, L->buf[1]);
     float *E = ACEM__CAST(float *, L->buf[2]), *S = ACEM__CAST(float *, L->buf[3]);
     float *A0 = ACEM__CAST(float *, L->buf[4]), *diag = ACEM__CAST(float *, L->buf[6]);
     double *mu = ACEM__CAST(double *, L->buf[5]), *m = mu + C, *v = m + C, *musum = v + C, *z = musum + C;
     double *ew = ACEM__CAST(double *, L->buf[7]);
-    void *work = L->buf[9];
     double *st = L->stat, denom = 0;
     int gated = st[ACEM__ST_GATED] != 0, refine;
     size_t k = (size_t)((double)n * L->opt.k_frac), col = 0;
@@ -3064,11 +3121,11 @@ static acem_result acem__finish_ace(acem_layer *L, const float *base, float *out
                 Q[i * C + j] += (float)v[j];
                 S[i * C + j] += (float)musum[j];
             }
-        acem__pgemm(L, 0, 0, R, C, C, -1.0f / (float)T, S, C, A0, C, 1.0f, Q, C);
+        acem__pgemm(&X, 0, 0, R, C, C, -1.0f / (float)T, S, C, A0, C, 1.0f, Q, C);
     }
     /* W_pre = B (A0 + 1 m^T)^-1 by Cholesky and Sherman-Morrison */
     for (j = 0; j < C; ++j) diag[j] = A0[j * C + j];
-    r = acem__potrf(C, A0, C, &col, work);
+    r = acem__potrf(&X, C, A0, C, &col);
     if (r == ACEM_OK) { /* z = A0^-1 m */
         for (i = 0; i < C; ++i) {
             double s = m[i];
@@ -3084,8 +3141,8 @@ static acem_result acem__finish_ace(acem_layer *L, const float *base, float *out
         for (j = 0; j < C; ++j) denom += z[j];
     }
     if (r == ACEM_OK && acem__fabs(denom) > 1e-6) {
-        acem__ptrsm(L, 1, R, C, A0, C, E, C);
-        acem__ptrsm(L, 0, R, C, A0, C, E, C);
+        acem__ptrsm(&X, 1, R, C, A0, C, E, C);
+        acem__ptrsm(&X, 0, R, C, A0, C, E, C);
         for (i = 0; i < R; ++i) {
             float *xr = E + i * C;
             double rs = 0, f;
@@ -3120,7 +3177,7 @@ static acem_result acem__finish_ace(acem_layer *L, const float *base, float *out
         for (i = 0; i < k; ++i) sig += ew[i];
         sig /= (double)k;
         kept = acem__svd_vectors(R, C, Q, C, ACEM__CAST(double *, L->buf[11]), k, ew, k, S, k, Dc, k, L);
-        acem__pgemm(L, 0, 1, R, C, k, (float)(L->opt.lambda * sig), S, k, Dc, k, 1.0f, out, C);
+        acem__pgemm(&X, 0, 1, R, C, k, (float)(L->opt.lambda * sig), S, k, Dc, k, 1.0f, out, C);
         info->refined = 1;
         info->sigma_iso = sig;
         info->directions = kept;
@@ -3129,6 +3186,7 @@ static acem_result acem__finish_ace(acem_layer *L, const float *base, float *out
 }
 
 static acem_result acem__finish_actmat(acem_layer *L, const float *base, float *out, acem_error *err) {
+    acem__exec X = acem__lexec(L);
     size_t R = L->rows, C = L->cols, i, j, kc = 0;
     float *D = ACEM__CAST(float *, L->buf[0]), *N = ACEM__CAST(float *, L->buf[1]);
     float *V32 = ACEM__CAST(float *, L->buf[5]);
@@ -3147,15 +3205,16 @@ static acem_result acem__finish_actmat(acem_layer *L, const float *base, float *
         ++kc;
     }
     /* Y = N W_k diag(1/lambda) ; out += lambda_opt Y W_k^T */
-    acem__pgemm(L, 0, 0, R, kc, C, 1.0f, N, C, V32, C, 0.0f, D, kc);
+    acem__pgemm(&X, 0, 0, R, kc, C, 1.0f, N, C, V32, C, 0.0f, D, kc);
     for (i = 0; i < R; ++i)
         for (j = 0; j < kc; ++j) D[i * kc + j] *= (float)(1.0 / w[C - 1 - j]);
-    acem__pgemm(L, 0, 1, R, C, kc, (float)L->opt.lambda, D, kc, V32, C, 1.0f, out, C);
+    acem__pgemm(&X, 0, 1, R, C, kc, (float)L->opt.lambda, D, kc, V32, C, 1.0f, out, C);
     return ACEM_OK;
 }
 
 static acem_result acem__finish_isoc(acem_layer *L, const float *base, float *out, acem_layer_info *info,
                                      acem_error *err) {
+    acem__exec X = acem__lexec(L);
     size_t R = L->rows, C = L->cols, n = acem__min(R, C), i;
     float *F = ACEM__CAST(float *, L->buf[0]), *V = ACEM__CAST(float *, L->buf[1]);
     float *U = ACEM__CAST(float *, L->buf[2]);
@@ -3169,7 +3228,7 @@ static acem_result acem__finish_isoc(acem_layer *L, const float *base, float *ou
     info->k = n;
     info->sigma_iso = sig;
     info->directions = acem__svd_vectors(R, C, F, C, ACEM__CAST(double *, L->buf[11]), n, s, n, U, n, V, n, L);
-    acem__pgemm(L, 0, 1, R, C, n, (float)(L->opt.lambda * sig), U, n, V, n, 1.0f, out, C);
+    acem__pgemm(&X, 0, 1, R, C, n, (float)(L->opt.lambda * sig), U, n, V, n, 1.0f, out, C);
     return ACEM_OK;
 }
 
@@ -3193,6 +3252,7 @@ static void acem__inv_sqrt_range(size_t K, const double *W, const double *w, siz
 
 static acem_result acem__finish_tsvm(acem_layer *L, const float *base, float *out, acem_layer_info *info,
                                      acem_error *err) {
+    acem__exec X = acem__lexec(L);
     size_t R = L->rows, C = L->cols, n = acem__min(R, C), kt = n / L->T, K = kt * L->T, a, b, c;
     float *Y = ACEM__CAST(float *, L->buf[0]), *U = ACEM__CAST(float *, L->buf[1]);
     float *V = ACEM__CAST(float *, L->buf[2]);
@@ -3223,8 +3283,8 @@ static acem_result acem__finish_tsvm(acem_layer *L, const float *base, float *ou
         for (b = 0; b < K; ++b) core[a * K + b] = (float)w[b];
     }
     /* M = U_all core V_all^T */
-    acem__pgemm(L, 0, 0, R, K, K, 1.0f, U, n, core, K, 0.0f, Y, K);
-    acem__pgemm(L, 0, 1, R, C, K, (float)L->opt.lambda, Y, K, V, n, 1.0f, out, C);
+    acem__pgemm(&X, 0, 0, R, K, K, 1.0f, U, n, core, K, 0.0f, Y, K);
+    acem__pgemm(&X, 0, 1, R, C, K, (float)L->opt.lambda, Y, K, V, n, 1.0f, out, C);
     return ACEM_OK;
 }
 

@@ -182,6 +182,7 @@ static float *spd(size_t n) {
 static void bench_potrf(size_t n) {
     float *A = spd(n), *X1 = (float *)xmalloc(n * n * sizeof(float)), *X2 = (float *)xmalloc(n * n * sizeof(float));
     double *t1 = (double *)xmalloc(sizeof(double) * (size_t)reps), *t2 = (double *)xmalloc(sizeof(double) * (size_t)reps);
+    void *work = xmalloc(acem_gemm_work_bytes(n, n, n));
     char shape[64];
     size_t failed = 0;
     int r;
@@ -190,7 +191,7 @@ static void bench_potrf(size_t n) {
         memcpy(X1, A, n * n * sizeof(float));
         memcpy(X2, A, n * n * sizeof(float));
         t0 = now();
-        if (acem_potrf(n, X1, n, &failed) != ACEM_OK) fprintf(stderr, "acem_potrf failed at %zu\n", failed);
+        if (acem_potrf(n, X1, n, &failed, work) != ACEM_OK) fprintf(stderr, "acem_potrf failed at %zu\n", failed);
         t1[r] = now() - t0;
         t0 = now();
         if (LAPACKE_spotrf_work(LAPACK_COL_MAJOR, 'U', (lapack_int)n, X2, (lapack_int)n) != 0)
@@ -200,7 +201,7 @@ static void bench_potrf(size_t n) {
     snprintf(shape, sizeof shape, "n=%zu", n);
     print_row("potrf", shape, (double)n * (double)n * (double)n / 3.0, median(t1, reps), median(t2, reps),
               reldiff(X1, X2, n, n, n, 1));
-    free(A); free(X1); free(X2); free(t1); free(t2);
+    free(A); free(X1); free(X2); free(t1); free(t2); free(work);
 }
 
 /* X L^T = B (trans=1) or X L = B (trans=0); B m x n, L n x n lower (a Cholesky factor) */
@@ -208,6 +209,7 @@ static void bench_trsm(int trans, size_t m, size_t n) {
     float *L = spd(n), *B = frandom(m * n);
     float *X1 = (float *)xmalloc(m * n * sizeof(float)), *X2 = (float *)xmalloc(m * n * sizeof(float));
     double *t1 = (double *)xmalloc(sizeof(double) * (size_t)reps), *t2 = (double *)xmalloc(sizeof(double) * (size_t)reps);
+    void *work = xmalloc(acem_gemm_work_bytes(m, n, n));
     char shape[64];
     size_t i, j;
     int r;
@@ -219,7 +221,7 @@ static void bench_trsm(int trans, size_t m, size_t n) {
         memcpy(X1, B, m * n * sizeof(float));
         memcpy(X2, B, m * n * sizeof(float));
         t0 = now();
-        acem_trsm_rl(trans, m, n, L, n, X1, n);
+        acem_trsm_rl(trans, m, n, L, n, X1, n, work);
         t1[r] = now() - t0;
         t0 = now();
         cblas_strsm(CblasRowMajor, CblasRight, CblasLower, trans ? CblasTrans : CblasNoTrans, CblasNonUnit,
@@ -229,7 +231,7 @@ static void bench_trsm(int trans, size_t m, size_t n) {
     snprintf(shape, sizeof shape, "%s, m=n=%zu", trans ? "X L^T = B" : "X L = B", n);
     print_row(trans ? "trsm_rl T" : "trsm_rl N", shape, (double)m * (double)n * (double)n, median(t1, reps),
               median(t2, reps), reldiff(X1, X2, m, n, n, 0));
-    free(L); free(B); free(X1); free(X2); free(t1); free(t2);
+    free(L); free(B); free(X1); free(X2); free(t1); free(t2); free(work);
 }
 
 /* all eigenpairs of a Gram matrix D^T D / rows (D rows x n): acem_syev (f64)

@@ -424,7 +424,11 @@ static void potrf_ok_case(size_t n, size_t pad, int nan_upper) {
         for (i = 0; i < n; ++i)
             for (j = i + 1; j < n; ++j) A[i * lda + j] = bitsf(0x7FC00BADu);
     memcpy(A0, A, na * sizeof(float));
-    r = acem_potrf(n, A, lda, &failed);
+    { /* with a workspace (packed GEMM blocks) and without (small stack blocks) */
+        void *work = nan_upper ? NULL : xmalloc(acem_gemm_work_bytes(n, n, n));
+        r = acem_potrf(n, A, lda, &failed, work);
+        free(work);
+    }
     CHECK(r == ACEM_OK, "potrf n=%zu lda=%zu%s: returned %d (%s), failed column %zu", n, lda,
           nan_upper ? " (NaN upper)" : "", (int)r, acem_result_string(r), failed);
     bad = chol_residual(A, A0, n, lda, &bi, &bj, &got, &want);
@@ -449,7 +453,7 @@ static void potrf_fail_case(const char *what, const float *A0, size_t n, size_t 
     float *A = (float *)xmalloc(na * sizeof(float));
     acem_result r;
     memcpy(A, A0, na * sizeof(float));
-    r = acem_potrf(n, A, lda, &failed);
+    r = acem_potrf(n, A, lda, &failed, NULL);
     CHECK(r == ACEM_ERR_NOT_POSITIVE_DEFINITE && failed == expect_col,
           "potrf %s n=%zu: returned %d (%s) failed column %zu, expected "
           "ACEM_ERR_NOT_POSITIVE_DEFINITE column %zu",
@@ -469,7 +473,7 @@ static void test_potrf(void) {
     { /* n = 0 is a no-op */
         float dummy = bitsf(SENT_BITS);
         size_t failed = 0;
-        acem_result r = acem_potrf(0, &dummy, 1, &failed);
+        acem_result r = acem_potrf(0, &dummy, 1, &failed, NULL);
         CHECK(r == ACEM_OK && fbits(dummy) == SENT_BITS, "potrf n=0: returned %d", (int)r);
     }
 
@@ -626,13 +630,17 @@ static void solve_case(int mode, size_t m, size_t n, size_t pl, size_t pb) {
     memcpy(B0, B, nb * sizeof(float));
     for (i = 0; i < m; ++i)
         for (j = 0; j < n; ++j) Xref[i * n + j] = B[i * ldb + j];
-    if (mode == 2) {
-        solve_right_ref(1, m, n, L, ldl, Xref);
-        solve_right_ref(0, m, n, L, ldl, Xref);
-        acem_chol_solve_right(m, n, L, ldl, B, ldb);
-    } else {
-        solve_right_ref(mode, m, n, L, ldl, Xref);
-        acem_trsm_rl(mode, m, n, L, ldl, B, ldb);
+    { /* with a workspace or without, alternating */
+        void *work = (m + n) % 2 ? xmalloc(acem_gemm_work_bytes(m, n, n)) : NULL;
+        if (mode == 2) {
+            solve_right_ref(1, m, n, L, ldl, Xref);
+            solve_right_ref(0, m, n, L, ldl, Xref);
+            acem_chol_solve_right(m, n, L, ldl, B, ldb, work);
+        } else {
+            solve_right_ref(mode, m, n, L, ldl, Xref);
+            acem_trsm_rl(mode, m, n, L, ldl, B, ldb, work);
+        }
+        free(work);
     }
     for (i = 0; i < m; ++i)
         for (j = 0; j < n; ++j) {
@@ -692,9 +700,13 @@ static void chol_pipeline_case(size_t m, size_t n) {
     memcpy(A0, A, mat_elems(n, n, lda) * sizeof(float));
     mat_fill_rand(B, m, n, ldb);
     memcpy(B0, B, mat_elems(m, n, ldb) * sizeof(float));
-    r = acem_potrf(n, A, lda, &failed);
-    CHECK(r == ACEM_OK, "pipeline potrf n=%zu: %d", n, (int)r);
-    acem_chol_solve_right(m, n, A, lda, B, ldb);
+    {
+        void *work = xmalloc(acem_gemm_work_bytes(acem__max(m, n), n, n));
+        r = acem_potrf(n, A, lda, &failed, work);
+        CHECK(r == ACEM_OK, "pipeline potrf n=%zu: %d", n, (int)r);
+        acem_chol_solve_right(m, n, A, lda, B, ldb, work);
+        free(work);
+    }
     for (i = 0; i < m; ++i)
         for (j = 0; j < n; ++j) {
             double s = 0;
