@@ -67,7 +67,7 @@ CLI_HELPERS  := $(patsubst tests/%.c,$(B)/%,$(wildcard tests/cli_*.c))
 CLI_TESTS    := $(if $(CLI_BIN),"tests/test_cli.sh $(B)" "tests/test_lora_cli.sh $(B)")
 
 # Compile matrix: each name is one test, implemented in tests/compile/check.sh.
-COMPILE_CHECKS := c99 c11 c99_nosimd c11_avx2 cxx11 cxx17 wconversion \
+COMPILE_CHECKS := c99 c11 c99_nosimd c11_avx2 c11_avx512 cxx11 cxx17 wconversion \
                   clang_c11 clangxx_cxx17 static2tu decl_only cxx_decl_c_impl \
                   symbols typo freestanding wasm32_werror malloc_hooks malloc_one_hook
 # examples that run without arguments: built with -Werror, run twice, same output

@@ -1454,10 +1454,12 @@ ACEMDEF void acem_syrk(int trans, size_t n, size_t k, float alpha, const float *
      depends only on the depth blocking), so the cuts follow the number of
      workers and balance the work; they fall on multiples of ACEM__SPLIT (a
      multiple of every micro-tile side), so that a cut adds no edge tiles;
-   - reductions: fixed chunks of ACEM__CHUNK rows whose boundaries depend on
-     the shapes only; partial results are combined in chunk order. */
+   - reductions: ACEM__SLOTS fixed slots of rows whose boundaries depend on
+     the shapes only, each summed in order by one lane; the partial results
+     are combined in slot order. */
 #define ACEM__SPLIT 48
 #define ACEM__CHUNK 256
+#define ACEM__SLOTS 16
 typedef struct acem__exec {
     void (*pfor)(void *user, void (*fn)(void *ctx, size_t i), void *ctx, size_t count);
     void *user;
@@ -1574,6 +1576,27 @@ static void acem__psyrk(const acem__exec *X, int trans, int mirror, size_t n, si
     J.trans = trans; J.mirror = mirror; J.n = n; J.k = k; J.alpha = alpha; J.A = A; J.lda = lda; J.beta = beta;
     J.C = C; J.ldc = ldc;
     acem__run(X, acem__nparts(X, n), acem__syrk_part, &J);
+}
+
+/* y += a x over n floats, split over the workers */
+typedef struct acem__axpy_job {
+    size_t n;
+    float a;
+    const float *x;
+    float *y;
+} acem__axpy_job;
+static void acem__axpy_part(void *ctx, size_t c, size_t np, void *work) {
+    const acem__axpy_job *J = ACEM__CAST(const acem__axpy_job *, ctx);
+    size_t s = acem__bound(J->n, c, np, 0), e = acem__bound(J->n, c + 1, np, 0), i;
+    float a = J->a, *y = J->y;
+    const float *x = J->x;
+    (void)work;
+    for (i = s; i < e; ++i) y[i] += a * x[i];
+}
+static void acem__paxpy(const acem__exec *X, size_t n, float a, const float *x, float *y) {
+    acem__axpy_job J;
+    J.n = n; J.a = a; J.x = x; J.y = y;
+    acem__run(X, n < 65536 ? 1 : acem__nparts(X, n), acem__axpy_part, &J);
 }
 
 /* ---- triangular solves and Cholesky -----------------------------------------
@@ -2530,7 +2553,7 @@ static void acem__layout(acem_layer *L, acem__arena *a) {
         b[2] = acem__take(a, RC, sizeof(float));
         b[3] = acem__take(a, RC, sizeof(float));
         b[4] = acem__take(a, C * C, sizeof(double));
-        b[5] = acem__take(a, 5 * C + R, sizeof(double));
+        b[5] = acem__take(a, 5 * C + 2 * ACEM__SLOTS * C + ACEM__SLOTS, sizeof(double));
         b[6] = acem__take(a, C, sizeof(float));
         b[7] = acem__take(a, n + ACEM__TOP_WORK(n), sizeof(double));
         b[8] = acem__take(a, C, sizeof(size_t));
@@ -2658,7 +2681,7 @@ ACEMDEF acem_result acem_layer_init(acem_layer *L, const acem_options *opt, acem
                 ACEM_MEMSET(b[2], 0, RC * sizeof(float));
                 ACEM_MEMSET(b[3], 0, RC * sizeof(float));
                 ACEM_MEMSET(b[4], 0, C * C * sizeof(float));
-                ACEM_MEMSET(b[5], 0, (5 * C + rows) * sizeof(double));
+                ACEM_MEMSET(b[5], 0, 5 * C * sizeof(double));
                 break;
             case ACEM_ACTMAT:
                 ACEM_MEMSET(b[1], 0, RC * sizeof(float));
@@ -2767,11 +2790,10 @@ static acem_result acem__accum_delta(acem_layer *L, const float *x, const float 
 static void acem__gram_accum(const acem_layer *L, size_t R, size_t C, const float *D, float alpha, float *Sacc,
                              float *Tmp, float *Q) {
     acem__exec X = acem__lexec(L);
-    size_t i;
     if (R >= C) {
         acem__psyrk(&X, 1, 1, C, R, 1.0f, D, C, 0.0f, Tmp, C);
         acem__pgemm(&X, 0, 0, R, C, C, alpha, D, C, Tmp, C, 1.0f, Q, C);
-        for (i = 0; i < C * C; ++i) Sacc[i] += alpha * Tmp[i];
+        acem__paxpy(&X, C * C, alpha, Tmp, Sacc);
     } else {
         acem__psyrk(&X, 0, 1, R, C, 1.0f, D, C, 0.0f, Tmp, R);
         acem__pgemm(&X, 0, 0, R, C, R, alpha, Tmp, R, D, C, 1.0f, Q, C);
@@ -2896,36 +2918,219 @@ static float acem__ties_threshold(acem_layer *L, uint64_t key, const float *x, c
     return acem__u2f(prefix);
 }
 
-/* y = D^T (D x) for D (R x C); x NULL means the all-ones vector. tR: R doubles. */
-static void acem__ata_vec(size_t R, size_t C, const float *D, const double *x, double *tR, double *y) {
-    size_t i, j;
-    for (i = 0; i < R; ++i) {
-        const float *dr = D + i * C;
-        double s = 0;
-        if (x) for (j = 0; j < C; ++j) s += dr[j] * x[j];
-        else for (j = 0; j < C; ++j) s += dr[j];
-        tR[i] = s;
+/* ---- ACE feed: fused row passes, split over the workers ------------------------
+   Reductions go through ACEM__SLOTS fixed slots of rows (boundaries from the
+   shapes only), each summed in row order by one lane; the slots' partials are
+   combined in slot order, so every sum is the same for any number of workers.
+   Row-local work needs no such care. Sums of squares and products are f64
+   with one accumulator per SIMD lane, folded in a fixed order. */
+static size_t acem__slot_row(size_t R, size_t s, size_t ns) {
+    return R / ns * s + R % ns * s / ns;
+}
+static size_t acem__nslots(size_t R) { return acem__max(1, acem__min(ACEM__SLOTS, R)); }
+
+/* sum of (x - base)^2 (f64) over n values; *bad set if any delta is not finite */
+static double acem__sumsq_delta(const float *x, const float *b, size_t n, int *bad) {
+    size_t i = 0;
+    double s = 0;
+    int nf = 0;
+#if defined(ACEM__AVX2) || defined(ACEM__AVX512)
+    __m256d a0 = _mm256_setzero_pd(), a1 = a0;
+    __m256 fin = _mm256_setzero_ps(); /* d - d: 0 when finite, NaN otherwise */
+    for (; i + 8 <= n; i += 8) {
+        __m256 d = _mm256_loadu_ps(x + i);
+        __m256d lo, hi;
+        if (b) d = _mm256_sub_ps(d, _mm256_loadu_ps(b + i));
+        fin = _mm256_add_ps(fin, _mm256_sub_ps(d, d));
+        lo = _mm256_cvtps_pd(_mm256_castps256_ps128(d));
+        hi = _mm256_cvtps_pd(_mm256_extractf128_ps(d, 1));
+        a0 = _mm256_fmadd_pd(lo, lo, a0);
+        a1 = _mm256_fmadd_pd(hi, hi, a1);
     }
-    for (j = 0; j < C; ++j) y[j] = 0;
-    for (i = 0; i < R; ++i) {
-        const float *dr = D + i * C;
-        double a = tR[i];
-        for (j = 0; j < C; ++j) y[j] += dr[j] * a;
+    {
+        double t[4];
+        float f[8];
+        _mm256_storeu_pd(t, _mm256_add_pd(a0, a1));
+        s = (t[0] + t[1]) + (t[2] + t[3]);
+        _mm256_storeu_ps(f, fin);
+        for (nf = 0; nf < 8 && f[nf] == 0.0f; ++nf) {}
+        nf = nf < 8;
     }
+#endif
+    for (; i < n; ++i) {
+        float d = b ? x[i] - b[i] : x[i];
+        nf |= !((d - d) == 0.0f);
+        s += (double)d * d;
+    }
+    *bad |= nf;
+    return s;
+}
+
+/* One row of the centring: dr = float(d - mu), sr += dr, and (f64) acc[0] +=
+   sum dr^2, acc[1] = sum dr, acc[2] = sum dr mu. */
+static void acem__ace_row(const float *xr, const float *br, const double *mu, size_t C, float *dr, float *sr,
+                          double *acc) {
+    size_t j = 0;
+    double q = 0, t1 = 0, t2 = 0;
+#if defined(ACEM__AVX2) || defined(ACEM__AVX512)
+    __m256d vq = _mm256_setzero_pd(), v1 = vq, v2 = vq;
+    for (; j + 4 <= C; j += 4) {
+        __m128 d = _mm_loadu_ps(xr + j), v;
+        __m256d m = _mm256_loadu_pd(mu + j), vd;
+        if (br) d = _mm_sub_ps(d, _mm_loadu_ps(br + j));
+        v = _mm256_cvtpd_ps(_mm256_sub_pd(_mm256_cvtps_pd(d), m));
+        _mm_storeu_ps(dr + j, v);
+        _mm_storeu_ps(sr + j, _mm_add_ps(_mm_loadu_ps(sr + j), v));
+        vd = _mm256_cvtps_pd(v);
+        vq = _mm256_fmadd_pd(vd, vd, vq);
+        v1 = _mm256_add_pd(v1, vd);
+        v2 = _mm256_fmadd_pd(vd, m, v2);
+    }
+    {
+        double t[4];
+        _mm256_storeu_pd(t, vq); q = (t[0] + t[1]) + (t[2] + t[3]);
+        _mm256_storeu_pd(t, v1); t1 = (t[0] + t[1]) + (t[2] + t[3]);
+        _mm256_storeu_pd(t, v2); t2 = (t[0] + t[1]) + (t[2] + t[3]);
+    }
+#endif
+    for (; j < C; ++j) {
+        float d = br ? xr[j] - br[j] : xr[j];
+        float v = (float)((double)d - mu[j]);
+        dr[j] = v;
+        sr[j] += v;
+        q += (double)v * v;
+        t1 += (double)v;
+        t2 += (double)v * mu[j];
+    }
+    acc[0] += q;
+    acc[1] = t1;
+    acc[2] = t2;
+}
+
+typedef struct acem__ace_job {
+    const float *x, *base;
+    float *Dc, *S;
+    size_t R, C;
+    const double *mu;
+    double *P, *Ptr; /* slot partials: P 2 x ns x C, Ptr ns */
+} acem__ace_job;
+/* pass 0, slot s: sum of squares of the delta (the gate norm) */
+static void acem__ace_norm_slot(void *ctx, size_t s, size_t ns, void *work) {
+    const acem__ace_job *J = ACEM__CAST(const acem__ace_job *, ctx);
+    size_t r0 = acem__slot_row(J->R, s, ns), r1 = acem__slot_row(J->R, s + 1, ns), o = r0 * J->C;
+    int bad = 0;
+    (void)work;
+    J->Ptr[s] = acem__sumsq_delta(J->x + o, J->base ? J->base + o : NULL, (r1 - r0) * J->C, &bad);
+    J->P[s] = bad; /* flag: the caller names the position */
+}
+/* slot s: column sums of the delta */
+static void acem__ace_colsum_slot(void *ctx, size_t s, size_t ns, void *work) {
+    const acem__ace_job *J = ACEM__CAST(const acem__ace_job *, ctx);
+    size_t r0 = acem__slot_row(J->R, s, ns), r1 = acem__slot_row(J->R, s + 1, ns), C = J->C, i, j;
+    double *p = J->P + s * C;
+    (void)work;
+    for (j = 0; j < C; ++j) p[j] = 0;
+    for (i = r0; i < r1; ++i) {
+        const float *xr = J->x + i * C, *br = J->base ? J->base + i * C : NULL;
+        if (br) for (j = 0; j < C; ++j) p[j] += (double)(xr[j] - br[j]);
+        else for (j = 0; j < C; ++j) p[j] += (double)xr[j];
+    }
+}
+/* slot s: Dc = delta - mu and S += Dc row by row; the trace partial; the
+   column sums of Sigma_t 1 and Sigma_t mu (unscaled): Dc^T (Dc 1) and
+   Dc^T (Dc mu), each row's Dc 1 and Dc mu being known once it is centred */
+static void acem__ace_center_slot(void *ctx, size_t s, size_t ns, void *work) {
+    const acem__ace_job *J = ACEM__CAST(const acem__ace_job *, ctx);
+    size_t r0 = acem__slot_row(J->R, s, ns), r1 = acem__slot_row(J->R, s + 1, ns), C = J->C, i, j;
+    double *y1 = J->P + s * C, *y2 = J->P + (ns + s) * C, acc[3] = {0, 0, 0};
+    (void)work;
+    for (j = 0; j < C; ++j) y1[j] = y2[j] = 0;
+    for (i = r0; i < r1; ++i) {
+        float *dr = J->Dc + i * C;
+        acem__ace_row(J->x + i * C, J->base ? J->base + i * C : NULL, J->mu, C, dr, J->S + i * C, acc);
+        for (j = 0; j < C; ++j) {
+            y1[j] += (double)dr[j] * acc[1];
+            y2[j] += (double)dr[j] * acc[2];
+        }
+    }
+    J->Ptr[s] = acc[0];
+}
+
+
+/* Y[i][j] += (float)v[j] for the rows of Y (R x C), split over the workers */
+typedef struct acem__rows_job {
+    size_t R, C;
+    const double *v;
+    float *Y;
+    double denom;
+} acem__rows_job;
+static void acem__rowadd_part(void *ctx, size_t c, size_t np, void *work) {
+    const acem__rows_job *J = ACEM__CAST(const acem__rows_job *, ctx);
+    size_t s = acem__bound(J->R, c, np, 0), e = acem__bound(J->R, c + 1, np, 0), i, j;
+    (void)work;
+    for (i = s; i < e; ++i) {
+        float *y = J->Y + i * J->C;
+        for (j = 0; j < J->C; ++j) y[j] += (float)J->v[j];
+    }
+}
+/* Sherman-Morrison on the rows of Y = B A0^-1: y -= (y 1 / denom) z^T */
+static void acem__sm_part(void *ctx, size_t c, size_t np, void *work) {
+    const acem__rows_job *J = ACEM__CAST(const acem__rows_job *, ctx);
+    size_t s = acem__bound(J->R, c, np, 0), e = acem__bound(J->R, c + 1, np, 0), i, j;
+    (void)work;
+    for (i = s; i < e; ++i) {
+        float *y = J->Y + i * J->C;
+        double rs = 0, f;
+        for (j = 0; j < J->C; ++j) rs += y[j];
+        f = rs / J->denom;
+        for (j = 0; j < J->C; ++j) y[j] -= (float)(f * J->v[j]);
+    }
+}
+static void acem__prows(const acem__exec *X, acem__part_fn fn, size_t R, size_t C, const double *v, float *Y,
+                        double denom) {
+    acem__rows_job J;
+    J.R = R; J.C = C; J.v = v; J.Y = Y; J.denom = denom;
+    acem__run(X, R * C < 65536 ? 1 : acem__nparts(X, R), fn, &J);
+}
+
+/* out = base + scale M (acem__write_out), split over the workers */
+typedef struct acem__out_job {
+    float *out;
+    const float *base, *M;
+    size_t n;
+    float scale;
+} acem__out_job;
+static void acem__out_part(void *ctx, size_t c, size_t np, void *work) {
+    const acem__out_job *J = ACEM__CAST(const acem__out_job *, ctx);
+    size_t s = acem__bound(J->n, c, np, 0), e = acem__bound(J->n, c + 1, np, 0);
+    (void)work;
+    if (s < e) acem__write_out(J->out + s, J->base ? J->base + s : NULL, J->M + s, e - s, J->scale);
+}
+static void acem__pwrite_out(const acem__exec *X, float *out, const float *base, const float *M, size_t n,
+                             float scale) {
+    acem__out_job J;
+    J.out = out; J.base = base; J.M = M; J.n = n; J.scale = scale;
+    acem__run(X, n < 65536 ? 1 : acem__nparts(X, n), acem__out_part, &J);
 }
 
 /* ---- feed ------------------------------------------------------------------ */
 static acem_result acem__feed_ace(acem_layer *L, const float *x, const float *base, acem_error *err) {
-    size_t R = L->rows, C = L->cols, i, j, t = L->fed;
-    double *st = L->stat;
+    size_t R = L->rows, C = L->cols, t = L->fed, ns = acem__nslots(R), s, j;
+    double *st = L->stat, *mu = ACEM__CAST(double *, L->buf[5]), *msum = mu + C, *vsum = msum + C;
+    double *musum = vsum + C, *P = mu + 5 * C, *Ptr = P + 2 * ACEM__SLOTS * C;
+    acem__exec X = acem__lexec(L);
+    acem__ace_job J;
+    J.x = x; J.base = base; J.R = R; J.C = C; J.mu = mu; J.P = P; J.Ptr = Ptr;
+    J.Dc = ACEM__CAST(float *, L->buf[0]);
+    J.S = ACEM__CAST(float *, L->buf[3]);
     if (L->pass == 0) { /* gate statistics: norms of the uncentred delta (Welford on logs) */
         double nt = 0;
         int bad = 0;
-        if (L->T == 1) return acem__load_delta(L, x, base, ACEM__CAST(float *, L->buf[3]), err);
-        for (i = 0; i < R * C; ++i) {
-            float d = base ? x[i] - base[i] : x[i];
-            bad |= !((d - d) == 0.0f);
-            nt += (double)d * d;
+        if (L->T == 1) return acem__load_delta(L, x, base, J.S, err);
+        acem__run(&X, ns, acem__ace_norm_slot, &J);
+        for (s = 0; s < ns; ++s) {
+            nt += Ptr[s];
+            bad |= P[s] != 0;
         }
         if (bad) return acem__check_finite(L, x, base, err);
         acem__gate_add(&st[ACEM__ST_MEAN_L], &st[ACEM__ST_M2_L], t, nt);
@@ -2933,41 +3138,34 @@ static acem_result acem__feed_ace(acem_layer *L, const float *x, const float *ba
         return ACEM_OK;
     }
     {
-        float *Dc = ACEM__CAST(float *, L->buf[0]), *Q = ACEM__CAST(float *, L->buf[1]);
-        float *E = ACEM__CAST(float *, L->buf[2]), *S = ACEM__CAST(float *, L->buf[3]);
+        float *Q = ACEM__CAST(float *, L->buf[1]), *E = ACEM__CAST(float *, L->buf[2]);
         float *Sacc = ACEM__CAST(float *, L->buf[4]), *Tmp = Sacc + C * C;
-        double *mu = ACEM__CAST(double *, L->buf[5]), *msum = mu + C, *vsum = msum + C, *musum = vsum + C;
-        double *tC = musum + C, *tR = tC + C;
         double tr = 0, alpha, e;
         int gated = st[ACEM__ST_GATED] != 0;
-        for (j = 0; j < C; ++j) mu[j] = 0;
-        for (i = 0; i < R; ++i) {
-            const float *xr = x + i * C, *br = base ? base + i * C : NULL;
-            for (j = 0; j < C; ++j) mu[j] += br ? (double)(xr[j] - br[j]) : (double)xr[j];
+        acem__run(&X, ns, acem__ace_colsum_slot, &J); /* mu: column means of the delta */
+        for (j = 0; j < C; ++j) {
+            double m = 0;
+            for (s = 0; s < ns; ++s) m += P[s * C + j];
+            mu[j] = m / (double)R;
         }
-        for (j = 0; j < C; ++j) mu[j] /= (double)R;
-        for (i = 0; i < R; ++i) {
-            const float *xr = x + i * C, *br = base ? base + i * C : NULL;
-            float *dr = Dc + i * C;
-            for (j = 0; j < C; ++j) {
-                float d = br ? xr[j] - br[j] : xr[j];
-                float v = (float)((double)d - mu[j]);
-                dr[j] = v;
-                tr += (double)v * v;
-            }
-        }
+        acem__run(&X, ns, acem__ace_center_slot, &J); /* Dc, S, trace, Sigma_t 1, Sigma_t mu */
+        for (s = 0; s < ns; ++s) tr += Ptr[s];
         tr += ACEM__GUARD;
         alpha = gated ? 1.0 / tr : 1.0;
         e = gated ? L->opt.eps / tr : L->opt.eps;
         st[ACEM__ST_ESUM] += e;
-        for (i = 0; i < R * C; ++i) { E[i] += (float)e * Dc[i]; S[i] += Dc[i]; }
-        for (j = 0; j < C; ++j) musum[j] += mu[j];
-        /* column sums of Sigma_t = alpha Dc^T (Dc 1) and Sigma_t mu = alpha Dc^T (Dc mu) */
-        acem__ata_vec(R, C, Dc, NULL, tR, tC);
-        for (j = 0; j < C; ++j) msum[j] += alpha * tC[j];
-        acem__ata_vec(R, C, Dc, mu, tR, tC);
-        for (j = 0; j < C; ++j) vsum[j] += alpha * tC[j];
-        acem__gram_accum(L, R, C, Dc, (float)alpha, Sacc, Tmp, Q);
+        acem__paxpy(&X, R * C, (float)e, J.Dc, E);
+        for (j = 0; j < C; ++j) { /* column sums of Sigma_t and of Sigma_t mu */
+            double y1 = 0, y2 = 0;
+            for (s = 0; s < ns; ++s) {
+                y1 += P[s * C + j];
+                y2 += P[(ns + s) * C + j];
+            }
+            msum[j] += alpha * y1;
+            vsum[j] += alpha * y2;
+            musum[j] += mu[j];
+        }
+        acem__gram_accum(L, R, C, J.Dc, (float)alpha, Sacc, Tmp, Q);
     }
     return ACEM_OK;
 }
@@ -3114,13 +3312,10 @@ static acem_result acem__finish_ace(acem_layer *L, const float *base, float *out
         if (gated) m[j] /= st[ACEM__ST_SUM_N] / (double)T + ACEM__GUARD;
     }
     /* B = Q + E */
-    for (i = 0; i < R * C; ++i) E[i] += Q[i];
+    acem__paxpy(&X, R * C, 1.0f, Q, E);
     if (refine) { /* Res = Q + 1 v^T - (1/T) (S + 1 musum^T) A0, into Q */
-        for (i = 0; i < R; ++i)
-            for (j = 0; j < C; ++j) {
-                Q[i * C + j] += (float)v[j];
-                S[i * C + j] += (float)musum[j];
-            }
+        acem__prows(&X, acem__rowadd_part, R, C, v, Q, 0);
+        acem__prows(&X, acem__rowadd_part, R, C, musum, S, 0);
         acem__pgemm(&X, 0, 0, R, C, C, -1.0f / (float)T, S, C, A0, C, 1.0f, Q, C);
     }
     /* W_pre = B (A0 + 1 m^T)^-1 by Cholesky and Sherman-Morrison */
@@ -3132,10 +3327,11 @@ static acem_result acem__finish_ace(acem_layer *L, const float *base, float *out
             for (j = 0; j < i; ++j) s -= (double)A0[i * C + j] * z[j];
             z[i] = s / A0[i * C + i];
         }
-        for (i = C; i-- > 0;) {
-            double s = z[i];
-            for (j = i + 1; j < C; ++j) s -= (double)A0[j * C + i] * z[j];
-            z[i] = s / A0[i * C + i];
+        for (j = C; j-- > 0;) { /* L^T z = w by columns: row j of L is contiguous */
+            const float *lj = A0 + j * C;
+            double zj = z[j] / lj[j];
+            z[j] = zj;
+            for (i = 0; i < j; ++i) z[i] -= (double)lj[i] * zj;
         }
         denom = 1.0;
         for (j = 0; j < C; ++j) denom += z[j];
@@ -3143,13 +3339,7 @@ static acem_result acem__finish_ace(acem_layer *L, const float *base, float *out
     if (r == ACEM_OK && acem__fabs(denom) > 1e-6) {
         acem__ptrsm(&X, 1, R, C, A0, C, E, C);
         acem__ptrsm(&X, 0, R, C, A0, C, E, C);
-        for (i = 0; i < R; ++i) {
-            float *xr = E + i * C;
-            double rs = 0, f;
-            for (j = 0; j < C; ++j) rs += xr[j];
-            f = rs / denom;
-            for (j = 0; j < C; ++j) xr[j] -= (float)(f * z[j]);
-        }
+        acem__prows(&X, acem__sm_part, R, C, z, E, denom);
     } else { /* fallback: rebuild A = A0 + 1 m^T and solve by pivoted LU */
         info->fallback = 1;
         for (i = 0; i < C; ++i) {
@@ -3166,11 +3356,11 @@ static acem_result acem__finish_ace(acem_layer *L, const float *base, float *out
             return r;
         }
     }
-    acem__write_out(out, base, E, R * C, lam);
+    acem__pwrite_out(&X, out, base, E, R * C, lam);
     if (refine) { /* spectral refinement from F = Res + W_pre */
         double *G = ACEM__CAST(double *, L->buf[4]), sig = 0;
         size_t kept;
-        for (i = 0; i < R * C; ++i) Q[i] += E[i];
+        acem__paxpy(&X, R * C, 1.0f, E, Q);
         if ((r = acem__svd_small(R, C, Q, C, G, ew, ew + n, ACEM__CAST(double *, L->buf[10]), k, ACEM__CAST(double *, L->buf[11]))) != ACEM_OK)
             return acem__fail(err, r, "tensor '%s': SVD of the refinement failed: %s", acem__nm(L->name),
                               acem_result_string(r));

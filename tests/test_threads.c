@@ -67,7 +67,9 @@ static int run(acem_method m, size_t R, size_t C, size_t T, size_t workers,
 }
 
 int main(void) {
-    static const size_t shapes[][2] = {{300, 270}, {270, 300}, {20, 600}};
+    /* 520 x 700: several recursion levels of the Cholesky and the solves, cuts on
+       48-row boundaries with 1..4 workers */
+    static const size_t shapes[][2] = {{300, 270}, {270, 300}, {20, 600}, {520, 700}};
     size_t si, t, i;
     int m;
     for (si = 0; si < sizeof shapes / sizeof shapes[0]; ++si) {

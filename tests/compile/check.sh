@@ -45,6 +45,16 @@ check_c11_avx2() {
     run $CC -std=c11 $W -O2 -mavx2 -mfma -mno-avx512f -I. -o "$o" $S/use.c -lm || return 1
     if cpu_has avx2 && cpu_has fma; then run "$o"; else echo "built, not run: CPU lacks AVX2/FMA"; fi
 }
+# AVX-512: the top SIMD tier, compiled (C and C++, -O2, with -Wconversion) on
+# every x86 machine and run only where the CPU has it, so that a machine without
+# AVX-512 still catches compile errors in those paths.
+check_c11_avx512() {
+    case $(uname -m) in x86_64|amd64) ;; *) echo "skipped: not x86-64"; return 0;; esac
+    local f="-mavx512f -mavx512dq -mavx512bw -mavx512vl -mavx2 -mfma"
+    run $CC -std=c11 $W -Wconversion -O2 $f -I. -o "$o" $S/use.c -lm || return 1
+    run $CXX -std=c++17 $W -O2 $f -I. -o "$o.cxx" $S/use.cpp -lm || return 1
+    if cpu_has avx512f; then run "$o" && run "$o.cxx"; else echo "built, not run: CPU lacks AVX-512"; fi
+}
 check_cxx11() { run $CXX -std=c++11 $W -O0 $ARCH -I. -o "$o" $S/use.cpp -lm && run "$o"; }
 check_cxx17() { run $CXX -std=c++17 $W -O2 $ARCH -I. -o "$o" $S/use.cpp -lm && run "$o"; }
 check_wconversion() {
