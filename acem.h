@@ -1460,6 +1460,7 @@ ACEMDEF void acem_syrk(int trans, size_t n, size_t k, float alpha, const float *
 #define ACEM__SPLIT 48
 #define ACEM__CHUNK 256
 #define ACEM__SLOTS 16
+static size_t acem__nslots(size_t R) { return acem__max(1, acem__min(ACEM__SLOTS, R)); }
 typedef struct acem__exec {
     void (*pfor)(void *user, void (*fn)(void *ctx, size_t i), void *ctx, size_t count);
     void *user;
@@ -2553,7 +2554,7 @@ static void acem__layout(acem_layer *L, acem__arena *a) {
         b[2] = acem__take(a, RC, sizeof(float));
         b[3] = acem__take(a, RC, sizeof(float));
         b[4] = acem__take(a, C * C, sizeof(double));
-        b[5] = acem__take(a, 5 * C + 2 * ACEM__SLOTS * C + ACEM__SLOTS, sizeof(double));
+        b[5] = acem__take(a, 5 * C + (2 * C + 1) * acem__nslots(R), sizeof(double));
         b[6] = acem__take(a, C, sizeof(float));
         b[7] = acem__take(a, n + ACEM__TOP_WORK(n), sizeof(double));
         b[8] = acem__take(a, C, sizeof(size_t));
@@ -2927,7 +2928,6 @@ static float acem__ties_threshold(acem_layer *L, uint64_t key, const float *x, c
 static size_t acem__slot_row(size_t R, size_t s, size_t ns) {
     return R / ns * s + R % ns * s / ns;
 }
-static size_t acem__nslots(size_t R) { return acem__max(1, acem__min(ACEM__SLOTS, R)); }
 
 /* sum of (x - base)^2 (f64) over n values; *bad set if any delta is not finite */
 static double acem__sumsq_delta(const float *x, const float *b, size_t n, int *bad) {
@@ -3117,7 +3117,7 @@ static void acem__pwrite_out(const acem__exec *X, float *out, const float *base,
 static acem_result acem__feed_ace(acem_layer *L, const float *x, const float *base, acem_error *err) {
     size_t R = L->rows, C = L->cols, t = L->fed, ns = acem__nslots(R), s, j;
     double *st = L->stat, *mu = ACEM__CAST(double *, L->buf[5]), *msum = mu + C, *vsum = msum + C;
-    double *musum = vsum + C, *P = mu + 5 * C, *Ptr = P + 2 * ACEM__SLOTS * C;
+    double *musum = vsum + C, *P = mu + 5 * C, *Ptr = P + 2 * ns * C;
     acem__exec X = acem__lexec(L);
     acem__ace_job J;
     J.x = x; J.base = base; J.R = R; J.C = C; J.mu = mu; J.P = P; J.Ptr = Ptr;
