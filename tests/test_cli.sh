@@ -75,6 +75,13 @@ t "--preset llama with an explicit --eps" "$ACEM" merge -q --preset llama --eps 
 t "  == acem_merge with eps 3e-3" "$CHECK" merge --method ace --eps 3e-3 p_llama.safetensors base.safetensors $E3
 t "--threads 4: identical bytes" sh -c "'$ACEM' merge -q --threads 4 --exclude score --base base.safetensors -o thr.safetensors $E3 &&
     cmp -s thr.safetensors m_ace.safetensors"
+# --threads > 1 reads the next expert on another thread while the current one is merged:
+# every method (one pass or two) gives the bytes of the serial run
+for m in ties average ace; do
+    t "--threads 2 read-ahead, $m: identical bytes" sh -c "'$ACEM' merge -q --method $m --threads 2 --base base.safetensors \
+        -o ra2_$m.safetensors $E3 && '$ACEM' merge -q --method $m --base base.safetensors -o ra1_$m.safetensors $E3 &&
+        cmp -s ra1_$m.safetensors ra2_$m.safetensors"
+done
 t "same run twice: identical bytes" sh -c "'$ACEM' merge -q --exclude score --base base.safetensors -o again.safetensors $E3 &&
     cmp -s again.safetensors m_ace.safetensors"
 t "the output replaces an older file" sh -c "'$ACEM' merge -q --exclude score --base base.safetensors -o again.safetensors $E3"
@@ -157,6 +164,7 @@ expect_error "out-of-range density" 1 "density" merge --method ties --density 2 
 expect_error "bad --shard" 1 "4/3" merge --shard 4/3 --base base.safetensors -o o/x.safetensors e1.safetensors
 expect_error "no experts" 1 "no experts" merge --base base.safetensors -o o/x.safetensors
 expect_error "numerical failure mid-merge (NaN delta)" 4 "layers.1.mlp.weight|e_nan.safetensors" merge --base base.safetensors -o o/x.safetensors e1.safetensors e_nan.safetensors
+expect_error "numerical failure with read-ahead (--threads 2)" 4 "layers.1.mlp.weight|e_nan.safetensors" merge --threads 2 --base base.safetensors -o o/x.safetensors e1.safetensors e_nan.safetensors
 expect_error "numerical failure, sharded output" 4 "non-finite" merge --out-shard-size 1K --base base.safetensors -o o/dir e1.safetensors e_nan.safetensors
 expect_error "output = an input" 1 "e1.safetensors" merge --base base.safetensors -o e1.safetensors e1.safetensors e2.safetensors
 expect_error "sharded output into an input directory" 1 "sharded/e1" merge --out-shard-size 1K --base base.safetensors -o sharded/e1 sharded/e1

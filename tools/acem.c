@@ -834,6 +834,79 @@ static void read_counted(const mtensor *m, void *dst, int as_f32) {
 static void read_f32_counted(const mtensor *m, float *dst) { read_counted(m, dst, 1); }
 static void read_raw_counted(const mtensor *m, void *dst) { read_counted(m, dst, 0); }
 
+/* ---- read-ahead: with --threads N > 1, one more thread reads the next expert
+   tensor while the workers merge the current one (the reads would otherwise be
+   serial time between parallel steps). Only this thread reads the experts'
+   files during a merge; the main thread counts progress and reports errors. */
+typedef struct readahead {
+    pthread_t th;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    const mtensor *m;
+    float *dst;
+    int state;          /* 0 idle, 1 requested, 2 done */
+    int quit, started;
+    acem_result r;
+    acem_error err;
+} readahead;
+static void *readahead_main(void *arg) {
+    readahead *ra = (readahead *)arg;
+    pthread_mutex_lock(&ra->mu);
+    for (;;) {
+        const mtensor *m;
+        float *dst;
+        acem_result r;
+        while (!ra->quit && ra->state != 1) pthread_cond_wait(&ra->cv, &ra->mu);
+        if (ra->quit) break;
+        m = ra->m;
+        dst = ra->dst;
+        pthread_mutex_unlock(&ra->mu);
+        r = acem_st_read_f32(&m->file->st, m->t, dst, &ra->err);
+        pthread_mutex_lock(&ra->mu);
+        ra->r = r;
+        ra->state = 2;
+        pthread_cond_broadcast(&ra->cv);
+    }
+    pthread_mutex_unlock(&ra->mu);
+    return NULL;
+}
+static void readahead_start(readahead *ra) {
+    memset(ra, 0, sizeof *ra);
+    if (pthread_mutex_init(&ra->mu, NULL) || pthread_cond_init(&ra->cv, NULL) ||
+        pthread_create(&ra->th, NULL, readahead_main, ra))
+        die(CLI_RESOURCE, "cannot start the read-ahead thread");
+    ra->started = 1;
+}
+static void readahead_post(readahead *ra, const mtensor *m, float *dst) {
+    pthread_mutex_lock(&ra->mu);
+    ra->m = m;
+    ra->dst = dst;
+    ra->state = 1;
+    pthread_cond_broadcast(&ra->cv);
+    pthread_mutex_unlock(&ra->mu);
+}
+/* waits for the posted read; dies (naming the file and tensor) if it failed */
+static void readahead_wait(readahead *ra) {
+    const mtensor *m;
+    pthread_mutex_lock(&ra->mu);
+    while (ra->state != 2) pthread_cond_wait(&ra->cv, &ra->mu);
+    ra->state = 0;
+    m = ra->m;
+    pthread_mutex_unlock(&ra->mu);
+    if (ra->r != ACEM_OK) die(exit_code_of(ra->r), "%s", ra->err.message);
+    g_prog.done += m->t->end - m->t->begin;
+    progress_draw(0);
+}
+static void readahead_stop(readahead *ra) {
+    if (!ra->started) return;
+    pthread_mutex_lock(&ra->mu);
+    ra->quit = 1;
+    pthread_cond_broadcast(&ra->cv);
+    pthread_mutex_unlock(&ra->mu);
+    pthread_join(ra->th, NULL);
+    ra->started = 0;
+}
+
 /* Passes over the experts for a rule: a 0 x 0 layer needs no arena and reports
    them (acem.h has no query that does not need an initialised layer). */
 static int passes_for(const acem_options *opt, acem_rule rule, size_t T) {
@@ -1963,6 +2036,7 @@ static int cmd_merge(int argc, char **argv) {
                 if ((r = acem_layer_bytes(&a.opt, p->rule, p->rows, p->cols, T, &p->arena)) != ACEM_OK)
                     die(exit_code_of(r), "tensor '%s' (%zu x %zu): %s", bt->name, p->rows, p->cols, acem_result_string(r));
                 p->buf_a = p->buf_b = (size_t)bt->numel * sizeof(float);
+                if (a.threads > 1 && p->rule != ACEM_RULE_KEEP) p->buf_c = p->buf_b; /* read-ahead */
                 p->passes = passes_for(&a.opt, p->rule, T);
                 p->read_bytes = in_bytes + (uint64_t)p->passes * T * in_bytes;
                 if (p->rule == ACEM_RULE_METHOD && a.opt.method == ACEM_ACE) has_ace = 1;
@@ -2149,7 +2223,8 @@ static int cmd_merge(int argc, char **argv) {
                  human(hb2, sizeof hb2, g_held), human(num, sizeof num, work_max), p->bt->name, sh);
             if (p->action == ACT_MERGE) {
                 char h3[64];
-                note(" (arena %s + 2 f32 buffers of %s)", human(hb, sizeof hb, p->arena), human(h3, sizeof h3, p->buf_a));
+                note(" (arena %s + %d f32 buffers of %s)", human(hb, sizeof hb, p->arena), p->buf_c ? 3 : 2,
+                     human(h3, sizeof h3, p->buf_a));
             } else if (p->action == ACT_LORA) {
                 char h3[64], h4[64], h5[64];
                 if (p->lm->path == LP_LOW)
@@ -2207,7 +2282,10 @@ static int cmd_merge(int argc, char **argv) {
         struct rusage ru;
         lora_ctx lc;
         size_t q_lo = (size_t)-1, q_hi = 0;
+        readahead ra;
         if (!work) die(CLI_RESOURCE, "cannot allocate the %zu-byte work buffer", work_max);
+        memset(&ra, 0, sizeof ra);
+        if (a.threads > 1) readahead_start(&ra);
         memset(&sa, 0, sizeof sa);
         sa.sa_handler = on_signal;
         sigemptyset(&sa.sa_mask);
@@ -2305,6 +2383,7 @@ static int cmd_merge(int argc, char **argv) {
                      human(hb2, sizeof hb2, (uint64_t)ru.ru_maxrss * 1024u));
                 note("  output     %s/ (adapter_model.safetensors + adapter_config.json, %s)\n", a.out_adapter, human(hb, sizeof hb, bytes));
             }
+            readahead_stop(&ra);
             free(work);
             return CLI_OK;
         }
@@ -2354,18 +2433,31 @@ static int cmd_merge(int argc, char **argv) {
                     }
                 } else {
                     acem_layer L;
-                    float *B = (float *)(void *)buf_a, *X = (float *)(void *)buf_b;
-                    int pass;
-                    size_t e;
+                    float *B = (float *)(void *)buf_a, *X = (float *)(void *)buf_b, *Xn = X;
+                    int pass, npass;
+                    size_t e, k2, nfeed;
                     read_f32_counted(bm, B);
                     if ((r = acem_layer_init(&L, &a.opt, p->rule, ot->name, p->rows, p->cols, T, work, p->arena, &err)) != ACEM_OK)
                         die(exit_code_of(r), "%s", err.message);
-                    for (pass = 0; pass < acem_layer_passes(&L); ++pass)
-                        for (e = 0; e < T; ++e) {
-                            read_f32_counted(&ms[1 + e].tensors[p->idx], X);
-                            if ((r = acem_layer_feed(&L, X, B, &err)) != ACEM_OK)
-                                die(exit_code_of(r), "%s (expert %s)", err.message, ms[1 + e].tensors[p->idx].file->path);
-                        }
+                    npass = acem_layer_passes(&L);
+                    nfeed = (size_t)npass * T;
+                    if (p->buf_c) { /* read-ahead: feed k from one buffer while k + 1 fills the other */
+                        Xn = (float *)(void *)(buf_b + round_up64(p->buf_b));
+                        if (nfeed) readahead_post(&ra, &ms[1].tensors[p->idx], X);
+                    }
+                    for (k2 = 0; k2 < nfeed; ++k2) {
+                        float *cur = k2 % 2 ? Xn : X;
+                        pass = (int)(k2 / T);
+                        e = k2 % T;
+                        if (p->buf_c) {
+                            readahead_wait(&ra);
+                            if (k2 + 1 < nfeed) readahead_post(&ra, &ms[1 + (k2 + 1) % T].tensors[p->idx], k2 % 2 ? X : Xn);
+                        } else
+                            read_f32_counted(&ms[1 + e].tensors[p->idx], cur);
+                        if ((r = acem_layer_feed(&L, cur, B, &err)) != ACEM_OK)
+                            die(exit_code_of(r), "%s (expert %s, pass %d)", err.message, ms[1 + e].tensors[p->idx].file->path,
+                                pass + 1);
+                    }
                     if ((r = acem_layer_finish(&L, B, X, &info, &err)) != ACEM_OK) die(exit_code_of(r), "%s", err.message);
                     if ((r = acem_st_write_f32(&wio, ot, X, &err)) != ACEM_OK) die(exit_code_of(r), "%s", err.message);
                     count_layer(&info, p->rule, ot->name, &n_ace, &n_gated, &n_refined, fallback, &n_fallback);
@@ -2438,6 +2530,7 @@ static int cmd_merge(int argc, char **argv) {
                  human(hb2, sizeof hb2, (uint64_t)ru.ru_maxrss * 1024u));
             note("  output     %s (%zu file%s, %s)\n", a.out, n_out, n_out == 1 ? "" : "s", human(hb, sizeof hb, out_total));
         }
+        readahead_stop(&ra);
         free(work);
     }
     return CLI_OK;
