@@ -177,80 +177,52 @@ $(B)/fuzz_seeds: tests/fuzz_safetensors.c $(HDR) | $(B)
 	$(CC) $(CFLAGS) -DFUZZ_SEEDS_MAIN -I. -o $@ $< $(LDLIBS)
 # ---- end of fuzzing ------------------------------------------------------------
 
-# ---- kernel benchmarks (bench/bench_kernels.c) ---------------------------------
-# make bench: acem's GEMM / SYRK / Cholesky / triangular solves / eigensolver
-# against OpenBLAS in the same process, single thread, three acem builds
-# (AVX-512, AVX2, portable scalar) and the ACEM_USE_CBLAS build (GEMM rows).
-# The AVX-512 and scalar builds are compared
-# with OpenBLAS's AVX-512 kernels, the AVX2 build with its Haswell kernels; the
-# environment for that is set here only (never in the library). The table is
-# also written to bench/results/kernels-<date>.txt.
+# ---- benchmarks (bench/; not part of `make test`) -------------------------------------
+# make bench: every benchmark, then ONE table (bench/run.sh): acem's kernels against
+#   OpenBLAS in the same process (GEMM / SYRK / Cholesky / TRSM / eigensolver, single
+#   thread: the native SIMD build, the AVX2 and portable scalar builds and the
+#   ACEM_USE_CBLAS build), the element-wise rules against the memory-bandwidth limit,
+#   the LoRA low-rank path against the dense one, and a whole GPT-2-small ACE merge
+#   against the PyTorch transcription of the reference (1 and 2 threads). The table
+#   and each benchmark's detailed output go to bench/results/<name>-<date>.txt.
+#   bench/deps.sh installs the Debian packages the benchmarks need (OpenBLAS,
+#   LAPACKE, PyTorch, numpy, GNU time). Takes about 20 minutes (the torch runs);
+#   run it without -j on a quiet machine.
+# make bench-kernels / bench-elementwise / bench-lora / bench-merge: one section
+#   (the table then has only its rows).
+# Knobs: BENCH_EW_ARGS (MiB per tensor, T, reps: "64 4 5"), BENCH_LORA_ARGS
+#   (--quick, --no-dense-ace-wide), BENCH_MERGE_ENV (bench/whole_merge.sh's
+#   environment, e.g. 'THREADS=1 REPS=1 BLOCKS=4').
 BENCH_LIBS ?= -lopenblas -llapacke -lm
-BENCH_OB512 := env -u OPENBLAS_L2_SIZE OPENBLAS_CORETYPE=SkylakeX OPENBLAS_NUM_THREADS=1
-BENCH_OBAVX2 := env -u OPENBLAS_L2_SIZE OPENBLAS_CORETYPE=Haswell OPENBLAS_NUM_THREADS=1
-BENCH_KOUT := bench/results/kernels-$(shell date +%Y-%m-%d).txt
-BENCH_KBINS := $(B)/bench_kernels $(B)/bench_kernels_avx2 $(B)/bench_kernels_scalar $(B)/bench_kernels_cblas
-.PHONY: bench bench-kernels
-bench: bench-kernels
-bench-kernels: $(BENCH_KBINS)
-	@mkdir -p bench/results
-	@( $(BENCH_OB512) $(B)/bench_kernels && \
-	   $(BENCH_OBAVX2) $(B)/bench_kernels_avx2 | tail -n +4 && \
-	   $(BENCH_OB512) $(B)/bench_kernels_scalar | tail -n +4 && \
-	   $(BENCH_OB512) $(B)/bench_kernels_cblas 5 gemm | tail -n +4 ) | tee $(BENCH_KOUT)
-$(B)/bench_kernels: bench/bench_kernels.c $(HDR) | $(B)
-	$(CC) -O2 -march=native -I. -o $@ $< $(BENCH_LIBS)
-$(B)/bench_kernels_avx2: bench/bench_kernels.c $(HDR) | $(B)
-	$(CC) -O2 -march=native -mno-avx512f -mavx2 -mfma -I. -o $@ $< $(BENCH_LIBS)
-$(B)/bench_kernels_scalar: bench/bench_kernels.c $(HDR) | $(B)
-	$(CC) -O2 -march=native -DACEM_NO_SIMD -I. -o $@ $< $(BENCH_LIBS)
-# ACEM_USE_CBLAS: acem's GEMM/SYRK/TRSM on the backend (the machine line names its core)
-$(B)/bench_kernels_cblas: bench/bench_kernels.c $(HDR) | $(B)
-	$(CC) -O2 -march=native -DACEM_USE_CBLAS -I. -o $@ $< $(BENCH_LIBS)
-# ---- end of kernel benchmarks ----------------------------------------------------
-
-# ---- element-wise and whole-merge benchmarks (bench/bench_elementwise.c, bench/whole_merge.sh)
-# make bench-elementwise: average / task arithmetic / TIES through acem_merge (T = 4
-#   experts of 64 MiB) against the memory-bandwidth limit measured in the same
-#   program; the table also goes to bench/results/elementwise-<date>.txt.
-# make bench-merge: a whole GPT-2-small-shaped ACE merge, build/acem against the
-#   PyTorch transcription of the reference (bench/ref_ace_torch.py), 1 and 2
-#   threads; bench/deps.sh installs python3-torch, python3-numpy and time first
-#   (only here: `make test` never needs them); inputs are generated once under
-#   bench/data/ (gitignored, ~4 GB); the table goes to
-#   bench/results/whole-merge-<date>.txt. Takes a long time (the torch runs):
-#   knobs for bench/whole_merge.sh, e.g.
-#   make bench-merge BENCH_MERGE_ENV='THREADS=1 REPS=1 BLOCKS=4'
-# Both are part of `make bench`; run it without -j so that timings do not overlap.
 BENCH_EW_ARGS   ?= 64 4 5
+BENCH_LORA_ARGS ?=
 BENCH_MERGE_ENV ?=
-.PHONY: bench-elementwise bench-merge bench-deps
-bench: bench-elementwise bench-merge
+BENCH_RUN = BENCH_EW_ARGS='$(BENCH_EW_ARGS)' BENCH_LORA_ARGS='$(BENCH_LORA_ARGS)' env $(BENCH_MERGE_ENV) B=$(B)
+.PHONY: bench bench-kernels bench-elementwise bench-lora bench-merge bench-deps
+bench: bench-deps
+	@$(BENCH_RUN) bench/run.sh
+bench-kernels: bench-deps
+	@$(BENCH_RUN) SECTIONS=kernels bench/run.sh
+bench-elementwise:
+	@$(BENCH_RUN) SECTIONS=elementwise bench/run.sh
+bench-lora:
+	@$(BENCH_RUN) SECTIONS=lora bench/run.sh
+bench-merge: bench-deps
+	@$(BENCH_RUN) SECTIONS=merge bench/run.sh
 bench-deps:
 	@bench/deps.sh
-bench-elementwise: $(B)/bench_elementwise
-	@mkdir -p bench/results
-	@$(B)/bench_elementwise $(BENCH_EW_ARGS) | tee bench/results/elementwise-$(shell date +%Y-%m-%d).txt
-bench-merge: bench-deps $(CLI_BIN)
-	@env $(BENCH_MERGE_ENV) bench/whole_merge.sh
-$(B)/bench_elementwise: bench/bench_elementwise.c $(HDR) | $(B)
+# bench_kernels: the build's SIMD tier follows the flags (-march=native; AVX2 without
+# AVX-512; -DACEM_NO_SIMD; -DACEM_USE_CBLAS)
+$(B)/bench_kernels: bench/bench_kernels.c bench/rows.h $(HDR) | $(B)
+	$(CC) -O2 -march=native -I. -o $@ $< $(BENCH_LIBS)
+$(B)/bench_kernels_avx2: bench/bench_kernels.c bench/rows.h $(HDR) | $(B)
+	$(CC) -O2 -march=native -mno-avx512f -mavx2 -mfma -I. -o $@ $< $(BENCH_LIBS)
+$(B)/bench_kernels_scalar: bench/bench_kernels.c bench/rows.h $(HDR) | $(B)
+	$(CC) -O2 -march=native -DACEM_NO_SIMD -I. -o $@ $< $(BENCH_LIBS)
+$(B)/bench_kernels_cblas: bench/bench_kernels.c bench/rows.h $(HDR) | $(B)
+	$(CC) -O2 -march=native -DACEM_USE_CBLAS -I. -o $@ $< $(BENCH_LIBS)
+$(B)/bench_elementwise: bench/bench_elementwise.c bench/rows.h $(HDR) | $(B)
 	$(CC) $(CFLAGS) $(ARCH) -I. -o $@ $< $(LDLIBS)
-# ---- end of element-wise and whole-merge benchmarks ------------------------------
-
-# ---- LoRA benchmark (bench/bench_lora.c) --------------------------------------------
-# make bench-lora: the exact low-rank path (acem_lora_merge) against the dense path
-#   (dense deltas through the layer API) for 4 rank-16 adapters on LLaMA-shaped
-#   layers (4096 x 4096, 11008 x 4096, 4096 x 11008), ACE and task arithmetic,
-#   single thread; time, the library's arena sizes, the buffers held and each run's
-#   max RSS (one child process per run). The dense ACE path on 11008 columns
-#   takes minutes; BENCH_LORA_ARGS=--no-dense-ace-wide skips it, --quick keeps
-#   only the 4096 x 4096 layer. The table also goes to bench/results/lora-<date>.txt.
-BENCH_LORA_ARGS ?=
-.PHONY: bench-lora
-bench: bench-lora
-bench-lora: $(B)/bench_lora
-	@mkdir -p bench/results
-	@$(B)/bench_lora $(BENCH_LORA_ARGS) | tee bench/results/lora-$(shell date +%Y-%m-%d).txt
-$(B)/bench_lora: bench/bench_lora.c $(HDR) | $(B)
+$(B)/bench_lora: bench/bench_lora.c bench/rows.h $(HDR) | $(B)
 	$(CC) $(CFLAGS) $(ARCH) -I. -o $@ $< $(LDLIBS)
-# ---- end of the LoRA benchmark ---------------------------------------------------------
+# ---- end of the benchmarks ----------------------------------------------------------------

@@ -27,6 +27,7 @@
 #define _DEFAULT_SOURCE
 #define ACEM_IMPLEMENTATION
 #include "acem.h"
+#include "rows.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -225,6 +226,15 @@ int main(int argc, char **argv) {
             printf("%-14s %-16s %-8s %10.1fx %11.1fx\n", "", "", "ratio", de.time / (lo.time > 0 ? lo.time : 1e-9),
                    (double)de.arena / (double)(lo.arena ? lo.arena : 1));
             fflush(stdout);
+            { /* make bench: the low-rank path against the dense path */
+                char op[64], sh[64], a[32], r[32], note[96];
+                snprintf(op, sizeof op, "lora %s", acem_method_name(methods[k]));
+                snprintf(sh, sizeof sh, "%d x rank %d, %s", T, RANK, shape);
+                snprintf(a, sizeof a, "%.3f s", lo.time);
+                snprintf(r, sizeof r, "%.3f s dense", de.time);
+                snprintf(note, sizeof note, "arena %.1f vs %.1f MiB", lo.arena / 1048576.0, de.arena / 1048576.0);
+                bench_row("lora", op, sh, a, r, de.time / (lo.time > 0 ? lo.time : 1e-9), 1, 0, note);
+            }
         }
     return 0;
 }

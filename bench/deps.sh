@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # bench/deps.sh - install, only if missing, the Debian packages the whole-merge
 # benchmark needs (only `make bench` calls this; `make test` never does):
-#   python3-numpy python3-torch time
+#   python3-numpy python3-torch time libopenblas-dev liblapacke-dev
+# (OpenBLAS and LAPACKE: the reference of the kernel benchmarks)
 # Quick when everything is present (one dpkg-query). As root, missing packages
 # are installed with apt-get (waiting for the dpkg lock); otherwise the command
 # to run is printed and the script exits non-zero. Without dpkg it only checks
 # that /usr/bin/python3 can import numpy and torch and that /usr/bin/time exists.
 set -euo pipefail
 
-pkgs=(python3-numpy python3-torch time)
+pkgs=(python3-numpy python3-torch time libopenblas-dev liblapacke-dev)
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
     if /usr/bin/python3 -c 'import numpy, torch' 2>/dev/null && [ -x /usr/bin/time ]; then

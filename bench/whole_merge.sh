@@ -22,10 +22,13 @@
 #   THREADS ["1 2"]  REPS [3]  TORCH_REPS [1]  EXPERTS [7]  BLOCKS [12]
 #   VOCAB [50257]  SEED [0]  DATA [bench/data/gpt2-b$BLOCKS-e$EXPERTS-s$SEED]
 #   ACEM [build/acem]  PYTHON [/usr/bin/python3]
-#   TORCH_CORETYPE [SkylakeX]: OPENBLAS_CORETYPE for the torch runs. Debian's
-#     torch calls OpenBLAS, which by default picks its AVX2 (Haswell) kernels on
-#     this CPU; SkylakeX forces its AVX-512 kernels: the stronger reference.
+#   TORCH_CORETYPE [SkylakeX on a CPU with AVX-512, else default]: OPENBLAS_CORETYPE
+#     for the torch runs. Debian's torch calls OpenBLAS, which on an AVX-512 AMD
+#     CPU picks its AVX2 (Haswell) kernels by default; SkylakeX forces its AVX-512
+#     kernels: the stronger reference (on a CPU without AVX-512 they would fault).
 #     "default" leaves OpenBLAS's own choice. The core in use is printed.
+#   ACEM_BENCH_ROWS: a file to which the summary rows of `make bench`'s table are
+#     appended (bench/rows.h has the format).
 #   SKIP_TORCH [0]: 1 times acem only (the torch columns are left empty).
 #   KEEP_OUT [0]: 1 keeps the merged outputs (bench/data/.../run.XXXXXX).
 # Only one whole_merge.sh runs at a time (a lock in bench/data/): overlapping
@@ -43,7 +46,8 @@ VOCAB=${VOCAB:-50257}
 SEED=${SEED:-0}
 ACEM=${ACEM:-build/acem}
 PY=${PYTHON:-/usr/bin/python3}
-TORCH_CORETYPE=${TORCH_CORETYPE:-SkylakeX}
+if grep -qw avx512f /proc/cpuinfo 2>/dev/null; then TORCH_CORETYPE=${TORCH_CORETYPE:-SkylakeX}
+else TORCH_CORETYPE=${TORCH_CORETYPE:-default}; fi
 SKIP_TORCH=${SKIP_TORCH:-0}
 RESULTS=${RESULTS:-bench/results}
 tag="gpt2-b$BLOCKS-e$EXPERTS-s$SEED"
@@ -222,6 +226,35 @@ print('%d tensors, %.1f M parameters' % (len(h), sum(int(np.prod(v['shape'])) fo
     echo "  /usr/bin/time -v $ACEM_SRC merge --method ace --base $DATA/base.safetensors -o OUT $DATA/e{1..$EXPERTS}.safetensors --threads N -q"
     echo "  /usr/bin/time -v ${torch_env[*]} $PY bench/ref_ace_torch.py --base $DATA/base.safetensors -o OUT $DATA/e{1..$EXPERTS}.safetensors --threads N"
 } >"$tmp/table.txt"
+# ---- rows for make bench's table (bench/rows.h) -----------------------------------
+if [ -n "${ACEM_BENCH_ROWS:-}" ]; then
+    shape="GPT-2 small, $EXPERTS experts, F32"
+    set -- $THREADS
+    for n in $THREADS; do
+        read -r am _ _ _ < <(stat "$tmp/acem-$n.times" 1)
+        read -r arss _ _ _ < <(stat "$tmp/acem-$n.times" 2)
+        [ "$SKIP_TORCH" != 1 ] || continue
+        read -r tm _ _ _ < <(stat "$tmp/torch-$n.times" 1)
+        read -r trss _ _ _ < <(stat "$tmp/torch-$n.times" 2)
+        awk -v n="$n" -v a="$am" -v t="$tm" -v ar="$arss" -v tr="$trss" -v sh="$shape" 'BEGIN {
+            printf "whole merge\tace merge vs PyTorch\t%s\t%.1f s\t%.1f s\t%.3f\t%s\t3.00\tmedian wall time\n", sh, a, t, t / a, n
+            printf "whole merge\tpeak RSS vs PyTorch\t%s\t%.0f MiB\t%.0f MiB\t%.3f\t%s\t4.00\t<= 25%% of the reference\n", sh, ar / 1024, tr / 1024, tr / ar, n }' \
+            >>"$ACEM_BENCH_ROWS"
+    done
+    if [ $# -ge 2 ]; then
+        read -r a1 _ _ _ < <(stat "$tmp/acem-$1.times" 1)
+        read -r a2 _ _ _ < <(stat "$tmp/acem-$2.times" 1)
+        same=$(printf '%s\n' "${compare_lines[@]}" | grep -q "bitwise identical" && echo "output bitwise identical" || echo "OUTPUT DIFFERS")
+        awk -v a="$a1" -v b="$a2" -v n1="$1" -v n2="$2" -v sh="$shape" -v same="$same" 'BEGIN {
+            printf "whole merge\tace merge, %s vs %s thread(s)\t%s\t%.1f s\t%.1f s\t%.3f\t%s\t%s\t%s\n", n2, n1, sh, b, a, a / b, n2,
+                   (n1 == 1 && n2 == 2) ? "1.70" : "0.00", same }' >>"$ACEM_BENCH_ROWS"
+    fi
+    if [ "$SKIP_TORCH" != 1 ]; then
+        v=$(printf '%s\n' "${compare_lines[@]}" | grep -c "acem vs torch: ok" || true)
+        printf 'whole merge\toutputs agree with PyTorch\t%s\t%s of %s thread counts\t1e-4 per tensor\t%s\t-\t0.00\tbench/compare.py\n' \
+            "$shape" "$v" "$(echo $THREADS | wc -w)" "$( [ "$v" = "$(echo $THREADS | wc -w)" ] && echo 1 || echo 0)" >>"$ACEM_BENCH_ROWS"
+    fi
+fi
 cp "$tmp/table.txt" "$RESULTS/whole-merge-$date_tag.txt"
 cat "$tmp/table.txt"
 echo "(saved as $RESULTS/whole-merge-$date_tag.txt)"
