@@ -1653,15 +1653,34 @@ static void acem__trinv(int trans, size_t nb, const float *L, size_t ldl, float 
     for (c0 = 0; c0 < nb; c0 += 16) { /* row i of L^-1 = (e_i - sum_l<i L[i][l] row l) / L[i][i] */
         size_t cw = acem__min(16, nb - c0);
         for (i = c0; i < nb; ++i) {
-            double acc[16], d = L[i * ldl + i]; /* a local row: no aliasing, so it vectorises */
+            double *yi = Y + (i - c0) * 16, d = L[i * ldl + i];
             const float *li = L + i * ldl;
-            for (j = 0; j < 16; ++j) acc[j] = c0 + j == i ? 1.0 : 0.0;
+            for (j = 0; j < 16; ++j) yi[j] = c0 + j == i ? 1.0 : 0.0;
+#if defined(ACEM__AVX2) || defined(ACEM__AVX512) /* the row in four registers */
+            {
+                __m256d y0 = _mm256_loadu_pd(yi), y1 = _mm256_loadu_pd(yi + 4), y2 = _mm256_loadu_pd(yi + 8),
+                        y3 = _mm256_loadu_pd(yi + 12), rd = _mm256_set1_pd(1.0 / d);
+                for (l = c0; l < i; ++l) {
+                    __m256d a = _mm256_set1_pd((double)li[l]);
+                    const double *yl = Y + (l - c0) * 16;
+                    y0 = _mm256_fnmadd_pd(a, _mm256_loadu_pd(yl), y0);
+                    y1 = _mm256_fnmadd_pd(a, _mm256_loadu_pd(yl + 4), y1);
+                    y2 = _mm256_fnmadd_pd(a, _mm256_loadu_pd(yl + 8), y2);
+                    y3 = _mm256_fnmadd_pd(a, _mm256_loadu_pd(yl + 12), y3);
+                }
+                _mm256_storeu_pd(yi, _mm256_mul_pd(y0, rd));
+                _mm256_storeu_pd(yi + 4, _mm256_mul_pd(y1, rd));
+                _mm256_storeu_pd(yi + 8, _mm256_mul_pd(y2, rd));
+                _mm256_storeu_pd(yi + 12, _mm256_mul_pd(y3, rd));
+            }
+#else
             for (l = c0; l < i; ++l) {
                 double a = li[l];
                 const double *yl = Y + (l - c0) * 16;
-                for (j = 0; j < 16; ++j) acc[j] -= a * yl[j];
+                for (j = 0; j < 16; ++j) yi[j] -= a * yl[j];
             }
-            for (j = 0; j < 16; ++j) Y[(i - c0) * 16 + j] = acc[j] / d;
+            for (j = 0; j < 16; ++j) yi[j] /= d;
+#endif
         }
         for (c = c0; c < c0 + cw; ++c)
             for (i = c; i < nb; ++i) {
