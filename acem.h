@@ -735,6 +735,7 @@ static int acem__mul_ovf(size_t a, size_t b, size_t *out) {
 static size_t acem__min(size_t a, size_t b) { return a < b ? a : b; }
 static size_t acem__max(size_t a, size_t b) { return a > b ? a : b; }
 static double acem__fabs(double x) { return x < 0 ? -x : x; }
+static double acem__fmax(double a, double b) { return a > b ? a : b; }
 static int acem__finite(float x) { return (x - x) == (x - x) && x == x; }
 
 /* =========================================================================== */
@@ -1768,13 +1769,13 @@ static void acem__dpack_b(int tb, const double *B, const float *Bf, size_t ldb, 
     }
 }
 
-/* C (DMR x DNR tile, ldc) += Ap^T Bp over kc steps */
+/* C (DMR x DNR tile, ldc) += Ap^T Bp over kc steps (Bp's rows ldb apart) */
 #if defined(ACEM__AVX512)
-static void acem__dkern(size_t kc, const double *Ap, const double *Bp, double *C, size_t ldc) {
+static void acem__dkern(size_t kc, const double *Ap, const double *Bp, size_t ldb, double *C, size_t ldc) {
     __m512d c0a = _mm512_setzero_pd(), c0b = c0a, c1a = c0a, c1b = c0a, c2a = c0a, c2b = c0a, c3a = c0a, c3b = c0a;
     __m512d c4a = c0a, c4b = c0a, c5a = c0a, c5b = c0a, c6a = c0a, c6b = c0a, c7a = c0a, c7b = c0a;
     size_t p;
-    for (p = 0; p < kc; ++p, Ap += 8, Bp += 16) {
+    for (p = 0; p < kc; ++p, Ap += 8, Bp += ldb) {
         __m512d b0 = _mm512_loadu_pd(Bp), b1 = _mm512_loadu_pd(Bp + 8), a;
         a = _mm512_set1_pd(Ap[0]); c0a = _mm512_fmadd_pd(a, b0, c0a); c0b = _mm512_fmadd_pd(a, b1, c0b);
         a = _mm512_set1_pd(Ap[1]); c1a = _mm512_fmadd_pd(a, b0, c1a); c1b = _mm512_fmadd_pd(a, b1, c1b);
@@ -1793,11 +1794,11 @@ static void acem__dkern(size_t kc, const double *Ap, const double *Bp, double *C
 #undef ACEM__DST
 }
 #elif defined(ACEM__AVX2)
-static void acem__dkern(size_t kc, const double *Ap, const double *Bp, double *C, size_t ldc) {
+static void acem__dkern(size_t kc, const double *Ap, const double *Bp, size_t ldb, double *C, size_t ldc) {
     __m256d c0a = _mm256_setzero_pd(), c0b = c0a, c1a = c0a, c1b = c0a, c2a = c0a, c2b = c0a;
     __m256d c3a = c0a, c3b = c0a, c4a = c0a, c4b = c0a, c5a = c0a, c5b = c0a;
     size_t p;
-    for (p = 0; p < kc; ++p, Ap += 6, Bp += 8) {
+    for (p = 0; p < kc; ++p, Ap += 6, Bp += ldb) {
         __m256d b0 = _mm256_loadu_pd(Bp), b1 = _mm256_loadu_pd(Bp + 4), a;
         a = _mm256_broadcast_sd(Ap + 0); c0a = _mm256_fmadd_pd(a, b0, c0a); c0b = _mm256_fmadd_pd(a, b1, c0b);
         a = _mm256_broadcast_sd(Ap + 1); c1a = _mm256_fmadd_pd(a, b0, c1a); c1b = _mm256_fmadd_pd(a, b1, c1b);
@@ -1813,12 +1814,12 @@ static void acem__dkern(size_t kc, const double *Ap, const double *Bp, double *C
 #undef ACEM__DST
 }
 #else
-static void acem__dkern(size_t kc, const double *Ap, const double *Bp, double *C, size_t ldc) {
+static void acem__dkern(size_t kc, const double *Ap, const double *Bp, size_t ldb, double *C, size_t ldc) {
     double c[ACEM__DMR][ACEM__DNR];
     size_t p, i, j;
     for (i = 0; i < ACEM__DMR; ++i)
         for (j = 0; j < ACEM__DNR; ++j) c[i][j] = 0.0;
-    for (p = 0; p < kc; ++p, Ap += ACEM__DMR, Bp += ACEM__DNR)
+    for (p = 0; p < kc; ++p, Ap += ACEM__DMR, Bp += ldb)
         for (i = 0; i < ACEM__DMR; ++i)
             for (j = 0; j < ACEM__DNR; ++j) c[i][j] += Ap[i] * Bp[j];
     for (i = 0; i < ACEM__DMR; ++i)
@@ -1833,19 +1834,21 @@ static void acem__dgemm(int ta, int tb, int tri, size_t m, size_t n, size_t k, d
                         double *C, size_t ldc, double *work) {
     size_t kcmax = acem__min(ACEM__DKC, k ? k : 1);
     double *Ap = work, *Bp = work + kcmax * acem__roundup(acem__min(ACEM__DMC, m ? m : 1), ACEM__DMR);
+    int direct = 0; /* reading full strips of op(B) in place (ldb apart) measured slower: TLB */
     size_t jc, pc, ic, jr, ir, i, j;
     if (!m || !n) return;
     for (jc = 0; jc < n; jc += ACEM__DNC) {
-        size_t nc = acem__min(ACEM__DNC, n - jc);
+        size_t nc = acem__min(ACEM__DNC, n - jc), nfull = direct ? nc / ACEM__DNR * ACEM__DNR : 0;
         for (pc = 0; pc < k || pc == 0; pc += ACEM__DKC) {
             size_t kc = k ? acem__min(ACEM__DKC, k - pc) : 0;
-            if (kc) acem__dpack_b(tb, B, Bf, ldb, pc, kc, jc, nc, Bp);
+            if (kc && nfull < nc) acem__dpack_b(tb, B, Bf, ldb, pc, kc, jc + nfull, nc - nfull, Bp + nfull * kc);
             for (ic = 0; ic < m; ic += ACEM__DMC) {
                 size_t mc = acem__min(ACEM__DMC, m - ic);
                 if ((tri == 1 && jc > ic + mc - 1) || (tri == 2 && jc + nc - 1 < ic)) continue;
                 if (kc) acem__dpack_a(ta, A, Af, lda, ic, mc, pc, kc, alpha, Ap);
                 for (jr = 0; jr < nc; jr += ACEM__DNR) {
-                    size_t nr = acem__min(ACEM__DNR, nc - jr), j0 = jc + jr;
+                    size_t nr = acem__min(ACEM__DNR, nc - jr), j0 = jc + jr, ldbk = jr < nfull ? ldb : ACEM__DNR;
+                    const double *bs = jr < nfull ? B + pc * ldb + j0 : Bp + jr * kc;
                     for (ir = 0; ir < mc; ir += ACEM__DMR) {
                         size_t mr = acem__min(ACEM__DMR, mc - ir), i0 = ic + ir;
                         double *c = C + i0 * ldc + j0;
@@ -1855,11 +1858,11 @@ static void acem__dgemm(int ta, int tb, int tri, size_t m, size_t n, size_t k, d
                                 for (j = 0; j < nr; ++j) c[i * ldc + j] = beta == 0.0 ? 0.0 : beta * c[i * ldc + j];
                         if (!kc) continue;
                         if (mr == ACEM__DMR && nr == ACEM__DNR)
-                            acem__dkern(kc, Ap + ir * kc, Bp + jr * kc, c, ldc);
+                            acem__dkern(kc, Ap + ir * kc, bs, ldbk, c, ldc);
                         else {
                             double t[ACEM__DMR * ACEM__DNR];
                             for (i = 0; i < ACEM__DMR * ACEM__DNR; ++i) t[i] = 0.0;
-                            acem__dkern(kc, Ap + ir * kc, Bp + jr * kc, t, ACEM__DNR);
+                            acem__dkern(kc, Ap + ir * kc, bs, ldbk, t, ACEM__DNR);
                             for (i = 0; i < mr; ++i)
                                 for (j = 0; j < nr; ++j) c[i * ldc + j] += t[i * ACEM__DNR + j];
                         }
@@ -1916,6 +1919,24 @@ static double acem__ddot(size_t n, const double *x, const double *y) {
 static void acem__dscal(size_t n, double a, double *x) {
     size_t j;
     for (j = 0; j < n; ++j) x[j] *= a;
+}
+/* sum |x_i| (amax 0) or max |x_i| (amax 1) */
+static double acem__dabs_red(size_t n, const double *x, int amax) {
+    size_t j = 0;
+    double s = 0.0;
+#if defined(ACEM__AVX2) || defined(ACEM__AVX512)
+    __m256d m = _mm256_set1_pd(-0.0), s0 = _mm256_setzero_pd(), s1 = s0;
+    double t[4];
+    for (; j + 8 <= n; j += 8) {
+        __m256d a = _mm256_andnot_pd(m, _mm256_loadu_pd(x + j)), b = _mm256_andnot_pd(m, _mm256_loadu_pd(x + j + 4));
+        if (amax) { s0 = _mm256_max_pd(s0, a); s1 = _mm256_max_pd(s1, b); }
+        else { s0 = _mm256_add_pd(s0, a); s1 = _mm256_add_pd(s1, b); }
+    }
+    _mm256_storeu_pd(t, amax ? _mm256_max_pd(s0, s1) : _mm256_add_pd(s0, s1));
+    s = amax ? acem__fmax(acem__fmax(t[0], t[1]), acem__fmax(t[2], t[3])) : (t[0] + t[1]) + (t[2] + t[3]);
+#endif
+    for (; j < n; ++j) s = amax ? acem__fmax(s, acem__fabs(x[j])) : s + acem__fabs(x[j]);
+    return s;
 }
 
 /* y = S x for the m x m symmetric S of which S(r, c), r >= c, is stored at
@@ -2003,9 +2024,9 @@ static void acem__dsymv(size_t m, const double *S, size_t lds, const double *x, 
 #endif
 #define ACEM__NPANEL(n) (((n) + ACEM__TRD_NB - 1) / ACEM__TRD_NB)
 /* doubles of scratch for acem__trd + acem__steig + acem__backtr with q <= n
-   vectors: d e tau, acem__steig's 11 n, the panel buffer
+   vectors: d e tau, acem__steig's ACEM__STEIN_WORK(n), the panel buffer
    (3 NB n: V, W, V), the T factors (NB^2 per panel) */
-#define ACEM__TOP_WORK(n) (14 * (n) + 3 * ACEM__TRD_NB * (n) + ACEM__NPANEL(n) * ACEM__TRD_NB * ACEM__TRD_NB + 1)
+#define ACEM__TOP_WORK(n) (3 * (n) + ACEM__STEIN_WORK(n) + 3 * ACEM__TRD_NB * (n) + ACEM__NPANEL(n) * ACEM__TRD_NB * ACEM__TRD_NB + 1)
 
 static double acem__hypot(double a, double b) {
     double x = acem__fabs(a), y = acem__fabs(b), t;
@@ -2098,6 +2119,155 @@ static acem_result acem__tql2t(size_t n, double *d, double *e, double *V, size_t
             }
         }
     }
+    return ACEM_OK;
+}
+
+
+/* Eigenvalues of the symmetric tridiagonal d (n), e (n-1, e[i] couples i and
+   i+1), ascending into d, by the root-free QL/QR of Pal, Walker and Kahan
+   (LAPACK dsterf: no square root in the inner loop). e is destroyed. */
+static void acem__lae2(double a, double b, double c, double *rt1, double *rt2) {
+    double sm = a + c, adf = acem__fabs(a - c), ab = acem__fabs(b + b), acmx, acmn, rt;
+    if (acem__fabs(a) > acem__fabs(c)) { acmx = a; acmn = c; } else { acmx = c; acmn = a; }
+    if (adf > ab) rt = adf * ACEM_SQRT(1.0 + (ab / adf) * (ab / adf));
+    else if (adf < ab) rt = ab * ACEM_SQRT(1.0 + (adf / ab) * (adf / ab));
+    else rt = ab * 1.4142135623730951;
+    if (sm < 0) { *rt1 = 0.5 * (sm - rt); *rt2 = (acmx / *rt1) * acmn - (b / *rt1) * b; }
+    else if (sm > 0) { *rt1 = 0.5 * (sm + rt); *rt2 = (acmx / *rt1) * acmn - (b / *rt1) * b; }
+    else { *rt1 = 0.5 * rt; *rt2 = -0.5 * rt; }
+}
+static void acem__dsort(double *d, size_t n) { /* heap sort, ascending */
+    size_t i, r, c;
+    double t;
+    if (n < 2) return;
+    for (i = n / 2; i-- > 0;)
+        for (r = i; (c = 2 * r + 1) < n; r = c) {
+            if (c + 1 < n && d[c] < d[c + 1]) ++c;
+            if (!(d[r] < d[c])) break;
+            t = d[r]; d[r] = d[c]; d[c] = t;
+        }
+    for (i = n; i-- > 1;) {
+        t = d[0]; d[0] = d[i]; d[i] = t;
+        for (r = 0; (c = 2 * r + 1) < i; r = c) {
+            if (c + 1 < i && d[c] < d[c + 1]) ++c;
+            if (!(d[r] < d[c])) break;
+            t = d[r]; d[r] = d[c]; d[c] = t;
+        }
+    }
+}
+static acem_result acem__sterf(size_t n, double *d, double *e) {
+    const double eps = 1.1102230246251565e-16, eps2 = eps * eps;
+    const double ssfmax = 4.4942328371557893e+153, ssfmin = 1.2208769579624263e-122; /* sqrt(safmax)/3, sqrt(safmin)/eps2 */
+    size_t nmaxit = 30 * n, jtot = 0, l1 = 0, i, m, l, lend, lsv, lendsv;
+    if (n < 2) return ACEM_OK;
+    while (l1 < n) {
+        double anorm = 0.0, sc = 1.0;
+        if (l1 > 0) e[l1 - 1] = 0.0;
+        for (m = l1; m + 1 < n; ++m)
+            if (acem__fabs(e[m]) <= ACEM_SQRT(acem__fabs(d[m])) * ACEM_SQRT(acem__fabs(d[m + 1])) * eps) {
+                e[m] = 0.0;
+                break;
+            }
+        if (m + 1 >= n) m = n - 1;
+        l = lsv = l1;
+        lend = lendsv = m;
+        l1 = m + 1;
+        if (lend == l) continue;
+        for (i = l; i <= lend; ++i) {
+            if (acem__fabs(d[i]) > anorm) anorm = acem__fabs(d[i]);
+            if (i < lend && acem__fabs(e[i]) > anorm) anorm = acem__fabs(e[i]);
+        }
+        if (anorm == 0.0) continue;
+        if (anorm > ssfmax) sc = ssfmax / anorm;
+        else if (anorm < ssfmin) sc = ssfmin / anorm;
+        for (i = l; i <= lend; ++i) {
+            d[i] *= sc;
+            if (i < lend) { e[i] *= sc; e[i] = e[i] * e[i]; }
+        }
+        if (acem__fabs(d[lend]) < acem__fabs(d[l])) { lend = lsv; l = lendsv; }
+        if (lend >= l) { /* QL */
+            for (;;) {
+                double p, rte, sigma, r, c, s, gamma;
+                for (m = l; m < lend; ++m)
+                    if (acem__fabs(e[m]) <= eps2 * acem__fabs(d[m] * d[m + 1])) break;
+                if (m < lend) e[m] = 0.0;
+                p = d[l];
+                if (m == l) { d[l] = p; if (++l <= lend) continue; break; }
+                if (m == l + 1) {
+                    acem__lae2(d[l], ACEM_SQRT(e[l]), d[l + 1], &d[l], &d[l + 1]);
+                    e[l] = 0.0;
+                    l += 2;
+                    if (l <= lend) continue;
+                    break;
+                }
+                if (jtot == nmaxit) break;
+                ++jtot;
+                rte = ACEM_SQRT(e[l]);
+                sigma = (d[l + 1] - p) / (2.0 * rte);
+                r = acem__hypot(sigma, 1.0);
+                sigma = p - rte / (sigma + (sigma >= 0 ? r : -r));
+                c = 1.0; s = 0.0;
+                gamma = d[m] - sigma;
+                p = gamma * gamma;
+                for (i = m; i-- > l;) {
+                    double bb = e[i], oldc = c, oldgam = gamma, alpha = d[i];
+                    r = p + bb;
+                    if (i != m - 1) e[i + 1] = s * r;
+                    c = p / r;
+                    s = bb / r;
+                    gamma = c * (alpha - sigma) - s * oldgam;
+                    d[i + 1] = oldgam + (alpha - gamma);
+                    p = c != 0.0 ? (gamma * gamma) / c : oldc * bb;
+                }
+                e[l] = s * p;
+                d[l] = sigma + gamma;
+            }
+        } else { /* QR */
+            for (;;) {
+                double p, rte, sigma, r, c, s, gamma;
+                for (m = l; m > lend; --m)
+                    if (acem__fabs(e[m - 1]) <= eps2 * acem__fabs(d[m] * d[m - 1])) break;
+                if (m > lend) e[m - 1] = 0.0;
+                p = d[l];
+                if (m == l) { d[l] = p; if (l > lend) { --l; continue; } break; }
+                if (m + 1 == l) {
+                    acem__lae2(d[l], ACEM_SQRT(e[l - 1]), d[l - 1], &d[l], &d[l - 1]);
+                    e[l - 1] = 0.0;
+                    if (l >= lend + 2) { l -= 2; continue; }
+                    break;
+                }
+                if (jtot == nmaxit) break;
+                ++jtot;
+                rte = ACEM_SQRT(e[l - 1]);
+                sigma = (d[l - 1] - p) / (2.0 * rte);
+                r = acem__hypot(sigma, 1.0);
+                sigma = p - rte / (sigma + (sigma >= 0 ? r : -r));
+                c = 1.0; s = 0.0;
+                gamma = d[m] - sigma;
+                p = gamma * gamma;
+                for (i = m; i < l; ++i) {
+                    double bb = e[i], oldc = c, oldgam = gamma, alpha = d[i + 1];
+                    r = p + bb;
+                    if (i != m) e[i - 1] = s * r;
+                    c = p / r;
+                    s = bb / r;
+                    gamma = c * (alpha - sigma) - s * oldgam;
+                    d[i] = oldgam + (alpha - gamma);
+                    p = c != 0.0 ? (gamma * gamma) / c : oldc * bb;
+                }
+                e[l - 1] = s * p;
+                d[l] = sigma + gamma;
+            }
+        }
+        if (sc != 1.0)
+            for (i = lsv < lendsv ? lsv : lendsv; i <= (lsv < lendsv ? lendsv : lsv); ++i) d[i] /= sc;
+        if (jtot >= nmaxit) {
+            for (i = 0; i + 1 < n; ++i)
+                if (e[i] != 0.0) return ACEM_ERR_NO_CONVERGENCE;
+            break;
+        }
+    }
+    acem__dsort(d, n);
     return ACEM_OK;
 }
 
@@ -2236,17 +2406,33 @@ static void acem__sort2(size_t *idx, size_t n, const double *a, const double *b)
    the eigenvectors of the q largest as the columns of Z (n x q, ldz; column c
    for w[n-1-c]) by inverse iteration; with tolf > 0, eigenvalues at or below
    tolf^2 w[n-1] get zero vectors. Returns ACEM_ERR_NO_CONVERGENCE if an inverse iteration did not
-   converge (the caller then rotates instead). work: 11 n doubles. Vectors of
+   converge (the caller then rotates instead). work: ACEM__STEIN_WORK(n) doubles. Vectors of
    one cluster (eigenvalues within 1e-3 ||T|| of each other) are computed in
    adjacent columns, re-orthogonalised (classical Gram-Schmidt, twice) at
    every iteration. */
+/* x -= Zc (Zc^T x) over the cs columns of Zc (n rows, ldz): the first
+   ACEM__CLV of them also kept contiguous in cv (rows of length n, stride n),
+   read from there with vector dots; classical Gram-Schmidt, one pass. */
+#define ACEM__CLV 16
+#define ACEM__STEIN_WORK(n) ((11 + ACEM__CLV) * (n))
+static void acem__reorth(size_t bl, size_t cs, const double *Zc, size_t ldz, const double *cv, size_t ldc, double *x,
+                         double *dots) {
+    size_t i, j, nc = acem__min(cs, ACEM__CLV);
+    for (j = 0; j < cs; ++j) dots[j] = 0.0;
+    for (j = 0; j < nc; ++j) dots[j] = acem__ddot(bl, cv + j * ldc, x);
+    if (cs > nc) {
+        for (i = 0; i < bl; ++i) acem__daxpy(cs - nc, x[i], Zc + i * ldz + nc, dots + nc);
+        for (i = 0; i < bl; ++i) x[i] -= acem__ddot(cs - nc, Zc + i * ldz + nc, dots + nc);
+    }
+    for (j = 0; j < nc; ++j) acem__daxpy(bl, -dots[j], cv + j * ldc, x);
+}
 #ifndef ACEM__STEIN_MAXITS
 #define ACEM__STEIN_MAXITS 5
 #endif
 static acem_result acem__steig(size_t n, const double *d, const double *e, size_t q, double tolf, double *w,
                                double *Z, size_t ldz, double *work, int maxits) {
     double *tag = work, *x = tag + n, *u0 = x + n, *u1 = u0 + n, *u2 = u1 + n, *ml = u2 + n, *pv = ml + n;
-    double *qd = pv + n, *qe = qd + n, *key = qe + n, *srt = key + n;
+    double *qd = pv + n, *qe = qd + n, *key = qe + n, *srt = key + n, *cv = srt + n;
     size_t *idx = ACEM__CAST(size_t *, (void *)srt); /* n indices in the last n doubles' space */
     const double eps = 2.220446049250313e-16;
     double vmin;
@@ -2258,10 +2444,10 @@ static acem_result acem__steig(size_t n, const double *d, const double *e, size_
         while (b1 < n && acem__fabs(e[b1 - 1]) > eps * (acem__fabs(d[b1 - 1]) + acem__fabs(d[b1]))) ++b1;
         for (i = b0; i < b1; ++i) {
             qd[i] = d[i];
-            qe[i] = i > b0 ? e[i - 1] : 0.0;
+            qe[i] = e[i];
             tag[i] = (double)b0;
         }
-        if ((r = acem__tql2t(b1 - b0, qd + b0, qe + b0, NULL, 0)) != ACEM_OK) return r;
+        if ((r = acem__sterf(b1 - b0, qd + b0, qe + b0)) != ACEM_OK) return r;
         b0 = b1;
     }
     /* all eigenvalues ascending (ties by block: deterministic) */
@@ -2279,15 +2465,15 @@ static acem_result acem__steig(size_t n, const double *d, const double *e, size_
     for (i = 0; i < n; ++i)
         for (j = 0; j < q; ++j) Z[i * ldz + j] = 0.0;
     {
-        size_t gp = 0, prevb = (size_t)-1;
+        size_t gp = 0, prevb = (size_t)-1, be = 0, bl = 0;
         double xjm = 0.0, onenrm = 0.0, ortol = 0.0, dtpcrt = 0.0;
         for (t = 0; t < q; ++t) {
-            size_t ev = idx[t], bb = (size_t)tag[ev], be, bl, it, nrmchk = 0;
+            size_t ev = idx[t], bb = (size_t)tag[ev], it, nrmchk = 0;
             double lam = w[ev], nrm, tiny;
-            be = bb + 1; /* block end: the split test again */
-            while (be < n && acem__fabs(e[be - 1]) > eps * (acem__fabs(d[be - 1]) + acem__fabs(d[be]))) ++be;
-            bl = be - bb;
-            if (bb != prevb) { /* a new block: its norm and tolerances */
+            if (bb != prevb) { /* a new block: its end (the split test again), norm and tolerances */
+                be = bb + 1;
+                while (be < n && acem__fabs(e[be - 1]) > eps * (acem__fabs(d[be - 1]) + acem__fabs(d[be]))) ++be;
+                bl = be - bb;
                 onenrm = 0.0;
                 for (i = bb; i < be; ++i) {
                     double s = acem__fabs(d[i]) + (i > bb ? acem__fabs(e[i - 1]) : 0.0) + (i + 1 < be ? acem__fabs(e[i]) : 0.0);
@@ -2303,73 +2489,82 @@ static acem_result acem__steig(size_t n, const double *d, const double *e, size_
                 if (acem__fabs(xjm - lam) > ortol) gp = t;  /* a new cluster */
             }
             xjm = lam;
-            if (!(w[ev] > vmin)) continue;
+            if (!(w[ev] > vmin)) {
+                if (t - gp < ACEM__CLV) ACEM_MEMSET(cv + (t - gp) * n, 0, bl * sizeof(double));
+                continue;
+            }
             if (bl == 1) { Z[bb * ldz + t] = 1.0; continue; }
-            /* T - lam I = P L U, partial pivoting (U: diagonal u0, two superdiagonals) */
+            /* T - lam I = P L U, partial pivoting (U: diagonal u0, two superdiagonals), branch-free;
+               then U's rows scaled by 1/u0 (tiny pivots replaced, as dlagts does) */
             {
                 double cd = d[bb] - lam, cu = e[bb];
-                for (i = 0; i < bl; ++i) {
-                    double sub, nd, nu, mm;
-                    if (i == bl - 1) { u0[i] = cd; u1[i] = u2[i] = 0; break; }
-                    sub = e[bb + i];
-                    nd = d[bb + i + 1] - lam;
-                    nu = i + 2 < bl ? e[bb + i + 1] : 0.0;
-                    if (acem__fabs(cd) >= acem__fabs(sub)) {
-                        mm = cd != 0 ? sub / cd : 0.0;
-                        pv[i] = 0; u0[i] = cd; u1[i] = cu; u2[i] = 0; ml[i] = mm;
-                        cd = nd - mm * cu;
-                        cu = nu;
-                    } else {
-                        mm = cd / sub;
-                        pv[i] = 1; u0[i] = sub; u1[i] = nd; u2[i] = nu; ml[i] = mm;
-                        cd = cu - mm * nd;
-                        cu = -mm * nu;
-                    }
+                for (i = 0; i + 1 < bl; ++i) {
+                    double sub = e[bb + i], nd = d[bb + i + 1] - lam, nu = i + 2 < bl ? e[bb + i + 1] : 0.0;
+                    int p = acem__fabs(cd) < acem__fabs(sub);
+                    double piv = p ? sub : cd, num = p ? cd : sub, mm = piv != 0 ? num / piv : 0.0;
+                    double a1 = p ? nd : cu;
+                    pv[i] = p ? -1.0 : 1.0; /* the sign bit: a blend mask */
+                    u0[i] = piv; u1[i] = a1; u2[i] = p ? nu : 0.0; ml[i] = mm;
+                    cd = (p ? cu : nd) - mm * a1;
+                    cu = p ? -mm * nu : nu;
                 }
+                u0[bl - 1] = cd; u1[bl - 1] = u2[bl - 1] = 0.0;
             }
             tiny = eps * (onenrm > 0 ? onenrm : 1.0);
-            for (i = 0; i < bl; ++i)
-                if (acem__fabs(u0[i]) < tiny) u0[i] = u0[i] < 0 ? -tiny : tiny;
+            for (i = 0; i < bl; ++i) {
+                double p = acem__fabs(u0[i]) < tiny ? (u0[i] < 0 ? -tiny : tiny) : u0[i];
+                u0[i] = 1.0 / p;
+                u1[i] *= u0[i];
+                u2[i] *= u0[i];
+            }
             for (i = 0; i < bl; ++i) x[i] = 1.0 + (double)((i * 7919u + t * 104729u) % 1009u) / 1009.0;
             for (it = 0;; ++it) {
-                double asum = 0.0, scl;
+                double scl, xi;
                 if (it >= (size_t)maxits) return ACEM_ERR_NO_CONVERGENCE;
-                for (i = 0; i < bl; ++i) asum += acem__fabs(x[i]);
-                scl = (double)bl * onenrm * (acem__fabs(u0[bl - 1]) > eps ? acem__fabs(u0[bl - 1]) : eps) / asum;
+                scl = (double)bl * onenrm * acem__fmax(acem__fabs(1.0 / u0[bl - 1]), eps) / acem__dabs_red(bl, x, 0);
                 acem__dscal(bl, scl, x);
+#if defined(ACEM__AVX2) || defined(ACEM__AVX512)
+                { /* forward: the row operations (SSE blends keep the select off the integer unit) */
+                    __m128d cx = _mm_load_sd(x);
+                    for (i = 0; i + 1 < bl; ++i) {
+                        __m128d nx = _mm_load_sd(x + i + 1), mk = _mm_load_sd(pv + i);
+                        __m128d a = _mm_blendv_pd(cx, nx, mk), b = _mm_blendv_pd(nx, cx, mk);
+                        _mm_store_sd(x + i, a);
+                        cx = _mm_fnmadd_sd(_mm_load_sd(ml + i), a, b);
+                    }
+                    _mm_store_sd(&xi, cx);
+                }
+#else
+                xi = x[0];
                 for (i = 0; i + 1 < bl; ++i) { /* forward: the row operations */
-                    if (pv[i] != 0) { double s = x[i]; x[i] = x[i + 1]; x[i + 1] = s; }
-                    x[i + 1] -= ml[i] * x[i];
+                    double nx = x[i + 1], a = pv[i] < 0 ? nx : xi, b = pv[i] < 0 ? xi : nx;
+                    x[i] = a;
+                    xi = b - ml[i] * a;
                 }
-                for (i = bl; i-- > 0;) {
-                    double v = x[i];
-                    if (i + 1 < bl) v -= u1[i] * x[i + 1];
-                    if (i + 2 < bl) v -= u2[i] * x[i + 2];
-                    x[i] = v / u0[i];
-                }
-                if (gp < t) { /* against the cluster's vectors so far (columns gp..t-1), twice */
-                    size_t cs = t - gp, pass;
-                    for (pass = 0; pass < 2; ++pass) {
-                        for (j = 0; j < cs; ++j) key[j] = 0.0;
-                        for (i = 0; i < bl; ++i) acem__daxpy(cs, x[i], Z + (bb + i) * ldz + gp, key);
-                        for (i = 0; i < bl; ++i) x[i] -= acem__ddot(cs, Z + (bb + i) * ldz + gp, key);
+#endif
+                x[bl - 1] = xi;
+                { /* back: U x = y, the last two x kept in registers (u1, u2 vanish past the end) */
+                    double x1 = 0.0, x2 = 0.0;
+                    for (i = bl; i-- > 0;) {
+                        double v = (x[i] * u0[i] - u2[i] * x2) - u1[i] * x1;
+                        x[i] = v;
+                        x2 = x1;
+                        x1 = v;
                     }
                 }
-                nrm = 0.0;
-                for (i = 0; i < bl; ++i)
-                    if (acem__fabs(x[i]) > nrm) nrm = acem__fabs(x[i]);
+                if (gp < t) acem__reorth(bl, t - gp, Z + bb * ldz + gp, ldz, cv, n, x, key);
+                nrm = acem__dabs_red(bl, x, 1);
                 if (nrm < dtpcrt) continue;
                 if (++nrmchk < 3) continue;
                 break;
             }
-            nrm = ACEM_SQRT(acem__ddot(bl, x, x));
-            {
-                size_t jm = 0;
-                for (i = 1; i < bl; ++i)
-                    if (acem__fabs(x[i]) > acem__fabs(x[jm])) jm = i;
-                if (x[jm] < 0) nrm = -nrm;
-            }
-            for (i = 0; i < bl; ++i) Z[(bb + i) * ldz + t] = x[i] / nrm;
+            if (gp < t) acem__reorth(bl, t - gp, Z + bb * ldz + gp, ldz, cv, n, x, key); /* twice is enough */
+            if (t - gp < ACEM__CLV) ACEM_MEMCPY(cv + (t - gp) * n, x, bl * sizeof(double)); /* unnormalised: see below */
+            nrm = acem__dabs_red(bl, x, 1); /* the sign: largest component positive */
+            for (i = 0; i < bl && acem__fabs(x[i]) != nrm; ++i) {}
+            nrm = (x[i] < 0 ? -1.0 : 1.0) / ACEM_SQRT(acem__ddot(bl, x, x));
+            for (i = 0; i < bl; ++i) Z[(bb + i) * ldz + t] = x[i] * nrm;
+            if (t - gp < ACEM__CLV) acem__dscal(bl, nrm, cv + (t - gp) * n);
         }
     }
     /* columns from the grouped order to descending eigenvalue order */
@@ -2439,7 +2634,7 @@ static acem_result acem__tri_ql(size_t n, const double *d, const double *e, doub
    n) doubles. */
 static acem_result acem__syev_top(size_t n, double *A, size_t lda, size_t q, double tolf, double *w, double *Vec,
                                   size_t ldvec, double *work, double *gw) {
-    double *d = work, *e = d + n, *tau = e + n, *sw = tau + n, *X = sw + 11 * n, *Tf = X + 3 * ACEM__TRD_NB * n;
+    double *d = work, *e = d + n, *tau = e + n, *sw = tau + n, *X = sw + ACEM__STEIN_WORK(n), *Tf = X + 3 * ACEM__TRD_NB * n;
     double sc, vmin;
     size_t i, c;
     acem_result r;
@@ -2477,7 +2672,7 @@ ACEMDEF size_t acem_syev_work_bytes(size_t n) {
    workspace (about n^2/2 doubles) so that the eigenvectors of the tridiagonal
    can be built in A and transformed there (2 n^3 flops of GEMM). */
 ACEMDEF acem_result acem_syev(size_t n, double *A, size_t lda, double *w, void *work) {
-    double *d = ACEM__CAST(double *, work), *e = d + n, *tau = e + n, *sw = tau + n, *X = sw + 11 * n;
+    double *d = ACEM__CAST(double *, work), *e = d + n, *tau = e + n, *sw = tau + n, *X = sw + ACEM__STEIN_WORK(n);
     double *Tf = X + 3 * ACEM__TRD_NB * n, *Vp = Tf + ACEM__NPANEL(n) * ACEM__TRD_NB * ACEM__TRD_NB + 1;
     double *gw = Vp + acem__vpack(n), sc;
     size_t i, j, b, off = 0;
