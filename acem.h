@@ -96,7 +96,10 @@
      acem_trsm_rl  B := B L^-T (trans=1) or B L^-1 (trans=0), L lower, on the right.
      acem_chol_solve_right   B := B A^-1 with A = L L^T.
      acem_syev  f64 symmetric eigen-decomposition: ascending eigenvalues,
-                orthonormal eigenvectors in the columns of A (row-major).
+                orthonormal eigenvectors in the columns of A (row-major). Its
+                workspace is acem_syev_work_bytes(n) bytes (about 4 n^2 + 1300 n
+                bytes and up to 1 MB of packing space: it keeps the Householder
+                vectors while the eigenvectors are built in A).
      The GEMM-family kernels take a workspace of acem_gemm_work_bytes(m,n,k) bytes
      (NULL: they run slower, without packing).
    Half precision: acem_f16_to_f32 / acem_f32_to_f16 / acem_bf16_to_f32 /
@@ -2631,9 +2634,10 @@ static acem_result acem__tri_ql(size_t n, const double *d, const double *e, doub
    get zero vectors (for a Gram matrix: singular values at or below the rank
    tolerance tolf * s_1). A is destroyed; Vec must have room for n * n doubles
    (the fallback). work: ACEM__TOP_WORK(n) doubles; gw: acem__dgemm_work(n, n,
-   n) doubles. */
-static acem_result acem__syev_top(size_t n, double *A, size_t lda, size_t q, double tolf, double *w, double *Vec,
-                                  size_t ldvec, double *work, double *gw) {
+   n) doubles. (The _its forms take the inverse iteration's limit: 0 forces
+   the fallback, for the tests.) */
+static acem_result acem__syev_top_its(size_t n, double *A, size_t lda, size_t q, double tolf, double *w,
+                                      double *Vec, size_t ldvec, double *work, double *gw, int maxits) {
     double *d = work, *e = d + n, *tau = e + n, *sw = tau + n, *X = sw + ACEM__STEIN_WORK(n), *Tf = X + 3 * ACEM__TRD_NB * n;
     double sc, vmin;
     size_t i, c;
@@ -2643,7 +2647,7 @@ static acem_result acem__syev_top(size_t n, double *A, size_t lda, size_t q, dou
     acem__scale_sq(n, A, lda, sc);
     if (q > n) q = n;
     acem__trd(n, A, lda, d, e, tau, X, Tf, gw);
-    r = acem__steig(n, d, e, q, tolf, w, Vec, ldvec, sw, ACEM__STEIN_MAXITS);
+    r = acem__steig(n, d, e, q, tolf, w, Vec, ldvec, sw, maxits);
     if (r == ACEM_ERR_NO_CONVERGENCE) { /* rotate instead (Vec as n x n), then keep the top q */
         if ((r = acem__tri_ql(n, d, e, w, Vec, n, sw)) != ACEM_OK) return r;
         vmin = tolf > 0 ? tolf * tolf * w[n - 1] : -1e308;
@@ -2656,6 +2660,11 @@ static acem_result acem__syev_top(size_t n, double *A, size_t lda, size_t q, dou
     acem__backtr(n, A, lda, Tf, Vec, ldvec, q, X, gw);
     for (i = 0; i < n; ++i) w[i] /= sc;
     return ACEM_OK;
+}
+
+static acem_result acem__syev_top(size_t n, double *A, size_t lda, size_t q, double tolf, double *w, double *Vec,
+                                  size_t ldvec, double *work, double *gw) {
+    return acem__syev_top_its(n, A, lda, q, tolf, w, Vec, ldvec, work, gw, ACEM__STEIN_MAXITS);
 }
 
 /* packed copy of the panels' V (acem_syev): NB rows of n-1-i0 per panel */
@@ -2671,7 +2680,7 @@ ACEMDEF size_t acem_syev_work_bytes(size_t n) {
 /* The same pipeline for every eigenpair: the Householder vectors move to the
    workspace (about n^2/2 doubles) so that the eigenvectors of the tridiagonal
    can be built in A and transformed there (2 n^3 flops of GEMM). */
-ACEMDEF acem_result acem_syev(size_t n, double *A, size_t lda, double *w, void *work) {
+static acem_result acem__syev_its(size_t n, double *A, size_t lda, double *w, void *work, int maxits) {
     double *d = ACEM__CAST(double *, work), *e = d + n, *tau = e + n, *sw = tau + n, *X = sw + ACEM__STEIN_WORK(n);
     double *Tf = X + 3 * ACEM__TRD_NB * n, *Vp = Tf + ACEM__NPANEL(n) * ACEM__TRD_NB * ACEM__TRD_NB + 1;
     double *gw = Vp + acem__vpack(n), sc;
@@ -2686,7 +2695,7 @@ ACEMDEF acem_result acem_syev(size_t n, double *A, size_t lda, double *w, void *
         for (i = 0; i < bs && m0; ++i) ACEM_MEMCPY(Vp + off + i * m0, A + (i0 + i) * lda + i0 + 1, m0 * sizeof(double));
         off += ACEM__TRD_NB * m0;
     }
-    r = acem__steig(n, d, e, n, 0.0, w, A, lda, sw, ACEM__STEIN_MAXITS);
+    r = acem__steig(n, d, e, n, 0.0, w, A, lda, sw, maxits);
     if (r == ACEM_OK) /* descending columns -> ascending */
         for (i = 0; i < n; ++i)
             for (j = 0; j < n / 2; ++j) {
@@ -2700,6 +2709,10 @@ ACEMDEF acem_result acem_syev(size_t n, double *A, size_t lda, double *w, void *
     acem__backtr(n, Vp, 0, Tf, A, lda, n, X, gw);
     for (i = 0; i < n; ++i) w[i] /= sc;
     return ACEM_OK;
+}
+
+ACEMDEF acem_result acem_syev(size_t n, double *A, size_t lda, double *w, void *work) {
+    return acem__syev_its(n, A, lda, w, work, ACEM__STEIN_MAXITS);
 }
 
 /* G (n x n, f64, full) = F^T F (trans=1, F is k x n) or F F^T (trans=0, F is
