@@ -2025,11 +2025,16 @@ static void acem__dsymv(size_t m, const double *S, size_t lds, const double *x, 
 #ifndef ACEM__TRD_NB
 #define ACEM__TRD_NB 32
 #endif
+/* the back-transformation applies the reflectors of two panels at a time */
+#define ACEM__BT_NB (2 * ACEM__TRD_NB)
 #define ACEM__NPANEL(n) (((n) + ACEM__TRD_NB - 1) / ACEM__TRD_NB)
+#define ACEM__NBT(n) (((n) + ACEM__BT_NB - 1) / ACEM__BT_NB)
 /* doubles of scratch for acem__trd + acem__steig + acem__backtr with q <= n
    vectors: d e tau, acem__steig's ACEM__STEIN_WORK(n), the panel buffer
-   (3 NB n: V, W, V), the T factors (NB^2 per panel) */
-#define ACEM__TOP_WORK(n) (3 * (n) + ACEM__STEIN_WORK(n) + 3 * ACEM__TRD_NB * (n) + ACEM__NPANEL(n) * ACEM__TRD_NB * ACEM__TRD_NB + 1)
+   (3 NB n: V, W, V; later 2 BT_NB q for the back-transformation), the T
+   factors (BT_NB^2 per pair of panels) */
+#define ACEM__XWORK(n) (2 * ACEM__BT_NB * (n))
+#define ACEM__TOP_WORK(n) (3 * (n) + ACEM__STEIN_WORK(n) + ACEM__XWORK(n) + ACEM__NBT(n) * ACEM__BT_NB * ACEM__BT_NB + 1)
 
 static double acem__hypot(double a, double b) {
     double x = acem__fabs(a), y = acem__fabs(b), t;
@@ -2287,7 +2292,6 @@ static void acem__trd(size_t n, double *A, size_t lda, double *d, double *e, dou
     size_t i0;
     for (i0 = 0; i0 < n; i0 += nb) {
         size_t bs = acem__min(nb, n - i0), p, q, j;
-        double *T = Tf + (i0 / nb) * nb * nb;
         for (p = 0; p < bs; ++p) {
             double *aj, *v, *wp, alpha, xn, beta, tj;
             size_t m;
@@ -2332,37 +2336,45 @@ static void acem__trd(size_t n, double *A, size_t lda, double *d, double *e, dou
             }
             acem__dgemm(1, 0, 2, mt, mt, 2 * nb, -1.0, X + s, NULL, n, W + s, NULL, n, 1.0, A + s * lda + s, lda, gw);
         }
-        /* the panel's diagonal, then its V as a dense block, then T */
-        for (p = 0; p < bs; ++p) {
-            j = i0 + p;
-            d[j] = A[j * lda + j];
-            for (q = i0 + 1; q <= j && q < n; ++q) A[j * lda + q] = 0.0;
-        }
-        for (p = 0; p < nb * nb; ++p) T[p] = 0.0;
-        for (p = 0; p < bs; ++p) {
-            size_t o = i0 + p + 1; /* v_p starts (with its unit) at o */
-            double *t = X; /* scratch column */
-            T[p * nb + p] = tau[i0 + p];
-            if (o >= n) continue;
-            for (q = 0; q < p; ++q) t[q] = -tau[i0 + p] * acem__ddot(n - o, A + (i0 + q) * lda + o, A + (i0 + p) * lda + o);
-            for (q = 0; q < p; ++q) { /* T[0:p, p] = T[0:p, 0:p] t */
-                double s2 = 0.0;
-                size_t r;
-                for (r = q; r < p; ++r) s2 += T[q * nb + r] * t[r];
-                T[q * nb + p] = s2;
+        /* the panel's diagonal, then V as a dense block for its pair of panels
+           (zeros from the pair's start on), then the pair's T once both are done */
+        {
+            size_t P = i0 / ACEM__BT_NB * ACEM__BT_NB, bb = ACEM__BT_NB, b2;
+            double *T = Tf + (i0 / ACEM__BT_NB) * bb * bb;
+            for (p = 0; p < bs; ++p) {
+                j = i0 + p;
+                d[j] = A[j * lda + j];
+                for (q = P + 1; q <= j && q < n; ++q) A[j * lda + q] = 0.0;
+            }
+            if ((i0 + bs) % bb != 0 && i0 + bs < n) continue;
+            b2 = i0 + bs - P;
+            for (p = 0; p < bb * bb; ++p) T[p] = 0.0;
+            for (p = 0; p < b2; ++p) {
+                size_t o = P + p + 1; /* v_p starts (with its unit) at o */
+                double *t = X; /* scratch column */
+                T[p * bb + p] = tau[P + p];
+                if (o >= n) continue;
+                for (q = 0; q < p; ++q) t[q] = -tau[P + p] * acem__ddot(n - o, A + (P + q) * lda + o, A + (P + p) * lda + o);
+                for (q = 0; q < p; ++q) { /* T[0:p, p] = T[0:p, 0:p] t */
+                    double s2 = 0.0;
+                    size_t r;
+                    for (r = q; r < p; ++r) s2 += T[q * bb + r] * t[r];
+                    T[q * bb + p] = s2;
+                }
             }
         }
     }
 }
 
 /* Q z for the columns of Z (n x q, ldz), Q = H_0 ... H_{n-2} from acem__trd,
-   by panels from the last: Z[i0+1..] -= V^T (T (V Z[i0+1..])). V of panel b
-   is the block at Vs + voff(b) with leading dimension ldv (ldv 0: the panel's
-   own row length, n-1-i0 -- the packed copy of acem_syev). X: 2 NB q. */
+   by pairs of panels (BT_NB reflectors) from the last: Z[i0+1..] -= V^T (T (V
+   Z[i0+1..])). V of block b is at Vs + i0 ldv + i0+1 with leading dimension
+   ldv, or (ldv 0: the packed copy of acem_syev) the b-th of the blocks of
+   BT_NB rows of n-1-i0 stored one after another. X: 2 BT_NB q. */
 static void acem__backtr(size_t n, const double *Vs, size_t ldv, const double *Tf, double *Z, size_t ldz, size_t q,
                          double *X, double *gw) {
-    const size_t nb = ACEM__TRD_NB;
-    size_t b = ACEM__NPANEL(n);
+    const size_t nb = ACEM__BT_NB;
+    size_t b = ACEM__NBT(n);
     if (!q) return;
     while (b-- > 0) {
         size_t i0 = b * nb, bs = acem__min(nb, n - i0), m0 = n - 1 - i0, ld = ldv ? ldv : m0;
@@ -2370,7 +2382,7 @@ static void acem__backtr(size_t n, const double *Vs, size_t ldv, const double *T
         double *Zs = Z + (i0 + 1) * ldz, *W1 = X, *W2 = X + nb * q;
         if (!m0) continue;
         if (ldv) V = Vs + i0 * ldv + i0 + 1;
-        else { /* packed: panels one after another, each bs x m0 */
+        else { /* packed: blocks one after another, each nb x m0 */
             size_t c, off = 0;
             for (c = 0; c < b; ++c) off += nb * (n - 1 - c * nb);
             V = Vs + off;
@@ -2638,7 +2650,7 @@ static acem_result acem__tri_ql(size_t n, const double *d, const double *e, doub
    the fallback, for the tests.) */
 static acem_result acem__syev_top_its(size_t n, double *A, size_t lda, size_t q, double tolf, double *w,
                                       double *Vec, size_t ldvec, double *work, double *gw, int maxits) {
-    double *d = work, *e = d + n, *tau = e + n, *sw = tau + n, *X = sw + ACEM__STEIN_WORK(n), *Tf = X + 3 * ACEM__TRD_NB * n;
+    double *d = work, *e = d + n, *tau = e + n, *sw = tau + n, *X = sw + ACEM__STEIN_WORK(n), *Tf = X + ACEM__XWORK(n);
     double sc, vmin;
     size_t i, c;
     acem_result r;
@@ -2670,7 +2682,7 @@ static acem_result acem__syev_top(size_t n, double *A, size_t lda, size_t q, dou
 /* packed copy of the panels' V (acem_syev): NB rows of n-1-i0 per panel */
 static size_t acem__vpack(size_t n) {
     size_t b, s = 0;
-    for (b = 0; b < ACEM__NPANEL(n); ++b) s += ACEM__TRD_NB * (n - 1 - b * ACEM__TRD_NB);
+    for (b = 0; b < ACEM__NBT(n); ++b) s += ACEM__BT_NB * (n - 1 - b * ACEM__BT_NB);
     return s;
 }
 ACEMDEF size_t acem_syev_work_bytes(size_t n) {
@@ -2682,7 +2694,7 @@ ACEMDEF size_t acem_syev_work_bytes(size_t n) {
    can be built in A and transformed there (2 n^3 flops of GEMM). */
 static acem_result acem__syev_its(size_t n, double *A, size_t lda, double *w, void *work, int maxits) {
     double *d = ACEM__CAST(double *, work), *e = d + n, *tau = e + n, *sw = tau + n, *X = sw + ACEM__STEIN_WORK(n);
-    double *Tf = X + 3 * ACEM__TRD_NB * n, *Vp = Tf + ACEM__NPANEL(n) * ACEM__TRD_NB * ACEM__TRD_NB + 1;
+    double *Tf = X + ACEM__XWORK(n), *Vp = Tf + ACEM__NBT(n) * ACEM__BT_NB * ACEM__BT_NB + 1;
     double *gw = Vp + acem__vpack(n), sc;
     size_t i, j, b, off = 0;
     acem_result r;
@@ -2690,10 +2702,10 @@ static acem_result acem__syev_its(size_t n, double *A, size_t lda, double *w, vo
     if ((sc = acem__eig_scale(n, A, lda)) == 0.0) return ACEM_ERR_NONFINITE;
     acem__scale_sq(n, A, lda, sc);
     acem__trd(n, A, lda, d, e, tau, X, Tf, gw);
-    for (b = 0; b < ACEM__NPANEL(n); ++b) {
-        size_t i0 = b * ACEM__TRD_NB, bs = acem__min(ACEM__TRD_NB, n - i0), m0 = n - 1 - i0;
+    for (b = 0; b < ACEM__NBT(n); ++b) {
+        size_t i0 = b * ACEM__BT_NB, bs = acem__min(ACEM__BT_NB, n - i0), m0 = n - 1 - i0;
         for (i = 0; i < bs && m0; ++i) ACEM_MEMCPY(Vp + off + i * m0, A + (i0 + i) * lda + i0 + 1, m0 * sizeof(double));
-        off += ACEM__TRD_NB * m0;
+        off += ACEM__BT_NB * m0;
     }
     r = acem__steig(n, d, e, n, 0.0, w, A, lda, sw, maxits);
     if (r == ACEM_OK) /* descending columns -> ascending */
