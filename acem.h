@@ -2006,6 +2006,11 @@ static void acem__dsymv(size_t m, const double *S, size_t lds, const double *x, 
     }
 }
 
+/* caller-driven parallelism (see acem__run below): chunk c of nchunks runs
+   with its lane's kernel workspace */
+typedef void (*acem__chunk_fn)(void *ctx, size_t chunk, void *work);
+static void acem__run(const acem_layer *L, size_t nchunks, acem__chunk_fn fn, void *ctx);
+
 /* ---- symmetric eigensolver (f64) ---------------------------------------------
    1. Blocked Householder tridiagonalisation (LAPACK dsytrd / dlatrd, lower,
       on the column-major view of the row-major storage: "column" j is memory
@@ -2393,6 +2398,31 @@ static void acem__backtr(size_t n, const double *Vs, size_t ldv, const double *T
     }
 }
 
+/* acem__backtr on the layer's workers: Z's columns in chunks of ACEM__BTCH,
+   each taking every reflector block (a column's arithmetic does not depend
+   on the chunking). Lane scratch: X (2 BT_NB BTCH), then the dgemm's. L NULL:
+   serially with X and gw. */
+#define ACEM__BTCH 64
+typedef struct acem__bt_job {
+    size_t n, ldv, ldz, q;
+    const double *Vs, *Tf;
+    double *Z;
+} acem__bt_job;
+static void acem__bt_chunk(void *ctx, size_t c, void *work) {
+    const acem__bt_job *J = ACEM__CAST(const acem__bt_job *, ctx);
+    size_t j0 = c * ACEM__BTCH;
+    double *X = ACEM__CAST(double *, work);
+    acem__backtr(J->n, J->Vs, J->ldv, J->Tf, J->Z + j0, J->ldz, acem__min(ACEM__BTCH, J->q - j0), X,
+                 X + 2 * ACEM__BT_NB * ACEM__BTCH);
+}
+static void acem__pbacktr(const acem_layer *L, size_t n, const double *Vs, size_t ldv, const double *Tf, double *Z,
+                          size_t ldz, size_t q, double *X, double *gw) {
+    acem__bt_job J;
+    if (!L) { acem__backtr(n, Vs, ldv, Tf, Z, ldz, q, X, gw); return; }
+    J.n = n; J.ldv = ldv; J.ldz = ldz; J.q = q; J.Vs = Vs; J.Tf = Tf; J.Z = Z;
+    acem__run(L, (q + ACEM__BTCH - 1) / ACEM__BTCH, acem__bt_chunk, &J);
+}
+
 /* heap sort of the indices idx[0..n) by key (a[i], b[i]) ascending */
 static int acem__lt2(const double *a, const double *b, size_t i, size_t j) {
     return a[i] < a[j] || (a[i] == a[j] && b[i] < b[j]);
@@ -2646,10 +2676,12 @@ static acem_result acem__tri_ql(size_t n, const double *d, const double *e, doub
    get zero vectors (for a Gram matrix: singular values at or below the rank
    tolerance tolf * s_1). A is destroyed; Vec must have room for n * n doubles
    (the fallback). work: ACEM__TOP_WORK(n) doubles; gw: acem__dgemm_work(n, n,
-   n) doubles. (The _its forms take the inverse iteration's limit: 0 forces
-   the fallback, for the tests.) */
+   n) doubles. L (may be NULL): the back-transformation runs on its workers.
+   (The _its forms take the inverse iteration's limit: 0 forces the
+   fallback, for the tests.) */
 static acem_result acem__syev_top_its(size_t n, double *A, size_t lda, size_t q, double tolf, double *w,
-                                      double *Vec, size_t ldvec, double *work, double *gw, int maxits) {
+                                      double *Vec, size_t ldvec, double *work, double *gw, int maxits,
+                                      const acem_layer *L) {
     double *d = work, *e = d + n, *tau = e + n, *sw = tau + n, *X = sw + ACEM__STEIN_WORK(n), *Tf = X + ACEM__XWORK(n);
     double sc, vmin;
     size_t i, c;
@@ -2669,14 +2701,14 @@ static acem_result acem__syev_top_its(size_t n, double *A, size_t lda, size_t q,
         }
     }
     if (r != ACEM_OK) return r;
-    acem__backtr(n, A, lda, Tf, Vec, ldvec, q, X, gw);
+    acem__pbacktr(L, n, A, lda, Tf, Vec, ldvec, q, X, gw);
     for (i = 0; i < n; ++i) w[i] /= sc;
     return ACEM_OK;
 }
 
 static acem_result acem__syev_top(size_t n, double *A, size_t lda, size_t q, double tolf, double *w, double *Vec,
-                                  size_t ldvec, double *work, double *gw) {
-    return acem__syev_top_its(n, A, lda, q, tolf, w, Vec, ldvec, work, gw, ACEM__STEIN_MAXITS);
+                                  size_t ldvec, double *work, double *gw, const acem_layer *L) {
+    return acem__syev_top_its(n, A, lda, q, tolf, w, Vec, ldvec, work, gw, ACEM__STEIN_MAXITS, L);
 }
 
 /* packed copy of the panels' V (acem_syev): NB rows of n-1-i0 per panel */
@@ -3092,8 +3124,9 @@ static void acem__layout(acem_layer *L, acem__arena *a) {
     void **b = L->buf;
     int i;
     for (i = 0; i < 16; ++i) b[i] = NULL;
-    L->work_bytes = (acem__max(acem_gemm_work_bytes(mx, mx, mx), acem__dgemm_work(mx, mx, mx) * sizeof(double)) + 63u) &
-                    ~(size_t)63u;
+    L->work_bytes = (acem__max(acem_gemm_work_bytes(mx, mx, mx),
+                               (acem__dgemm_work(mx, mx, mx) + 2 * ACEM__BT_NB * ACEM__BTCH) * sizeof(double)) +
+                     63u) & ~(size_t)63u;
     if (acem__mul_ovf(R, C, &RC)) { a->overflow = 1; return; }
     if (L->rule == ACEM_RULE_KEEP || RC == 0) return;
     if (L->rule == ACEM_RULE_MEAN) { b[0] = acem__take(a, RC, sizeof(float)); return; }
@@ -3270,7 +3303,6 @@ ACEMDEF int acem_rule_passes(const acem_options *opt, acem_rule rule, size_t n_e
 static size_t acem__workers(const acem_options *o) {
     return o->parallel_for ? (o->n_workers ? o->n_workers : 1) : 1;
 }
-typedef void (*acem__chunk_fn)(void *ctx, size_t chunk, void *work);
 typedef struct acem__par {
     const acem_layer *L;
     size_t nchunks, lanes;
@@ -3370,6 +3402,40 @@ static void acem__ptrsm(const acem_layer *L, int trans, size_t m, size_t n, cons
     acem__run(L, (m + ACEM__CHUNK - 1) / ACEM__CHUNK, acem__trsm_chunk, &J);
 }
 
+/* the f64 Gram (acem__gram_f64) by row blocks of its lower triangle: block c
+   is rows [i0, i0+h) x columns [0, i0) and its diagonal block */
+typedef struct acem__gram_job {
+    int trans;
+    size_t n, k, ldf, ldg;
+    const float *F;
+    double *G;
+} acem__gram_job;
+static void acem__gram_chunk(void *ctx, size_t c, void *work) {
+    const acem__gram_job *J = ACEM__CAST(const acem__gram_job *, ctx);
+    size_t i0 = c * ACEM__CHUNK, h = acem__min(ACEM__CHUNK, J->n - i0);
+    const float *Fi = J->trans ? J->F + i0 : J->F + i0 * J->ldf;
+    double *gw = ACEM__CAST(double *, work);
+    if (i0)
+        acem__dgemm(J->trans, !J->trans, 0, h, i0, J->k, 1.0, NULL, Fi, J->ldf, NULL, J->F, J->ldf, 0.0,
+                    J->G + i0 * J->ldg, J->ldg, gw);
+    acem__gram_f64(J->trans, h, J->k, Fi, J->ldf, J->G + i0 * J->ldg + i0, J->ldg, gw);
+}
+static void acem__gram_mirror(void *ctx, size_t c, void *work) {
+    const acem__gram_job *J = ACEM__CAST(const acem__gram_job *, ctx);
+    size_t i0 = c * ACEM__CHUNK, i1 = acem__min(i0 + ACEM__CHUNK, J->n), i, j;
+    (void)work;
+    for (i = i0; i < i1; ++i)
+        for (j = i + 1; j < J->n; ++j) J->G[i * J->ldg + j] = J->G[j * J->ldg + i];
+}
+static void acem__pgram(const acem_layer *L, int trans, size_t n, size_t k, const float *F, size_t ldf, double *G,
+                        size_t ldg) {
+    acem__gram_job J;
+    size_t nch = (n + ACEM__CHUNK - 1) / ACEM__CHUNK;
+    J.trans = trans; J.n = n; J.k = k; J.ldf = ldf; J.ldg = ldg; J.F = F; J.G = G;
+    acem__run(L, nch, acem__gram_chunk, &J);
+    acem__run(L, nch, acem__gram_mirror, &J);
+}
+
 /* ---- shared pieces -------------------------------------------------------- */
 /* The one place that names a non-finite delta: the loops elsewhere fold a
    flag (no early exit, so they vectorise) and call this only on failure. */
@@ -3461,14 +3527,15 @@ static void acem__widen_inplace(void *p, size_t n) {
 /* Singular values of F (all n = min(R,C), descending, into s) and the
    singular vectors of the smaller side for the q largest, above the rank
    tolerance max(R,C) eps_f32 s_1, as the columns of Vec (n x q; room for
-   n x n). ework: ACEM__TOP_WORK(n) doubles, gw: acem__dgemm_work(n, n,
-   max(R,C)) doubles (the kernel workspace of lane 0). */
+   n x n). ework: ACEM__TOP_WORK(n) doubles; the Gram and the back-
+   transformation run on L's workers. */
 static acem_result acem__svd_small(size_t R, size_t C, const float *F, size_t ldf, double *G,
-                                   double *s, double *ework, double *gw, size_t q, double *Vec) {
+                                   double *s, double *ework, size_t q, double *Vec, const acem_layer *L) {
     size_t n = acem__min(R, C), i;
+    double *gw = ACEM__CAST(double *, L->buf[9]);
     acem_result r;
-    acem__gram_f64(C <= R, n, C <= R ? R : C, F, ldf, G, n, gw);
-    if ((r = acem__syev_top(n, G, n, q, (double)acem__max(R, C) * ACEM__FLT_EPS, s, Vec, q ? q : 1, ework, gw)) != ACEM_OK)
+    acem__pgram(L, C <= R, n, C <= R ? R : C, F, ldf, G, n);
+    if ((r = acem__syev_top(n, G, n, q, (double)acem__max(R, C) * ACEM__FLT_EPS, s, Vec, q ? q : 1, ework, gw, L)) != ACEM_OK)
         return r;
     for (i = 0; i < n / 2; ++i) { double t = s[i]; s[i] = s[n - 1 - i]; s[n - 1 - i] = t; }
     for (i = 0; i < n; ++i) s[i] = s[i] > 0 ? ACEM_SQRT(s[i]) : 0.0;
@@ -3675,7 +3742,7 @@ static acem_result acem__feed_tsvm(acem_layer *L, const float *x, const float *b
     acem_result r;
     if ((r = acem__load_delta(L, x, base, D, err)) != ACEM_OK) return r;
     if (!kt) return ACEM_OK;
-    if ((r = acem__svd_small(R, C, D, C, G, w, w + n, ACEM__CAST(double *, L->buf[9]), kt, ACEM__CAST(double *, L->buf[11]))) != ACEM_OK)
+    if ((r = acem__svd_small(R, C, D, C, G, w, w + n, kt, ACEM__CAST(double *, L->buf[11]), L)) != ACEM_OK)
         return acem__fail(err, r, "tensor '%s': expert %zu: SVD failed: %s", acem__nm(L->name), t, acem_result_string(r));
     {
         double tol = (double)acem__max(R, C) * ACEM__FLT_EPS * w[0];
@@ -3840,7 +3907,7 @@ static acem_result acem__finish_ace(acem_layer *L, const float *base, float *out
         double *G = ACEM__CAST(double *, L->buf[4]), sig = 0;
         size_t kept;
         for (i = 0; i < R * C; ++i) Q[i] += E[i];
-        if ((r = acem__svd_small(R, C, Q, C, G, ew, ew + n, ACEM__CAST(double *, L->buf[9]), k, ACEM__CAST(double *, L->buf[11]))) != ACEM_OK)
+        if ((r = acem__svd_small(R, C, Q, C, G, ew, ew + n, k, ACEM__CAST(double *, L->buf[11]), L)) != ACEM_OK)
             return acem__fail(err, r, "tensor '%s': SVD of the refinement failed: %s", acem__nm(L->name),
                               acem_result_string(r));
         for (i = 0; i < k; ++i) sig += ew[i];
@@ -3888,7 +3955,7 @@ static acem_result acem__finish_isoc(acem_layer *L, const float *base, float *ou
     double *G = ACEM__CAST(double *, L->buf[4]), *s = ACEM__CAST(double *, L->buf[7]), sig = 0;
     acem_result r;
     acem__write_base(out, base, R * C);
-    if ((r = acem__svd_small(R, C, F, C, G, s, s + n, ACEM__CAST(double *, L->buf[9]), n, ACEM__CAST(double *, L->buf[11]))) != ACEM_OK)
+    if ((r = acem__svd_small(R, C, F, C, G, s, s + n, n, ACEM__CAST(double *, L->buf[11]), L)) != ACEM_OK)
         return acem__fail(err, r, "tensor '%s': SVD failed: %s", acem__nm(L->name), acem_result_string(r));
     for (i = 0; i < n; ++i) sig += s[i];
     sig /= (double)n;
@@ -3929,8 +3996,8 @@ static acem_result acem__finish_tsvm(acem_layer *L, const float *base, float *ou
     acem__write_base(out, base, R * C);
     info->k = kt;
     if (!K) return ACEM_OK;
-    acem__gram_f64(1, K, R, U, n, Gu, K, ACEM__CAST(double *, L->buf[9]));
-    acem__gram_f64(1, K, C, V, n, Gv, K, ACEM__CAST(double *, L->buf[9]));
+    acem__pgram(L, 1, K, R, U, n, Gu, K);
+    acem__pgram(L, 1, K, C, V, n, Gv, K);
     /* each eigensolver's workspace is a square not in use at the time: P, then Gu */
     if ((r = acem_syev(K, Gu, K, w, P)) != ACEM_OK ||
         (acem__inv_sqrt_range(K, Gu, w, acem__max(R, K), P), (r = acem_syev(K, Gv, K, w, Gu)) != ACEM_OK))

@@ -306,7 +306,7 @@ static void bench_syev_top(size_t rows, size_t n, size_t k) {
         double t0;
         for (i = 0; i < n * n; ++i) A[i] = G[i];
         t0 = now();
-        if (acem__syev_top(n, A, n, k, 0.0, w1, Vec, k, ew, gw) != ACEM_OK) fprintf(stderr, "acem__syev_top failed\n");
+        if (acem__syev_top(n, A, n, k, 0.0, w1, Vec, k, ew, gw, NULL) != ACEM_OK) fprintf(stderr, "acem__syev_top failed\n");
         t1[r] = now() - t0;
         memcpy(W2, G, n * n * sizeof(float));
         t0 = now();
@@ -341,7 +341,8 @@ static void bench_svd_top(size_t R, size_t C, size_t k) {
     double *G = (double *)xmalloc(n * n * sizeof(double)), *ew = (double *)xmalloc((n + ACEM__TOP_WORK(n)) * sizeof(double));
     double *Vec = (double *)xmalloc(n * n * sizeof(double));
     double *t1 = (double *)xmalloc(sizeof(double) * (size_t)reps), *t2 = (double *)xmalloc(sizeof(double) * (size_t)reps);
-    size_t wb = acem_gemm_work_bytes(mx, mx, mx), wd = acem__dgemm_work(mx, mx, mx) * sizeof(double);
+    size_t wb = acem_gemm_work_bytes(mx, mx, mx);
+    size_t wd = (acem__dgemm_work(mx, mx, mx) + 2 * ACEM__BT_NB * ACEM__BTCH) * sizeof(double);
     acem_layer L;
     char shape[64];
     int r;
@@ -351,7 +352,7 @@ static void bench_svd_top(size_t R, size_t C, size_t k) {
     for (i = 0; i < R * C; ++i) F[i] *= 1e-2f;
     for (r = 0; r < reps; ++r) {
         double t0 = now();
-        if (acem__svd_small(R, C, F, C, G, ew, ew + n, (double *)L.buf[9], k, Vec) != ACEM_OK)
+        if (acem__svd_small(R, C, F, C, G, ew, ew + n, k, Vec, &L) != ACEM_OK)
             fprintf(stderr, "acem__svd_small failed\n");
         acem__svd_vectors(R, C, F, C, Vec, k, ew, k, U, k, V, k, &L);
         t1[r] = now() - t0;

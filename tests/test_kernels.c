@@ -1055,8 +1055,8 @@ static void top_case(const char *label, size_t n, const double *A0, size_t q, do
     normA = sqrt(normA);
     memcpy(A, A0, n * n * sizeof(double));
     memcpy(A2, A0, n * n * sizeof(double));
-    r = acem__syev_top_its(n, A, n, q, tolf, w, V, q ? q : 1, work, gw, maxits);
-    r2 = acem__syev_top_its(n, A2, n, q, tolf, w2, V2, q ? q : 1, work, gw, maxits);
+    r = acem__syev_top_its(n, A, n, q, tolf, w, V, q ? q : 1, work, gw, maxits, NULL);
+    r2 = acem__syev_top_its(n, A2, n, q, tolf, w2, V2, q ? q : 1, work, gw, maxits, NULL);
     CHECK(r == ACEM_OK, "syev_top %s n=%zu q=%zu: returned %d", label, n, q, (int)r);
     for (i = 0; i < n; ++i) {
         if (i + 1 < n && !(w[i] <= w[i + 1])) ascending = 0;
