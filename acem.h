@@ -2034,12 +2034,13 @@ static void acem__run(const acem_layer *L, size_t nchunks, acem__chunk_fn fn, vo
 #define ACEM__BT_NB (2 * ACEM__TRD_NB)
 #define ACEM__NPANEL(n) (((n) + ACEM__TRD_NB - 1) / ACEM__TRD_NB)
 #define ACEM__NBT(n) (((n) + ACEM__BT_NB - 1) / ACEM__BT_NB)
+#define ACEM__TLD(n) ((n) < ACEM__BT_NB ? (n) : ACEM__BT_NB) /* side of each T (small n: n) */
 /* doubles of scratch for acem__trd + acem__steig + acem__backtr with q <= n
    vectors: d e tau, acem__steig's ACEM__STEIN_WORK(n), the panel buffer
-   (3 NB n: V, W, V; later 2 BT_NB q for the back-transformation), the T
-   factors (BT_NB^2 per pair of panels) */
-#define ACEM__XWORK(n) (2 * ACEM__BT_NB * (n))
-#define ACEM__TOP_WORK(n) (3 * (n) + ACEM__STEIN_WORK(n) + ACEM__XWORK(n) + ACEM__NBT(n) * ACEM__BT_NB * ACEM__BT_NB + 1)
+   (3 min(NB, n) n: V, W, V; later 2 TLD q for the back-transformation), the
+   T factors (TLD^2 per pair of panels) */
+#define ACEM__XWORK(n) ((n) * acem__max(((n) > ACEM__TRD_NB ? 3 : 2) * acem__min(ACEM__TRD_NB, n), 2 * ACEM__TLD(n)))
+#define ACEM__TOP_WORK(n) (3 * (n) + ACEM__STEIN_WORK(n) + ACEM__XWORK(n) + ACEM__NBT(n) * ACEM__TLD(n) * ACEM__TLD(n) + 1)
 
 static double acem__hypot(double a, double b) {
     double x = acem__fabs(a), y = acem__fabs(b), t;
@@ -2292,8 +2293,8 @@ static acem_result acem__sterf(size_t n, double *d, double *e) {
    panel's upper triangular T (NB x NB). X: 3 NB n doubles; gw: dgemm scratch. */
 static void acem__trd(size_t n, double *A, size_t lda, double *d, double *e, double *tau, double *X, double *Tf,
                       double *gw) {
-    const size_t nb = ACEM__TRD_NB;
-    double *W = X + nb * n; /* rows: V copies [0, nb), W [nb, 2nb), V copies [2nb, 3nb) */
+    const size_t nb = ACEM__TRD_NB, nbx = acem__min(nb, n), tl = ACEM__TLD(n);
+    double *W = X + nbx * n; /* rows: V copies [0, nb), W [nb, 2nb), V copies [2nb, 3nb) */
     size_t i0;
     for (i0 = 0; i0 < n; i0 += nb) {
         size_t bs = acem__min(nb, n - i0), p, q, j;
@@ -2337,21 +2338,21 @@ static void acem__trd(size_t n, double *A, size_t lda, double *d, double *e, dou
             size_t s = i0 + bs, mt = n - s;
             for (q = 0; q < bs; ++q) {
                 ACEM_MEMCPY(X + q * n + s, A + (i0 + q) * lda + s, mt * sizeof(double));
-                ACEM_MEMCPY(X + (2 * nb + q) * n + s, A + (i0 + q) * lda + s, mt * sizeof(double));
+                ACEM_MEMCPY(X + (2 * nbx + q) * n + s, A + (i0 + q) * lda + s, mt * sizeof(double));
             }
             acem__dgemm(1, 0, 2, mt, mt, 2 * nb, -1.0, X + s, NULL, n, W + s, NULL, n, 1.0, A + s * lda + s, lda, gw);
         }
         /* the panel's diagonal, then V as a dense block for its pair of panels
            (zeros from the pair's start on), then the pair's T once both are done */
         {
-            size_t P = i0 / ACEM__BT_NB * ACEM__BT_NB, bb = ACEM__BT_NB, b2;
+            size_t P = i0 / ACEM__BT_NB * ACEM__BT_NB, bb = tl, b2;
             double *T = Tf + (i0 / ACEM__BT_NB) * bb * bb;
             for (p = 0; p < bs; ++p) {
                 j = i0 + p;
                 d[j] = A[j * lda + j];
                 for (q = P + 1; q <= j && q < n; ++q) A[j * lda + q] = 0.0;
             }
-            if ((i0 + bs) % bb != 0 && i0 + bs < n) continue;
+            if ((i0 + bs) % ACEM__BT_NB != 0 && i0 + bs < n) continue;
             b2 = i0 + bs - P;
             for (p = 0; p < bb * bb; ++p) T[p] = 0.0;
             for (p = 0; p < b2; ++p) {
@@ -2375,34 +2376,36 @@ static void acem__trd(size_t n, double *A, size_t lda, double *d, double *e, dou
    by pairs of panels (BT_NB reflectors) from the last: Z[i0+1..] -= V^T (T (V
    Z[i0+1..])). V of block b is at Vs + i0 ldv + i0+1 with leading dimension
    ldv, or (ldv 0: the packed copy of acem_syev) the b-th of the blocks of
-   BT_NB rows of n-1-i0 stored one after another. X: 2 BT_NB q. */
+   BT_NB rows of n-1-i0 stored one after another. X: 2 TLD(n) q. */
 static void acem__backtr(size_t n, const double *Vs, size_t ldv, const double *Tf, double *Z, size_t ldz, size_t q,
                          double *X, double *gw) {
-    const size_t nb = ACEM__BT_NB;
+    const size_t nb = ACEM__BT_NB, tl = ACEM__TLD(n);
     size_t b = ACEM__NBT(n);
     if (!q) return;
     while (b-- > 0) {
         size_t i0 = b * nb, bs = acem__min(nb, n - i0), m0 = n - 1 - i0, ld = ldv ? ldv : m0;
         const double *V;
-        double *Zs = Z + (i0 + 1) * ldz, *W1 = X, *W2 = X + nb * q;
+        double *Zs = Z + (i0 + 1) * ldz, *W1 = X, *W2 = X + tl * q;
         if (!m0) continue;
         if (ldv) V = Vs + i0 * ldv + i0 + 1;
-        else { /* packed: blocks one after another, each nb x m0 */
+        else { /* packed: blocks one after another, each min(nb, n-i0) x m0 */
             size_t c, off = 0;
-            for (c = 0; c < b; ++c) off += nb * (n - 1 - c * nb);
+            for (c = 0; c < b; ++c) off += acem__min(nb, n - c * nb) * (n - 1 - c * nb);
             V = Vs + off;
         }
         acem__dgemm(0, 0, 0, bs, q, m0, 1.0, V, NULL, ld, Zs, NULL, ldz, 0.0, W1, q, gw);
-        acem__dgemm(0, 0, 0, bs, q, bs, 1.0, Tf + b * nb * nb, NULL, nb, W1, NULL, q, 0.0, W2, q, gw);
+        acem__dgemm(0, 0, 0, bs, q, bs, 1.0, Tf + b * tl * tl, NULL, tl, W1, NULL, q, 0.0, W2, q, gw);
         acem__dgemm(1, 0, 0, m0, q, bs, -1.0, V, NULL, ld, W2, NULL, q, 1.0, Zs, ldz, gw);
     }
 }
 
 /* acem__backtr on the layer's workers: Z's columns in chunks of ACEM__BTCH,
    each taking every reflector block (a column's arithmetic does not depend
-   on the chunking). Lane scratch: X (2 BT_NB BTCH), then the dgemm's. L NULL:
+   on the chunking). Lane scratch: X (2 TLD(n) min(BTCH, q)), then the
+   dgemm's (ACEM__LANE_F64 bounds both). L NULL:
    serially with X and gw. */
 #define ACEM__BTCH 64
+#define ACEM__LANE_F64(mx, n) (acem__dgemm_work(mx, mx, mx) + 2 * ACEM__TLD(n) * acem__min(ACEM__BTCH, n))
 typedef struct acem__bt_job {
     size_t n, ldv, ldz, q;
     const double *Vs, *Tf;
@@ -2413,7 +2416,7 @@ static void acem__bt_chunk(void *ctx, size_t c, void *work) {
     size_t j0 = c * ACEM__BTCH;
     double *X = ACEM__CAST(double *, work);
     acem__backtr(J->n, J->Vs, J->ldv, J->Tf, J->Z + j0, J->ldz, acem__min(ACEM__BTCH, J->q - j0), X,
-                 X + 2 * ACEM__BT_NB * ACEM__BTCH);
+                 X + 2 * ACEM__TLD(J->n) * acem__min(ACEM__BTCH, J->q));
 }
 static void acem__pbacktr(const acem_layer *L, size_t n, const double *Vs, size_t ldv, const double *Tf, double *Z,
                           size_t ldz, size_t q, double *X, double *gw) {
@@ -2459,7 +2462,7 @@ static void acem__sort2(size_t *idx, size_t n, const double *a, const double *b)
    ACEM__CLV of them also kept contiguous in cv (rows of length n, stride n),
    read from there with vector dots; classical Gram-Schmidt, one pass. */
 #define ACEM__CLV 16
-#define ACEM__STEIN_WORK(n) ((11 + ACEM__CLV) * (n))
+#define ACEM__STEIN_WORK(n) ((11 + acem__min(ACEM__CLV, n)) * (n))
 static void acem__reorth(size_t bl, size_t cs, const double *Zc, size_t ldz, const double *cv, size_t ldc, double *x,
                          double *dots) {
     size_t i, j, nc = acem__min(cs, ACEM__CLV);
@@ -2714,7 +2717,7 @@ static acem_result acem__syev_top(size_t n, double *A, size_t lda, size_t q, dou
 /* packed copy of the panels' V (acem_syev): NB rows of n-1-i0 per panel */
 static size_t acem__vpack(size_t n) {
     size_t b, s = 0;
-    for (b = 0; b < ACEM__NBT(n); ++b) s += ACEM__BT_NB * (n - 1 - b * ACEM__BT_NB);
+    for (b = 0; b < ACEM__NBT(n); ++b) s += acem__min(ACEM__BT_NB, n - b * ACEM__BT_NB) * (n - 1 - b * ACEM__BT_NB);
     return s;
 }
 ACEMDEF size_t acem_syev_work_bytes(size_t n) {
@@ -2726,7 +2729,7 @@ ACEMDEF size_t acem_syev_work_bytes(size_t n) {
    can be built in A and transformed there (2 n^3 flops of GEMM). */
 static acem_result acem__syev_its(size_t n, double *A, size_t lda, double *w, void *work, int maxits) {
     double *d = ACEM__CAST(double *, work), *e = d + n, *tau = e + n, *sw = tau + n, *X = sw + ACEM__STEIN_WORK(n);
-    double *Tf = X + ACEM__XWORK(n), *Vp = Tf + ACEM__NBT(n) * ACEM__BT_NB * ACEM__BT_NB + 1;
+    double *Tf = X + ACEM__XWORK(n), *Vp = Tf + ACEM__NBT(n) * ACEM__TLD(n) * ACEM__TLD(n) + 1;
     double *gw = Vp + acem__vpack(n), sc;
     size_t i, j, b, off = 0;
     acem_result r;
@@ -2737,7 +2740,7 @@ static acem_result acem__syev_its(size_t n, double *A, size_t lda, double *w, vo
     for (b = 0; b < ACEM__NBT(n); ++b) {
         size_t i0 = b * ACEM__BT_NB, bs = acem__min(ACEM__BT_NB, n - i0), m0 = n - 1 - i0;
         for (i = 0; i < bs && m0; ++i) ACEM_MEMCPY(Vp + off + i * m0, A + (i0 + i) * lda + i0 + 1, m0 * sizeof(double));
-        off += ACEM__BT_NB * m0;
+        off += bs * m0;
     }
     r = acem__steig(n, d, e, n, 0.0, w, A, lda, sw, maxits);
     if (r == ACEM_OK) /* descending columns -> ascending */
@@ -3124,9 +3127,8 @@ static void acem__layout(acem_layer *L, acem__arena *a) {
     void **b = L->buf;
     int i;
     for (i = 0; i < 16; ++i) b[i] = NULL;
-    L->work_bytes = (acem__max(acem_gemm_work_bytes(mx, mx, mx),
-                               (acem__dgemm_work(mx, mx, mx) + 2 * ACEM__BT_NB * ACEM__BTCH) * sizeof(double)) +
-                     63u) & ~(size_t)63u;
+    L->work_bytes = (acem__max(acem_gemm_work_bytes(mx, mx, mx), ACEM__LANE_F64(mx, n) * sizeof(double)) + 63u) &
+                    ~(size_t)63u;
     if (acem__mul_ovf(R, C, &RC)) { a->overflow = 1; return; }
     if (L->rule == ACEM_RULE_KEEP || RC == 0) return;
     if (L->rule == ACEM_RULE_MEAN) { b[0] = acem__take(a, RC, sizeof(float)); return; }

@@ -15,7 +15,8 @@
    name contains it. GFLOP/s use the standard counts: gemm 2mnk, syrk n^2 k,
    potrf n^3/3, trsm m n^2; syev rows are in seconds: top-k eigenpairs of a
    Gram matrix as the refinement computes them (vs ssyevd and vs ssyevr), the
-   refinement's whole top-k SVD of F (vs sgesdd), all eigenpairs (vs ssyevd). "ratio" > 1 means acem is
+   refinement's whole top-k SVD of F (vs sgesdd), all eigenpairs (vs ssyevd,
+   and vs dsyevd: LAPACK in acem's precision). "ratio" > 1 means acem is
    faster. The acem build (AVX-512 / AVX2 / scalar) follows the compiler flags
    (-mno-avx512f -mavx2 -mfma, or -DACEM_NO_SIMD); the reference kernels follow
    OPENBLAS_CORETYPE, printed on the machine line. */
@@ -265,13 +266,15 @@ static void bench_syev(size_t rows, size_t n) {
     float *W2 = (float *)xmalloc(n * n * sizeof(float)), *w2 = (float *)xmalloc(n * sizeof(float));
     double *W1 = (double *)xmalloc(n * n * sizeof(double)), *w1 = (double *)xmalloc(n * sizeof(double));
     void *work = xmalloc(acem_syev_work_bytes(n));
+    double *W3 = (double *)xmalloc(n * n * sizeof(double)), *w3 = (double *)xmalloc(n * sizeof(double));
     double *t1 = (double *)xmalloc(sizeof(double) * (size_t)reps), *t2 = (double *)xmalloc(sizeof(double) * (size_t)reps);
+    double *t3 = (double *)xmalloc(sizeof(double) * (size_t)reps), num = 0, den = 0;
     char shape[64];
     size_t i;
     int r;
     for (r = 0; r < reps; ++r) {
         double t0;
-        for (i = 0; i < n * n; ++i) W1[i] = G[i];
+        for (i = 0; i < n * n; ++i) W1[i] = W3[i] = G[i];
         memcpy(W2, G, n * n * sizeof(float));
         t0 = now();
         if (acem_syev(n, W1, n, w1, work) != ACEM_OK) fprintf(stderr, "acem_syev failed\n");
@@ -280,10 +283,21 @@ static void bench_syev(size_t rows, size_t n) {
         if (LAPACKE_ssyevd(LAPACK_COL_MAJOR, 'V', 'U', (lapack_int)n, W2, (lapack_int)n, w2) != 0)
             fprintf(stderr, "ssyevd failed\n");
         t2[r] = now() - t0;
+        t0 = now();
+        if (LAPACKE_dsyevd(LAPACK_COL_MAJOR, 'V', 'U', (lapack_int)n, W3, (lapack_int)n, w3) != 0)
+            fprintf(stderr, "dsyevd failed\n");
+        t3[r] = now() - t0;
     }
     snprintf(shape, sizeof shape, "all, n=%zu vs ssyevd", n);
     print_row("syev all", shape, 0, median(t1, reps), median(t2, reps), rel_vals(w1, 1, w2, 1, n));
-    free(G); free(W2); free(w2); free(W1); free(w1); free(work); free(t1); free(t2);
+    for (i = 0; i < n; ++i) {
+        num += (w1[i] - w3[i]) * (w1[i] - w3[i]);
+        den += w3[i] * w3[i];
+    }
+    /* the same precision as acem_syev: LAPACK's own cost of working in f64 */
+    snprintf(shape, sizeof shape, "all, n=%zu vs dsyevd", n);
+    print_row("syev all", shape, 0, median(t1, reps), median(t3, reps), sqrt(num / (den > 0 ? den : 1)));
+    free(G); free(W2); free(w2); free(W1); free(w1); free(W3); free(w3); free(work); free(t1); free(t2); free(t3);
 }
 
 /* What the refinement runs: the top k eigenpairs of the same Gram matrix
@@ -342,7 +356,7 @@ static void bench_svd_top(size_t R, size_t C, size_t k) {
     double *Vec = (double *)xmalloc(n * n * sizeof(double));
     double *t1 = (double *)xmalloc(sizeof(double) * (size_t)reps), *t2 = (double *)xmalloc(sizeof(double) * (size_t)reps);
     size_t wb = acem_gemm_work_bytes(mx, mx, mx);
-    size_t wd = (acem__dgemm_work(mx, mx, mx) + 2 * ACEM__BT_NB * ACEM__BTCH) * sizeof(double);
+    size_t wd = ACEM__LANE_F64(mx, n) * sizeof(double);
     acem_layer L;
     char shape[64];
     int r;
