@@ -2474,6 +2474,10 @@ static void acem__reorth(size_t bl, size_t cs, const double *Zc, size_t ldz, con
     }
     for (j = 0; j < nc; ++j) acem__daxpy(bl, -dots[j], cv + j * ldc, x);
 }
+/* iterations after the growth test first passes (dstein: 2) */
+#ifndef ACEM__STEIN_EXTRA
+#define ACEM__STEIN_EXTRA 1
+#endif
 #ifndef ACEM__STEIN_MAXITS
 #define ACEM__STEIN_MAXITS 5
 #endif
@@ -2603,7 +2607,7 @@ static acem_result acem__steig(size_t n, const double *d, const double *e, size_
                 if (gp < t) acem__reorth(bl, t - gp, Z + bb * ldz + gp, ldz, cv, n, x, key);
                 nrm = acem__dabs_red(bl, x, 1);
                 if (nrm < dtpcrt) continue;
-                if (++nrmchk < 3) continue;
+                if (++nrmchk < ACEM__STEIN_EXTRA + 1) continue;
                 break;
             }
             if (gp < t) acem__reorth(bl, t - gp, Z + bb * ldz + gp, ldz, cv, n, x, key); /* twice is enough */
