@@ -1837,21 +1837,21 @@ static void acem__dgemm(int ta, int tb, int tri, size_t m, size_t n, size_t k, d
                         double *C, size_t ldc, double *work) {
     size_t kcmax = acem__min(ACEM__DKC, k ? k : 1);
     double *Ap = work, *Bp = work + kcmax * acem__roundup(acem__min(ACEM__DMC, m ? m : 1), ACEM__DMR);
-    int direct = 0; /* reading full strips of op(B) in place (ldb apart) measured slower: TLB */
     size_t jc, pc, ic, jr, ir, i, j;
     if (!m || !n) return;
     for (jc = 0; jc < n; jc += ACEM__DNC) {
-        size_t nc = acem__min(ACEM__DNC, n - jc), nfull = direct ? nc / ACEM__DNR * ACEM__DNR : 0;
+        size_t nc = acem__min(ACEM__DNC, n - jc);
         for (pc = 0; pc < k || pc == 0; pc += ACEM__DKC) {
             size_t kc = k ? acem__min(ACEM__DKC, k - pc) : 0;
-            if (kc && nfull < nc) acem__dpack_b(tb, B, Bf, ldb, pc, kc, jc + nfull, nc - nfull, Bp + nfull * kc);
+            if (kc) acem__dpack_b(tb, B, Bf, ldb, pc, kc, jc, nc, Bp); /* (read in place, ldb apart, it measured
+                                                                          slower: a TLB miss per row) */
             for (ic = 0; ic < m; ic += ACEM__DMC) {
                 size_t mc = acem__min(ACEM__DMC, m - ic);
                 if ((tri == 1 && jc > ic + mc - 1) || (tri == 2 && jc + nc - 1 < ic)) continue;
                 if (kc) acem__dpack_a(ta, A, Af, lda, ic, mc, pc, kc, alpha, Ap);
                 for (jr = 0; jr < nc; jr += ACEM__DNR) {
-                    size_t nr = acem__min(ACEM__DNR, nc - jr), j0 = jc + jr, ldbk = jr < nfull ? ldb : ACEM__DNR;
-                    const double *bs = jr < nfull ? B + pc * ldb + j0 : Bp + jr * kc;
+                    size_t nr = acem__min(ACEM__DNR, nc - jr), j0 = jc + jr;
+                    const double *bs = Bp + jr * kc;
                     for (ir = 0; ir < mc; ir += ACEM__DMR) {
                         size_t mr = acem__min(ACEM__DMR, mc - ir), i0 = ic + ir;
                         double *c = C + i0 * ldc + j0;
@@ -1861,11 +1861,11 @@ static void acem__dgemm(int ta, int tb, int tri, size_t m, size_t n, size_t k, d
                                 for (j = 0; j < nr; ++j) c[i * ldc + j] = beta == 0.0 ? 0.0 : beta * c[i * ldc + j];
                         if (!kc) continue;
                         if (mr == ACEM__DMR && nr == ACEM__DNR)
-                            acem__dkern(kc, Ap + ir * kc, bs, ldbk, c, ldc);
+                            acem__dkern(kc, Ap + ir * kc, bs, ACEM__DNR, c, ldc);
                         else {
                             double t[ACEM__DMR * ACEM__DNR];
                             for (i = 0; i < ACEM__DMR * ACEM__DNR; ++i) t[i] = 0.0;
-                            acem__dkern(kc, Ap + ir * kc, bs, ldbk, t, ACEM__DNR);
+                            acem__dkern(kc, Ap + ir * kc, bs, ACEM__DNR, t, ACEM__DNR);
                             for (i = 0; i < mr; ++i)
                                 for (j = 0; j < nr; ++j) c[i * ldc + j] += t[i * ACEM__DNR + j];
                         }
