@@ -96,7 +96,10 @@
      acem_trsm_rl  B := B L^-T (trans=1) or B L^-1 (trans=0), L lower, on the right.
      acem_chol_solve_right   B := B A^-1 with A = L L^T.
      acem_syev  f64 symmetric eigen-decomposition: ascending eigenvalues,
-                orthonormal eigenvectors in the columns of A (row-major).
+                orthonormal eigenvectors in the columns of A (row-major). Its
+                workspace is acem_syev_work_bytes(n) bytes (about 4 n^2 + 1300 n
+                bytes and up to 1 MB of packing space: it keeps the Householder
+                vectors while the eigenvectors are built in A).
      The GEMM-family kernels (gemm, syrk, potrf, trsm_rl, chol_solve_right)
      take a workspace of acem_gemm_work_bytes(m,n,k) bytes (potrf: (n,n,n);
      the solves: (m,n,n)); NULL: they run slower, on small blocks packed on
@@ -737,6 +740,7 @@ static int acem__mul_ovf(size_t a, size_t b, size_t *out) {
 static size_t acem__min(size_t a, size_t b) { return a < b ? a : b; }
 static size_t acem__max(size_t a, size_t b) { return a > b ? a : b; }
 static double acem__fabs(double x) { return x < 0 ? -x : x; }
+static double acem__fmax(double a, double b) { return a > b ? a : b; }
 static int acem__finite(float x) { return (x - x) == (x - x) && x == x; }
 
 /* =========================================================================== */
@@ -1875,10 +1879,358 @@ static acem_result acem__lu_solve_right(size_t m, size_t n, float *A, size_t lda
     return ACEM_OK;
 }
 
-/* Symmetric eigen-decomposition in f64: Householder tridiagonalisation and the
-   implicit QL algorithm (EISPACK tred2/tql2). Ascending eigenvalues in w,
-   eigenvectors in the columns of A. work: 1 vector of n doubles. */
-ACEMDEF size_t acem_syev_work_bytes(size_t n) { return (n ? n : 1) * sizeof(double); }
+/* ---- f64 GEMM: the level-3 kernel of the eigensolver and the Gram matrices --
+   The same loop nest as the f32 driver (packed op(A) strips of DMR rows,
+   packed op(B) strips of DNR columns, DKC-deep blocks), in f64; either operand
+   may be read from f32 (widened while packing: the Gram of an f32 matrix
+   accumulated in f64). tri = 1 (2) computes only the tiles that touch the
+   lower (upper) triangle j <= i (j >= i) of C; tiles across the diagonal are
+   computed whole. Every element of C is the same FMA chain over k wherever
+   its tile falls, so results do not depend on how a caller splits C. */
+#if defined(ACEM__AVX512)
+#define ACEM__DMR 8
+#define ACEM__DNR 16
+#elif defined(ACEM__AVX2)
+#define ACEM__DMR 6
+#define ACEM__DNR 8
+#else
+#define ACEM__DMR 4
+#define ACEM__DNR 4
+#endif
+#ifndef ACEM__DKC
+#define ACEM__DKC 256
+#endif
+#ifndef ACEM__DMC
+#define ACEM__DMC 96
+#endif
+#ifndef ACEM__DNC
+#define ACEM__DNC 384
+#endif
+
+/* doubles of packing scratch acem__dgemm needs for an m x n x k product */
+static size_t acem__dgemm_work(size_t m, size_t n, size_t k) {
+    size_t kc = acem__min(ACEM__DKC, k ? k : 1);
+    return kc * (acem__roundup(acem__min(ACEM__DMC, m ? m : 1), ACEM__DMR) +
+                 acem__roundup(acem__min(ACEM__DNC, n ? n : 1), ACEM__DNR));
+}
+
+/* op(A) rows [i0, i0+mc), depth [p0, p0+kc) -> strips of DMR rows, p-major,
+   scaled by alpha, zero-padded; A (f64) or Af (f32) */
+static void acem__dpack_a(int ta, const double *A, const float *Af, size_t lda, size_t i0, size_t mc, size_t p0,
+                          size_t kc, double alpha, double *dst) {
+    size_t s, p, r;
+    for (s = 0; s < mc; s += ACEM__DMR) {
+        size_t h = acem__min(ACEM__DMR, mc - s);
+        double *d = dst + s * kc;
+        if (h < ACEM__DMR)
+            for (p = 0; p < kc; ++p)
+                for (r = h; r < ACEM__DMR; ++r) d[p * ACEM__DMR + r] = 0.0;
+        if (ta) {
+            for (p = 0; p < kc; ++p) {
+                size_t o = (p0 + p) * lda + i0 + s;
+                if (A) for (r = 0; r < h; ++r) d[p * ACEM__DMR + r] = alpha * A[o + r];
+                else for (r = 0; r < h; ++r) d[p * ACEM__DMR + r] = alpha * (double)Af[o + r];
+            }
+        } else {
+            for (r = 0; r < h; ++r) {
+                size_t o = (i0 + s + r) * lda + p0;
+                if (A) for (p = 0; p < kc; ++p) d[p * ACEM__DMR + r] = alpha * A[o + p];
+                else for (p = 0; p < kc; ++p) d[p * ACEM__DMR + r] = alpha * (double)Af[o + p];
+            }
+        }
+    }
+}
+/* op(B) depth [p0, p0+kc), columns [j0, j0+nc) -> strips of DNR columns */
+static void acem__dpack_b(int tb, const double *B, const float *Bf, size_t ldb, size_t p0, size_t kc, size_t j0,
+                          size_t nc, double *dst) {
+    size_t s, p, c;
+    for (s = 0; s < nc; s += ACEM__DNR) {
+        size_t w = acem__min(ACEM__DNR, nc - s);
+        double *d = dst + s * kc;
+        if (w < ACEM__DNR)
+            for (p = 0; p < kc; ++p)
+                for (c = w; c < ACEM__DNR; ++c) d[p * ACEM__DNR + c] = 0.0;
+        if (!tb) {
+            for (p = 0; p < kc; ++p) {
+                size_t o = (p0 + p) * ldb + j0 + s;
+                if (B) for (c = 0; c < w; ++c) d[p * ACEM__DNR + c] = B[o + c];
+                else for (c = 0; c < w; ++c) d[p * ACEM__DNR + c] = (double)Bf[o + c];
+            }
+        } else {
+            for (c = 0; c < w; ++c) {
+                size_t o = (j0 + s + c) * ldb + p0;
+                if (B) for (p = 0; p < kc; ++p) d[p * ACEM__DNR + c] = B[o + p];
+                else for (p = 0; p < kc; ++p) d[p * ACEM__DNR + c] = (double)Bf[o + p];
+            }
+        }
+    }
+}
+
+/* C (DMR x DNR tile, ldc) += Ap^T Bp over kc steps (Bp's rows ldb apart) */
+#if defined(ACEM__AVX512)
+static void acem__dkern(size_t kc, const double *Ap, const double *Bp, size_t ldb, double *C, size_t ldc) {
+    __m512d c0a = _mm512_setzero_pd(), c0b = c0a, c1a = c0a, c1b = c0a, c2a = c0a, c2b = c0a, c3a = c0a, c3b = c0a;
+    __m512d c4a = c0a, c4b = c0a, c5a = c0a, c5b = c0a, c6a = c0a, c6b = c0a, c7a = c0a, c7b = c0a;
+    size_t p;
+    for (p = 0; p < kc; ++p, Ap += 8, Bp += ldb) {
+        __m512d b0 = _mm512_loadu_pd(Bp), b1 = _mm512_loadu_pd(Bp + 8), a;
+        a = _mm512_set1_pd(Ap[0]); c0a = _mm512_fmadd_pd(a, b0, c0a); c0b = _mm512_fmadd_pd(a, b1, c0b);
+        a = _mm512_set1_pd(Ap[1]); c1a = _mm512_fmadd_pd(a, b0, c1a); c1b = _mm512_fmadd_pd(a, b1, c1b);
+        a = _mm512_set1_pd(Ap[2]); c2a = _mm512_fmadd_pd(a, b0, c2a); c2b = _mm512_fmadd_pd(a, b1, c2b);
+        a = _mm512_set1_pd(Ap[3]); c3a = _mm512_fmadd_pd(a, b0, c3a); c3b = _mm512_fmadd_pd(a, b1, c3b);
+        a = _mm512_set1_pd(Ap[4]); c4a = _mm512_fmadd_pd(a, b0, c4a); c4b = _mm512_fmadd_pd(a, b1, c4b);
+        a = _mm512_set1_pd(Ap[5]); c5a = _mm512_fmadd_pd(a, b0, c5a); c5b = _mm512_fmadd_pd(a, b1, c5b);
+        a = _mm512_set1_pd(Ap[6]); c6a = _mm512_fmadd_pd(a, b0, c6a); c6b = _mm512_fmadd_pd(a, b1, c6b);
+        a = _mm512_set1_pd(Ap[7]); c7a = _mm512_fmadd_pd(a, b0, c7a); c7b = _mm512_fmadd_pd(a, b1, c7b);
+    }
+#define ACEM__DST(r)                                                                      \
+    _mm512_storeu_pd(C + (r) * ldc, _mm512_add_pd(_mm512_loadu_pd(C + (r) * ldc), c##r##a)); \
+    _mm512_storeu_pd(C + (r) * ldc + 8, _mm512_add_pd(_mm512_loadu_pd(C + (r) * ldc + 8), c##r##b))
+    ACEM__DST(0); ACEM__DST(1); ACEM__DST(2); ACEM__DST(3);
+    ACEM__DST(4); ACEM__DST(5); ACEM__DST(6); ACEM__DST(7);
+#undef ACEM__DST
+}
+#elif defined(ACEM__AVX2)
+static void acem__dkern(size_t kc, const double *Ap, const double *Bp, size_t ldb, double *C, size_t ldc) {
+    __m256d c0a = _mm256_setzero_pd(), c0b = c0a, c1a = c0a, c1b = c0a, c2a = c0a, c2b = c0a;
+    __m256d c3a = c0a, c3b = c0a, c4a = c0a, c4b = c0a, c5a = c0a, c5b = c0a;
+    size_t p;
+    for (p = 0; p < kc; ++p, Ap += 6, Bp += ldb) {
+        __m256d b0 = _mm256_loadu_pd(Bp), b1 = _mm256_loadu_pd(Bp + 4), a;
+        a = _mm256_broadcast_sd(Ap + 0); c0a = _mm256_fmadd_pd(a, b0, c0a); c0b = _mm256_fmadd_pd(a, b1, c0b);
+        a = _mm256_broadcast_sd(Ap + 1); c1a = _mm256_fmadd_pd(a, b0, c1a); c1b = _mm256_fmadd_pd(a, b1, c1b);
+        a = _mm256_broadcast_sd(Ap + 2); c2a = _mm256_fmadd_pd(a, b0, c2a); c2b = _mm256_fmadd_pd(a, b1, c2b);
+        a = _mm256_broadcast_sd(Ap + 3); c3a = _mm256_fmadd_pd(a, b0, c3a); c3b = _mm256_fmadd_pd(a, b1, c3b);
+        a = _mm256_broadcast_sd(Ap + 4); c4a = _mm256_fmadd_pd(a, b0, c4a); c4b = _mm256_fmadd_pd(a, b1, c4b);
+        a = _mm256_broadcast_sd(Ap + 5); c5a = _mm256_fmadd_pd(a, b0, c5a); c5b = _mm256_fmadd_pd(a, b1, c5b);
+    }
+#define ACEM__DST(r)                                                                      \
+    _mm256_storeu_pd(C + (r) * ldc, _mm256_add_pd(_mm256_loadu_pd(C + (r) * ldc), c##r##a)); \
+    _mm256_storeu_pd(C + (r) * ldc + 4, _mm256_add_pd(_mm256_loadu_pd(C + (r) * ldc + 4), c##r##b))
+    ACEM__DST(0); ACEM__DST(1); ACEM__DST(2); ACEM__DST(3); ACEM__DST(4); ACEM__DST(5);
+#undef ACEM__DST
+}
+#else
+static void acem__dkern(size_t kc, const double *Ap, const double *Bp, size_t ldb, double *C, size_t ldc) {
+    double c[ACEM__DMR][ACEM__DNR];
+    size_t p, i, j;
+    for (i = 0; i < ACEM__DMR; ++i)
+        for (j = 0; j < ACEM__DNR; ++j) c[i][j] = 0.0;
+    for (p = 0; p < kc; ++p, Ap += ACEM__DMR, Bp += ldb)
+        for (i = 0; i < ACEM__DMR; ++i)
+            for (j = 0; j < ACEM__DNR; ++j) c[i][j] += Ap[i] * Bp[j];
+    for (i = 0; i < ACEM__DMR; ++i)
+        for (j = 0; j < ACEM__DNR; ++j) C[i * ldc + j] += c[i][j];
+}
+#endif
+
+/* C (m x n, row-major) = alpha op(A) op(B) + beta C in f64; A or B NULL: read
+   Af / Bf (f32) instead. work: acem__dgemm_work(m, n, k) doubles. */
+static void acem__dgemm(int ta, int tb, int tri, size_t m, size_t n, size_t k, double alpha, const double *A,
+                        const float *Af, size_t lda, const double *B, const float *Bf, size_t ldb, double beta,
+                        double *C, size_t ldc, double *work) {
+    size_t kcmax = acem__min(ACEM__DKC, k ? k : 1);
+    double *Ap = work, *Bp = work + kcmax * acem__roundup(acem__min(ACEM__DMC, m ? m : 1), ACEM__DMR);
+    size_t jc, pc, ic, jr, ir, i, j;
+    if (!m || !n) return;
+    for (jc = 0; jc < n; jc += ACEM__DNC) {
+        size_t nc = acem__min(ACEM__DNC, n - jc);
+        for (pc = 0; pc < k || pc == 0; pc += ACEM__DKC) {
+            size_t kc = k ? acem__min(ACEM__DKC, k - pc) : 0;
+            if (kc) acem__dpack_b(tb, B, Bf, ldb, pc, kc, jc, nc, Bp); /* (read in place, ldb apart, it measured
+                                                                          slower: a TLB miss per row) */
+            for (ic = 0; ic < m; ic += ACEM__DMC) {
+                size_t mc = acem__min(ACEM__DMC, m - ic);
+                if ((tri == 1 && jc > ic + mc - 1) || (tri == 2 && jc + nc - 1 < ic)) continue;
+                if (kc) acem__dpack_a(ta, A, Af, lda, ic, mc, pc, kc, alpha, Ap);
+                for (jr = 0; jr < nc; jr += ACEM__DNR) {
+                    size_t nr = acem__min(ACEM__DNR, nc - jr), j0 = jc + jr;
+                    const double *bs = Bp + jr * kc;
+                    for (ir = 0; ir < mc; ir += ACEM__DMR) {
+                        size_t mr = acem__min(ACEM__DMR, mc - ir), i0 = ic + ir;
+                        double *c = C + i0 * ldc + j0;
+                        if ((tri == 1 && j0 > i0 + mr - 1) || (tri == 2 && j0 + nr - 1 < i0)) continue;
+                        if (pc == 0 && beta != 1.0)
+                            for (i = 0; i < mr; ++i)
+                                for (j = 0; j < nr; ++j) c[i * ldc + j] = beta == 0.0 ? 0.0 : beta * c[i * ldc + j];
+                        if (!kc) continue;
+                        if (mr == ACEM__DMR && nr == ACEM__DNR)
+                            acem__dkern(kc, Ap + ir * kc, bs, ACEM__DNR, c, ldc);
+                        else {
+                            double t[ACEM__DMR * ACEM__DNR];
+                            for (i = 0; i < ACEM__DMR * ACEM__DNR; ++i) t[i] = 0.0;
+                            acem__dkern(kc, Ap + ir * kc, bs, ACEM__DNR, t, ACEM__DNR);
+                            for (i = 0; i < mr; ++i)
+                                for (j = 0; j < nr; ++j) c[i * ldc + j] += t[i * ACEM__DNR + j];
+                        }
+                    }
+                }
+            }
+            if (!k) break;
+        }
+    }
+}
+
+/* ---- small f64 vector helpers (fixed summation order) ------------------------ */
+/* y += a x (f64) */
+static void acem__daxpy(size_t n, double a, const double *x, double *y) {
+    size_t j = 0;
+#if defined(ACEM__AVX512)
+    __m512d va = _mm512_set1_pd(a);
+    for (; j + 8 <= n; j += 8)
+        _mm512_storeu_pd(y + j, _mm512_fmadd_pd(va, _mm512_loadu_pd(x + j), _mm512_loadu_pd(y + j)));
+#elif defined(ACEM__AVX2)
+    __m256d va = _mm256_set1_pd(a);
+    for (; j + 4 <= n; j += 4)
+        _mm256_storeu_pd(y + j, _mm256_fmadd_pd(va, _mm256_loadu_pd(x + j), _mm256_loadu_pd(y + j)));
+#endif
+    for (; j < n; ++j) y[j] += a * x[j];
+}
+/* y += a x + b z */
+static void acem__daxpy2(size_t n, double a, const double *x, double b, const double *z, double *y) {
+    size_t j = 0;
+#if defined(ACEM__AVX2) || defined(ACEM__AVX512)
+    __m256d va = _mm256_set1_pd(a), vb = _mm256_set1_pd(b);
+    for (; j + 4 <= n; j += 4)
+        _mm256_storeu_pd(y + j, _mm256_fmadd_pd(vb, _mm256_loadu_pd(z + j),
+                                                _mm256_fmadd_pd(va, _mm256_loadu_pd(x + j), _mm256_loadu_pd(y + j))));
+#endif
+    for (; j < n; ++j) y[j] += a * x[j] + b * z[j];
+}
+static double acem__ddot(size_t n, const double *x, const double *y) {
+    size_t j = 0;
+    double s = 0.0;
+#if defined(ACEM__AVX2) || defined(ACEM__AVX512)
+    __m256d s0 = _mm256_setzero_pd(), s1 = s0;
+    double t[4];
+    for (; j + 8 <= n; j += 8) {
+        s0 = _mm256_fmadd_pd(_mm256_loadu_pd(x + j), _mm256_loadu_pd(y + j), s0);
+        s1 = _mm256_fmadd_pd(_mm256_loadu_pd(x + j + 4), _mm256_loadu_pd(y + j + 4), s1);
+    }
+    _mm256_storeu_pd(t, _mm256_add_pd(s0, s1));
+    s = (t[0] + t[1]) + (t[2] + t[3]);
+#endif
+    for (; j < n; ++j) s += x[j] * y[j];
+    return s;
+}
+static void acem__dscal(size_t n, double a, double *x) {
+    size_t j;
+    for (j = 0; j < n; ++j) x[j] *= a;
+}
+/* sum |x_i| (amax 0) or max |x_i| (amax 1) */
+static double acem__dabs_red(size_t n, const double *x, int amax) {
+    size_t j = 0;
+    double s = 0.0;
+#if defined(ACEM__AVX2) || defined(ACEM__AVX512)
+    __m256d m = _mm256_set1_pd(-0.0), s0 = _mm256_setzero_pd(), s1 = s0;
+    double t[4];
+    for (; j + 8 <= n; j += 8) {
+        __m256d a = _mm256_andnot_pd(m, _mm256_loadu_pd(x + j)), b = _mm256_andnot_pd(m, _mm256_loadu_pd(x + j + 4));
+        if (amax) { s0 = _mm256_max_pd(s0, a); s1 = _mm256_max_pd(s1, b); }
+        else { s0 = _mm256_add_pd(s0, a); s1 = _mm256_add_pd(s1, b); }
+    }
+    _mm256_storeu_pd(t, amax ? _mm256_max_pd(s0, s1) : _mm256_add_pd(s0, s1));
+    s = amax ? acem__fmax(acem__fmax(t[0], t[1]), acem__fmax(t[2], t[3])) : (t[0] + t[1]) + (t[2] + t[3]);
+#endif
+    for (; j < n; ++j) s = amax ? acem__fmax(s, acem__fabs(x[j])) : s + acem__fabs(x[j]);
+    return s;
+}
+
+/* y = S x for the m x m symmetric S of which S(r, c), r >= c, is stored at
+   S[c * lds + r] (row c of the memory from its diagonal on: the eigensolver's
+   column-major lower triangle). Each stored element is read once and used
+   twice; four rows at a time share the loads of x and y. */
+static void acem__dsymv(size_t m, const double *S, size_t lds, const double *x, double *y) {
+    size_t c = 0, r, a, b;
+    for (r = 0; r < m; ++r) y[r] = 0.0;
+    for (; c + 4 <= m; c += 4) {
+        const double *s0 = S + c * lds, *s1 = s0 + lds, *s2 = s1 + lds, *s3 = s2 + lds;
+        double acc[4];
+        for (a = 0; a < 4; ++a) { /* the 4 x 4 diagonal block */
+            const double *sa = S + (c + a) * lds;
+            acc[a] = sa[c + a] * x[c + a];
+            for (b = a + 1; b < 4; ++b) {
+                acc[a] += sa[c + b] * x[c + b];
+                y[c + b] += sa[c + b] * x[c + a];
+            }
+        }
+        r = c + 4;
+        {
+#if defined(ACEM__AVX2) || defined(ACEM__AVX512)
+            __m256d x0 = _mm256_set1_pd(x[c]), x1 = _mm256_set1_pd(x[c + 1]), x2 = _mm256_set1_pd(x[c + 2]);
+            __m256d x3 = _mm256_set1_pd(x[c + 3]), d0 = _mm256_setzero_pd(), d1 = d0, d2 = d0, d3 = d0;
+            double t[4];
+            for (; r + 4 <= m; r += 4) {
+                __m256d v0 = _mm256_loadu_pd(s0 + r), v1 = _mm256_loadu_pd(s1 + r);
+                __m256d v2 = _mm256_loadu_pd(s2 + r), v3 = _mm256_loadu_pd(s3 + r);
+                __m256d xv = _mm256_loadu_pd(x + r), yv = _mm256_loadu_pd(y + r);
+                yv = _mm256_fmadd_pd(v0, x0, yv);
+                yv = _mm256_fmadd_pd(v1, x1, yv);
+                yv = _mm256_fmadd_pd(v2, x2, yv);
+                yv = _mm256_fmadd_pd(v3, x3, yv);
+                d0 = _mm256_fmadd_pd(v0, xv, d0);
+                d1 = _mm256_fmadd_pd(v1, xv, d1);
+                d2 = _mm256_fmadd_pd(v2, xv, d2);
+                d3 = _mm256_fmadd_pd(v3, xv, d3);
+                _mm256_storeu_pd(y + r, yv);
+            }
+            _mm256_storeu_pd(t, d0); acc[0] += (t[0] + t[1]) + (t[2] + t[3]);
+            _mm256_storeu_pd(t, d1); acc[1] += (t[0] + t[1]) + (t[2] + t[3]);
+            _mm256_storeu_pd(t, d2); acc[2] += (t[0] + t[1]) + (t[2] + t[3]);
+            _mm256_storeu_pd(t, d3); acc[3] += (t[0] + t[1]) + (t[2] + t[3]);
+#endif
+            for (; r < m; ++r) {
+                y[r] += s0[r] * x[c] + s1[r] * x[c + 1] + s2[r] * x[c + 2] + s3[r] * x[c + 3];
+                acc[0] += s0[r] * x[r];
+                acc[1] += s1[r] * x[r];
+                acc[2] += s2[r] * x[r];
+                acc[3] += s3[r] * x[r];
+            }
+        }
+        for (a = 0; a < 4; ++a) y[c + a] += acc[a];
+    }
+    for (; c < m; ++c) {
+        const double *sc = S + c * lds;
+        double acc = sc[c] * x[c];
+        for (r = c + 1; r < m; ++r) {
+            acc += sc[r] * x[r];
+            y[r] += sc[r] * x[c];
+        }
+        y[c] += acc;
+    }
+}
+
+
+/* ---- symmetric eigensolver (f64) ---------------------------------------------
+   1. Blocked Householder tridiagonalisation (LAPACK dsytrd / dlatrd, lower,
+      on the column-major view of the row-major storage: "column" j is memory
+      row j, so every vector operation is contiguous): panels of ACEM__TRD_NB
+      columns reduced with the symmetric matrix-vector product, the trailing
+      matrix updated by one rank-2nb product through acem__dgemm. The
+      Householder vectors stay in the matrix (row j holds v_j), each panel's
+      compact-WY factor T (H_j ... H_j+nb-1 = I - V T V^T) is kept.
+   2. Eigenvalues of the tridiagonal by implicit QL per unreduced block
+      (O(n^2)), sorted.
+   3. Eigenvectors of the tridiagonal, only those wanted, by inverse iteration
+      (LAPACK dstein: growth test, re-orthogonalisation within clusters).
+   4. Back-transformation v = Q z by panels in reverse, two GEMMs each
+      (2 n^2 q flops for q vectors).
+   Should inverse iteration not converge (it has not been seen to), the
+   eigenvectors come from QL with rotations instead (acem__tql2t). */
+#ifndef ACEM__TRD_NB
+#define ACEM__TRD_NB 32
+#endif
+/* the back-transformation applies the reflectors of two panels at a time */
+#define ACEM__BT_NB (2 * ACEM__TRD_NB)
+#define ACEM__NPANEL(n) (((n) + ACEM__TRD_NB - 1) / ACEM__TRD_NB)
+#define ACEM__NBT(n) (((n) + ACEM__BT_NB - 1) / ACEM__BT_NB)
+#define ACEM__TLD(n) ((n) < ACEM__BT_NB ? (n) : ACEM__BT_NB) /* side of each T (small n: n) */
+/* doubles of scratch for acem__trd + acem__steig + acem__backtr with q <= n
+   vectors: d e tau, acem__steig's ACEM__STEIN_WORK(n), the panel buffer
+   (3 min(NB, n) n: V, W, V; later 2 TLD q for the back-transformation), the
+   T factors (TLD^2 per pair of panels) */
+#define ACEM__XWORK(n) ((n) * acem__max(((n) > ACEM__TRD_NB ? 3 : 2) * acem__min(ACEM__TRD_NB, n), 2 * ACEM__TLD(n)))
+#define ACEM__TOP_WORK(n) (3 * (n) + ACEM__STEIN_WORK(n) + ACEM__XWORK(n) + ACEM__NBT(n) * ACEM__TLD(n) * ACEM__TLD(n) + 1)
 
 static double acem__hypot(double a, double b) {
     double x = acem__fabs(a), y = acem__fabs(b), t;
@@ -1888,81 +2240,9 @@ static double acem__hypot(double a, double b) {
     return x * ACEM_SQRT(1.0 + t * t);
 }
 
-/* Householder tridiagonalisation (EISPACK tred2) on transposed indexing: on
-   return d/e hold the tridiagonal (e[i] couples i-1 and i) and row c of V
-   holds column c of the accumulated orthogonal Q (A = Q T Q^T). */
-static void acem__tred2t(size_t n, double *V, size_t ldv, double *d, double *e) {
-    size_t i, j, k;
-    for (j = 0; j < n; ++j) d[j] = V[(j) * ldv + ((n - 1))];
-    for (i = n - 1; i > 0; --i) {
-        double scale = 0.0, h = 0.0;
-        for (k = 0; k < i; ++k) scale += acem__fabs(d[k]);
-        if (scale == 0.0) {
-            e[i] = d[i - 1];
-            for (j = 0; j < i; ++j) {
-                d[j] = V[(j) * ldv + ((i - 1))];
-                V[(j) * ldv + (i)] = 0.0;
-                V[(i) * ldv + (j)] = 0.0;
-            }
-        } else {
-            double f, g, hh;
-            for (k = 0; k < i; ++k) { d[k] /= scale; h += d[k] * d[k]; }
-            f = d[i - 1];
-            g = ACEM_SQRT(h);
-            if (f > 0) g = -g;
-            e[i] = scale * g;
-            h = h - f * g;
-            d[i - 1] = f - g;
-            for (j = 0; j < i; ++j) e[j] = 0.0;
-            for (j = 0; j < i; ++j) {
-                f = d[j];
-                V[(i) * ldv + (j)] = f;
-                g = e[j] + V[(j) * ldv + (j)] * f;
-                for (k = j + 1; k <= i - 1; ++k) {
-                    g += V[(j) * ldv + (k)] * d[k];
-                    e[k] += V[(j) * ldv + (k)] * f;
-                }
-                e[j] = g;
-            }
-            f = 0.0;
-            for (j = 0; j < i; ++j) { e[j] /= h; f += e[j] * d[j]; }
-            hh = f / (h + h);
-            for (j = 0; j < i; ++j) e[j] -= hh * d[j];
-            for (j = 0; j < i; ++j) {
-                f = d[j];
-                g = e[j];
-                for (k = j; k <= i - 1; ++k) V[(j) * ldv + (k)] -= (f * e[k] + g * d[k]);
-                d[j] = V[(j) * ldv + ((i - 1))];
-                V[(j) * ldv + (i)] = 0.0;
-            }
-        }
-        d[i] = h;
-    }
-    for (i = 0; i < n - 1; ++i) {
-        double h;
-        V[(i) * ldv + ((n - 1))] = V[(i) * ldv + (i)];
-        V[(i) * ldv + (i)] = 1.0;
-        h = d[i + 1];
-        if (h != 0.0) {
-            for (k = 0; k <= i; ++k) d[k] = V[(i + 1) * ldv + (k)] / h;
-            for (j = 0; j <= i; ++j) {
-                double g = 0.0;
-                for (k = 0; k <= i; ++k) g += V[(i + 1) * ldv + (k)] * V[(j) * ldv + (k)];
-                for (k = 0; k <= i; ++k) V[(j) * ldv + (k)] -= g * d[k];
-            }
-        }
-        for (k = 0; k <= i; ++k) V[(i + 1) * ldv + (k)] = 0.0;
-    }
-    for (j = 0; j < n; ++j) {
-        d[j] = V[(j) * ldv + ((n - 1))];
-        V[(j) * ldv + ((n - 1))] = 0.0;
-    }
-    V[(n - 1) * ldv + ((n - 1))] = 1.0;
-    e[0] = 0.0;
-}
-/* Implicit QL (EISPACK tql2) on the tridiagonal from acem__tred2t; with V the
-   rotations are applied to its rows (eigenvectors as rows), V NULL computes
-   eigenvalues only (O(n^2)). Ascending on return. */
+/* Implicit QL (EISPACK tql2) on the tridiagonal d, e (e[i] couples i-1 and i,
+   e[0] unused); with V the rotations are applied to its rows (eigenvectors as
+   rows), V NULL computes eigenvalues only (O(n^2)). Ascending on return. */
 static acem_result acem__tql2t(size_t n, double *d, double *e, double *V, size_t ldv) {
     size_t i, j, k, l;
     for (i = 1; i < n; ++i) e[i - 1] = e[i];
@@ -2046,172 +2326,648 @@ static acem_result acem__tql2t(size_t n, double *d, double *e, double *V, size_t
     return ACEM_OK;
 }
 
-/* The EISPACK loops walk columns; run on the transposed indexing (the input is
-   symmetric, so it reads the same) every inner loop, the rotations of the
-   eigenvectors included, is contiguous. */
-ACEMDEF acem_result acem_syev(size_t n, double *V, size_t ldv, double *d, void *work) {
-    double *e = ACEM__CAST(double *, work);
-    size_t i, j;
-    acem_result r;
-    if (!n) return ACEM_OK;
-    for (i = 0; i < n; ++i)
-        for (j = 0; j < n; ++j) {
-            double x = V[(j) * ldv + (i)];
-            if (x - x != 0) return ACEM_ERR_NONFINITE;
+
+/* Eigenvalues of the symmetric tridiagonal d (n), e (n-1, e[i] couples i and
+   i+1), ascending into d, by the root-free QL/QR of Pal, Walker and Kahan
+   (LAPACK dsterf: no square root in the inner loop). e is destroyed. */
+static void acem__lae2(double a, double b, double c, double *rt1, double *rt2) {
+    double sm = a + c, adf = acem__fabs(a - c), ab = acem__fabs(b + b), acmx, acmn, rt;
+    if (acem__fabs(a) > acem__fabs(c)) { acmx = a; acmn = c; } else { acmx = c; acmn = a; }
+    if (adf > ab) rt = adf * ACEM_SQRT(1.0 + (ab / adf) * (ab / adf));
+    else if (adf < ab) rt = ab * ACEM_SQRT(1.0 + (adf / ab) * (adf / ab));
+    else rt = ab * 1.4142135623730951;
+    if (sm < 0) { *rt1 = 0.5 * (sm - rt); *rt2 = (acmx / *rt1) * acmn - (b / *rt1) * b; }
+    else if (sm > 0) { *rt1 = 0.5 * (sm + rt); *rt2 = (acmx / *rt1) * acmn - (b / *rt1) * b; }
+    else { *rt1 = 0.5 * rt; *rt2 = -0.5 * rt; }
+}
+static void acem__dsort(double *d, size_t n) { /* heap sort, ascending */
+    size_t i, r, c;
+    double t;
+    if (n < 2) return;
+    for (i = n / 2; i-- > 0;)
+        for (r = i; (c = 2 * r + 1) < n; r = c) {
+            if (c + 1 < n && d[c] < d[c + 1]) ++c;
+            if (!(d[r] < d[c])) break;
+            t = d[r]; d[r] = d[c]; d[c] = t;
         }
-    acem__tred2t(n, V, ldv, d, e);
-    if ((r = acem__tql2t(n, d, e, V, ldv)) != ACEM_OK) return r;
-    for (i = 0; i < n; ++i) /* eigenvectors were built as rows: make them columns */
-        for (j = i + 1; j < n; ++j) {
-            double t = V[i * ldv + j];
-            V[i * ldv + j] = V[j * ldv + i];
-            V[j * ldv + i] = t;
+    for (i = n; i-- > 1;) {
+        t = d[0]; d[0] = d[i]; d[i] = t;
+        for (r = 0; (c = 2 * r + 1) < i; r = c) {
+            if (c + 1 < i && d[c] < d[c + 1]) ++c;
+            if (!(d[r] < d[c])) break;
+            t = d[r]; d[r] = d[c]; d[c] = t;
         }
+    }
+}
+static acem_result acem__sterf(size_t n, double *d, double *e) {
+    const double eps = 1.1102230246251565e-16, eps2 = eps * eps;
+    const double ssfmax = 4.4942328371557893e+153, ssfmin = 1.2208769579624263e-122; /* sqrt(safmax)/3, sqrt(safmin)/eps2 */
+    size_t nmaxit = 30 * n, jtot = 0, l1 = 0, i, m, l, lend, lsv, lendsv;
+    if (n < 2) return ACEM_OK;
+    while (l1 < n) {
+        double anorm = 0.0, sc = 1.0;
+        if (l1 > 0) e[l1 - 1] = 0.0;
+        for (m = l1; m + 1 < n; ++m)
+            if (acem__fabs(e[m]) <= ACEM_SQRT(acem__fabs(d[m])) * ACEM_SQRT(acem__fabs(d[m + 1])) * eps) {
+                e[m] = 0.0;
+                break;
+            }
+        if (m + 1 >= n) m = n - 1;
+        l = lsv = l1;
+        lend = lendsv = m;
+        l1 = m + 1;
+        if (lend == l) continue;
+        for (i = l; i <= lend; ++i) {
+            if (acem__fabs(d[i]) > anorm) anorm = acem__fabs(d[i]);
+            if (i < lend && acem__fabs(e[i]) > anorm) anorm = acem__fabs(e[i]);
+        }
+        if (anorm == 0.0) continue;
+        if (anorm > ssfmax) sc = ssfmax / anorm;
+        else if (anorm < ssfmin) sc = ssfmin / anorm;
+        for (i = l; i <= lend; ++i) {
+            d[i] *= sc;
+            if (i < lend) { e[i] *= sc; e[i] = e[i] * e[i]; }
+        }
+        if (acem__fabs(d[lend]) < acem__fabs(d[l])) { lend = lsv; l = lendsv; }
+        if (lend >= l) { /* QL */
+            for (;;) {
+                double p, rte, sigma, r, c, s, gamma;
+                for (m = l; m < lend; ++m)
+                    if (acem__fabs(e[m]) <= eps2 * acem__fabs(d[m] * d[m + 1])) break;
+                if (m < lend) e[m] = 0.0;
+                p = d[l];
+                if (m == l) { d[l] = p; if (++l <= lend) continue; break; }
+                if (m == l + 1) {
+                    acem__lae2(d[l], ACEM_SQRT(e[l]), d[l + 1], &d[l], &d[l + 1]);
+                    e[l] = 0.0;
+                    l += 2;
+                    if (l <= lend) continue;
+                    break;
+                }
+                if (jtot == nmaxit) break;
+                ++jtot;
+                rte = ACEM_SQRT(e[l]);
+                sigma = (d[l + 1] - p) / (2.0 * rte);
+                r = acem__hypot(sigma, 1.0);
+                sigma = p - rte / (sigma + (sigma >= 0 ? r : -r));
+                c = 1.0; s = 0.0;
+                gamma = d[m] - sigma;
+                p = gamma * gamma;
+                for (i = m; i-- > l;) {
+                    double bb = e[i], oldc = c, oldgam = gamma, alpha = d[i];
+                    r = p + bb;
+                    if (i != m - 1) e[i + 1] = s * r;
+                    c = p / r;
+                    s = bb / r;
+                    gamma = c * (alpha - sigma) - s * oldgam;
+                    d[i + 1] = oldgam + (alpha - gamma);
+                    p = c != 0.0 ? (gamma * gamma) / c : oldc * bb;
+                }
+                e[l] = s * p;
+                d[l] = sigma + gamma;
+            }
+        } else { /* QR */
+            for (;;) {
+                double p, rte, sigma, r, c, s, gamma;
+                for (m = l; m > lend; --m)
+                    if (acem__fabs(e[m - 1]) <= eps2 * acem__fabs(d[m] * d[m - 1])) break;
+                if (m > lend) e[m - 1] = 0.0;
+                p = d[l];
+                if (m == l) { d[l] = p; if (l > lend) { --l; continue; } break; }
+                if (m + 1 == l) {
+                    acem__lae2(d[l], ACEM_SQRT(e[l - 1]), d[l - 1], &d[l], &d[l - 1]);
+                    e[l - 1] = 0.0;
+                    if (l >= lend + 2) { l -= 2; continue; }
+                    break;
+                }
+                if (jtot == nmaxit) break;
+                ++jtot;
+                rte = ACEM_SQRT(e[l - 1]);
+                sigma = (d[l - 1] - p) / (2.0 * rte);
+                r = acem__hypot(sigma, 1.0);
+                sigma = p - rte / (sigma + (sigma >= 0 ? r : -r));
+                c = 1.0; s = 0.0;
+                gamma = d[m] - sigma;
+                p = gamma * gamma;
+                for (i = m; i < l; ++i) {
+                    double bb = e[i], oldc = c, oldgam = gamma, alpha = d[i + 1];
+                    r = p + bb;
+                    if (i != m) e[i - 1] = s * r;
+                    c = p / r;
+                    s = bb / r;
+                    gamma = c * (alpha - sigma) - s * oldgam;
+                    d[i] = oldgam + (alpha - gamma);
+                    p = c != 0.0 ? (gamma * gamma) / c : oldc * bb;
+                }
+                e[l - 1] = s * p;
+                d[l] = sigma + gamma;
+            }
+        }
+        if (sc != 1.0)
+            for (i = lsv < lendsv ? lsv : lendsv; i <= (lsv < lendsv ? lendsv : lsv); ++i) d[i] /= sc;
+        if (jtot >= nmaxit) {
+            for (i = 0; i + 1 < n; ++i)
+                if (e[i] != 0.0) return ACEM_ERR_NO_CONVERGENCE;
+            break;
+        }
+    }
+    acem__dsort(d, n);
     return ACEM_OK;
 }
 
-/* y += a x (f64) */
-static void acem__daxpy(size_t n, double a, const double *x, double *y) {
-    size_t j = 0;
-#if defined(ACEM__AVX512)
-    __m512d va = _mm512_set1_pd(a);
-    for (; j + 8 <= n; j += 8)
-        _mm512_storeu_pd(y + j, _mm512_fmadd_pd(va, _mm512_loadu_pd(x + j), _mm512_loadu_pd(y + j)));
-#elif defined(ACEM__AVX2)
-    __m256d va = _mm256_set1_pd(a);
-    for (; j + 4 <= n; j += 4)
-        _mm256_storeu_pd(y + j, _mm256_fmadd_pd(va, _mm256_loadu_pd(x + j), _mm256_loadu_pd(y + j)));
-#endif
-    for (; j < n; ++j) y[j] += a * x[j];
-}
-/* G (n x n, f64, full) = F^T F (trans=1, F is k x n) or F F^T (trans=0, F is
-   n x k), accumulated in f64 from f32 input (an f32 Gram would bury the small
-   singular values under noise of order sqrt(eps) s_1). trans=1 goes by blocks
-   of 64 rows of F, widened once: each row of G takes 64 axpy updates while it
-   sits in L1 (trans=0 transposes each block of 64 columns the same way).
-   X: 64 * n doubles of scratch. */
-#define ACEM__GRAM_PB 64
-static void acem__gram_f64(int trans, size_t n, size_t k, const float *F, size_t ldf, double *G,
-                           size_t ldg, double *X) {
-    size_t i, j, p;
-    for (i = 0; i < n; ++i)
-        for (j = 0; j <= i; ++j) G[i * ldg + j] = 0.0;
-    {
-        size_t p0;
-        for (p0 = 0; p0 < k; p0 += ACEM__GRAM_PB) { /* X (pb x n) = block of op(F)^T */
-            size_t pb = acem__min(ACEM__GRAM_PB, k - p0);
-            if (trans)
-                for (p = 0; p < pb; ++p)
-                    for (j = 0; j < n; ++j) X[p * n + j] = F[(p0 + p) * ldf + j];
-            else
-                for (j = 0; j < n; ++j)
-                    for (p = 0; p < pb; ++p) X[p * n + j] = F[j * ldf + p0 + p];
-            for (i = 0; i < n; ++i)
-                for (p = 0; p < pb; ++p) {
-                    double a = X[p * n + i];
-                    if (a != 0.0) acem__daxpy(i + 1, a, X + p * n, G + i * ldg);
+/* Tridiagonalise the symmetric n x n A (only A(r, c), r >= c, at A[c*lda + r]
+   is read): d (diagonal), e (e[j] couples j and j+1), tau. On return memory
+   row j holds v_j at positions i0+1 .. n-1 of its panel [i0, i0+NB), with
+   explicit zeros before its unit entry at j+1, so that a panel's V is the
+   dense row-major block A[i0*lda + i0+1] (rows i0.., ld lda); Tf gets each
+   panel's upper triangular T (NB x NB). X: 3 NB n doubles; gw: dgemm scratch. */
+static void acem__trd(size_t n, double *A, size_t lda, double *d, double *e, double *tau, double *X, double *Tf,
+                      double *gw) {
+    const size_t nb = ACEM__TRD_NB, nbx = acem__min(nb, n), tl = ACEM__TLD(n);
+    double *W = X + nbx * n; /* rows: V copies [0, nb), W [nb, 2nb), V copies [2nb, 3nb) */
+    size_t i0;
+    for (i0 = 0; i0 < n; i0 += nb) {
+        size_t bs = acem__min(nb, n - i0), p, q, j;
+        for (p = 0; p < bs; ++p) {
+            double *aj, *v, *wp, alpha, xn, beta, tj;
+            size_t m;
+            j = i0 + p;
+            aj = A + j * lda;
+            m = n - j - 1;
+            for (q = 0; q < p; ++q) /* column j -= V W(j,:)^T + W V(j,:)^T */
+                acem__daxpy2(n - j, -W[q * n + j], A + (i0 + q) * lda + j, -A[(i0 + q) * lda + j], W + q * n + j,
+                             aj + j);
+            if (m == 0) { tau[j] = 0.0; e[j] = 0.0; break; }
+            /* Householder vector: (I - tau v v^T) aj[j+1..] = beta e_1, v_0 = 1 */
+            alpha = aj[j + 1];
+            xn = m > 1 ? acem__ddot(m - 1, aj + j + 2, aj + j + 2) : 0.0;
+            if (xn == 0.0) {
+                tj = 0.0;
+                beta = alpha;
+            } else {
+                beta = ACEM_SQRT(alpha * alpha + xn);
+                if (alpha > 0) beta = -beta;
+                tj = (beta - alpha) / beta;
+                acem__dscal(m - 1, 1.0 / (alpha - beta), aj + j + 2);
+            }
+            tau[j] = tj;
+            e[j] = beta;
+            aj[j + 1] = 1.0;
+            v = aj + j + 1;
+            /* w = tau (A22 v - V (W^T v) - W (V^T v)); w -= (tau/2)(w.v) v */
+            wp = W + p * n + j + 1;
+            acem__dsymv(m, A + (j + 1) * lda + j + 1, lda, v, wp);
+            for (q = 0; q < p; ++q) {
+                const double *vq = A + (i0 + q) * lda + j + 1, *wq = W + q * n + j + 1;
+                acem__daxpy2(m, -acem__ddot(m, wq, v), vq, -acem__ddot(m, vq, v), wq, wp);
+            }
+            acem__dscal(m, tj, wp);
+            acem__daxpy(m, -0.5 * tj * acem__ddot(m, wp, v), v, wp);
+        }
+        if (i0 + bs < n) { /* A22 -= V W^T + W V^T: one product of depth 2 nb (bs == nb here) */
+            size_t s = i0 + bs, mt = n - s;
+            for (q = 0; q < bs; ++q) {
+                ACEM_MEMCPY(X + q * n + s, A + (i0 + q) * lda + s, mt * sizeof(double));
+                ACEM_MEMCPY(X + (2 * nbx + q) * n + s, A + (i0 + q) * lda + s, mt * sizeof(double));
+            }
+            acem__dgemm(1, 0, 2, mt, mt, 2 * nb, -1.0, X + s, NULL, n, W + s, NULL, n, 1.0, A + s * lda + s, lda, gw);
+        }
+        /* the panel's diagonal, then V as a dense block for its pair of panels
+           (zeros from the pair's start on), then the pair's T once both are done */
+        {
+            size_t P = i0 / ACEM__BT_NB * ACEM__BT_NB, bb = tl, b2;
+            double *T = Tf + (i0 / ACEM__BT_NB) * bb * bb;
+            for (p = 0; p < bs; ++p) {
+                j = i0 + p;
+                d[j] = A[j * lda + j];
+                for (q = P + 1; q <= j && q < n; ++q) A[j * lda + q] = 0.0;
+            }
+            if ((i0 + bs) % ACEM__BT_NB != 0 && i0 + bs < n) continue;
+            b2 = i0 + bs - P;
+            for (p = 0; p < bb * bb; ++p) T[p] = 0.0;
+            for (p = 0; p < b2; ++p) {
+                size_t o = P + p + 1; /* v_p starts (with its unit) at o */
+                double *t = X; /* scratch column */
+                T[p * bb + p] = tau[P + p];
+                if (o >= n) continue;
+                for (q = 0; q < p; ++q) t[q] = -tau[P + p] * acem__ddot(n - o, A + (P + q) * lda + o, A + (P + p) * lda + o);
+                for (q = 0; q < p; ++q) { /* T[0:p, p] = T[0:p, 0:p] t */
+                    double s2 = 0.0;
+                    size_t r;
+                    for (r = q; r < p; ++r) s2 += T[q * bb + r] * t[r];
+                    T[q * bb + p] = s2;
                 }
+            }
         }
     }
-    for (i = 0; i < n; ++i)
-        for (j = i + 1; j < n; ++j) G[i * ldg + j] = G[j * ldg + i];
 }
 
-/* All eigenvalues of the symmetric A (ascending, into w) and the eigenvectors
-   of the q largest as columns of Vec (column i for w[n-1-i], ld ldvec), by QL
-   without vectors (O(n^2)), inverse iteration on the tridiagonal
-   (re-orthogonalised within clusters, as LAPACK's stein does) and the
-   back-transformation through Q: about (4/3 + 2q/n) n^3 flops instead of the
-   ~12 n^3 of rotating all eigenvectors. With tolf > 0, eigenvalues at or
-   below (tolf)^2 * lambda_max get zero vectors (for a Gram matrix: singular
-   values at or below the rank tolerance tolf * s_1). A is destroyed.
-   work: ACEM__TOP_WORK(n) doubles. */
-#define ACEM__TOP_WORK(n) (9 * (n) + 1)
-static acem_result acem__syev_top(size_t n, double *A, size_t lda, size_t q, double tolf, double *w, double *Vec,
-                                  size_t ldvec, double *work) {
-    double *e = work, *dd = e + n, *ee = dd + n, *x = ee + n, *u0 = x + n, *u1 = u0 + n, *u2 = u1 + n;
-    double *ml = u2 + n, *pv = ml + n, tnorm = 0, ortol, vmin;
-    size_t i, j, c, it;
+/* Q z for the columns of Z (n x q, ldz), Q = H_0 ... H_{n-2} from acem__trd,
+   by pairs of panels (BT_NB reflectors) from the last: Z[i0+1..] -= V^T (T (V
+   Z[i0+1..])). V of block b is at Vs + i0 ldv + i0+1 with leading dimension
+   ldv, or (ldv 0: the packed copy of acem_syev) the b-th of the blocks of
+   BT_NB rows of n-1-i0 stored one after another. X: 2 TLD(n) q. */
+static void acem__backtr(size_t n, const double *Vs, size_t ldv, const double *Tf, double *Z, size_t ldz, size_t q,
+                         double *X, double *gw) {
+    const size_t nb = ACEM__BT_NB, tl = ACEM__TLD(n);
+    size_t b = ACEM__NBT(n);
+    if (!q) return;
+    while (b-- > 0) {
+        size_t i0 = b * nb, bs = acem__min(nb, n - i0), m0 = n - 1 - i0, ld = ldv ? ldv : m0;
+        const double *V;
+        double *Zs = Z + (i0 + 1) * ldz, *W1 = X, *W2 = X + tl * q;
+        if (!m0) continue;
+        if (ldv) V = Vs + i0 * ldv + i0 + 1;
+        else { /* packed: blocks one after another, each min(nb, n-i0) x m0 */
+            size_t c, off = 0;
+            for (c = 0; c < b; ++c) off += acem__min(nb, n - c * nb) * (n - 1 - c * nb);
+            V = Vs + off;
+        }
+        acem__dgemm(0, 0, 0, bs, q, m0, 1.0, V, NULL, ld, Zs, NULL, ldz, 0.0, W1, q, gw);
+        acem__dgemm(0, 0, 0, bs, q, bs, 1.0, Tf + b * tl * tl, NULL, tl, W1, NULL, q, 0.0, W2, q, gw);
+        acem__dgemm(1, 0, 0, m0, q, bs, -1.0, V, NULL, ld, W2, NULL, q, 1.0, Zs, ldz, gw);
+    }
+}
+
+/* acem__backtr on the layer's workers: Z's columns in chunks of ACEM__BTCH,
+   each taking every reflector block (a column's arithmetic does not depend
+   on the chunking). Lane scratch: X (2 TLD(n) min(BTCH, q)), then the
+   dgemm's (ACEM__LANE_F64 bounds both). L NULL:
+   serially with X and gw. */
+#define ACEM__BTCH 64
+#define ACEM__LANE_F64(mx, n) (acem__dgemm_work(mx, mx, mx) + 2 * ACEM__TLD(n) * acem__min(ACEM__BTCH, n))
+typedef struct acem__bt_job {
+    size_t n, ldv, ldz, q;
+    const double *Vs, *Tf;
+    double *Z;
+} acem__bt_job;
+static void acem__bt_chunk(void *ctx, size_t c, size_t nc, void *work) {
+    const acem__bt_job *J = ACEM__CAST(const acem__bt_job *, ctx);
+    size_t j0 = c * ACEM__BTCH;
+    double *X = ACEM__CAST(double *, work);
+    (void)nc;
+    acem__backtr(J->n, J->Vs, J->ldv, J->Tf, J->Z + j0, J->ldz, acem__min(ACEM__BTCH, J->q - j0), X,
+                 X + 2 * ACEM__TLD(J->n) * acem__min(ACEM__BTCH, J->q));
+}
+static void acem__pbacktr(const acem__exec *E, size_t n, const double *Vs, size_t ldv, const double *Tf, double *Z,
+                          size_t ldz, size_t q, double *X, double *gw) {
+    acem__bt_job J;
+    if (!E) { acem__backtr(n, Vs, ldv, Tf, Z, ldz, q, X, gw); return; }
+    J.n = n; J.ldv = ldv; J.ldz = ldz; J.q = q; J.Vs = Vs; J.Tf = Tf; J.Z = Z;
+    acem__run(E, (q + ACEM__BTCH - 1) / ACEM__BTCH, acem__bt_chunk, &J);
+}
+
+/* heap sort of the indices idx[0..n) by key (a[i], b[i]) ascending */
+static int acem__lt2(const double *a, const double *b, size_t i, size_t j) {
+    return a[i] < a[j] || (a[i] == a[j] && b[i] < b[j]);
+}
+static void acem__sift2(size_t *idx, size_t r, size_t n, const double *a, const double *b) {
+    for (;;) {
+        size_t c = 2 * r + 1, t;
+        if (c >= n) return;
+        if (c + 1 < n && acem__lt2(a, b, idx[c], idx[c + 1])) ++c;
+        if (!acem__lt2(a, b, idx[r], idx[c])) return;
+        t = idx[r]; idx[r] = idx[c]; idx[c] = t;
+        r = c;
+    }
+}
+static void acem__sort2(size_t *idx, size_t n, const double *a, const double *b) {
+    size_t i, t;
+    if (n < 2) return;
+    for (i = n / 2; i-- > 0;) acem__sift2(idx, i, n, a, b);
+    for (i = n; i-- > 1;) {
+        t = idx[0]; idx[0] = idx[i]; idx[i] = t;
+        acem__sift2(idx, 0, i, a, b);
+    }
+}
+
+/* Eigenvalues of the tridiagonal (d, e from acem__trd) ascending into w, and
+   the eigenvectors of the q largest as the columns of Z (n x q, ldz; column c
+   for w[n-1-c]) by inverse iteration; with tolf > 0, eigenvalues at or below
+   tolf^2 w[n-1] get zero vectors. Returns ACEM_ERR_NO_CONVERGENCE if an inverse iteration did not
+   converge (the caller then rotates instead). work: ACEM__STEIN_WORK(n) doubles. Vectors of
+   one cluster (eigenvalues within 1e-3 ||T|| of each other) are computed in
+   adjacent columns, re-orthogonalised (classical Gram-Schmidt, twice) at
+   every iteration. */
+/* x -= Zc (Zc^T x) over the cs columns of Zc (n rows, ldz): the first
+   ACEM__CLV of them also kept contiguous in cv (rows of length n, stride n),
+   read from there with vector dots; classical Gram-Schmidt, one pass. */
+#define ACEM__CLV 16
+#define ACEM__STEIN_WORK(n) ((11 + acem__min(ACEM__CLV, n)) * (n))
+static void acem__reorth(size_t bl, size_t cs, const double *Zc, size_t ldz, const double *cv, size_t ldc, double *x,
+                         double *dots) {
+    size_t i, j, nc = acem__min(cs, ACEM__CLV);
+    for (j = 0; j < cs; ++j) dots[j] = 0.0;
+    for (j = 0; j < nc; ++j) dots[j] = acem__ddot(bl, cv + j * ldc, x);
+    if (cs > nc) {
+        for (i = 0; i < bl; ++i) acem__daxpy(cs - nc, x[i], Zc + i * ldz + nc, dots + nc);
+        for (i = 0; i < bl; ++i) x[i] -= acem__ddot(cs - nc, Zc + i * ldz + nc, dots + nc);
+    }
+    for (j = 0; j < nc; ++j) acem__daxpy(bl, -dots[j], cv + j * ldc, x);
+}
+/* iterations after the growth test first passes (dstein: 2) */
+#ifndef ACEM__STEIN_EXTRA
+#define ACEM__STEIN_EXTRA 1
+#endif
+#ifndef ACEM__STEIN_MAXITS
+#define ACEM__STEIN_MAXITS 5
+#endif
+static acem_result acem__steig(size_t n, const double *d, const double *e, size_t q, double tolf, double *w,
+                               double *Z, size_t ldz, double *work, int maxits) {
+    double *tag = work, *x = tag + n, *u0 = x + n, *u1 = u0 + n, *u2 = u1 + n, *ml = u2 + n, *pv = ml + n;
+    double *qd = pv + n, *qe = qd + n, *key = qe + n, *srt = key + n, *cv = srt + n;
+    size_t *idx = ACEM__CAST(size_t *, (void *)srt); /* n indices in the last n doubles' space */
+    const double eps = 2.220446049250313e-16;
+    double vmin;
+    size_t i, j, b0, t;
     acem_result r;
-    if (!n) return ACEM_OK;
+    /* unreduced blocks: e[i] negligible next to its diagonal neighbours */
+    for (b0 = 0; b0 < n;) {
+        size_t b1 = b0 + 1;
+        while (b1 < n && acem__fabs(e[b1 - 1]) > eps * (acem__fabs(d[b1 - 1]) + acem__fabs(d[b1]))) ++b1;
+        for (i = b0; i < b1; ++i) {
+            qd[i] = d[i];
+            qe[i] = e[i];
+            tag[i] = (double)b0;
+        }
+        if ((r = acem__sterf(b1 - b0, qd + b0, qe + b0)) != ACEM_OK) return r;
+        b0 = b1;
+    }
+    /* all eigenvalues ascending (ties by block: deterministic) */
+    for (i = 0; i < n; ++i) idx[i] = i;
+    acem__sort2(idx, n, qd, tag);
+    for (i = 0; i < n; ++i) { w[i] = qd[idx[i]]; key[i] = tag[idx[i]]; }
+    for (i = 0; i < n; ++i) tag[i] = key[i];
+    vmin = tolf > 0 ? tolf * tolf * w[n - 1] : -1e308;
+    if (q > n) q = n;
+    if (!q) return ACEM_OK;
+    /* the q largest, grouped by block, descending within a block: order by
+       (block, n-1-i) ascending; column c of Z is the c-th of that order */
+    for (t = 0; t < q; ++t) { idx[t] = n - 1 - t; key[n - 1 - t] = (double)t; }
+    acem__sort2(idx, q, tag, key);
+    for (i = 0; i < n; ++i)
+        for (j = 0; j < q; ++j) Z[i * ldz + j] = 0.0;
+    {
+        size_t gp = 0, prevb = (size_t)-1, be = 0, bl = 0;
+        double xjm = 0.0, onenrm = 0.0, ortol = 0.0, dtpcrt = 0.0;
+        for (t = 0; t < q; ++t) {
+            size_t ev = idx[t], bb = (size_t)tag[ev], it, nrmchk = 0;
+            double lam = w[ev], nrm, tiny;
+            if (bb != prevb) { /* a new block: its end (the split test again), norm and tolerances */
+                be = bb + 1;
+                while (be < n && acem__fabs(e[be - 1]) > eps * (acem__fabs(d[be - 1]) + acem__fabs(d[be]))) ++be;
+                bl = be - bb;
+                onenrm = 0.0;
+                for (i = bb; i < be; ++i) {
+                    double s = acem__fabs(d[i]) + (i > bb ? acem__fabs(e[i - 1]) : 0.0) + (i + 1 < be ? acem__fabs(e[i]) : 0.0);
+                    if (s > onenrm) onenrm = s;
+                }
+                ortol = 1e-3 * onenrm;
+                dtpcrt = ACEM_SQRT(0.1 / (double)bl);
+                gp = t;
+                prevb = bb;
+            } else {
+                double pertol = 10.0 * acem__fabs(eps * lam);
+                if (xjm - lam < pertol) lam = xjm - pertol; /* separate coincident eigenvalues */
+                if (acem__fabs(xjm - lam) > ortol) gp = t;  /* a new cluster */
+            }
+            xjm = lam;
+            if (!(w[ev] > vmin)) {
+                if (t - gp < ACEM__CLV) ACEM_MEMSET(cv + (t - gp) * n, 0, bl * sizeof(double));
+                continue;
+            }
+            if (bl == 1) { Z[bb * ldz + t] = 1.0; continue; }
+            /* T - lam I = P L U, partial pivoting (U: diagonal u0, two superdiagonals), branch-free;
+               then U's rows scaled by 1/u0 (tiny pivots replaced, as dlagts does) */
+            {
+                double cd = d[bb] - lam, cu = e[bb];
+                for (i = 0; i + 1 < bl; ++i) {
+                    double sub = e[bb + i], nd = d[bb + i + 1] - lam, nu = i + 2 < bl ? e[bb + i + 1] : 0.0;
+                    int p = acem__fabs(cd) < acem__fabs(sub);
+                    double piv = p ? sub : cd, num = p ? cd : sub, mm = piv != 0 ? num / piv : 0.0;
+                    double a1 = p ? nd : cu;
+                    pv[i] = p ? -1.0 : 1.0; /* the sign bit: a blend mask */
+                    u0[i] = piv; u1[i] = a1; u2[i] = p ? nu : 0.0; ml[i] = mm;
+                    cd = (p ? cu : nd) - mm * a1;
+                    cu = p ? -mm * nu : nu;
+                }
+                u0[bl - 1] = cd; u1[bl - 1] = u2[bl - 1] = 0.0;
+            }
+            tiny = eps * (onenrm > 0 ? onenrm : 1.0);
+            for (i = 0; i < bl; ++i) {
+                double p = acem__fabs(u0[i]) < tiny ? (u0[i] < 0 ? -tiny : tiny) : u0[i];
+                u0[i] = 1.0 / p;
+                u1[i] *= u0[i];
+                u2[i] *= u0[i];
+            }
+            for (i = 0; i < bl; ++i) x[i] = 1.0 + (double)((i * 7919u + t * 104729u) % 1009u) / 1009.0;
+            for (it = 0;; ++it) {
+                double scl, xi;
+                if (it >= (size_t)maxits) return ACEM_ERR_NO_CONVERGENCE;
+                scl = (double)bl * onenrm * acem__fmax(acem__fabs(1.0 / u0[bl - 1]), eps) / acem__dabs_red(bl, x, 0);
+                acem__dscal(bl, scl, x);
+#if defined(ACEM__AVX2) || defined(ACEM__AVX512)
+                { /* forward: the row operations (SSE blends keep the select off the integer unit) */
+                    __m128d cx = _mm_load_sd(x);
+                    for (i = 0; i + 1 < bl; ++i) {
+                        __m128d nx = _mm_load_sd(x + i + 1), mk = _mm_load_sd(pv + i);
+                        __m128d a = _mm_blendv_pd(cx, nx, mk), b = _mm_blendv_pd(nx, cx, mk);
+                        _mm_store_sd(x + i, a);
+                        cx = _mm_fnmadd_sd(_mm_load_sd(ml + i), a, b);
+                    }
+                    _mm_store_sd(&xi, cx);
+                }
+#else
+                xi = x[0];
+                for (i = 0; i + 1 < bl; ++i) { /* forward: the row operations */
+                    double nx = x[i + 1], a = pv[i] < 0 ? nx : xi, b = pv[i] < 0 ? xi : nx;
+                    x[i] = a;
+                    xi = b - ml[i] * a;
+                }
+#endif
+                x[bl - 1] = xi;
+                { /* back: U x = y, the last two x kept in registers (u1, u2 vanish past the end) */
+                    double x1 = 0.0, x2 = 0.0;
+                    for (i = bl; i-- > 0;) {
+                        double v = (x[i] * u0[i] - u2[i] * x2) - u1[i] * x1;
+                        x[i] = v;
+                        x2 = x1;
+                        x1 = v;
+                    }
+                }
+                if (gp < t) acem__reorth(bl, t - gp, Z + bb * ldz + gp, ldz, cv, n, x, key);
+                nrm = acem__dabs_red(bl, x, 1);
+                if (nrm < dtpcrt) continue;
+                if (++nrmchk < ACEM__STEIN_EXTRA + 1) continue;
+                break;
+            }
+            if (gp < t) acem__reorth(bl, t - gp, Z + bb * ldz + gp, ldz, cv, n, x, key); /* twice is enough */
+            if (t - gp < ACEM__CLV) ACEM_MEMCPY(cv + (t - gp) * n, x, bl * sizeof(double)); /* unnormalised: see below */
+            nrm = acem__dabs_red(bl, x, 1); /* the sign: largest component positive */
+            for (i = 0; i < bl && acem__fabs(x[i]) != nrm; ++i) {}
+            nrm = (x[i] < 0 ? -1.0 : 1.0) / ACEM_SQRT(acem__ddot(bl, x, x));
+            for (i = 0; i < bl; ++i) Z[(bb + i) * ldz + t] = x[i] * nrm;
+            if (t - gp < ACEM__CLV) acem__dscal(bl, nrm, cv + (t - gp) * n);
+        }
+    }
+    /* columns from the grouped order to descending eigenvalue order */
+    for (i = 0; i < n; ++i) {
+        double *zi = Z + i * ldz;
+        for (t = 0; t < q; ++t) x[n - 1 - idx[t]] = zi[t];
+        for (t = 0; t < q; ++t) zi[t] = x[t];
+    }
+    return ACEM_OK;
+}
+
+/* Checks that the n x n A is finite and returns the factor (1 or a power of
+   two) that brings max |a_ij| into [2^-485, 2^485] (LAPACK dsyev's rmin /
+   rmax: no sum of squares can then overflow or underflow); 0 if not finite. */
+static double acem__eig_scale(size_t n, const double *A, size_t lda) {
+    double amax = 0.0, s = 1.0;
+    size_t i, j;
     for (i = 0; i < n; ++i)
         for (j = 0; j < n; ++j) {
             double v = A[i * lda + j];
-            if (v - v != 0) return ACEM_ERR_NONFINITE;
+            if (v - v != 0) return 0.0;
+            if (acem__fabs(v) > amax) amax = acem__fabs(v);
         }
-    acem__tred2t(n, A, lda, w, e);
-    for (i = 0; i < n; ++i) {
-        dd[i] = w[i];
-        ee[i] = i + 1 < n ? e[i + 1] : 0.0; /* couples i and i+1 */
-    }
-    if ((r = acem__tql2t(n, w, e, NULL, 0)) != ACEM_OK) return r;
-    for (i = 0; i < n; ++i) {
-        double t = acem__fabs(dd[i]) + acem__fabs(ee[i]) + (i ? acem__fabs(ee[i - 1]) : 0.0);
-        if (t > tnorm) tnorm = t;
-    }
-    ortol = 1e-3 * tnorm;
-    if (q > n) q = n;
-    vmin = tolf > 0 ? tolf * tolf * w[n - 1] : -1e308;
-    for (c = 0; c < q; ++c) {
-        double lam = w[n - 1 - c], cd, cu, tiny = 2.220446049250313e-16 * (tnorm > 0 ? tnorm : 1.0);
-        for (i = 0; i < n; ++i) Vec[i * ldvec + c] = 0.0;
-        if (!(lam > vmin)) continue;
-        /* T - lam I = P L U with partial pivoting (U: diagonal u0, two superdiagonals) */
-        cd = dd[0] - lam;
-        cu = n > 1 ? ee[0] : 0.0;
-        for (i = 0; i < n; ++i) {
-            double sub, nd, nu, m;
-            if (i == n - 1) { u0[i] = cd; u1[i] = u2[i] = 0; break; }
-            sub = ee[i];
-            nd = dd[i + 1] - lam;
-            nu = i + 2 < n ? ee[i + 1] : 0.0;
-            if (acem__fabs(cd) >= acem__fabs(sub)) {
-                m = cd != 0 ? sub / cd : 0.0;
-                pv[i] = 0; u0[i] = cd; u1[i] = cu; u2[i] = 0; ml[i] = m;
-                cd = nd - m * cu;
-                cu = nu;
-            } else {
-                m = cd / sub;
-                pv[i] = 1; u0[i] = sub; u1[i] = nd; u2[i] = nu; ml[i] = m;
-                cd = cu - m * nd;
-                cu = -m * nu;
-            }
-        }
+    if (amax == 0.0) return 1.0;
+    while (amax * s > 9.98012604599318e+145) s *= 0.5; /* 2^485 */
+    while (amax * s < 1.0019968104301e-146) s *= 2.0;  /* 2^-485 */
+    return s;
+}
+static void acem__scale_sq(size_t n, double *A, size_t lda, double s) {
+    size_t i, j;
+    if (s != 1.0)
         for (i = 0; i < n; ++i)
-            if (acem__fabs(u0[i]) < tiny) u0[i] = tiny;
-        for (i = 0; i < n; ++i) x[i] = 1.0 + (double)((i * 7919u + c * 104729u) % 1009u) / 1009.0;
-        for (it = 0; it < 4; ++it) {
-            double nrm = 0;
-            for (i = 0; i + 1 < n; ++i) { /* forward: the row operations */
-                if (pv[i] != 0) { double t = x[i]; x[i] = x[i + 1]; x[i + 1] = t; }
-                x[i + 1] -= ml[i] * x[i];
-            }
-            for (i = n; i-- > 0;) {
-                double v = x[i];
-                if (i + 1 < n) v -= u1[i] * x[i + 1];
-                if (i + 2 < n) v -= u2[i] * x[i + 2];
-                x[i] = v / u0[i];
-            }
-            for (j = c; j-- > 0;) { /* within the cluster, against the vectors already found */
-                double dot = 0;
-                if (acem__fabs(w[n - 1 - j] - lam) > ortol) break;
-                for (i = 0; i < n; ++i) dot += x[i] * Vec[i * ldvec + j];
-                for (i = 0; i < n; ++i) x[i] -= dot * Vec[i * ldvec + j];
-            }
-            for (i = 0; i < n; ++i) nrm += x[i] * x[i];
-            if (!(nrm > 0)) return ACEM_ERR_NO_CONVERGENCE;
-            nrm = 1.0 / ACEM_SQRT(nrm);
-            for (i = 0; i < n; ++i) x[i] *= nrm;
+            for (j = 0; j < n; ++j) A[i * lda + j] *= s;
+}
+
+/* The fallback: all eigenvectors of the tridiagonal by QL with rotations into
+   Z (n x n, ldz, rows = eigenvectors, ascending), then transposed: column c
+   for w[c]. work: 2 n doubles. */
+static acem_result acem__tri_ql(size_t n, const double *d, const double *e, double *w, double *Z, size_t ldz,
+                                double *work) {
+    double *qe = work;
+    size_t i, j;
+    acem_result r;
+    for (i = 0; i < n; ++i) {
+        w[i] = d[i];
+        qe[i] = i ? e[i - 1] : 0.0;
+        for (j = 0; j < n; ++j) Z[i * ldz + j] = i == j ? 1.0 : 0.0;
+    }
+    if ((r = acem__tql2t(n, w, qe, Z, ldz)) != ACEM_OK) return r;
+    for (i = 0; i < n; ++i)
+        for (j = i + 1; j < n; ++j) {
+            double t = Z[i * ldz + j];
+            Z[i * ldz + j] = Z[j * ldz + i];
+            Z[j * ldz + i] = t;
         }
-        for (i = 0; i < n; ++i) Vec[i * ldvec + c] = x[i];
-    }
-    for (c = 0; c < q; ++c) { /* back-transform: v = Q z, Q's columns are A's rows */
-        for (i = 0; i < n; ++i) { x[i] = Vec[i * ldvec + c]; u0[i] = 0.0; }
-        for (i = 0; i < n; ++i)
-            if (x[i] != 0.0) acem__daxpy(n, x[i], A + i * lda, u0);
-        for (i = 0; i < n; ++i) Vec[i * ldvec + c] = u0[i];
-    }
     return ACEM_OK;
+}
+
+/* All eigenvalues of the symmetric A (ascending, into w) and the eigenvectors
+   of the q largest as columns of Vec (column i for w[n-1-i], ld ldvec <= n):
+   tridiagonalisation, QL without vectors, inverse iteration, back-
+   transformation: about (4/3) n^3 + 2 n^2 q flops, nearly all in acem__dgemm
+   and acem__dsymv. With tolf > 0, eigenvalues at or below tolf^2 * lambda_max
+   get zero vectors (for a Gram matrix: singular values at or below the rank
+   tolerance tolf * s_1). A is destroyed; Vec must have room for n * n doubles
+   (the fallback). work: ACEM__TOP_WORK(n) doubles; gw: acem__dgemm_work(n, n,
+   n) doubles. E (may be NULL): the back-transformation runs on its workers.
+   (The _its forms take the inverse iteration's limit: 0 forces the
+   fallback, for the tests.) */
+static acem_result acem__syev_top_its(size_t n, double *A, size_t lda, size_t q, double tolf, double *w,
+                                      double *Vec, size_t ldvec, double *work, double *gw, int maxits,
+                                      const acem__exec *E) {
+    double *d = work, *e = d + n, *tau = e + n, *sw = tau + n, *X = sw + ACEM__STEIN_WORK(n), *Tf = X + ACEM__XWORK(n);
+    double sc, vmin;
+    size_t i, c;
+    acem_result r;
+    if (!n) return ACEM_OK;
+    if ((sc = acem__eig_scale(n, A, lda)) == 0.0) return ACEM_ERR_NONFINITE;
+    acem__scale_sq(n, A, lda, sc);
+    if (q > n) q = n;
+    acem__trd(n, A, lda, d, e, tau, X, Tf, gw);
+    r = acem__steig(n, d, e, q, tolf, w, Vec, ldvec, sw, maxits);
+    if (r == ACEM_ERR_NO_CONVERGENCE) { /* rotate instead (Vec as n x n), then keep the top q */
+        if ((r = acem__tri_ql(n, d, e, w, Vec, n, sw)) != ACEM_OK) return r;
+        vmin = tolf > 0 ? tolf * tolf * w[n - 1] : -1e308;
+        for (i = 0; i < n; ++i) {
+            for (c = 0; c < q; ++c) sw[c] = w[n - 1 - c] > vmin ? Vec[i * n + n - 1 - c] : 0.0;
+            for (c = 0; c < q; ++c) Vec[i * ldvec + c] = sw[c];
+        }
+    }
+    if (r != ACEM_OK) return r;
+    acem__pbacktr(E, n, A, lda, Tf, Vec, ldvec, q, X, gw);
+    for (i = 0; i < n; ++i) w[i] /= sc;
+    return ACEM_OK;
+}
+
+static acem_result acem__syev_top(size_t n, double *A, size_t lda, size_t q, double tolf, double *w, double *Vec,
+                                  size_t ldvec, double *work, double *gw, const acem__exec *E) {
+    return acem__syev_top_its(n, A, lda, q, tolf, w, Vec, ldvec, work, gw, ACEM__STEIN_MAXITS, E);
+}
+
+/* packed copy of the panels' V (acem_syev): NB rows of n-1-i0 per panel */
+static size_t acem__vpack(size_t n) {
+    size_t b, s = 0;
+    for (b = 0; b < ACEM__NBT(n); ++b) s += acem__min(ACEM__BT_NB, n - b * ACEM__BT_NB) * (n - 1 - b * ACEM__BT_NB);
+    return s;
+}
+ACEMDEF size_t acem_syev_work_bytes(size_t n) {
+    return (ACEM__TOP_WORK(n) + acem__vpack(n) + acem__dgemm_work(n, n, n)) * sizeof(double);
+}
+
+/* The same pipeline for every eigenpair: the Householder vectors move to the
+   workspace (about n^2/2 doubles) so that the eigenvectors of the tridiagonal
+   can be built in A and transformed there (2 n^3 flops of GEMM). */
+static acem_result acem__syev_its(size_t n, double *A, size_t lda, double *w, void *work, int maxits) {
+    double *d = ACEM__CAST(double *, work), *e = d + n, *tau = e + n, *sw = tau + n, *X = sw + ACEM__STEIN_WORK(n);
+    double *Tf = X + ACEM__XWORK(n), *Vp = Tf + ACEM__NBT(n) * ACEM__TLD(n) * ACEM__TLD(n) + 1;
+    double *gw = Vp + acem__vpack(n), sc;
+    size_t i, j, b, off = 0;
+    acem_result r;
+    if (!n) return ACEM_OK;
+    if ((sc = acem__eig_scale(n, A, lda)) == 0.0) return ACEM_ERR_NONFINITE;
+    acem__scale_sq(n, A, lda, sc);
+    acem__trd(n, A, lda, d, e, tau, X, Tf, gw);
+    for (b = 0; b < ACEM__NBT(n); ++b) {
+        size_t i0 = b * ACEM__BT_NB, bs = acem__min(ACEM__BT_NB, n - i0), m0 = n - 1 - i0;
+        for (i = 0; i < bs && m0; ++i) ACEM_MEMCPY(Vp + off + i * m0, A + (i0 + i) * lda + i0 + 1, m0 * sizeof(double));
+        off += bs * m0;
+    }
+    r = acem__steig(n, d, e, n, 0.0, w, A, lda, sw, maxits);
+    if (r == ACEM_OK) /* descending columns -> ascending */
+        for (i = 0; i < n; ++i)
+            for (j = 0; j < n / 2; ++j) {
+                double t = A[i * lda + j];
+                A[i * lda + j] = A[i * lda + n - 1 - j];
+                A[i * lda + n - 1 - j] = t;
+            }
+    else if (r == ACEM_ERR_NO_CONVERGENCE)
+        r = acem__tri_ql(n, d, e, w, A, lda, sw);
+    if (r != ACEM_OK) return r;
+    acem__backtr(n, Vp, 0, Tf, A, lda, n, X, gw);
+    for (i = 0; i < n; ++i) w[i] /= sc;
+    return ACEM_OK;
+}
+
+ACEMDEF acem_result acem_syev(size_t n, double *A, size_t lda, double *w, void *work) {
+    return acem__syev_its(n, A, lda, w, work, ACEM__STEIN_MAXITS);
+}
+
+/* G (n x n, f64, full) = F^T F (trans=1, F is k x n) or F F^T (trans=0, F is
+   n x k), accumulated in f64 from f32 input (an f32 Gram would bury the small
+   singular values under noise of order sqrt(eps) s_1): the lower triangle by
+   acem__dgemm, which widens F while packing, then mirrored.
+   gw: acem__dgemm_work(n, n, k) doubles. */
+static void acem__gram_f64(int trans, size_t n, size_t k, const float *F, size_t ldf, double *G, size_t ldg,
+                           double *gw) {
+    size_t i, j;
+    acem__dgemm(trans, !trans, 1, n, n, k, 1.0, NULL, F, ldf, NULL, F, ldf, 0.0, G, ldg, gw);
+    for (i = 0; i < n; ++i)
+        for (j = i + 1; j < n; ++j) G[i * ldg + j] = G[j * ldg + i];
 }
 
 /* =========================================================================== */
@@ -2530,12 +3286,14 @@ ACEMDEF acem_rule acem_tensor_rule(const acem_options *opt, const char *name, si
      ACE     0 Dc (RxC)  1 Q=sum Dc_t Sigma_t  2 E=sum e_t Dc_t, later B, W_pre
              3 S=sum Dc_t (T=1: the delta)  4 square region (Sacc C x C f32 + tmp,
              later the f64 Gram of F)  5 f64 vectors  6 saved diagonal  7 eigen
-             vectors w,e  8 pivots  9 gemm workspace
-     ACTMAT  0 D  1 N=sum D_t C_t  4 square (G f32 + tmp, later f64)  5 V32 (C x C)
-             7 eigen  9 gemm
+             values + ACEM__TOP_WORK  8 pivots  9 gemm workspace (f32 and f64
+             kernels)  11 eigenvectors (n x n f64)
+     ACTMAT  0 D  1 N=sum D_t C_t  4 square (G f32 + tmp, later f64)  5 V32 (C x C),
+             first the eigensolver's workspace  7 eigenvalues  9 gemm
      ISO_C   0 acc  1 V (C x n)  2 U (R x n)  4 square (f64 n x n)  7 eigen  9 gemm
-     TSV_M   0 D  1 U_all (R x n)  2 V_all (C x n)  3 s_all  4 square (3 n x n f64)
-             7 eigen  9 gemm
+             11 eigenvectors
+     TSV_M   0 D  1 U_all (R x n)  2 V_all (C x n)  3 s_all  4 three squares
+             (Gu, Gv, P, f64, acem__tsvm_sq each)  7 eigen  9 gemm  11 eigenvectors
      TIES    0 sum / agreeing sum  1 elected sign (int8)  2 counts (uint16)  3 histogram
      others  0 acc                                                                  */
 enum { ACEM__ST_MEAN_L, ACEM__ST_M2_L, ACEM__ST_SUM_N, ACEM__ST_ESUM, ACEM__ST_GATED, ACEM__ST_GAMMA };
@@ -2557,12 +3315,17 @@ static uint64_t acem__fnv1a(const char *s) {
 static size_t acem__workers(const acem_options *o) {
     return o->parallel_for ? (o->n_workers ? o->n_workers : 1) : 1;
 }
+/* TSV-M's squares Gu, Gv, P (f64): each also serves as an eigensolver workspace */
+static size_t acem__tsvm_sq(size_t n) {
+    return acem__max(n * n, (acem_syev_work_bytes(n) + sizeof(double) - 1) / sizeof(double));
+}
 static void acem__layout(acem_layer *L, acem__arena *a) {
     size_t R = L->rows, C = L->cols, n = acem__min(R, C), RC = 0, mx = acem__max(R, C);
     void **b = L->buf;
     int i;
     for (i = 0; i < 16; ++i) b[i] = NULL;
-    L->work_bytes = (acem_gemm_work_bytes(mx, mx, mx) + 63u) & ~(size_t)63u;
+    L->work_bytes = (acem__max(acem_gemm_work_bytes(mx, mx, mx), ACEM__LANE_F64(mx, n) * sizeof(double)) + 63u) &
+                    ~(size_t)63u;
     if (acem__mul_ovf(R, C, &RC)) { a->overflow = 1; return; }
     if (L->rule == ACEM_RULE_KEEP || RC == 0) return;
     if (L->rule == ACEM_RULE_MEAN) { b[0] = acem__take(a, RC, sizeof(float)); return; }
@@ -2578,15 +3341,14 @@ static void acem__layout(acem_layer *L, acem__arena *a) {
         b[7] = acem__take(a, n + ACEM__TOP_WORK(n), sizeof(double));
         b[8] = acem__take(a, C, sizeof(size_t));
         b[9] = acem__take(a, acem__workers(&L->opt) * L->work_bytes, 1);
-        b[10] = acem__take(a, ACEM__GRAM_PB * n, sizeof(double));
         b[11] = acem__take(a, n * n, sizeof(double));
         break;
     case ACEM_ACTMAT:
         b[0] = acem__take(a, RC, sizeof(float));
         b[1] = acem__take(a, RC, sizeof(float));
         b[4] = acem__take(a, C * C, sizeof(double));
-        b[5] = acem__take(a, C * C, sizeof(float));
-        b[7] = acem__take(a, 2 * C, sizeof(double));
+        b[5] = acem__take(a, acem__max(C * C * sizeof(float), acem_syev_work_bytes(C)), 1);
+        b[7] = acem__take(a, C, sizeof(double));
         b[9] = acem__take(a, acem__workers(&L->opt) * L->work_bytes, 1);
         break;
     case ACEM_ISO_C:
@@ -2596,7 +3358,6 @@ static void acem__layout(acem_layer *L, acem__arena *a) {
         b[4] = acem__take(a, n * n, sizeof(double));
         b[7] = acem__take(a, n + ACEM__TOP_WORK(n), sizeof(double));
         b[9] = acem__take(a, acem__workers(&L->opt) * L->work_bytes, 1);
-        b[10] = acem__take(a, ACEM__GRAM_PB * n, sizeof(double));
         b[11] = acem__take(a, n * n, sizeof(double));
         break;
     case ACEM_TSV_M:
@@ -2604,10 +3365,9 @@ static void acem__layout(acem_layer *L, acem__arena *a) {
         b[1] = acem__take(a, R * n, sizeof(float));
         b[2] = acem__take(a, C * n, sizeof(float));
         b[3] = acem__take(a, n, sizeof(double));
-        b[4] = acem__take(a, 3 * n * n, sizeof(double));
+        b[4] = acem__take(a, 3 * acem__tsvm_sq(n), sizeof(double));
         b[7] = acem__take(a, n + ACEM__TOP_WORK(n), sizeof(double));
         b[9] = acem__take(a, acem__workers(&L->opt) * L->work_bytes, 1);
-        b[10] = acem__take(a, ACEM__GRAM_PB * n, sizeof(double));
         b[11] = acem__take(a, n * n, sizeof(double));
         break;
     case ACEM_TIES:
@@ -2744,6 +3504,37 @@ static acem__exec acem__lexec(const acem_layer *L) {
     return X;
 }
 
+/* the f64 Gram (acem__gram_f64) on the workers: part c is rows [i0, i1) of
+   the lower triangle (cut into equal areas; an element's arithmetic depends
+   only on the depth blocking), columns [0, i0) by acem__dgemm and the
+   diagonal block by acem__gram_f64, then its mirror images above the
+   diagonal (elements no other part writes) */
+typedef struct acem__gram_job {
+    int trans;
+    size_t n, k, ldf, ldg;
+    const float *F;
+    double *G;
+} acem__gram_job;
+static void acem__gram_part(void *ctx, size_t c, size_t np, void *work) {
+    const acem__gram_job *J = ACEM__CAST(const acem__gram_job *, ctx);
+    size_t i0 = acem__bound(J->n, c, np, 1), i1 = acem__bound(J->n, c + 1, np, 1), h = i1 - i0, i, j;
+    const float *Fi = J->trans ? J->F + i0 : J->F + i0 * J->ldf;
+    double *gw = ACEM__CAST(double *, work), *G = J->G;
+    if (i0 >= i1) return;
+    if (i0)
+        acem__dgemm(J->trans, !J->trans, 0, h, i0, J->k, 1.0, NULL, Fi, J->ldf, NULL, J->F, J->ldf, 0.0,
+                    G + i0 * J->ldg, J->ldg, gw);
+    acem__gram_f64(J->trans, h, J->k, Fi, J->ldf, G + i0 * J->ldg + i0, J->ldg, gw);
+    for (j = 0; j < i0; ++j) /* G[j][i] = G[i][j] for i in [i0, i1): row j is contiguous */
+        for (i = i0; i < i1; ++i) G[j * J->ldg + i] = G[i * J->ldg + j];
+}
+static void acem__pgram(const acem__exec *E, int trans, size_t n, size_t k, const float *F, size_t ldf, double *G,
+                        size_t ldg) {
+    acem__gram_job J;
+    J.trans = trans; J.n = n; J.k = k; J.ldf = ldf; J.ldg = ldg; J.F = F; J.G = G;
+    acem__run(E, acem__nparts(E, n), acem__gram_part, &J);
+}
+
 /* ---- shared pieces -------------------------------------------------------- */
 /* The one place that names a non-finite delta: the loops elsewhere fold a
    flag (no early exit, so they vectorise) and call this only on failure. */
@@ -2834,13 +3625,17 @@ static void acem__widen_inplace(void *p, size_t n) {
    G gets the eigenvectors (n x n), s the singular values, descending. */
 /* Singular values of F (all n = min(R,C), descending, into s) and the
    singular vectors of the smaller side for the q largest, above the rank
-   tolerance max(R,C) eps_f32 s_1, as the columns of Vec (n x q). */
+   tolerance max(R,C) eps_f32 s_1, as the columns of Vec (n x q; room for
+   n x n). ework: ACEM__TOP_WORK(n) doubles; the Gram and the back-
+   transformation run on L's workers. */
 static acem_result acem__svd_small(size_t R, size_t C, const float *F, size_t ldf, double *G,
-                                   double *s, double *ework, double *X, size_t q, double *Vec) {
+                                   double *s, double *ework, size_t q, double *Vec, const acem_layer *L) {
+    acem__exec X = acem__lexec(L);
     size_t n = acem__min(R, C), i;
+    double *gw = ACEM__CAST(double *, L->buf[9]);
     acem_result r;
-    acem__gram_f64(C <= R, n, C <= R ? R : C, F, ldf, G, n, X);
-    if ((r = acem__syev_top(n, G, n, q, (double)acem__max(R, C) * ACEM__FLT_EPS, s, Vec, q ? q : 1, ework)) != ACEM_OK)
+    acem__pgram(&X, C <= R, n, C <= R ? R : C, F, ldf, G, n);
+    if ((r = acem__syev_top(n, G, n, q, (double)acem__max(R, C) * ACEM__FLT_EPS, s, Vec, q ? q : 1, ework, gw, &X)) != ACEM_OK)
         return r;
     for (i = 0; i < n / 2; ++i) { double t = s[i]; s[i] = s[n - 1 - i]; s[n - 1 - i] = t; }
     for (i = 0; i < n; ++i) s[i] = s[i] > 0 ? ACEM_SQRT(s[i]) : 0.0;
@@ -3223,7 +4018,7 @@ static acem_result acem__feed_tsvm(acem_layer *L, const float *x, const float *b
     acem_result r;
     if ((r = acem__load_delta(L, x, base, D, err)) != ACEM_OK) return r;
     if (!kt) return ACEM_OK;
-    if ((r = acem__svd_small(R, C, D, C, G, w, w + n, ACEM__CAST(double *, L->buf[10]), kt, ACEM__CAST(double *, L->buf[11]))) != ACEM_OK)
+    if ((r = acem__svd_small(R, C, D, C, G, w, w + n, kt, ACEM__CAST(double *, L->buf[11]), L)) != ACEM_OK)
         return acem__fail(err, r, "tensor '%s': expert %zu: SVD failed: %s", acem__nm(L->name), t, acem_result_string(r));
     {
         double tol = (double)acem__max(R, C) * ACEM__FLT_EPS * w[0];
@@ -3380,7 +4175,7 @@ static acem_result acem__finish_ace(acem_layer *L, const float *base, float *out
         double *G = ACEM__CAST(double *, L->buf[4]), sig = 0;
         size_t kept;
         acem__paxpy(&X, R * C, 1.0f, E, Q);
-        if ((r = acem__svd_small(R, C, Q, C, G, ew, ew + n, ACEM__CAST(double *, L->buf[10]), k, ACEM__CAST(double *, L->buf[11]))) != ACEM_OK)
+        if ((r = acem__svd_small(R, C, Q, C, G, ew, ew + n, k, ACEM__CAST(double *, L->buf[11]), L)) != ACEM_OK)
             return acem__fail(err, r, "tensor '%s': SVD of the refinement failed: %s", acem__nm(L->name),
                               acem_result_string(r));
         for (i = 0; i < k; ++i) sig += ew[i];
@@ -3403,7 +4198,7 @@ static acem_result acem__finish_actmat(acem_layer *L, const float *base, float *
     acem_result r;
     acem__write_base(out, base, R * C);
     acem__widen_inplace(G, C * C);
-    if ((r = acem_syev(C, G, C, w, w + C)) != ACEM_OK)
+    if ((r = acem_syev(C, G, C, w, V32)) != ACEM_OK) /* V32's space is free until the vectors are kept */
         return acem__fail(err, r, "tensor '%s': eigen-decomposition failed: %s", acem__nm(L->name), acem_result_string(r));
     lmax = w[C - 1];
     if (!(lmax > 0)) return ACEM_OK;
@@ -3430,7 +4225,7 @@ static acem_result acem__finish_isoc(acem_layer *L, const float *base, float *ou
     double *G = ACEM__CAST(double *, L->buf[4]), *s = ACEM__CAST(double *, L->buf[7]), sig = 0;
     acem_result r;
     acem__write_base(out, base, R * C);
-    if ((r = acem__svd_small(R, C, F, C, G, s, s + n, ACEM__CAST(double *, L->buf[10]), n, ACEM__CAST(double *, L->buf[11]))) != ACEM_OK)
+    if ((r = acem__svd_small(R, C, F, C, G, s, s + n, n, ACEM__CAST(double *, L->buf[11]), L)) != ACEM_OK)
         return acem__fail(err, r, "tensor '%s': SVD failed: %s", acem__nm(L->name), acem_result_string(r));
     for (i = 0; i < n; ++i) sig += s[i];
     sig /= (double)n;
@@ -3466,16 +4261,17 @@ static acem_result acem__finish_tsvm(acem_layer *L, const float *base, float *ou
     float *Y = ACEM__CAST(float *, L->buf[0]), *U = ACEM__CAST(float *, L->buf[1]);
     float *V = ACEM__CAST(float *, L->buf[2]);
     double *s = ACEM__CAST(double *, L->buf[3]), *Gu = ACEM__CAST(double *, L->buf[4]);
-    double *Gv = Gu + n * n, *P = Gv + n * n, *w = ACEM__CAST(double *, L->buf[7]);
+    double *Gv = Gu + acem__tsvm_sq(n), *P = Gv + acem__tsvm_sq(n), *w = ACEM__CAST(double *, L->buf[7]);
     float *core;
     acem_result r;
     acem__write_base(out, base, R * C);
     info->k = kt;
     if (!K) return ACEM_OK;
-    acem__gram_f64(1, K, R, U, n, Gu, K, ACEM__CAST(double *, L->buf[10]));
-    acem__gram_f64(1, K, C, V, n, Gv, K, ACEM__CAST(double *, L->buf[10]));
-    if ((r = acem_syev(K, Gu, K, w, w + n)) != ACEM_OK ||
-        (acem__inv_sqrt_range(K, Gu, w, acem__max(R, K), P), (r = acem_syev(K, Gv, K, w, w + n)) != ACEM_OK))
+    acem__pgram(&X, 1, K, R, U, n, Gu, K);
+    acem__pgram(&X, 1, K, C, V, n, Gv, K);
+    /* each eigensolver's workspace is a square not in use at the time: P, then Gu */
+    if ((r = acem_syev(K, Gu, K, w, P)) != ACEM_OK ||
+        (acem__inv_sqrt_range(K, Gu, w, acem__max(R, K), P), (r = acem_syev(K, Gv, K, w, Gu)) != ACEM_OK))
         return acem__fail(err, r, "tensor '%s': eigen-decomposition failed: %s", acem__nm(L->name), acem_result_string(r));
     /* Gu <- P diag(s) (the U-side factor, scaled), then P <- V-side factor */
     for (a = 0; a < K; ++a)
@@ -3709,7 +4505,7 @@ static void acem__lora_layout(acem__lora_plan *p, acem__arena *a) {
     p->s = ACEM__CAST(double *, acem__take(a, mx, sizeof(double)));
     p->Uo = ACEM__CAST(double *, acem__take(a, S, sizeof(double)));
     p->Vo = ACEM__CAST(double *, acem__take(a, S, sizeof(double)));
-    p->ew = ACEM__CAST(double *, acem__take(a, 2 * mx, sizeof(double)));
+    p->ew = ACEM__CAST(double *, acem__take(a, mx + (acem_syev_work_bytes(mx) + 7) / 8, sizeof(double)));
     p->vr = ACEM__CAST(double *, acem__take(a, acem__max(R, C), sizeof(double)));
     p->vc = ACEM__CAST(double *, acem__take(a, mx, sizeof(double)));
     p->Bout = ACEM__CAST(float *, acem__take(a, R * K, sizeof(float)));

@@ -13,7 +13,10 @@
    problem (row-major lower = column-major upper), so that LAPACKE does not
    transpose. reps (default 5) repetitions per row; filter keeps the rows whose operation
    name contains it. GFLOP/s use the standard counts: gemm 2mnk, syrk n^2 k,
-   potrf n^3/3, trsm m n^2; syev rows are in seconds. "ratio" > 1 means acem is
+   potrf n^3/3, trsm m n^2; syev rows are in seconds: top-k eigenpairs of a
+   Gram matrix as the refinement computes them (vs ssyevd and vs ssyevr), the
+   refinement's whole top-k SVD of F (vs sgesdd), all eigenpairs (vs ssyevd,
+   and vs dsyevd: LAPACK in acem's precision). "ratio" > 1 means acem is
    faster. The acem build (AVX-512 / AVX2 / scalar) follows the compiler flags
    (-mno-avx512f -mavx2 -mfma, or -DACEM_NO_SIMD); the reference kernels follow
    OPENBLAS_CORETYPE, printed on the machine line. */
@@ -234,28 +237,46 @@ static void bench_trsm(int trans, size_t m, size_t n) {
     free(L); free(B); free(X1); free(X2); free(t1); free(t2); free(work);
 }
 
-/* all eigenpairs of a Gram matrix D^T D / rows (D rows x n): acem_syev (f64)
-   against LAPACKE_ssyevd (f32) on the same matrix; error column: relative
-   difference of the eigenvalues */
-static void bench_syev(size_t rows, size_t n) {
+/* the Gram matrix D^T D / rows (n x n, full) of a random D (rows x n) */
+static float *gram_matrix(size_t rows, size_t n) {
     float *D = frandom(rows * n), *G = (float *)xmalloc(n * n * sizeof(float));
+    size_t i, j;
+    cblas_ssyrk(CblasRowMajor, CblasLower, CblasTrans, (int)n, (int)rows, 1.0f / (float)rows, D, (int)n, 0.0f,
+                G, (int)n);
+    for (i = 0; i < n; ++i)
+        for (j = i + 1; j < n; ++j) G[i * n + j] = G[j * n + i];
+    free(D);
+    return G;
+}
+/* relative difference of the first k of x (any order given by sx/sy steps) */
+static double rel_vals(const double *x, long sx, const float *y, long sy, size_t k) {
+    double num = 0, den = 0;
+    size_t i;
+    for (i = 0; i < k; ++i) {
+        double a = x[(long)i * sx], b = (double)y[(long)i * sy];
+        num += (a - b) * (a - b);
+        den += a * a;
+    }
+    return sqrt(num / (den > 0 ? den : 1));
+}
+
+/* all eigenpairs of a Gram matrix: acem_syev (f64) against LAPACKE_ssyevd
+   (f32) on the same matrix; error column: relative difference of the
+   eigenvalues */
+static void bench_syev(size_t rows, size_t n) {
+    float *G = gram_matrix(rows, n);
     float *W2 = (float *)xmalloc(n * n * sizeof(float)), *w2 = (float *)xmalloc(n * sizeof(float));
     double *W1 = (double *)xmalloc(n * n * sizeof(double)), *w1 = (double *)xmalloc(n * sizeof(double));
     void *work = xmalloc(acem_syev_work_bytes(n));
+    double *W3 = (double *)xmalloc(n * n * sizeof(double)), *w3 = (double *)xmalloc(n * sizeof(double));
     double *t1 = (double *)xmalloc(sizeof(double) * (size_t)reps), *t2 = (double *)xmalloc(sizeof(double) * (size_t)reps);
-    double num = 0, den = 0;
+    double *t3 = (double *)xmalloc(sizeof(double) * (size_t)reps), num = 0, den = 0;
     char shape[64];
     size_t i;
     int r;
-    cblas_ssyrk(CblasRowMajor, CblasLower, CblasTrans, (int)n, (int)rows, 1.0f / (float)rows, D, (int)n, 0.0f,
-                G, (int)n);
-    for (i = 0; i < n; ++i) {
-        size_t j;
-        for (j = i + 1; j < n; ++j) G[i * n + j] = G[j * n + i];
-    }
     for (r = 0; r < reps; ++r) {
         double t0;
-        for (i = 0; i < n * n; ++i) W1[i] = G[i];
+        for (i = 0; i < n * n; ++i) W1[i] = W3[i] = G[i];
         memcpy(W2, G, n * n * sizeof(float));
         t0 = now();
         if (acem_syev(n, W1, n, w1, work) != ACEM_OK) fprintf(stderr, "acem_syev failed\n");
@@ -264,14 +285,104 @@ static void bench_syev(size_t rows, size_t n) {
         if (LAPACKE_ssyevd(LAPACK_COL_MAJOR, 'V', 'U', (lapack_int)n, W2, (lapack_int)n, w2) != 0)
             fprintf(stderr, "ssyevd failed\n");
         t2[r] = now() - t0;
+        t0 = now();
+        if (LAPACKE_dsyevd(LAPACK_COL_MAJOR, 'V', 'U', (lapack_int)n, W3, (lapack_int)n, w3) != 0)
+            fprintf(stderr, "dsyevd failed\n");
+        t3[r] = now() - t0;
     }
+    snprintf(shape, sizeof shape, "all, n=%zu vs ssyevd", n);
+    print_row("syev all", shape, 0, median(t1, reps), median(t2, reps), rel_vals(w1, 1, w2, 1, n));
     for (i = 0; i < n; ++i) {
-        num += (w1[i] - w2[i]) * (w1[i] - w2[i]);
-        den += w1[i] * w1[i];
+        num += (w1[i] - w3[i]) * (w1[i] - w3[i]);
+        den += w3[i] * w3[i];
     }
-    snprintf(shape, sizeof shape, "Gram n=%zu (D %zux%zu)", n, rows, n);
-    print_row("syev", shape, 0, median(t1, reps), median(t2, reps), sqrt(num / (den > 0 ? den : 1)));
-    free(D); free(G); free(W2); free(w2); free(W1); free(w1); free(work); free(t1); free(t2);
+    /* the same precision as acem_syev: LAPACK's own cost of working in f64 */
+    snprintf(shape, sizeof shape, "all, n=%zu vs dsyevd", n);
+    print_row("syev all", shape, 0, median(t1, reps), median(t3, reps), sqrt(num / (den > 0 ? den : 1)));
+    free(G); free(W2); free(w2); free(W1); free(w1); free(W3); free(w3); free(work); free(t1); free(t2); free(t3);
+}
+
+/* What the refinement runs: the top k eigenpairs of the same Gram matrix
+   (acem__syev_top, f64: all eigenvalues, k vectors) against LAPACKE_ssyevd
+   (all pairs) and LAPACKE_ssyevr (range 'I': the top k pairs only) */
+static void bench_syev_top(size_t rows, size_t n, size_t k) {
+    float *G = gram_matrix(rows, n);
+    float *W2 = (float *)xmalloc(n * n * sizeof(float)), *w2 = (float *)xmalloc(n * sizeof(float));
+    float *w3 = (float *)xmalloc(n * sizeof(float)), *Z3 = (float *)xmalloc(n * k * sizeof(float));
+    lapack_int *isup = (lapack_int *)xmalloc(2 * n * sizeof(lapack_int)), m3 = 0;
+    double *A = (double *)xmalloc(n * n * sizeof(double)), *w1 = (double *)xmalloc(n * sizeof(double));
+    double *Vec = (double *)xmalloc(n * n * sizeof(double)), *ew = (double *)xmalloc(ACEM__TOP_WORK(n) * sizeof(double));
+    double *gw = (double *)xmalloc(acem__dgemm_work(n, n, n) * sizeof(double));
+    double *t1 = (double *)xmalloc(sizeof(double) * (size_t)reps), *t2 = (double *)xmalloc(sizeof(double) * (size_t)reps);
+    double *t3 = (double *)xmalloc(sizeof(double) * (size_t)reps);
+    char shape[64];
+    size_t i;
+    int r;
+    for (r = 0; r < reps; ++r) {
+        double t0;
+        for (i = 0; i < n * n; ++i) A[i] = G[i];
+        t0 = now();
+        if (acem__syev_top(n, A, n, k, 0.0, w1, Vec, k, ew, gw, NULL) != ACEM_OK) fprintf(stderr, "acem__syev_top failed\n");
+        t1[r] = now() - t0;
+        memcpy(W2, G, n * n * sizeof(float));
+        t0 = now();
+        if (LAPACKE_ssyevd(LAPACK_COL_MAJOR, 'V', 'U', (lapack_int)n, W2, (lapack_int)n, w2) != 0)
+            fprintf(stderr, "ssyevd failed\n");
+        t2[r] = now() - t0;
+        memcpy(W2, G, n * n * sizeof(float));
+        t0 = now();
+        if (LAPACKE_ssyevr(LAPACK_COL_MAJOR, 'V', 'I', 'U', (lapack_int)n, W2, (lapack_int)n, 0.0f, 0.0f,
+                           (lapack_int)(n - k + 1), (lapack_int)n, 0.0f, &m3, w3, Z3, (lapack_int)n, isup) != 0)
+            fprintf(stderr, "ssyevr failed\n");
+        t3[r] = now() - t0;
+    }
+    snprintf(shape, sizeof shape, "top %zu, n=%zu vs ssyevd", k, n);
+    print_row("syev top-k", shape, 0, median(t1, reps), median(t2, reps), rel_vals(w1 + n - 1, -1, w2 + n - 1, -1, k));
+    snprintf(shape, sizeof shape, "top %zu, n=%zu vs ssyevr", k, n);
+    print_row("syev top-k", shape, 0, median(t1, reps), median(t3, reps), rel_vals(w1 + n - 1, -1, w3 + k - 1, -1, k));
+    free(G); free(W2); free(w2); free(w3); free(Z3); free(isup); free(A); free(w1); free(Vec); free(ew); free(gw);
+    free(t1); free(t2); free(t3);
+}
+
+/* The refinement's whole top-k SVD of F (R x C): f64 Gram of the smaller
+   side, top-k eigenpairs, singular vectors U (R x k) and V (C x k) in f32
+   (acem__svd_small + acem__svd_vectors), against LAPACKE_sgesdd (all
+   min(R,C) triplets, jobz 'S') on F; error: the top k singular values */
+static void bench_svd_top(size_t R, size_t C, size_t k) {
+    size_t n = R < C ? R : C, mx = R < C ? C : R, i;
+    float *F = frandom(R * C), *F2 = (float *)xmalloc(R * C * sizeof(float));
+    float *U = (float *)xmalloc(R * k * sizeof(float)), *V = (float *)xmalloc(C * k * sizeof(float));
+    float *s2 = (float *)xmalloc(n * sizeof(float)), *U2 = (float *)xmalloc(R * n * sizeof(float));
+    float *V2 = (float *)xmalloc(n * C * sizeof(float));
+    double *G = (double *)xmalloc(n * n * sizeof(double)), *ew = (double *)xmalloc((n + ACEM__TOP_WORK(n)) * sizeof(double));
+    double *Vec = (double *)xmalloc(n * n * sizeof(double));
+    double *t1 = (double *)xmalloc(sizeof(double) * (size_t)reps), *t2 = (double *)xmalloc(sizeof(double) * (size_t)reps);
+    size_t wb = acem_gemm_work_bytes(mx, mx, mx);
+    size_t wd = ACEM__LANE_F64(mx, n) * sizeof(double);
+    acem_layer L;
+    char shape[64];
+    int r;
+    memset(&L, 0, sizeof L); /* a layer only as the kernels' context: one worker, its workspace */
+    L.work_bytes = (wb > wd ? wb : wd);
+    L.buf[9] = xmalloc(L.work_bytes);
+    for (i = 0; i < R * C; ++i) F[i] *= 1e-2f;
+    for (r = 0; r < reps; ++r) {
+        double t0 = now();
+        if (acem__svd_small(R, C, F, C, G, ew, ew + n, k, Vec, &L) != ACEM_OK)
+            fprintf(stderr, "acem__svd_small failed\n");
+        acem__svd_vectors(R, C, F, C, Vec, k, ew, k, U, k, V, k, &L);
+        t1[r] = now() - t0;
+        memcpy(F2, F, R * C * sizeof(float));
+        t0 = now(); /* row-major F is column-major F^T: same singular values */
+        if (LAPACKE_sgesdd(LAPACK_COL_MAJOR, 'S', (lapack_int)C, (lapack_int)R, F2, (lapack_int)C, s2, V2,
+                           (lapack_int)C, U2, (lapack_int)n) != 0)
+            fprintf(stderr, "sgesdd failed\n");
+        t2[r] = now() - t0;
+    }
+    snprintf(shape, sizeof shape, "top %zu, F %zux%zu vs sgesdd", k, R, C);
+    print_row("syev svd top-k", shape, 0, median(t1, reps), median(t2, reps), rel_vals(ew, 1, s2, 1, k));
+    free(F); free(F2); free(U); free(V); free(s2); free(U2); free(V2); free(G); free(ew); free(Vec); free(L.buf[9]);
+    free(t1); free(t2);
 }
 
 int main(int argc, char **argv) {
@@ -322,7 +433,10 @@ int main(int argc, char **argv) {
         for (i = 0; i < 3; ++i) bench_trsm(1, ns[i], ns[i]);
         for (i = 0; i < 3; ++i) bench_trsm(0, ns[i], ns[i]);
     }
-    if (want("syev")) {
+    if (want("syev")) { /* k = floor(0.3 n), the refinement's rank */
+        bench_syev_top(3072, 768, 230);
+        bench_svd_top(768, 3072, 230);
+        bench_svd_top(3072, 768, 230);
         bench_syev(3072, 768);
     }
     return 0;

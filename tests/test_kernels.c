@@ -8,6 +8,10 @@
                                 NaN / Inf)
      acem_trsm_rl, acem_chol_solve_right   multiplied back, and forward error
      acem_syev                  residual, orthogonality, order, known spectra
+     acem__gram_f64, acem__syev_top   the refinement's f64 Gram and top-k
+                                eigenpairs (internals): naive Gram, known spectra
+                                across the panel width, clusters, rank-deficient
+                                Grams, the QL fallback, repeatability
      f16 / bf16 conversions     exhaustive over 16-bit patterns, every halfway
                                 point, random f32, NaN payloads, array forms
    Run with any argument for a per-section summary. */
@@ -791,6 +795,35 @@ static void make_spectrum(double *A, const double *lam, size_t n, int rotate) {
     }
 }
 
+/* A = H_1 .. H_4 diag(lam) H_4 .. H_1 with random Householder reflectors H_i:
+   dense, with a known spectrum, in O(n^2) */
+static void make_spectrum_fast(double *A, const double *lam, size_t n) {
+    double *u = (double *)xmalloc(n * sizeof(double)), *y = (double *)xmalloc(n * sizeof(double));
+    size_t i, j, r;
+    for (i = 0; i < n * n; ++i) A[i] = 0;
+    for (i = 0; i < n; ++i) A[i * n + i] = lam[i];
+    for (r = 0; r < 4 && n > 1; ++r) {
+        double nu = 0, c;
+        for (i = 0; i < n; ++i) { u[i] = rnd_sym(); nu += u[i] * u[i]; }
+        nu = sqrt(nu);
+        for (i = 0; i < n; ++i) u[i] /= nu;
+        /* A <- H A H, H = I - 2 u u^T: y = A u, c = u.y; A -= 2 u y^T + 2 y u^T - 4 c u u^T */
+        c = 0;
+        for (i = 0; i < n; ++i) {
+            double s = 0;
+            for (j = 0; j < n; ++j) s += A[i * n + j] * u[j];
+            y[i] = s;
+            c += u[i] * s;
+        }
+        for (i = 0; i < n; ++i)
+            for (j = 0; j < n; ++j) A[i * n + j] += -2 * u[i] * y[j] - 2 * y[i] * u[j] + 4 * c * u[i] * u[j];
+        for (i = 0; i < n; ++i) /* exactly symmetric */
+            for (j = 0; j < i; ++j) A[j * n + i] = A[i * n + j];
+    }
+    free(u);
+    free(y);
+}
+
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
@@ -959,6 +992,40 @@ static void test_syev(void) {
         sprintf(label, "spectrum scaled by %g", sc);
         syev_case(label, n, A, 0, lam);
     }
+    { /* across the panel width (32) and its multiples: random and clustered spectra */
+        static const size_t big[] = {31, 32, 33, 64, 65, 255, 257};
+        double *B = (double *)xmalloc(257 * 257 * sizeof(double)), *lb = (double *)xmalloc(257 * sizeof(double));
+        for (s = 0; s < sizeof big / sizeof big[0]; ++s) {
+            size_t n = big[s];
+            for (i = 0; i < n; ++i) lb[i] = 4.0 * rnd_unit() - 2.0;
+            make_spectrum_fast(B, lb, n);
+            syev_case("random spectrum", n, B, s % 2 ? 3 : 0, lb);
+            for (i = 0; i < n; ++i) lb[i] = (double)(i % 4) + 1e-12 * (double)(i % 3);
+            make_spectrum_fast(B, lb, n);
+            syev_case("four tight clusters", n, B, 0, lb);
+        }
+        for (i = 0; i < 64; ++i) lb[i] = 4.0 * rnd_unit() - 2.0;
+        make_spectrum_fast(B, lb, 64);
+        { /* the fallback (QL with rotations) */
+            double *Aw = (double *)xmalloc(64 * 64 * sizeof(double)), *ww = (double *)xmalloc(64 * sizeof(double));
+            void *wk = xmalloc(acem_syev_work_bytes(64));
+            double res = 0, nrm = 0;
+            size_t p;
+            memcpy(Aw, B, 64 * 64 * sizeof(double));
+            CHECK(acem__syev_its(64, Aw, 64, ww, wk, 0) == ACEM_OK, "syev fallback: failed");
+            for (i = 0; i < 64; ++i)
+                for (j = 0; j < 64; ++j) {
+                    double v = -Aw[i * 64 + j] * ww[j];
+                    for (p = 0; p < 64; ++p) v += B[i * 64 + p] * Aw[p * 64 + j];
+                    res += v * v;
+                    nrm += B[i * 64 + j] * B[i * 64 + j];
+                }
+            CHECK(sqrt(res) <= 256.0 * 64 * DBL_EPSILON * sqrt(nrm), "syev fallback: residual %.3g", sqrt(res));
+            free(Aw); free(ww); free(wk);
+        }
+        free(B);
+        free(lb);
+    }
     { /* n = 0 */
         double dummy = 1.0, wd = 2.0;
         void *work = xmalloc(acem_syev_work_bytes(0));
@@ -969,6 +1036,176 @@ static void test_syev(void) {
     free(A);
     free(lam);
     if (verbose) printf("# syev: %d cases\n", n_syev_cases);
+}
+
+
+/* ---- the refinement's eigensolver internals (f64) -------------------------------
+   acem__gram_f64 against a naive f64 Gram; acem__syev_top (top q eigenpairs:
+   blocked tridiagonalisation, QL, inverse iteration, WY back-transformation)
+   and acem_syev on sizes across the panel width (1, 2, 7, 33, 255, 257, 768)
+   with known spectra: random, clustered / repeated, rank-deficient Grams;
+   eigenvalues against the known ones, residual ||A v - lambda v|| and
+   orthonormality of the vectors, zero vectors under the rank tolerance, the
+   QL fallback (inverse iteration limit 0) and bitwise repeatability. */
+static int n_top_cases = 0;
+
+/* top-q eigenpairs of the n x n symmetric A0 (expect: all eigenvalues, any
+   order, or NULL); tolf as acem__syev_top's; maxits 0 forces the fallback */
+static void top_case(const char *label, size_t n, const double *A0, size_t q, double tolf, const double *expect,
+                     int maxits) {
+    double *A = (double *)xmalloc(n * n * sizeof(double)), *A2 = (double *)xmalloc(n * n * sizeof(double));
+    double *w = (double *)xmalloc(n * sizeof(double)), *w2 = (double *)xmalloc(n * sizeof(double));
+    double *V = (double *)xmalloc(n * n * sizeof(double)), *V2 = (double *)xmalloc(n * n * sizeof(double));
+    double *work = (double *)xmalloc(ACEM__TOP_WORK(n) * sizeof(double));
+    double *gw = (double *)xmalloc(acem__dgemm_work(n, n, n) * sizeof(double));
+    double normA = 0, eps = DBL_EPSILON, res = 0, orth = 0, maxdev = 0, vmin;
+    size_t i, j, p, c, zerobad = 0, same = 1;
+    int ascending = 1;
+    acem_result r, r2;
+    ++n_top_cases;
+    for (i = 0; i < n * n; ++i) normA += A0[i] * A0[i];
+    normA = sqrt(normA);
+    memcpy(A, A0, n * n * sizeof(double));
+    memcpy(A2, A0, n * n * sizeof(double));
+    r = acem__syev_top_its(n, A, n, q, tolf, w, V, q ? q : 1, work, gw, maxits, NULL);
+    r2 = acem__syev_top_its(n, A2, n, q, tolf, w2, V2, q ? q : 1, work, gw, maxits, NULL);
+    CHECK(r == ACEM_OK, "syev_top %s n=%zu q=%zu: returned %d", label, n, q, (int)r);
+    for (i = 0; i < n; ++i) {
+        if (i + 1 < n && !(w[i] <= w[i + 1])) ascending = 0;
+        same &= dbits(w[i]) == dbits(w2[i]);
+    }
+    for (i = 0; i < n * q; ++i) same &= dbits(V[i]) == dbits(V2[i]);
+    CHECK(ascending, "syev_top %s n=%zu: eigenvalues not ascending", label, n);
+    CHECK(same && r2 == r, "syev_top %s n=%zu: two runs differ", label, n);
+    if (expect) {
+        double *ex = (double *)xmalloc(n * sizeof(double));
+        memcpy(ex, expect, n * sizeof(double));
+        qsort(ex, n, sizeof(double), cmp_double);
+        for (i = 0; i < n; ++i) {
+            double d = fabs(w[i] - ex[i]);
+            if (!(d <= maxdev)) maxdev = d == d ? d : HUGE_VAL;
+        }
+        CHECK(maxdev <= 100.0 * (double)n * eps * normA, "syev_top %s n=%zu: eigenvalues off by %.3g (tol %.3g)", label,
+              n, maxdev, 100.0 * (double)n * eps * normA);
+        free(ex);
+    }
+    vmin = tolf > 0 ? tolf * tolf * w[n - 1] : -HUGE_VAL;
+    for (c = 0; c < q; ++c) { /* residual of each pair; zero vectors under the tolerance */
+        double lam = w[n - 1 - c], s2 = 0, nv = 0;
+        for (i = 0; i < n; ++i) nv += V[i * q + c] * V[i * q + c];
+        if (!(lam > vmin)) { zerobad += nv != 0; continue; }
+        for (i = 0; i < n; ++i) {
+            double s = 0;
+            for (p = 0; p < n; ++p) s += A0[i * n + p] * V[p * q + c];
+            s -= lam * V[i * q + c];
+            s2 += s * s;
+        }
+        res += s2;
+        for (j = 0; j <= c; ++j) {
+            double d = 0;
+            if (!(w[n - 1 - j] > vmin)) continue;
+            for (i = 0; i < n; ++i) d += V[i * q + c] * V[i * q + j];
+            d -= j == c ? 1.0 : 0.0;
+            orth += (j == c ? 1 : 2) * d * d;
+        }
+    }
+    res = sqrt(res);
+    orth = sqrt(orth);
+    CHECK(res <= 256.0 * (double)n * eps * normA, "syev_top %s n=%zu q=%zu: ||A V - V diag(w)|| = %.3g > %.3g", label, n,
+          q, res, 256.0 * (double)n * eps * normA);
+    CHECK(orth <= 256.0 * (double)n * eps, "syev_top %s n=%zu q=%zu: ||V^T V - I|| = %.3g", label, n, q, orth);
+    CHECK(zerobad == 0, "syev_top %s n=%zu: %zu vectors under the tolerance not zero", label, n, zerobad);
+    free(A); free(A2); free(w); free(w2); free(V); free(V2); free(work); free(gw);
+}
+
+static void test_gram(void) {
+    static const size_t ns[] = {1, 2, 7, 33, 100};
+    static const size_t ks[] = {0, 1, 5, 64, 300};
+    size_t a, b, t, i, j, p;
+    for (a = 0; a < sizeof ns / sizeof ns[0]; ++a)
+        for (b = 0; b < sizeof ks / sizeof ks[0]; ++b)
+            for (t = 0; t < 2; ++t) {
+                size_t n = ns[a], k = ks[b], ldf = (t ? n : k) + 3, rowsF = t ? k : n;
+                float *F = (float *)xmalloc((rowsF ? rowsF : 1) * ldf * sizeof(float));
+                double *G = (double *)xmalloc(n * (n + 2) * sizeof(double));
+                double *gw = (double *)xmalloc(acem__dgemm_work(n, n, k) * sizeof(double));
+                double num = 0, den = 0;
+                size_t asym = 0;
+                for (i = 0; i < rowsF * ldf; ++i) F[i] = rnd_sym() * (float)(1 + (i % 7));
+                for (i = 0; i < n * (n + 2); ++i) G[i] = bitsd(SENT_BITS_D);
+                acem__gram_f64((int)t, n, k, F, ldf, G, n + 2, gw);
+                for (i = 0; i < n; ++i)
+                    for (j = 0; j < n; ++j) {
+                        double s = 0, d;
+                        for (p = 0; p < k; ++p)
+                            s += t ? (double)F[p * ldf + i] * F[p * ldf + j] : (double)F[i * ldf + p] * F[j * ldf + p];
+                        d = G[i * (n + 2) + j] - s;
+                        num += d * d;
+                        den += s * s;
+                        asym += dbits(G[i * (n + 2) + j]) != dbits(G[j * (n + 2) + i]);
+                    }
+                CHECK(num <= 1e-28 * den || (den == 0 && num == 0), "gram_f64 trans=%zu n=%zu k=%zu: rel err %.3g", t, n,
+                      k, sqrt(num / (den > 0 ? den : 1)));
+                CHECK(asym == 0, "gram_f64 trans=%zu n=%zu k=%zu: not symmetric", t, n, k);
+                for (i = 0; i < n; ++i)
+                    for (j = n; j < n + 2; ++j) asym += dbits(G[i * (n + 2) + j]) != SENT_BITS_D;
+                CHECK(asym == 0, "gram_f64 trans=%zu n=%zu k=%zu: padding written", t, n, k);
+                free(F); free(G); free(gw);
+            }
+}
+
+static void test_syev_top(void) {
+    static const size_t sizes[] = {1, 2, 7, 33, 255, 257, 768};
+    size_t s, i, j;
+    double *A = (double *)xmalloc(768 * 768 * sizeof(double)), *lam = (double *)xmalloc(768 * sizeof(double));
+    char label[80];
+    test_gram();
+    for (s = 0; s < sizeof sizes / sizeof sizes[0]; ++s) {
+        size_t n = sizes[s], q = (size_t)(0.3 * (double)n) + 1;
+        for (i = 0; i < n; ++i) lam[i] = 4.0 * rnd_unit() - 2.0;
+        make_spectrum_fast(A, lam, n);
+        top_case("random spectrum", n, A, q, 0.0, lam, 5);
+        if (n <= 257) top_case("random spectrum, all", n, A, n, 0.0, lam, 5);
+        for (i = 0; i < n; ++i) lam[i] = (double)(i % 3) - 1.0 + 1e-13 * (double)(i % 5); /* 3 clusters */
+        make_spectrum_fast(A, lam, n);
+        top_case("three tight clusters", n, A, q, 0.0, lam, 5);
+        for (i = 0; i < n; ++i) lam[i] = i < n / 2 ? 5.0 : (double)i / (double)n; /* a repeated top */
+        make_spectrum_fast(A, lam, n);
+        top_case("repeated top eigenvalue", n, A, q, 0.0, lam, 5);
+        if (n >= 7) { /* rank-deficient Gram F^T F, F = B C (n x r, r x n): eigenvalues ~0 get zero vectors */
+            size_t r = n / 4 + 1, p, k;
+            double *B = (double *)xmalloc(n * r * sizeof(double)), *Cm = (double *)xmalloc(r * n * sizeof(double));
+            float *F = (float *)xmalloc(n * n * sizeof(float));
+            double *gw = (double *)xmalloc(acem__dgemm_work(n, n, n) * sizeof(double));
+            for (i = 0; i < n * r; ++i) B[i] = rnd_sym();
+            for (i = 0; i < r * n; ++i) Cm[i] = rnd_sym();
+            for (i = 0; i < n; ++i)
+                for (j = 0; j < n; ++j) {
+                    double v = 0;
+                    for (k = 0; k < r; ++k) v += B[i * r + k] * Cm[k * n + j];
+                    F[i * n + j] = (float)v;
+                }
+            acem__gram_f64(1, n, n, F, n, A, n, gw);
+            sprintf(label, "rank-%zu Gram", r);
+            top_case(label, n, A, q < r + 5 ? r + 5 < n ? r + 5 : n : q, (double)n * ACEM__FLT_EPS, NULL, 5);
+            (void)p;
+            free(B); free(Cm); free(F); free(gw);
+        }
+        if (n <= 257) { /* the QL fallback */
+            for (i = 0; i < n; ++i) lam[i] = 4.0 * rnd_unit() - 2.0;
+            make_spectrum_fast(A, lam, n);
+            top_case("fallback (rotations)", n, A, q, 0.0, lam, 0);
+        }
+    }
+    { /* zero matrix: all eigenvalues 0; with a rank tolerance every vector is zero */
+        for (i = 0; i < 33 * 33; ++i) A[i] = 0;
+        for (i = 0; i < 33; ++i) lam[i] = 0;
+        top_case("zero", 33, A, 10, 0.0, lam, 5);
+        top_case("zero, rank tolerance", 33, A, 10, 1e-3, lam, 5);
+    }
+    free(A);
+    free(lam);
+    if (verbose) printf("# syev_top: %d cases\n", n_top_cases);
 }
 
 /* ---- half precision ---------------------------------------------------------- */
@@ -1423,5 +1660,6 @@ int main(int argc, char **argv) {
     section("potrf", test_potrf);
     section("trsm/chol_solve", test_solves);
     section("syev", test_syev);
+    section("syev_top/gram", test_syev_top);
     return TEST_END("test_kernels");
 }
