@@ -4,15 +4,19 @@
 
      cc -O2 -march=native -I. -o build/bench_kernels bench/bench_kernels.c \
         -lopenblas -llapacke -lm
-     env -u OPENBLAS_L2_SIZE OPENBLAS_CORETYPE=SkylakeX OPENBLAS_NUM_THREADS=1 \
-        build/bench_kernels [reps] [filter]
+     OPENBLAS_NUM_THREADS=1 build/bench_kernels [reps] [filter]
+
+   (bench/run.sh, i.e. make bench, runs it: with OPENBLAS_CORETYPE=SkylakeX
+   and OPENBLAS_L2_SIZE unset on a CPU with AVX-512, OpenBLAS's AVX-512
+   kernels, else OpenBLAS's own choice; each row also goes to make bench's
+   table through bench/rows.h.)
 
    Times are the thread's CPU time (CLOCK_THREAD_CPUTIME_ID), so that other
    load on a shared machine does not count (both libraries run single-threaded
    in this thread). LAPACK routines are called column-major on the transposed
    problem (row-major lower = column-major upper), so that LAPACKE does not
-   transpose. reps (default 5) repetitions per row; filter keeps the rows whose operation
-   name contains it. GFLOP/s use the standard counts: gemm 2mnk, syrk n^2 k,
+   transpose. reps (default 5) repetitions per row; filter (comma-separated)
+   keeps the rows whose operation name contains one of its parts. GFLOP/s use the standard counts: gemm 2mnk, syrk n^2 k,
    potrf n^3/3, trsm m n^2; syev rows are in seconds: top-k eigenpairs of a
    Gram matrix as the refinement computes them (vs ssyevd and vs ssyevr), the
    refinement's whole top-k SVD of F (vs sgesdd), all eigenpairs (vs ssyevd,
@@ -23,6 +27,7 @@
 #define _POSIX_C_SOURCE 200809L
 #define ACEM_IMPLEMENTATION
 #include "acem.h"
+#include "rows.h"
 
 #include <cblas.h>
 #include <lapacke.h>
@@ -101,7 +106,29 @@ typedef struct {
     int trans;
 } row;
 
-static int want(const char *op) { return !filter || strstr(op, filter) != NULL; }
+/* filter: comma-separated substrings of the operation names */
+static int want(const char *op) {
+    const char *f = filter;
+    if (!f) return 1;
+    while (*f) {
+        size_t n = strcspn(f, ",");
+        char part[64];
+        snprintf(part, sizeof part, "%.*s", (int)(n < sizeof part ? n : sizeof part - 1), f);
+        if (n && strstr(op, part)) return 1;
+        f += n + (f[n] == ',');
+    }
+    return 0;
+}
+
+/* the least ratio the performance issue asks of a row (0: reported only) */
+static double target_of(const char *op, const char *shape) {
+    const char *b = build_name();
+    if (!strcmp(b, "scalar") || !strcmp(b, "cblas")) return 0;
+    if (!strncmp(op, "gemm", 4) || !strncmp(op, "syrk", 4)) return !strcmp(b, "avx512") ? 1.0 : 0.9;
+    if (!strncmp(op, "potrf", 5) || !strncmp(op, "trsm", 4)) return 1.0;
+    if (!strncmp(op, "syev", 4)) return strstr(shape, "dsyevd") ? 0 : 1.0 / 1.5;
+    return 0;
+}
 
 static void print_row(const char *op, const char *shape, double flops, double ta, double tr,
                       double err) {
@@ -116,6 +143,16 @@ static void print_row(const char *op, const char *shape, double flops, double ta
     printf("| %-7s | %-14s | %-22s | %12s | %12s | %5.2f | %d | %.1e |\n", build_name(), op, shape, a, r,
            tr / ta, 1, err);
     fflush(stdout);
+    {
+        char sec[96], note[48];
+#if defined(ACEM_USE_CBLAS)
+        snprintf(sec, sizeof sec, "kernels, ACEM_USE_CBLAS (OpenBLAS %s)", openblas_get_corename());
+#else
+        snprintf(sec, sizeof sec, "kernels, %s build", build_name());
+#endif
+        snprintf(note, sizeof note, "rel. diff %.1e", err);
+        bench_row(sec, op, shape, a, r, tr / ta, 1, target_of(op, shape), note);
+    }
 }
 
 /* gemm: C(m x n) = op(A) op(B); ta=1 means A is k x m */

@@ -59,7 +59,7 @@ if want kernels; then
         log "kernels: portable scalar build (GEMM rows)"
         "${ref[@]}" "$B/bench_kernels_scalar" 3 gemm | tail -n +4
         log "kernels: ACEM_USE_CBLAS build"
-        "${ref[@]}" "$B/bench_kernels_cblas" 5 cblas | tail -n +4
+        "${ref[@]}" "$B/bench_kernels_cblas" 3 gemm,syrk,potrf,trsm | tail -n +4
     } | tee "$out"
 fi
 if want elementwise; then
