@@ -5,7 +5,8 @@
 #                 the program of examples/demo.c)
 #   make test     install missing tools (tools/deps.sh), then run the whole suite:
 #                 every tests/test_*.c built four ways (normal, -DACEM_NO_SIMD,
-#                 ASan+UBSan, -DACEM_USE_CBLAS with OpenBLAS), the compile matrix (tests/compile/check.sh) and the
+#                 ASan+UBSan, -DACEM_USE_CBLAS -DACEM_USE_LAPACK with OpenBLAS and
+#                 LAPACKE), the compile matrix (tests/compile/check.sh) and the
 #                 freestanding WebAssembly build run under Node (tests/wasm/),
 #                 and the CLI end to end (tests/test_cli.sh, with its helper
 #                 programs tests/cli_*.c).
@@ -41,10 +42,11 @@ TEST_SUPPORT := $(wildcard tests/ref.c)
 VARIANTS := test nosimd san cblas
 FLAGS_test   := $(CFLAGS) $(ARCH)
 FLAGS_nosimd := $(CFLAGS) $(ARCH) -DACEM_NO_SIMD
-# the optional backend: GEMM/SYRK/TRSM through OpenBLAS's CBLAS (run single-threaded
-# so that its results, like acem's, do not depend on scheduling)
-FLAGS_cblas  := $(CFLAGS) $(ARCH) -DACEM_USE_CBLAS
-LIBS_cblas   := -lopenblas
+# the optional backends: GEMM/SYRK/TRSM through OpenBLAS's CBLAS, the Cholesky and
+# the eigen problems through LAPACKE (run single-threaded so that the results,
+# like acem's, do not depend on scheduling)
+FLAGS_cblas  := $(CFLAGS) $(ARCH) -DACEM_USE_CBLAS -DACEM_USE_LAPACK
+LIBS_cblas   := -llapacke -lopenblas
 export OPENBLAS_NUM_THREADS := 1
 # (-O1 after CFLAGS for the sanitizer build: the usual ASan setting; compiles
 # about 40% faster than -O2 and runs about as fast)
@@ -220,7 +222,7 @@ $(B)/bench_kernels_avx2: bench/bench_kernels.c bench/rows.h $(HDR) | $(B)
 $(B)/bench_kernels_scalar: bench/bench_kernels.c bench/rows.h $(HDR) | $(B)
 	$(CC) -O2 -march=native -DACEM_NO_SIMD -I. -o $@ $< $(BENCH_LIBS)
 $(B)/bench_kernels_cblas: bench/bench_kernels.c bench/rows.h $(HDR) | $(B)
-	$(CC) -O2 -march=native -DACEM_USE_CBLAS -I. -o $@ $< $(BENCH_LIBS)
+	$(CC) -O2 -march=native -DACEM_USE_CBLAS -DACEM_USE_LAPACK -I. -o $@ $< $(BENCH_LIBS)
 $(B)/bench_elementwise: bench/bench_elementwise.c bench/rows.h $(HDR) | $(B)
 	$(CC) $(CFLAGS) $(ARCH) -I. -o $@ $< $(LDLIBS)
 $(B)/bench_lora: bench/bench_lora.c bench/rows.h $(HDR) | $(B)

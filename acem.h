@@ -34,6 +34,15 @@
                             own buffers, and determinism across worker counts
                             holds only if the backend itself is deterministic
                             (e.g. OPENBLAS_NUM_THREADS=1 with parallel_for).
+     ACEM_USE_LAPACK        the Cholesky factorisation and the symmetric eigen
+                            problems go to LAPACK through LAPACKE (spotrf,
+                            dsyevr; include <lapacke.h>, link e.g. -llapacke
+                            -lopenblas). Their workspaces stay in the arena
+                            (acem_syev_work_bytes and acem_layer_bytes grow to
+                            hold dsyevr's), but LAPACK may allocate internally:
+                            the no-malloc guarantee does not cover it. Under it
+                            the eigenvalues below the q wanted ones are not
+                            computed (internal; every caller uses the top q).
      ACEM_ASSERT(x)         default: assert() from <assert.h> (internal invariants
                             only; data never triggers an assertion).
      ACEM_MEMCPY, ACEM_MEMSET     default: memcpy / memset from <string.h>.
@@ -573,6 +582,9 @@ ACEMDEF void acem_stdio_writer(acem_write_io *io, FILE *f, const char *path);
 #include <stdarg.h>
 #ifdef ACEM_USE_CBLAS
 #include <cblas.h>
+#endif
+#ifdef ACEM_USE_LAPACK
+#include <lapacke.h>
 #endif
 
 #if !defined(ACEM_NO_SIMD) && defined(__AVX512F__)
@@ -1505,10 +1517,18 @@ static void acem__run(const acem__exec *X, size_t nparts, acem__part_fn fn, void
     }
     X->pfor(X->user, acem__lane, &P, P.lanes);
 }
-/* parts for an output split of len: one per lane, at most one per ACEM__SPLIT */
+/* parts for an output split of len: one per lane, at most one per ACEM__SPLIT.
+   With ACEM_USE_CBLAS, whose kernels may round an element differently
+   depending on the block it falls in, fixed parts of ACEM__CHUNK instead
+   (their boundaries follow the shapes only). */
 static size_t acem__nparts(const acem__exec *X, size_t len) {
+#ifdef ACEM_USE_CBLAS
+    (void)X;
+    return acem__max(1, (len + ACEM__CHUNK - 1) / ACEM__CHUNK);
+#else
     size_t lanes = X->pfor ? X->lanes : 1, nb = (len + ACEM__SPLIT - 1) / ACEM__SPLIT;
     return acem__max(1, acem__min(lanes, nb));
+#endif
 }
 /* start of part p of [0, len) cut into np: equal lengths (tri 0) or equal
    areas of a lower triangle (tri 1: rows [0, b) hold b^2 / 2), on a multiple
@@ -1518,6 +1538,10 @@ static size_t acem__bound(size_t len, size_t p, size_t np, int tri) {
     size_t b;
     if (p == 0) return 0;
     if (p >= np) return len;
+#ifdef ACEM_USE_CBLAS
+    (void)f; (void)b; (void)tri;
+    return acem__min(len, p * ACEM__CHUNK);
+#endif
     f = (double)p / (double)np;
     if (tri) f = ACEM_SQRT(f);
     b = (size_t)(f * (double)len / ACEM__SPLIT + 0.5) * ACEM__SPLIT;
@@ -1817,6 +1841,20 @@ static acem_result acem__potrf_rec(const acem__exec *X, size_t n, float *A, size
 }
 /* X: where the updates run (and their scratch: acem_gemm_work_bytes(n, n, n) per lane) */
 static acem_result acem__potrf(const acem__exec *X, size_t n, float *A, size_t lda, size_t *failed) {
+#ifdef ACEM_USE_LAPACK /* row-major lower = column-major upper: LAPACKE copies nothing */
+    if (n && n <= 0x7fffffffu && lda <= 0x7fffffffu) {
+        lapack_int info = LAPACKE_spotrf_work(LAPACK_COL_MAJOR, 'U', (lapack_int)n, A, (lapack_int)lda);
+        size_t j;
+        if (info == 0) /* an optimised LAPACK may let NaN through: the first non-finite pivot */
+            for (j = 0; j < n; ++j)
+                if (!acem__finite(A[j * lda + j])) { info = (lapack_int)j + 1; break; }
+        if (info > 0) {
+            if (failed) *failed = (size_t)info - 1;
+            return ACEM_ERR_NOT_POSITIVE_DEFINITE;
+        }
+        return info == 0 ? ACEM_OK : ACEM_ERR_INVALID_ARGUMENT;
+    }
+#endif
     return acem__potrf_rec(X, n, A, lda, 0, failed);
 }
 ACEMDEF acem_result acem_potrf(size_t n, float *A, size_t lda, size_t *failed_column, void *work) {
@@ -2230,7 +2268,11 @@ static void acem__dsymv(size_t m, const double *S, size_t lds, const double *x, 
    (3 min(NB, n) n: V, W, V; later 2 TLD q for the back-transformation), the
    T factors (TLD^2 per pair of panels) */
 #define ACEM__XWORK(n) ((n) * acem__max(((n) > ACEM__TRD_NB ? 3 : 2) * acem__min(ACEM__TRD_NB, n), 2 * ACEM__TLD(n)))
+#ifdef ACEM_USE_LAPACK /* the same space holds dsyevr's workspace */
+#define ACEM__TOP_WORK(n) (34 * (n) + 2 + ACEM__STEIN_WORK(n) + ACEM__XWORK(n) + ACEM__NBT(n) * ACEM__TLD(n) * ACEM__TLD(n))
+#else
 #define ACEM__TOP_WORK(n) (3 * (n) + ACEM__STEIN_WORK(n) + ACEM__XWORK(n) + ACEM__NBT(n) * ACEM__TLD(n) * ACEM__TLD(n) + 1)
+#endif
 
 static double acem__hypot(double a, double b) {
     double x = acem__fabs(a), y = acem__fabs(b), t;
@@ -2904,9 +2946,50 @@ static acem_result acem__syev_top_its(size_t n, double *A, size_t lda, size_t q,
     return ACEM_OK;
 }
 
+#ifdef ACEM_USE_LAPACK
+/* LAPACK's MRRR (dsyevr) for the top q pairs (all when q = n) of the scaled A:
+   eigenvalues ascending into w[n-q..n) (0 below), Z (n x q, column-major)
+   into Zc, then A is free and serves for the transposition into Vec. work:
+   ACEM__LAPACK_WORK(n) doubles. */
+#define ACEM__LAPACK_WORK(n) (26 * (n) + 6 * (n) + 2)
+static acem_result acem__dsyevr(size_t n, double *A, size_t lda, size_t q, double *w, double *Zc, double *work) {
+    lapack_int m = 0, info, *iw = ACEM__CAST(lapack_int *, (void *)(work + 26 * n));
+    size_t i;
+    if (n > 0x7fffffffu || lda > 0x7fffffffu) return ACEM_ERR_INVALID_ARGUMENT;
+    /* abstol = 2 x the safe minimum: eigenvalues to high relative accuracy (with
+       the default, LoRA tests with a zero delta in a gated layer, where the
+       Gram spans 1e17, got eigenvectors too rough for the rank tolerance) */
+    info = LAPACKE_dsyevr_work(LAPACK_COL_MAJOR, 'V', q == n ? 'A' : 'I', 'U', (lapack_int)n, A, (lapack_int)lda, 0.0,
+                               0.0, (lapack_int)(n - q + 1), (lapack_int)n, 4.450147717014403e-308, &m, w + (n - q), Zc,
+                               (lapack_int)n, iw + 10 * n, work, (lapack_int)(26 * n), iw, (lapack_int)(10 * n));
+    if (info != 0 || (size_t)m != q) return info < 0 ? ACEM_ERR_INVALID_ARGUMENT : ACEM_ERR_NO_CONVERGENCE;
+    for (i = 0; i + q < n; ++i) w[i] = 0.0;
+    return ACEM_OK;
+}
+#endif
 static acem_result acem__syev_top(size_t n, double *A, size_t lda, size_t q, double tolf, double *w, double *Vec,
                                   size_t ldvec, double *work, double *gw, const acem__exec *E) {
+#ifdef ACEM_USE_LAPACK
+    double sc, vmin;
+    size_t i, c;
+    acem_result r;
+    (void)gw; (void)E;
+    if (!n) return ACEM_OK;
+    if ((sc = acem__eig_scale(n, A, lda)) == 0.0) return ACEM_ERR_NONFINITE;
+    acem__scale_sq(n, A, lda, sc);
+    if (q > n) q = n;
+    if (!q) q = 1;
+    if ((r = acem__dsyevr(n, A, lda, q, w, Vec, work)) != ACEM_OK) return r;
+    vmin = tolf > 0 ? tolf * tolf * w[n - 1] : -1e308;
+    for (i = 0; i < n; ++i) /* Vec column c is Z's column q-1-c (descending), through A */
+        for (c = 0; c < q; ++c) A[i * lda + c] = w[n - 1 - c] > vmin ? Vec[(q - 1 - c) * n + i] : 0.0;
+    for (i = 0; i < n; ++i)
+        for (c = 0; c < q; ++c) Vec[i * ldvec + c] = A[i * lda + c];
+    for (i = 0; i < n; ++i) w[i] /= sc;
+    return ACEM_OK;
+#else
     return acem__syev_top_its(n, A, lda, q, tolf, w, Vec, ldvec, work, gw, ACEM__STEIN_MAXITS, E);
+#endif
 }
 
 /* packed copy of the panels' V (acem_syev): NB rows of n-1-i0 per panel */
@@ -2916,7 +2999,11 @@ static size_t acem__vpack(size_t n) {
     return s;
 }
 ACEMDEF size_t acem_syev_work_bytes(size_t n) {
-    return (ACEM__TOP_WORK(n) + acem__vpack(n) + acem__dgemm_work(n, n, n)) * sizeof(double);
+    size_t own = ACEM__TOP_WORK(n) + acem__vpack(n) + acem__dgemm_work(n, n, n);
+#ifdef ACEM_USE_LAPACK /* or dsyevr's eigenvectors (n x n) and its workspace */
+    own = acem__max(own, n * n + ACEM__LAPACK_WORK(n) + 1);
+#endif
+    return own * sizeof(double);
 }
 
 /* The same pipeline for every eigenpair: the Householder vectors move to the
@@ -2954,7 +3041,23 @@ static acem_result acem__syev_its(size_t n, double *A, size_t lda, double *w, vo
 }
 
 ACEMDEF acem_result acem_syev(size_t n, double *A, size_t lda, double *w, void *work) {
+#ifdef ACEM_USE_LAPACK
+    double *Z = ACEM__CAST(double *, work), sc;
+    size_t i, j;
+    acem_result r;
+    if (!n) return ACEM_OK;
+    if ((sc = acem__eig_scale(n, A, lda)) == 0.0) return ACEM_ERR_NONFINITE;
+    acem__scale_sq(n, A, lda, sc);
+    if ((r = acem__dsyevr(n, A, lda, n, w, Z, Z + n * n)) != ACEM_OK) return r;
+    for (i = 0; i < n; ++i) { /* eigenvector j is Z's column j, A's column j */
+        for (j = 0; j < n; ++j) A[i * lda + j] = Z[j * n + i];
+        w[i] /= sc;
+    }
+    (void)acem__syev_its; /* the own pipeline stays for the tests */
+    return ACEM_OK;
+#else
     return acem__syev_its(n, A, lda, w, work, ACEM__STEIN_MAXITS);
+#endif
 }
 
 /* G (n x n, f64, full) = F^T F (trans=1, F is k x n) or F F^T (trans=0, F is

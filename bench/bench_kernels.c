@@ -146,7 +146,13 @@ static void print_row(const char *op, const char *shape, double flops, double ta
     {
         char sec[96], note[48];
 #if defined(ACEM_USE_CBLAS)
-        snprintf(sec, sizeof sec, "kernels, ACEM_USE_CBLAS (OpenBLAS %s)", openblas_get_corename());
+        snprintf(sec, sizeof sec, "kernels, ACEM_USE_CBLAS%s (OpenBLAS %s)",
+#ifdef ACEM_USE_LAPACK
+                 " + LAPACK",
+#else
+                 "",
+#endif
+                 openblas_get_corename());
 #else
         snprintf(sec, sizeof sec, "kernels, %s build", build_name());
 #endif

@@ -58,8 +58,8 @@ if want kernels; then
         fi
         log "kernels: portable scalar build (GEMM rows)"
         "${ref[@]}" "$B/bench_kernels_scalar" 3 gemm | tail -n +4
-        log "kernels: ACEM_USE_CBLAS build"
-        "${ref[@]}" "$B/bench_kernels_cblas" 3 gemm,syrk,potrf,trsm | tail -n +4
+        log "kernels: ACEM_USE_CBLAS + ACEM_USE_LAPACK build"
+        "${ref[@]}" "$B/bench_kernels_cblas" 3 gemm,syrk,potrf,trsm,syev | tail -n +4
     } | tee "$out"
 fi
 if want elementwise; then

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # tools/deps.sh - install, only if missing, the Debian packages `make test` needs:
-#   g++ make clang lld wasi-libc nodejs libopenblas-dev libclang-rt-<llvm>-dev-wasm32
-#   (libopenblas-dev: the ACEM_USE_CBLAS test variant links OpenBLAS)
+#   g++ make clang lld wasi-libc nodejs libopenblas-dev liblapacke-dev
+#   libclang-rt-<llvm>-dev-wasm32
+#   (libopenblas-dev, liblapacke-dev: the ACEM_USE_CBLAS + ACEM_USE_LAPACK test
+#   variant links OpenBLAS and LAPACKE)
 # (clang + lld build the freestanding WebAssembly test, Node runs it; the
 # compiler-rt wasm32 builtins are linked if clang ever needs them).
 # Quick when everything is present (one dpkg-query). Missing packages: as root,
@@ -10,7 +12,7 @@
 # the commands exist.
 set -euo pipefail
 
-base_pkgs=(g++ make clang lld wasi-libc nodejs libopenblas-dev)
+base_pkgs=(g++ make clang lld wasi-libc nodejs libopenblas-dev liblapacke-dev)
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
     miss=()
