@@ -2365,7 +2365,7 @@ enum { ACEM__ST_MEAN_L, ACEM__ST_M2_L, ACEM__ST_SUM_N, ACEM__ST_ESUM, ACEM__ST_G
 #define ACEM__EW_CHUNK 16384
 #define ACEM__EW_SUB 1024
 #define ACEM__EW_HDR 128                          /* lane header (>= sizeof(acem__ew_lane)) */
-#define ACEM__EW_WORK (ACEM__EW_HDR + 6 * ACEM__EW_SUB * 4 + ACEM__EW_CHUNK) /* per-worker scratch */
+#define ACEM__EW_WORK (ACEM__EW_HDR + 8 * ACEM__EW_SUB * 4 + ACEM__EW_CHUNK) /* per-worker scratch */
 #define ACEM__TIES_THC 1024                       /* TIES thresholds kept between passes */
 #define ACEM__TIES_SAMPLED 32768                  /* from this size on, select by sampling */
 #define ACEM__EW_PF 512                           /* software prefetch distance (elements) */
@@ -2871,7 +2871,7 @@ static float acem__ties_threshold(acem_layer *L, uint64_t key, const float *x, c
    sums stay in L1 and base, the experts and out are each touched once. */
 enum { ACEM__ST_MAJ = 0 };                        /* TIES: the majority sign, after pass 0 */
 
-/* per-worker state, at the start of the worker's scratch (the rest: 6 arrays
+/* per-worker state, at the start of the worker's scratch (the rest: 8 arrays
    of ACEM__EW_SUB floats / ints for sub-blocks, then ACEM__EW_CHUNK bytes) */
 typedef struct acem__ew_lane {
     int bad, overflow;          /* non-finite delta seen; TIES candidates overflowed */
@@ -2960,6 +2960,7 @@ static void acem__ew_out(float *out, const float *b, const float *acc, size_t n,
         for (; i < n; ++i) out[i] = scale * acc[i];
 }
 
+#if defined(ACEM__EW_AVX2)
 /* out = b + scale * sum_t (x_t - b) for elements [i0, i0 + n): the result of
    acem__ew_acc over t = 0..T-1 and then acem__ew_out, with the running sum in
    registers (the experts are read side by side); returns 1 if any delta is not
@@ -2997,6 +2998,7 @@ static int acem__ew_sum_out(float *out, const float *const *xs, size_t T, const 
     }
     return bad;
 }
+#endif
 
 /* ---- DARE ------------------------------------------------------------------ */
 /* acem__ew_value's DARE branch for a run of elements: u < drop is decided on
@@ -3120,15 +3122,23 @@ static void acem__ew_fused_chunk(void *ctx, size_t c, void *work) {
     float *acc = acem__ew_arr(work, 0), *v = acem__ew_arr(work, 1);
     size_t c0, c1, i0, t;
     acem__ew_range(J, c, &c0, &c1);
+#if defined(ACEM__EW_AVX2)
     if (!J->D.on) {
         h->bad |= acem__ew_sum_out(J->out, J->xs, J->L->T, J->base, c0, c1 - c0, J->scale);
         return;
     }
+#endif
+    /* (plain C builds: always here, so that out = base + scale * acc is the
+       very code of the streaming finish, acem__ew_out, whatever the compiler
+       contracts into FMAs) */
     for (i0 = c0; i0 < c1; i0 += ACEM__EW_SUB) {
         size_t len = acem__min(ACEM__EW_SUB, c1 - i0);
         for (t = 0; t < J->L->T; ++t) {
-            h->bad |= acem__dare_values(&J->D, acem__dare_key(J->L, t), J->xs[t], J->base, i0, len, v);
-            acem__ew_acc(acc, v, NULL, len, t == 0);
+            if (J->D.on) {
+                h->bad |= acem__dare_values(&J->D, acem__dare_key(J->L, t), J->xs[t], J->base, i0, len, v);
+                acem__ew_acc(acc, v, NULL, len, t == 0);
+            } else
+                h->bad |= acem__ew_acc(acc, J->xs[t] + i0, J->base ? J->base + i0 : NULL, len, t == 0);
         }
         acem__ew_out(J->out + i0, J->base ? J->base + i0 : NULL, acc, len, J->scale);
     }
@@ -3577,7 +3587,7 @@ static void acem__ties_mark(unsigned char *fl, size_t fi, size_t i, unsigned m8,
    election is undecided and the sides differ. Returns how many such elements. */
 static size_t acem__ties_blk_out(float *out, const float *b, size_t n, float lam, const float *sall, const float *pos,
                                  const float *neg, const int32_t *cp, const int32_t *cn, float *alt,
-                                 unsigned char *fl, size_t fi, int *dirty, long long *tot) {
+                                 unsigned char *fl, size_t fi, int *dirty, long long *tot, void *work) {
     size_t i = 0, nfix = 0;
     long long tt = 0;
 #if defined(ACEM__EW_AVX2)
@@ -3606,21 +3616,34 @@ static size_t acem__ties_blk_out(float *out, const float *b, size_t n, float lam
         }
     }
 #endif
-    for (; i < n; ++i) {
-        float s = sall[i], bi = b ? b[i] : 0.0f;
-        int gt = s > 0, lt = s < 0, fix = !gt && !lt && cp[i] + cn[i] > 0;
-        int32_t c = gt ? cp[i] : cn[i];
-        out[i] = acem__ew_fin1(bi, lam, (gt ? pos[i] : neg[i]) / (float)(c ? c : 1));
-        tt += gt - lt;
-        if (fix) {
-            alt[i] = acem__ew_fin1(bi, lam, pos[i] / (float)(cp[i] ? cp[i] : 1));
-            ++nfix;
+    if (i < n) { /* the rest (all of it in plain C builds): through acem__ties_out,
+                    the streaming finish's own code, whatever the compiler contracts */
+        float *ss = acem__ew_arr(work, 0), *ta = acem__ew_arr(work, 7);
+        uint16_t *sc = ACEM__CAST(uint16_t *, (void *)acem__ew_arr(work, 6)), *pc = sc + ACEM__EW_SUB;
+        size_t j, m = n - i, nf = 0;
+        for (j = 0; j < m; ++j) {
+            float s = sall[i + j];
+            int gt = s > 0, lt = s < 0;
+            ss[j] = gt ? pos[i + j] : neg[i + j];
+            sc[j] = (uint16_t)(gt ? cp[i + j] : cn[i + j]);
+            pc[j] = (uint16_t)cp[i + j];
+            tt += gt - lt;
+            nf += (size_t)(!gt && !lt && cp[i + j] + cn[i + j] > 0);
         }
-        acem__ties_mark(fl, fi, i, (unsigned)fix, 1, dirty);
+        acem__ties_out(out + i, b ? b + i : NULL, ss, sc, m, lam);
+        if (nf) acem__ties_out(ta, b ? b + i : NULL, pos + i, pc, m, lam);
+        for (j = 0; j < m; ++j) {
+            float s = sall[i + j];
+            int fix = !(s > 0) && !(s < 0) && cp[i + j] + cn[i + j] > 0;
+            if (fix) alt[i + j] = ta[j];
+            if (nf || *dirty) acem__ties_mark(fl, fi, i + j, (unsigned)fix, 1, dirty);
+        }
+        nfix += nf;
     }
     *tot += tt;
     return nfix;
 }
+#if defined(ACEM__EW_AVX2)
 /* The same for elements [i0, i0 + n) straight from the experts (no DARE), the
    sums in registers: what acem__ties_blk_acc over t and then acem__ties_blk_out
    compute, element by element. *bad: a non-finite delta was seen. */
@@ -3738,20 +3761,23 @@ static size_t acem__ties_sum_out(float *out, const float *const *xs, size_t T, c
     *tot += tt;
     return nfix;
 }
+#endif
 static void acem__ties_fused_chunk(void *ctx, size_t c, void *work) {
     const acem__ew_job *J = ACEM__CAST(const acem__ew_job *, ctx);
     acem__ew_lane *h = ACEM__CAST(acem__ew_lane *, work);
     float *v = acem__ew_arr(work, 0), *sall = acem__ew_arr(work, 1), *pos = acem__ew_arr(work, 2);
     float *neg = acem__ew_arr(work, 3);
     int32_t *cp = ACEM__CAST(int32_t *, (void *)acem__ew_arr(work, 4)), *cn = ACEM__CAST(int32_t *, (void *)acem__ew_arr(work, 5));
-    unsigned char *fl = ACEM__CAST(unsigned char *, (void *)acem__ew_arr(work, 6)); /* ACEM__EW_CHUNK bytes */
+    unsigned char *fl = ACEM__CAST(unsigned char *, (void *)acem__ew_arr(work, 8)); /* ACEM__EW_CHUNK bytes */
     size_t c0, c1, i0, t, nfix = 0;
     int dirty = 0;
     acem__ew_range(J, c, &c0, &c1);
+#if defined(ACEM__EW_AVX2)
     if (!J->D.on)
         nfix = acem__ties_sum_out(J->out, J->xs, J->L->T, J->thus, J->base, c0, c1 - c0, J->scale, J->acc, fl, &h->tot,
                                   &h->bad);
     else
+#endif
         for (i0 = c0; i0 < c1; i0 += ACEM__EW_SUB) {
             size_t len = acem__min(ACEM__EW_SUB, c1 - i0);
             ACEM_MEMSET(sall, 0, len * sizeof(float));
@@ -3760,11 +3786,15 @@ static void acem__ties_fused_chunk(void *ctx, size_t c, void *work) {
             ACEM_MEMSET(cp, 0, len * sizeof(int32_t));
             ACEM_MEMSET(cn, 0, len * sizeof(int32_t));
             for (t = 0; t < J->L->T; ++t) {
-                h->bad |= acem__dare_values(&J->D, acem__dare_key(J->L, t), J->xs[t], J->base, i0, len, v);
-                acem__ties_blk_acc(v, NULL, len, J->thus[t], sall, pos, neg, cp, cn);
+                if (J->D.on) {
+                    h->bad |= acem__dare_values(&J->D, acem__dare_key(J->L, t), J->xs[t], J->base, i0, len, v);
+                    acem__ties_blk_acc(v, NULL, len, J->thus[t], sall, pos, neg, cp, cn);
+                } else
+                    h->bad |= acem__ties_blk_acc(J->xs[t] + i0, J->base ? J->base + i0 : NULL, len, J->thus[t], sall,
+                                                 pos, neg, cp, cn);
             }
             nfix += acem__ties_blk_out(J->out + i0, J->base ? J->base + i0 : NULL, len, J->scale, sall, pos, neg, cp,
-                                       cn, J->acc + i0, fl, i0 - c0, &dirty, &h->tot);
+                                       cn, J->acc + i0, fl, i0 - c0, &dirty, &h->tot, work);
         }
     if (nfix) ACEM_MEMCPY(J->sg + c0, fl, c1 - c0);
     J->cflag[c] = (unsigned char)(nfix != 0);
