@@ -2350,8 +2350,8 @@ ACEMDEF acem_rule acem_tensor_rule(const acem_options *opt, const char *name, si
              7 eigen  9 gemm
      TIES    0 sum / agreeing sum (fused: outputs kept aside)  1 elected sign (int8;
              fused: marks)  2 counts (uint16; before: selection candidates, fused:
-             chunk marks)  3 histogram  4 thresholds of the first ACEM__TIES_THC
-             experts  9 per-worker scratch
+             chunk marks)  3 histogram  4 thresholds of the first
+             acem__ties_thc() experts  9 per-worker scratch
      others  0 acc  9 per-worker scratch (also the mean rule)                         */
 enum { ACEM__ST_MEAN_L, ACEM__ST_M2_L, ACEM__ST_SUM_N, ACEM__ST_ESUM, ACEM__ST_GATED, ACEM__ST_GAMMA };
 #define ACEM__HIST_BINS 4096
@@ -2363,13 +2363,15 @@ enum { ACEM__ST_MEAN_L, ACEM__ST_M2_L, ACEM__ST_SUM_N, ACEM__ST_ESUM, ACEM__ST_G
 #define ACEM__EW_AVX2 1
 #endif
 #define ACEM__EW_CHUNK 16384
-#define ACEM__EW_SUB 1024
+#define ACEM__EW_SUB 256                          /* at most; min(this, n rounded up to 8) */
 #define ACEM__EW_HDR 128                          /* lane header (>= sizeof(acem__ew_lane)) */
-#define ACEM__EW_WORK (ACEM__EW_HDR + 8 * ACEM__EW_SUB * 4 + ACEM__EW_CHUNK) /* per-worker scratch */
-#define ACEM__TIES_THC 1024                       /* TIES thresholds kept between passes */
+#define ACEM__TIES_THC 1024                       /* at most; min(this, n) */
 #define ACEM__TIES_SAMPLED 32768                  /* from this size on, select by sampling */
 #define ACEM__EW_PF 512                           /* software prefetch distance (elements) */
 
+/* TIES thresholds kept between the passes: up to ACEM__TIES_THC, and no more
+   than the tensor has elements (a small tensor recomputes them cheaply) */
+static size_t acem__ties_thc(const acem_layer *L) { return acem__min(ACEM__TIES_THC, L->rows * L->cols); }
 static uint64_t acem__mix(uint64_t z) {
     z += 0x9E3779B97F4A7C15ull;
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
@@ -2384,6 +2386,22 @@ static uint64_t acem__fnv1a(const char *s) {
 }
 
 static size_t acem__workers(const acem_options *o);
+/* element-wise sub-block length (a multiple of 8) and per-worker scratch: a
+   header, and where sub-blocks are used (DARE; everything in plain C builds)
+   2 arrays of a sub-block (TIES: 8) */
+static size_t acem__ew_sub(size_t n) { return acem__min(ACEM__EW_SUB, (n + 7u) & ~(size_t)7u); }
+static size_t acem__ew_work_bytes(const acem_layer *L, size_t n) {
+    int ties = L->rule == ACEM_RULE_METHOD && (L->opt.method == ACEM_TIES || L->opt.method == ACEM_DARE_TIES);
+    int dare = L->rule == ACEM_RULE_METHOD && (L->opt.method == ACEM_DARE_TA || L->opt.method == ACEM_DARE_TIES);
+    size_t arrays = ties ? 8u : 2u, b;
+#if defined(ACEM__EW_AVX2)
+    if (!dare) arrays = 0;
+#else
+    (void)dare;
+#endif
+    b = ACEM__EW_HDR + arrays * acem__ew_sub(n) * 4u;
+    return (b + 63u) & ~(size_t)63u;
+}
 static void acem__layout(acem_layer *L, acem__arena *a) {
     size_t R = L->rows, C = L->cols, n = acem__min(R, C), RC = 0, mx = acem__max(R, C);
     void **b = L->buf;
@@ -2394,7 +2412,7 @@ static void acem__layout(acem_layer *L, acem__arena *a) {
     if (L->rule == ACEM_RULE_KEEP || RC == 0) return;
     if (L->rule == ACEM_RULE_MEAN) {
         b[0] = acem__take(a, RC, sizeof(float));
-        L->work_bytes = (ACEM__EW_WORK + 63u) & ~(size_t)63u;
+        L->work_bytes = acem__ew_work_bytes(L, RC);
         b[9] = acem__take(a, acem__workers(&L->opt) * L->work_bytes, 1);
         return;
     }
@@ -2448,13 +2466,13 @@ static void acem__layout(acem_layer *L, acem__arena *a) {
         b[1] = acem__take(a, RC, sizeof(signed char));
         b[2] = acem__take(a, RC, sizeof(uint16_t));
         b[3] = acem__take(a, ACEM__HIST_BINS, sizeof(size_t));
-        b[4] = acem__take(a, ACEM__TIES_THC, sizeof(uint32_t));
-        L->work_bytes = (ACEM__EW_WORK + 63u) & ~(size_t)63u;
+        b[4] = acem__take(a, acem__min(ACEM__TIES_THC, RC), sizeof(uint32_t));
+        L->work_bytes = acem__ew_work_bytes(L, RC);
         b[9] = acem__take(a, acem__workers(&L->opt) * L->work_bytes, 1);
         break;
     default: /* average, task arithmetic, DARE-TA */
         b[0] = acem__take(a, RC, sizeof(float));
-        L->work_bytes = (ACEM__EW_WORK + 63u) & ~(size_t)63u;
+        L->work_bytes = acem__ew_work_bytes(L, RC);
         b[9] = acem__take(a, acem__workers(&L->opt) * L->work_bytes, 1);
         break;
     }
@@ -2867,12 +2885,12 @@ static float acem__ties_threshold(acem_layer *L, uint64_t key, const float *x, c
    scalar route, on either path.
    The streaming path splits each pass over parallel_for in chunks of
    ACEM__EW_CHUNK elements; the fused path also works through each chunk in
-   sub-blocks of ACEM__EW_SUB elements across all T experts, so that the running
+   sub-blocks (acem__ew_sub) across all T experts, so that the running
    sums stay in L1 and base, the experts and out are each touched once. */
 enum { ACEM__ST_MAJ = 0 };                        /* TIES: the majority sign, after pass 0 */
 
-/* per-worker state, at the start of the worker's scratch (the rest: 8 arrays
-   of ACEM__EW_SUB floats / ints for sub-blocks, then ACEM__EW_CHUNK bytes) */
+/* per-worker state, at the start of the worker's scratch (acem__ew_work_bytes;
+   the rest: arrays of a sub-block's floats / ints, for TIES then a chunk's bytes) */
 typedef struct acem__ew_lane {
     int bad, overflow;          /* non-finite delta seen; TIES candidates overflowed */
     size_t lt, le_lo, le_hi;    /* TIES capture: counts below lo, <= lo, <= hi       */
@@ -2884,8 +2902,8 @@ typedef struct acem__ew_lane {
 static acem__ew_lane *acem__ew_lane_of(const acem_layer *L, size_t w) {
     return ACEM__CAST(acem__ew_lane *, (void *)(ACEM__CAST(unsigned char *, L->buf[9]) + w * L->work_bytes));
 }
-static float *acem__ew_arr(void *work, int k) {
-    return ACEM__CAST(float *, (void *)(ACEM__CAST(unsigned char *, work) + ACEM__EW_HDR)) + (size_t)k * ACEM__EW_SUB;
+static float *acem__ew_arr(void *work, size_t sub, int k) {
+    return ACEM__CAST(float *, (void *)(ACEM__CAST(unsigned char *, work) + ACEM__EW_HDR)) + (size_t)k * sub;
 }
 static void acem__ew_lanes_init(const acem_layer *L) {
     size_t w, W = acem__workers(&L->opt);
@@ -3084,6 +3102,7 @@ typedef struct acem__ew_job {
     signed char *sg;
     uint16_t *cnt;
     unsigned char *cflag;        /* TIES fused: chunks holding corrections        */
+    size_t sub;                  /* sub-block length (acem__ew_sub)               */
 } acem__ew_job;
 
 static void acem__ew_range(const acem__ew_job *J, size_t c, size_t *c0, size_t *c1) {
@@ -3100,9 +3119,9 @@ static void acem__ew_feed_chunk(void *ctx, size_t c, void *work) {
         h->bad |= acem__ew_acc(J->acc + c0, J->x + c0, J->base ? J->base + c0 : NULL, c1 - c0, J->first);
         return;
     }
-    for (i0 = c0; i0 < c1; i0 += ACEM__EW_SUB) {
-        size_t len = acem__min(ACEM__EW_SUB, c1 - i0);
-        float *v = acem__ew_arr(work, 0);
+    for (i0 = c0; i0 < c1; i0 += J->sub) {
+        size_t len = acem__min(J->sub, c1 - i0);
+        float *v = acem__ew_arr(work, J->sub, 0);
         h->bad |= acem__dare_values(&J->D, acem__dare_key(J->L, J->t), J->x, J->base, i0, len, v);
         acem__ew_acc(J->acc + i0, v, NULL, len, J->first);
     }
@@ -3119,7 +3138,7 @@ static void acem__ew_out_chunk(void *ctx, size_t c, void *work) {
 static void acem__ew_fused_chunk(void *ctx, size_t c, void *work) {
     const acem__ew_job *J = ACEM__CAST(const acem__ew_job *, ctx);
     acem__ew_lane *h = ACEM__CAST(acem__ew_lane *, work);
-    float *acc = acem__ew_arr(work, 0), *v = acem__ew_arr(work, 1);
+    float *acc, *v;
     size_t c0, c1, i0, t;
     acem__ew_range(J, c, &c0, &c1);
 #if defined(ACEM__EW_AVX2)
@@ -3131,8 +3150,10 @@ static void acem__ew_fused_chunk(void *ctx, size_t c, void *work) {
     /* (plain C builds: always here, so that out = base + scale * acc is the
        very code of the streaming finish, acem__ew_out, whatever the compiler
        contracts into FMAs) */
-    for (i0 = c0; i0 < c1; i0 += ACEM__EW_SUB) {
-        size_t len = acem__min(ACEM__EW_SUB, c1 - i0);
+    acc = acem__ew_arr(work, J->sub, 0);
+    v = acem__ew_arr(work, J->sub, 1);
+    for (i0 = c0; i0 < c1; i0 += J->sub) {
+        size_t len = acem__min(J->sub, c1 - i0);
         for (t = 0; t < J->L->T; ++t) {
             if (J->D.on) {
                 h->bad |= acem__dare_values(&J->D, acem__dare_key(J->L, t), J->xs[t], J->base, i0, len, v);
@@ -3147,6 +3168,7 @@ static void acem__ew_job_init(acem__ew_job *J, const acem_layer *L, const float 
     ACEM_MEMSET(J, 0, sizeof *J);
     J->L = L;
     J->n = L->rows * L->cols;
+    J->sub = acem__ew_sub(J->n);
     J->base = base;
     J->D = acem__dare_prep(L);
     if (L->rule == ACEM_RULE_MEAN) J->D.on = 0;
@@ -3289,9 +3311,9 @@ static void acem__ties_capture_chunk(void *ctx, size_t c, void *work) {
         acem__ties_capture(h, J->x + c0, J->base ? J->base + c0 : NULL, c1 - c0, J->lo, J->hi);
         return;
     }
-    for (i0 = c0; i0 < c1; i0 += ACEM__EW_SUB) {
-        size_t len = acem__min(ACEM__EW_SUB, c1 - i0);
-        float *v = acem__ew_arr(work, 0);
+    for (i0 = c0; i0 < c1; i0 += J->sub) {
+        size_t len = acem__min(J->sub, c1 - i0);
+        float *v = acem__ew_arr(work, J->sub, 0);
         h->bad |= acem__dare_values(&J->D, acem__dare_key(J->L, J->t), J->x, J->base, i0, len, v);
         acem__ties_capture(h, v, NULL, len, J->lo, J->hi);
     }
@@ -3484,11 +3506,11 @@ static void acem__ties_feed_chunk(void *ctx, size_t c, void *work) {
     acem__ew_lane *h = ACEM__CAST(acem__ew_lane *, work);
     size_t c0, c1, i0;
     acem__ew_range(J, c, &c0, &c1);
-    for (i0 = c0; i0 < c1; i0 += ACEM__EW_SUB) {
-        size_t len = acem__min(ACEM__EW_SUB, c1 - i0);
+    for (i0 = c0; i0 < c1; i0 += J->sub) {
+        size_t len = acem__min(J->sub, c1 - i0);
         const float *x = J->x + i0, *b = J->base ? J->base + i0 : NULL;
         if (J->D.on) {
-            float *v = acem__ew_arr(work, 0);
+            float *v = acem__ew_arr(work, J->sub, 0);
             h->bad |= acem__dare_values(&J->D, acem__dare_key(J->L, J->t), J->x, J->base, i0, len, v);
             x = v;
             b = NULL;
@@ -3574,9 +3596,10 @@ static int acem__ties_blk_acc(const float *x, const float *b, size_t n, uint32_t
     }
     return bad;
 }
-/* Marks of the elements that need the positive side: fl (the chunk's, from its
-   first element; element 0 of this call is fl[fi]) is written only once a mark
-   appears in the chunk (*dirty), then kept up to date, zeros included. */
+/* Marks of the elements that need the positive side: fl (the chunk's part of
+   sg, from its first element; element 0 of this call is fl[fi]) is written only
+   once a mark appears in the chunk (*dirty), then kept up to date, zeros
+   included; the chunk's flag says whether it holds any. */
 static void acem__ties_mark(unsigned char *fl, size_t fi, size_t i, unsigned m8, int nbits, int *dirty) {
     int j;
     if (!m8 && !*dirty) return;
@@ -3587,7 +3610,7 @@ static void acem__ties_mark(unsigned char *fl, size_t fi, size_t i, unsigned m8,
    election is undecided and the sides differ. Returns how many such elements. */
 static size_t acem__ties_blk_out(float *out, const float *b, size_t n, float lam, const float *sall, const float *pos,
                                  const float *neg, const int32_t *cp, const int32_t *cn, float *alt,
-                                 unsigned char *fl, size_t fi, int *dirty, long long *tot, void *work) {
+                                 unsigned char *fl, size_t fi, int *dirty, long long *tot, void *work, size_t sub) {
     size_t i = 0, nfix = 0;
     long long tt = 0;
 #if defined(ACEM__EW_AVX2)
@@ -3618,8 +3641,8 @@ static size_t acem__ties_blk_out(float *out, const float *b, size_t n, float lam
 #endif
     if (i < n) { /* the rest (all of it in plain C builds): through acem__ties_out,
                     the streaming finish's own code, whatever the compiler contracts */
-        float *ss = acem__ew_arr(work, 0), *ta = acem__ew_arr(work, 7);
-        uint16_t *sc = ACEM__CAST(uint16_t *, (void *)acem__ew_arr(work, 6)), *pc = sc + ACEM__EW_SUB;
+        float *ss = acem__ew_arr(work, sub, 0), *ta = acem__ew_arr(work, sub, 7);
+        uint16_t *sc = ACEM__CAST(uint16_t *, (void *)acem__ew_arr(work, sub, 6)), *pc = sc + sub;
         size_t j, m = n - i, nf = 0;
         for (j = 0; j < m; ++j) {
             float s = sall[i + j];
@@ -3765,10 +3788,7 @@ static size_t acem__ties_sum_out(float *out, const float *const *xs, size_t T, c
 static void acem__ties_fused_chunk(void *ctx, size_t c, void *work) {
     const acem__ew_job *J = ACEM__CAST(const acem__ew_job *, ctx);
     acem__ew_lane *h = ACEM__CAST(acem__ew_lane *, work);
-    float *v = acem__ew_arr(work, 0), *sall = acem__ew_arr(work, 1), *pos = acem__ew_arr(work, 2);
-    float *neg = acem__ew_arr(work, 3);
-    int32_t *cp = ACEM__CAST(int32_t *, (void *)acem__ew_arr(work, 4)), *cn = ACEM__CAST(int32_t *, (void *)acem__ew_arr(work, 5));
-    unsigned char *fl = ACEM__CAST(unsigned char *, (void *)acem__ew_arr(work, 8)); /* ACEM__EW_CHUNK bytes */
+    unsigned char *fl = ACEM__CAST(unsigned char *, (void *)(J->sg + c * ACEM__EW_CHUNK)); /* the chunk's marks */
     size_t c0, c1, i0, t, nfix = 0;
     int dirty = 0;
     acem__ew_range(J, c, &c0, &c1);
@@ -3778,8 +3798,12 @@ static void acem__ties_fused_chunk(void *ctx, size_t c, void *work) {
                                   &h->bad);
     else
 #endif
-        for (i0 = c0; i0 < c1; i0 += ACEM__EW_SUB) {
-            size_t len = acem__min(ACEM__EW_SUB, c1 - i0);
+        for (i0 = c0; i0 < c1; i0 += J->sub) {
+            size_t len = acem__min(J->sub, c1 - i0);
+            float *v = acem__ew_arr(work, J->sub, 0), *sall = acem__ew_arr(work, J->sub, 1);
+            float *pos = acem__ew_arr(work, J->sub, 2), *neg = acem__ew_arr(work, J->sub, 3);
+            int32_t *cp = ACEM__CAST(int32_t *, (void *)acem__ew_arr(work, J->sub, 4));
+            int32_t *cn = ACEM__CAST(int32_t *, (void *)acem__ew_arr(work, J->sub, 5));
             ACEM_MEMSET(sall, 0, len * sizeof(float));
             ACEM_MEMSET(pos, 0, len * sizeof(float));
             ACEM_MEMSET(neg, 0, len * sizeof(float));
@@ -3794,9 +3818,8 @@ static void acem__ties_fused_chunk(void *ctx, size_t c, void *work) {
                                                  pos, neg, cp, cn);
             }
             nfix += acem__ties_blk_out(J->out + i0, J->base ? J->base + i0 : NULL, len, J->scale, sall, pos, neg, cp,
-                                       cn, J->acc + i0, fl, i0 - c0, &dirty, &h->tot, work);
+                                       cn, J->acc + i0, fl, i0 - c0, &dirty, &h->tot, work, J->sub);
         }
-    if (nfix) ACEM_MEMCPY(J->sg + c0, fl, c1 - c0);
     J->cflag[c] = (unsigned char)(nfix != 0);
 }
 static void acem__ties_fix_chunk(void *ctx, size_t c, void *work) {
@@ -3938,7 +3961,7 @@ static acem_result acem__feed_plain(acem_layer *L, const float *x, const float *
 }
 /* TIES / DARE-TIES: pass 0 adds the kept values (for the sign election), pass 1
    the kept values of the elected sign, and counts them. The threshold of each
-   of the first ACEM__TIES_THC experts is selected once, in pass 0. */
+   of the first acem__ties_thc() experts is selected once, in pass 0. */
 static acem_result acem__feed_ties(acem_layer *L, const float *x, const float *base, acem_error *err) {
     acem__ew_job J;
     uint32_t *thc = ACEM__CAST(uint32_t *, L->buf[4]);
@@ -3955,9 +3978,9 @@ static acem_result acem__feed_ties(acem_layer *L, const float *x, const float *b
     if (L->pass == 0) {
         J.thu = acem__ties_select(L, x, base, t, &bad);
         if (bad && (r = acem__check_finite(L, x, base, err)) != ACEM_OK) return r;
-        if (t < ACEM__TIES_THC) thc[t] = J.thu;
+        if (t < acem__ties_thc(L)) thc[t] = J.thu;
     } else {
-        J.thu = t < ACEM__TIES_THC ? thc[t] : acem__f2u(acem__ties_threshold(L, acem__dare_key(L, t), x, base));
+        J.thu = t < acem__ties_thc(L) ? thc[t] : acem__f2u(acem__ties_threshold(L, acem__dare_key(L, t), x, base));
         J.majpos = L->stat[ACEM__ST_MAJ] > 0;
     }
     acem__ew_lanes_init(L);
@@ -4259,14 +4282,14 @@ ACEMDEF acem_result acem_layer_finish(acem_layer *L, const float *base, float *o
 /* The element-wise rules in one pass over all experts (acem_merge has them all):
    bitwise the streaming result, since both run the same kernels on every
    element (see "element-wise rules: the loops"). Not for TIES beyond
-   ACEM__TIES_THC experts (no room for their thresholds), nor when an input is
+   acem__ties_thc() experts (no room for their thresholds), nor when an input is
    NULL (the streaming path reports those, in its order). */
 static int acem__fusable(const acem_layer *L, const float *const *experts, const float *out) {
     size_t t;
     acem_method m = L->opt.method;
     if (!L->rows || !L->cols || !out || L->rule == ACEM_RULE_KEEP) return 0;
     if (L->rule == ACEM_RULE_METHOD && m != ACEM_AVERAGE && m != ACEM_TASK_ARITHMETIC && m != ACEM_DARE_TA &&
-        !((m == ACEM_TIES || m == ACEM_DARE_TIES) && L->T <= ACEM__TIES_THC))
+        !((m == ACEM_TIES || m == ACEM_DARE_TIES) && L->T <= acem__ties_thc(L)))
         return 0;
     for (t = 0; t < L->T; ++t)
         if (!experts[t]) return 0;
