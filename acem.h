@@ -2364,7 +2364,8 @@ enum { ACEM__ST_MEAN_L, ACEM__ST_M2_L, ACEM__ST_SUM_N, ACEM__ST_ESUM, ACEM__ST_G
 #endif
 #define ACEM__EW_CHUNK 16384
 #define ACEM__EW_SUB 256                          /* at most; min(this, n rounded up to 8) */
-#define ACEM__EW_HDR 128                          /* lane header (>= sizeof(acem__ew_lane)) */
+#define ACEM__EW_HDR 320                          /* lane header (>= sizeof(acem__ew_lane)) */
+#define ACEM__TIES_G 4                            /* TIES thresholds selected together */
 #define ACEM__TIES_THC 1024                       /* at most; min(this, n) */
 #define ACEM__TIES_SAMPLED 32768                  /* from this size on, select by sampling */
 #define ACEM__EW_PF 512                           /* software prefetch distance (elements) */
@@ -2891,12 +2892,16 @@ enum { ACEM__ST_MAJ = 0 };                        /* TIES: the majority sign, af
 
 /* per-worker state, at the start of the worker's scratch (acem__ew_work_bytes;
    the rest: arrays of a sub-block's floats / ints, for TIES then a chunk's bytes) */
+typedef struct acem__cap {      /* TIES capture of one expert by one worker          */
+    size_t lt, le_lo, le_hi;    /* counts below lo, <= lo, <= hi                      */
+    size_t stored, cap;         /* candidates stored, room                            */
+    uint32_t *cand;             /* the candidate region                               */
+    int overflow;               /* candidates did not fit                             */
+} acem__cap;
 typedef struct acem__ew_lane {
-    int bad, overflow;          /* non-finite delta seen; TIES candidates overflowed */
-    size_t lt, le_lo, le_hi;    /* TIES capture: counts below lo, <= lo, <= hi       */
-    size_t stored, cap;         /* TIES capture: candidates stored, room              */
-    uint32_t *cand;             /* TIES capture: this worker's candidate region       */
+    int bad;                    /* a non-finite delta was seen                        */
     long long tot;              /* TIES election: #positive - #negative sums          */
+    acem__cap cap[ACEM__TIES_G];/* TIES capture, one per expert of the group          */
 } acem__ew_lane;
 
 static acem__ew_lane *acem__ew_lane_of(const acem_layer *L, size_t w) {
@@ -2907,6 +2912,7 @@ static float *acem__ew_arr(void *work, size_t sub, int k) {
 }
 static void acem__ew_lanes_init(const acem_layer *L) {
     size_t w, W = acem__workers(&L->opt);
+    ACEM_ASSERT(sizeof(acem__ew_lane) <= ACEM__EW_HDR);
     for (w = 0; w < W; ++w) ACEM_MEMSET(acem__ew_lane_of(L, w), 0, sizeof(acem__ew_lane));
 }
 static int acem__ew_lanes_bad(const acem_layer *L) {
@@ -3089,14 +3095,17 @@ static int acem__dare_values(const acem__dare *D, uint64_t key, const float *x, 
 typedef struct acem__ew_job {
     const acem_layer *L;
     const float *x;              /* streaming: this expert                        */
-    const float *const *xs;      /* fused: all experts                            */
+    const float *const *xs;      /* fused: all experts (TIES capture: the group)  */
     const float *base;
     float *acc, *out;
-    size_t n, t;                 /* t: streaming: the expert's index              */
+    size_t n, t;                 /* t: the expert's index (capture: the group's first) */
     float scale;
     int first;                   /* streaming: the first expert writes acc        */
     acem__dare D;
-    uint32_t thu, lo, hi;        /* TIES: threshold / capture interval bits       */
+    uint32_t thu;                /* TIES: threshold bits                          */
+    uint32_t los[ACEM__TIES_G], his[ACEM__TIES_G]; /* TIES capture brackets         */
+    size_t ng;                   /* TIES capture: experts in the group            */
+    int ends[ACEM__TIES_G];      /* TIES capture: candidates include lo and hi    */
     const uint32_t *thus;        /* TIES fused: every expert's threshold bits     */
     int majpos;                  /* TIES pass 1: zero sums take the positive side */
     signed char *sg;
@@ -3182,7 +3191,7 @@ static float acem__ew_scale(const acem_layer *L) {
 /* ---- TIES: the trim threshold ------------------------------------------------
    acem__ties_threshold's value (the k-th smallest |value|, exactly), from one
    pass over the expert instead of three: a strided sample of the magnitudes
-   brackets the k-th smallest by [lo, hi] (its rank +- 5 standard deviations);
+   brackets the k-th smallest by [lo, hi] (its rank +- 4 standard deviations);
    one pass counts the values below lo, at most lo and at most hi, and keeps the
    ones strictly between (a few percent) as candidates; a radix selection among
    those gives the exact value. If the bracket misses or the candidates do not
@@ -3242,10 +3251,10 @@ static const uint64_t acem__compact8[256] = {
 };
 #endif
 /* counts and candidates of one run of values (b NULL: x are the values).
-   The candidates are counted only while they fit (h->overflow says they did
+   The candidates are stored only while they fit (h->overflow says they did
    not). No finiteness check: the pass that follows checks every value, and a
    NaN (bits above +inf, so above hi) is never a candidate. */
-static void acem__ties_capture(acem__ew_lane *h, const float *x, const float *b, size_t n, uint32_t lo, uint32_t hi) {
+static void acem__ties_capture(acem__cap *h, const float *x, const float *b, size_t n, uint32_t lo, uint32_t hi) {
     size_t i = 0, lt = 0, gtlo = 0, gthi = 0, ns = h->stored, cap = h->cap;
     uint32_t *cand = h->cand;
 #if defined(ACEM__EW_AVX2)
@@ -3302,20 +3311,79 @@ static void acem__ties_capture(acem__ew_lane *h, const float *x, const float *b,
     h->le_hi += n - gthi;
     h->stored = ns;
 }
+/* The same with the bracket's ends included and only two counts: values below
+   lo (lt) and at most hi (le_hi); the candidates are lo <= u <= hi. Cheaper;
+   used when the sample shows no heavy ties at the ends (which would all have
+   to be stored). */
+static void acem__ties_capture2(acem__cap *h, const float *x, const float *b, size_t n, uint32_t lo, uint32_t hi) {
+    size_t i = 0, lt = 0, gthi = 0, ns = h->stored, cap = h->cap;
+    uint32_t *cand = h->cand;
+#if defined(ACEM__EW_AVX2)
+    {
+        const __m256i vlo = _mm256_set1_epi32((int)lo), vhi = _mm256_set1_epi32((int)hi);
+        const __m256i am = _mm256_set1_epi32(0x7fffffff);
+        __m256i clt = _mm256_setzero_si256(), cgh = clt;
+        uint32_t tmp[8];
+        int q;
+#define ACEM__CAPTURE_STEP(LOADV)                                                                         \
+        {                                                                                                 \
+            __m256i u = _mm256_and_si256(_mm256_castps_si256(LOADV), am);                                \
+            __m256i l = _mm256_cmpgt_epi32(vlo, u), g = _mm256_cmpgt_epi32(u, vhi);                       \
+            uint64_t e = acem__compact8[~_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_or_si256(l, g))) & 0xff]; \
+            __m256i idx = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)e));                           \
+            clt = _mm256_sub_epi32(clt, l);                                                               \
+            cgh = _mm256_sub_epi32(cgh, g);                                                               \
+            _mm256_storeu_si256((__m256i *)(void *)(cand + ns), _mm256_permutevar8x32_epi32(u, idx));    \
+            ns += (size_t)((e >> 4) & 15u);                                                               \
+        }
+#define ACEM__CAPTURE_LOOP(LOADV)                                                 \
+        for (; i + 16 <= n && ns + 16 <= cap; i += 16) {                          \
+            _mm_prefetch((const char *)(const void *)(x + i + ACEM__EW_PF), _MM_HINT_T0); \
+            if (b) _mm_prefetch((const char *)(const void *)(b + i + ACEM__EW_PF), _MM_HINT_T0); \
+            ACEM__CAPTURE_STEP(LOADV)                                             \
+            i += 8;                                                               \
+            ACEM__CAPTURE_STEP(LOADV)                                             \
+            i -= 8;                                                               \
+        }
+        if (b) ACEM__CAPTURE_LOOP(_mm256_sub_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(b + i)))
+        else ACEM__CAPTURE_LOOP(_mm256_loadu_ps(x + i))
+#undef ACEM__CAPTURE_LOOP
+#undef ACEM__CAPTURE_STEP
+        _mm256_storeu_si256((__m256i *)(void *)tmp, _mm256_add_epi32(_mm256_unpacklo_epi32(clt, cgh), _mm256_unpackhi_epi32(clt, cgh)));
+        for (q = 0; q < 8; q += 2) { lt += tmp[q]; gthi += tmp[q + 1]; }
+    }
+#endif
+    for (; i < n; ++i) {
+        uint32_t u = acem__f2u(b ? x[i] - b[i] : x[i]) & 0x7fffffffu;
+        lt += (size_t)(u < lo);
+        gthi += (size_t)(u > hi);
+        if (u >= lo && u <= hi) {
+            if (ns < cap) cand[ns++] = u;
+            else h->overflow = 1;
+        }
+    }
+    h->lt += lt;
+    h->le_hi += n - gthi;
+    h->stored = ns;
+}
 static void acem__ties_capture_chunk(void *ctx, size_t c, void *work) {
     const acem__ew_job *J = ACEM__CAST(const acem__ew_job *, ctx);
     acem__ew_lane *h = ACEM__CAST(acem__ew_lane *, work);
-    size_t c0, c1, i0;
+    size_t c0, c1, i0, g, blk = J->D.on ? J->sub : 2048; /* 2048: base stays in L1 across the group */
     acem__ew_range(J, c, &c0, &c1);
-    if (!J->D.on) {
-        acem__ties_capture(h, J->x + c0, J->base ? J->base + c0 : NULL, c1 - c0, J->lo, J->hi);
-        return;
-    }
-    for (i0 = c0; i0 < c1; i0 += J->sub) {
-        size_t len = acem__min(J->sub, c1 - i0);
-        float *v = acem__ew_arr(work, J->sub, 0);
-        h->bad |= acem__dare_values(&J->D, acem__dare_key(J->L, J->t), J->x, J->base, i0, len, v);
-        acem__ties_capture(h, v, NULL, len, J->lo, J->hi);
+    for (i0 = c0; i0 < c1; i0 += blk) {
+        size_t len = acem__min(blk, c1 - i0);
+        for (g = 0; g < J->ng; ++g) {
+            if (J->D.on) {
+                float *v = acem__ew_arr(work, J->sub, 0);
+                h->bad |= acem__dare_values(&J->D, acem__dare_key(J->L, J->t + g), J->xs[g], J->base, i0, len, v);
+                if (J->ends[g]) acem__ties_capture2(&h->cap[g], v, NULL, len, J->los[g], J->his[g]);
+                else acem__ties_capture(&h->cap[g], v, NULL, len, J->los[g], J->his[g]);
+            } else if (J->ends[g])
+                acem__ties_capture2(&h->cap[g], J->xs[g] + i0, J->base ? J->base + i0 : NULL, len, J->los[g], J->his[g]);
+            else
+                acem__ties_capture(&h->cap[g], J->xs[g] + i0, J->base ? J->base + i0 : NULL, len, J->los[g], J->his[g]);
+        }
     }
 }
 
@@ -3362,62 +3430,89 @@ static uint32_t acem__radix_select(uint32_t *u, size_t m, size_t j, uint32_t lo,
     }
 }
 
-/* Threshold bits of one expert; *bad set when a non-finite delta was seen
-   (the passes that follow check every value too). Uses the candidate region
-   (L->buf[2], free in pass 0 and in the fused path) and the histogram. */
-static uint32_t acem__ties_select(acem_layer *L, const float *x, const float *base, size_t t, int *bad) {
+/* Threshold bits of ng <= ACEM__TIES_G experts xs[0..ng) (indices t0..),
+   into thu[0..ng), from one pass over base and those experts; *bad set when a
+   non-finite delta was seen in a sample (the passes that follow check every
+   value). Uses the candidate region (L->buf[2]: n uint16, n/2 uint32; free in
+   pass 0 and in the fused path) and the histogram. */
+static void acem__ties_select(acem_layer *L, const float *const *xs, const float *base, size_t t0, size_t ng,
+                              uint32_t *thu, int *bad) {
     size_t d = L->rows * L->cols, kdrop = (size_t)((double)d * L->opt.density), k = d - kdrop;
-    size_t s, stride, j, W = acem__workers(&L->opt), capw, w, off, lt = 0, le_lo = 0, le_hi = 0, m = 0;
+    size_t s, stride, j, W = acem__workers(&L->opt), capw, w, g;
     size_t *hist = ACEM__CAST(size_t *, L->buf[3]);
-    uint32_t *cand = ACEM__CAST(uint32_t *, L->buf[2]), *smp, lo, hi;
-    uint64_t key = acem__dare_key(L, t);
-    double p, c, hw;
-    int overflow = 0;
+    uint32_t *cand = ACEM__CAST(uint32_t *, L->buf[2]), *smp;
+    double p = (double)k / (double)d, c, hw;
     acem__ew_job J;
     *bad = 0;
-    if (kdrop >= d || k == 0) return 0;
-    if (d < ACEM__TIES_SAMPLED) return acem__f2u(acem__ties_threshold(L, key, x, base));
-    /* the bracket, from s evenly spaced values */
+    for (g = 0; g < ng; ++g) thu[g] = 0;
+    if (kdrop >= d || k == 0) return;
+    if (d < ACEM__TIES_SAMPLED) {
+        for (g = 0; g < ng; ++g) thu[g] = acem__f2u(acem__ties_threshold(L, acem__dare_key(L, t0 + g), xs[g], base));
+        return;
+    }
+    acem__ew_job_init(&J, L, base);
+    J.xs = xs; J.t = t0; J.ng = ng;
+    /* each bracket, from s evenly spaced values */
     s = acem__min(d / 16, 16384);
     stride = d / s;
-    for (j = 0; j < s; ++j) {
-        size_t i = j * stride + stride / 2;
-        float dv = base ? x[i] - base[i] : x[i];
-        if (!((dv - dv) == 0.0f)) { *bad = 1; return 0; }
-        cand[j] = acem__f2u(acem__ew_value(L, key, x, base, i)) & 0x7fffffffu;
-    }
-    smp = acem__sort_u31(cand, cand + s, s, hist);
-    p = (double)k / (double)d;
     c = p * (double)s;
-    hw = 5.0 * ACEM_SQRT((double)s * p * (1.0 - p)) + 2.0;
-    lo = c - hw < 0 ? 0u : smp[(size_t)(c - hw)];
-    hi = c + hw + 1.0 >= (double)s ? ACEM__TIES_OUT_LO : smp[(size_t)(c + hw + 1.0)];
-    /* one pass: counts, and the candidates strictly inside (lo, hi) */
-    capw = (d / 2) / W; /* the region holds n uint16, i.e. n/2 uint32 */
+    hw = 4.0 * ACEM_SQRT((double)s * p * (1.0 - p)) + 2.0;
+    for (g = 0; g < ng; ++g) {
+        const float *x = xs[g];
+        uint64_t key = acem__dare_key(L, t0 + g);
+        for (j = 0; j < s; ++j) {
+            size_t i = j * stride + stride / 2;
+            float dv = base ? x[i] - base[i] : x[i];
+            if (!((dv - dv) == 0.0f)) { *bad = 1; return; }
+            cand[j] = acem__f2u(acem__ew_value(L, key, x, base, i)) & 0x7fffffffu;
+        }
+        smp = acem__sort_u31(cand, cand + s, s, hist);
+        J.los[g] = c - hw < 0 ? 0u : smp[(size_t)(c - hw)];
+        J.his[g] = c + hw + 1.0 >= (double)s ? ACEM__TIES_OUT_LO : smp[(size_t)(c + hw + 1.0)];
+        { /* the share of the sample in [lo, hi]: small enough to store them all? */
+            size_t a = 0, e = s;
+            while (a < s && smp[a] < J.los[g]) ++a;
+            while (e > 0 && smp[e - 1] > J.his[g]) --e;
+            J.ends[g] = (e - a) * 16 <= s; /* at most 1/16 of the values (room: 1/8) */
+        }
+    }
+    /* one pass: counts, and the candidates strictly inside (lo, hi); expert g's
+       regions, one per worker, follow each other */
+    capw = (d / 2) / (W * ng);
     for (w = 0; w < W; ++w) {
         acem__ew_lane *h = acem__ew_lane_of(L, w);
         ACEM_MEMSET(h, 0, sizeof *h);
-        h->cand = cand + w * capw;
-        h->cap = capw;
+        for (g = 0; g < ng; ++g) {
+            h->cap[g].cand = cand + (g * W + w) * capw;
+            h->cap[g].cap = capw;
+        }
     }
-    acem__ew_job_init(&J, L, base);
-    J.x = x; J.t = t; J.lo = lo; J.hi = hi;
     acem__run(L, acem__ew_nchunks(d), acem__ties_capture_chunk, &J);
-    for (w = 0, off = 0; w < W; ++w) { /* gather the candidates at the front */
-        acem__ew_lane *h = acem__ew_lane_of(L, w);
-        *bad |= h->bad;
-        overflow |= h->overflow;
-        lt += h->lt; le_lo += h->le_lo; le_hi += h->le_hi; m += h->stored;
-        for (j = 0; j < h->stored; ++j) cand[off + j] = h->cand[j];
-        off += h->stored;
+    for (w = 0; w < W; ++w) *bad |= acem__ew_lane_of(L, w)->bad;
+    if (*bad) return;
+    for (g = 0; g < ng; ++g) {
+        size_t lt = 0, le_lo = 0, le_hi = 0, m = 0;
+        uint32_t lo = J.los[g], hi = J.his[g], *cg = cand + g * W * capw;
+        int overflow = 0;
+        for (w = 0; w < W; ++w) { /* gather the candidates at the front of g's regions */
+            const acem__cap *h = &acem__ew_lane_of(L, w)->cap[g];
+            overflow |= h->overflow;
+            lt += h->lt; le_lo += h->le_lo; le_hi += h->le_hi;
+            if (h->cand != cg + m)
+                for (j = 0; j < h->stored; ++j) cg[m + j] = h->cand[j];
+            m += h->stored;
+        }
+        thu[g] = 0xffffffffu;
+        if (J.ends[g]) { /* candidates: lo <= u <= hi */
+            if (k > lt && !overflow && k - lt <= m) thu[g] = acem__radix_select(cg, m, k - lt, lo, hi, hist);
+        } else if (k > lt) { /* (m counts every candidate unless they overflowed) */
+            if (k <= le_lo) thu[g] = lo;
+            else if (!overflow && k - le_lo <= m) thu[g] = acem__radix_select(cg, m, k - le_lo, lo + 1, hi - 1, hist);
+            else if (!overflow && k <= le_hi) thu[g] = hi;
+        }
+        if (thu[g] == 0xffffffffu) /* missed: the three passes */
+            thu[g] = acem__f2u(acem__ties_threshold(L, acem__dare_key(L, t0 + g), xs[g], base));
     }
-    if (*bad) return 0;
-    if (k > lt) { /* (m counts every candidate unless they overflowed) */
-        if (k <= le_lo) return lo;
-        if (!overflow && k - le_lo <= m) return acem__radix_select(cand, m, k - le_lo, lo + 1, hi - 1, hist);
-        if (!overflow && k <= le_hi) return hi;
-    }
-    return acem__f2u(acem__ties_threshold(L, key, x, base)); /* missed: the three passes */
 }
 
 /* ---- TIES: the streaming passes ---------------------------------------------- */
@@ -3976,7 +4071,7 @@ static acem_result acem__feed_ties(acem_layer *L, const float *x, const float *b
     J.sg = ACEM__CAST(signed char *, L->buf[1]);
     J.cnt = ACEM__CAST(uint16_t *, L->buf[2]);
     if (L->pass == 0) {
-        J.thu = acem__ties_select(L, x, base, t, &bad);
+        acem__ties_select(L, &x, base, t, 1, &J.thu, &bad);
         if (bad && (r = acem__check_finite(L, x, base, err)) != ACEM_OK) return r;
         if (t < acem__ties_thc(L)) thc[t] = J.thu;
     } else {
@@ -4314,10 +4409,9 @@ static acem_result acem__merge_fused(acem_layer *L, const float *base, const flo
         uint32_t *thu = ACEM__CAST(uint32_t *, L->buf[4]);
         /* (a threshold of 0 keeps zeros, which add nothing: 1 drops them, as
            acem__ties_sum_out needs; every kernel gives the same sums either way) */
-        for (t = 0; t < T && !bad; ++t) {
-            thu[t] = acem__ties_select(L, xs[t], base, t, &bad);
-            thu[t] |= (uint32_t)(thu[t] == 0);
-        }
+        for (t = 0; t < T && !bad; t += ACEM__TIES_G)
+            acem__ties_select(L, xs + t, base, t, acem__min(ACEM__TIES_G, T - t), thu + t, &bad);
+        for (t = 0; t < T; ++t) thu[t] |= (uint32_t)(thu[t] == 0);
         if (!bad) {
             long long tot = 0;
             J.thus = thu;

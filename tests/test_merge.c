@@ -1315,10 +1315,22 @@ static void test_ties_select_exact(void) {
                     arena = aligned_block(need, &raw);
                     acem_layer_init(&L, &o, ACEM_RULE_METHOD, "sel.t", n, 1, 3, arena, need, &err);
                     for (t = 0; t < 2; ++t) {
-                        fast = acem__ties_select(&L, x, t ? NULL : b, t, &bad);
+                        const float *xp = x;
+                        acem__ties_select(&L, &xp, t ? NULL : b, t, 1, &fast, &bad);
                         slow = acem__f2u(acem__ties_threshold(&L, acem__dare_key(&L, t), x, t ? NULL : b));
                         CHECK(!bad && fast == slow, "%s select n %zu kind %d density %g base %d: %08x vs %08x",
                               mname(m), n, kind, dens[di], !t, (unsigned)fast, (unsigned)slow);
+                    }
+                    { /* three experts selected together (one pass over base and them) */
+                        const float *xs[3];
+                        uint32_t th3[3];
+                        xs[0] = x; xs[1] = b; xs[2] = x;
+                        acem__ties_select(&L, xs, b, 0, 3, th3, &bad);
+                        for (t = 0; t < 3; ++t) {
+                            slow = acem__f2u(acem__ties_threshold(&L, acem__dare_key(&L, t), xs[t], b));
+                            CHECK(!bad && th3[t] == slow, "%s group select n %zu kind %d density %g expert %zu: %08x vs %08x",
+                                  mname(m), n, kind, dens[di], t, (unsigned)th3[t], (unsigned)slow);
+                        }
                     }
                     free(raw);
                     free(x);
