@@ -3775,7 +3775,7 @@ static size_t acem__ties_sum_out(float *out, const float *const *xs, size_t T, c
     {
         const __m256 l = _mm256_set1_ps(lam), zero = _mm256_setzero_ps();
         const __m256i one = _mm256_set1_epi32(1), zi = _mm256_setzero_si256(), am = _mm256_set1_epi32(0x7fffffff);
-        __m256i cg = zi, cl = zi, umax = zi;
+        __m256i cgl = zi, umax = zi;
         int32_t tmp[8];
         int j;
         /* per expert: v masked to +0 where dropped, zeros dropped too (adding
@@ -3807,8 +3807,7 @@ static size_t acem__ties_sum_out(float *out, const float *const *xs, size_t T, c
             c = _mm256_max_epi32(_mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(in##S), _mm256_castsi256_ps(ip##S), gt)), one); \
             q = _mm256_div_ps(_mm256_blendv_ps(ng##S, p##S, gt), _mm256_cvtepi32_ps(c));                       \
             _mm256_storeu_ps(out + (K), _mm256_fmadd_ps(l, q, BV));                                             \
-            cg = _mm256_sub_epi32(cg, _mm256_castps_si256(gt));                                                 \
-            cl = _mm256_sub_epi32(cl, _mm256_castps_si256(lt));                                                 \
+            cgl = _mm256_add_epi32(_mm256_sub_epi32(cgl, _mm256_castps_si256(gt)), _mm256_castps_si256(lt));    \
             fixm = _mm256_andnot_ps(_mm256_or_ps(gt, lt), _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_add_epi32(ip##S, in##S), zi))); \
             mf = (unsigned)_mm256_movemask_ps(fixm);                                                            \
             if (mf) {                                                                                           \
@@ -3818,36 +3817,31 @@ static size_t acem__ties_sum_out(float *out, const float *const *xs, size_t T, c
             }                                                                                                   \
             acem__ties_mark(fl, 0, I, mf, 8, &dirty);                                                           \
         }
-        /* two vectors at a time (the sums of one are a chain of T adds) */
-#define ACEM__TIES_VLOOP(BA, BB, LOADA, LOADB, PFB)                                                             \
-        for (; i + 16 <= n; i += 16) {                                                                          \
+#define ACEM__TIES_VLOOP(BA, LOADA, PFB)                                                                        \
+        for (; i + 8 <= n; i += 8) {                                                                            \
             size_t k = i0 + i;                                                                                  \
-            __m256 bva = BA, bvb = BB, saa = zero, pa = zero, nga = zero, sab = zero, pb = zero, ngb = zero;    \
-            __m256i ipa = zi, ina = _mm256_set1_epi32((int)T), ipb = zi, inb = ina;                             \
+            __m256 bva = BA, saa = zero, pa = zero, nga = zero;                                                 \
+            __m256i ipa = zi, ina = _mm256_set1_epi32((int)T);                                                  \
             PFB;                                                                                                \
             for (t = 0; t < T; ++t) {                                                                           \
-                __m256i th = _mm256_set1_epi32((int)thus[t]);                                                   \
-                __m256 va = LOADA, vb = LOADB, da = ACEM__TIES_DROP(va, th), db = ACEM__TIES_DROP(vb, th);     \
+                __m256 va = LOADA, da = ACEM__TIES_DROP(va, _mm256_set1_epi32((int)thus[t]));                   \
                 _mm_prefetch((const char *)(const void *)(xs[t] + k + ACEM__EW_PF), _MM_HINT_T0);              \
                 ACEM__TIES_ACC(a, va, da)                                                                       \
-                ACEM__TIES_ACC(b, vb, db)                                                                       \
             }                                                                                                   \
             ACEM__TIES_FIN(a, k, i, bva)                                                                        \
-            ACEM__TIES_FIN(b, k + 8, i + 8, bvb)                                                                \
         }
         if (b)
-            ACEM__TIES_VLOOP(_mm256_loadu_ps(b + k), _mm256_loadu_ps(b + k + 8),
-                             _mm256_sub_ps(_mm256_loadu_ps(xs[t] + k), bva), _mm256_sub_ps(_mm256_loadu_ps(xs[t] + k + 8), bvb),
+            ACEM__TIES_VLOOP(_mm256_loadu_ps(b + k), _mm256_sub_ps(_mm256_loadu_ps(xs[t] + k), bva),
                              _mm_prefetch((const char *)(const void *)(b + k + ACEM__EW_PF), _MM_HINT_T0))
         else
-            ACEM__TIES_VLOOP(zero, zero, _mm256_loadu_ps(xs[t] + k), _mm256_loadu_ps(xs[t] + k + 8), (void)0)
+            ACEM__TIES_VLOOP(zero, _mm256_loadu_ps(xs[t] + k), (void)0)
 #undef ACEM__TIES_VLOOP
 #undef ACEM__TIES_FIN
 #undef ACEM__TIES_DROP
 #undef ACEM__TIES_ACC
         /* a non-finite sum: bits above the largest finite float's */
         *bad |= _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(umax, _mm256_set1_epi32(0x7f7fffff)))) != 0;
-        _mm256_storeu_si256((__m256i *)(void *)tmp, _mm256_sub_epi32(cg, cl));
+        _mm256_storeu_si256((__m256i *)(void *)tmp, cgl);
         for (j = 0; j < 8; ++j) tt += tmp[j];
     }
 #endif
