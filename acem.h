@@ -3404,7 +3404,7 @@ static uint32_t *acem__sort_u31(uint32_t *a, uint32_t *tmp, size_t n, size_t *hi
     return a;
 }
 /* the j-th smallest (1-based) of u[0..m), all of which lie in [lo, hi]: radix
-   selection on u - lo, 11 bits a round; u is reordered. hist: 2048 counters. */
+   selection on u - lo, 11 bits a round; u is reordered. hist: 4096 counters. */
 static uint32_t acem__radix_select(uint32_t *u, size_t m, size_t j, uint32_t lo, uint32_t hi, size_t *hist) {
     for (;;) {
         uint32_t sh = 0, nb, b, lo2, hi2;
@@ -3412,8 +3412,13 @@ static uint32_t acem__radix_select(uint32_t *u, size_t m, size_t j, uint32_t lo,
         if (lo == hi) return lo;
         while (((hi - lo) >> sh) >= 2048u) ++sh;
         nb = ((hi - lo) >> sh) + 1;
-        for (b = 0; b < nb; ++b) hist[b] = 0;
-        for (i = 0; i < m; ++i) hist[(u[i] - lo) >> sh]++;
+        for (b = 0; b < nb; ++b) hist[b] = hist[2048 + b] = 0;
+        for (i = 0; i + 1 < m; i += 2) { /* two histograms: fewer stalls on repeated bins */
+            hist[(u[i] - lo) >> sh]++;
+            hist[2048 + ((u[i + 1] - lo) >> sh)]++;
+        }
+        if (i < m) hist[(u[i] - lo) >> sh]++;
+        for (b = 0; b < nb; ++b) hist[b] += hist[2048 + b];
         for (b = 0; b + 1 < nb && cum + hist[b] < j; ++b) cum += hist[b];
         j -= cum;
         lo2 = lo + (b << sh);
@@ -3441,6 +3446,7 @@ static void acem__ties_select(acem_layer *L, const float *const *xs, const float
     size_t s, stride, j, W = acem__workers(&L->opt), capw, w, g;
     size_t *hist = ACEM__CAST(size_t *, L->buf[3]);
     uint32_t *cand = ACEM__CAST(uint32_t *, L->buf[2]), *smp;
+    float *bs;
     double p = (double)k / (double)d, c, hw;
     acem__ew_job J;
     *bad = 0;
@@ -3457,14 +3463,25 @@ static void acem__ties_select(acem_layer *L, const float *const *xs, const float
     stride = d / s;
     c = p * (double)s;
     hw = 4.0 * ACEM_SQRT((double)s * p * (1.0 - p)) + 2.0;
+    bs = ACEM__CAST(float *, (void *)(cand + 2 * s)); /* base at the sample points, read once */
+    if (base) {
+#if defined(ACEM__EW_AVX2)
+        for (j = 0; j < s; ++j) _mm_prefetch((const char *)(const void *)(base + j * stride + stride / 2), _MM_HINT_T0);
+#endif
+        for (j = 0; j < s; ++j) bs[j] = base[j * stride + stride / 2];
+    }
     for (g = 0; g < ng; ++g) {
         const float *x = xs[g];
         uint64_t key = acem__dare_key(L, t0 + g);
-        for (j = 0; j < s; ++j) {
+#if defined(ACEM__EW_AVX2)
+        for (j = 0; j < s; ++j) _mm_prefetch((const char *)(const void *)(x + j * stride + stride / 2), _MM_HINT_T0);
+#endif
+        for (j = 0; j < s; ++j) { /* acem__ew_value at the sample points */
             size_t i = j * stride + stride / 2;
-            float dv = base ? x[i] - base[i] : x[i];
+            float dv = base ? x[i] - bs[j] : x[i];
             if (!((dv - dv) == 0.0f)) { *bad = 1; return; }
-            cand[j] = acem__f2u(acem__ew_value(L, key, x, base, i)) & 0x7fffffffu;
+            if (J.D.on) dv = (acem__mix(key + (uint64_t)i) >> 11) < J.D.mthr ? 0.0f : (float)((double)dv / J.D.q);
+            cand[j] = acem__f2u(dv) & 0x7fffffffu;
         }
         smp = acem__sort_u31(cand, cand + s, s, hist);
         J.los[g] = c - hw < 0 ? 0u : smp[(size_t)(c - hw)];
