@@ -3270,13 +3270,13 @@ static void acem__ties_capture(acem__cap *h, const float *x, const float *b, siz
         {                                                                                                 \
             __m256i u = _mm256_and_si256(_mm256_castps_si256(LOADV), am), gl = _mm256_cmpgt_epi32(u, vlo); \
             __m256i in = _mm256_and_si256(gl, _mm256_cmpgt_epi32(vhi, u));                              \
-            uint64_t e = acem__compact8[_mm256_movemask_ps(_mm256_castsi256_ps(in))];                     \
-            __m256i idx = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)e));                           \
+            const uint64_t *e = acem__compact8 + _mm256_movemask_ps(_mm256_castsi256_ps(in));              \
+            __m256i idx = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)e));          \
             clt = _mm256_sub_epi32(clt, _mm256_cmpgt_epi32(vlo, u));                                      \
             cgl = _mm256_sub_epi32(cgl, gl);                                                              \
             cgh = _mm256_sub_epi32(cgh, _mm256_cmpgt_epi32(u, vhi));                                      \
             _mm256_storeu_si256((__m256i *)(void *)(cand + ns), _mm256_permutevar8x32_epi32(u, idx));    \
-            ns += (size_t)((e >> 4) & 15u);                                                               \
+            ns += (size_t)((*e >> 4) & 15u);                                                              \
         }
 #define ACEM__CAPTURE_LOOP(LOADV)                                                 \
         for (; i + 16 <= n && ns + 16 <= cap; i += 16) {                          \
@@ -3331,12 +3331,12 @@ static void acem__ties_capture2(acem__cap *h, const float *x, const float *b, si
         {                                                                                                 \
             __m256i u = _mm256_and_si256(_mm256_castps_si256(LOADV), am);                                \
             __m256i l = _mm256_cmpgt_epi32(vlo, u), g = _mm256_cmpgt_epi32(u, vhi);                       \
-            uint64_t e = acem__compact8[~_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_or_si256(l, g))) & 0xff]; \
-            __m256i idx = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)e));                           \
+            const uint64_t *e = acem__compact8 + (~_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_or_si256(l, g))) & 0xff); \
+            __m256i idx = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)e));          \
             clt = _mm256_sub_epi32(clt, l);                                                               \
             cgh = _mm256_sub_epi32(cgh, g);                                                               \
             _mm256_storeu_si256((__m256i *)(void *)(cand + ns), _mm256_permutevar8x32_epi32(u, idx));    \
-            ns += (size_t)((e >> 4) & 15u);                                                               \
+            ns += (size_t)((*e >> 4) & 15u);                                                              \
         }
 #define ACEM__CAPTURE_LOOP(LOADV)                                                 \
         for (; i + 16 <= n && ns + 16 <= cap; i += 16) {                          \
