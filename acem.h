@@ -3371,7 +3371,7 @@ static void acem__ties_capture2(acem__cap *h, const float *x, const float *b, si
 static void acem__ties_capture_chunk(void *ctx, size_t c, void *work) {
     const acem__ew_job *J = ACEM__CAST(const acem__ew_job *, ctx);
     acem__ew_lane *h = ACEM__CAST(acem__ew_lane *, work);
-    size_t c0, c1, i0, g, blk = J->D.on ? J->sub : 2048; /* 2048: base stays in L1 across the group */
+    size_t c0, c1, i0, g, blk = J->D.on ? J->sub : 4096; /* 4096: base stays in L1 across the group */
     acem__ew_range(J, c, &c0, &c1);
     for (i0 = c0; i0 < c1; i0 += blk) {
         size_t len = acem__min(blk, c1 - i0);
