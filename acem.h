@@ -95,7 +95,14 @@
    Nothing is allocated; acem_layer holds only pointers into the arena, so it can
    be abandoned at any point without cleanup.
 
-   acem_merge() does init + all passes + finish for in-memory tensors.
+   acem_merge() does init + all passes + finish for in-memory tensors. For the
+   element-wise rules (average, task arithmetic, TIES, DARE, the mean rule) it
+   reads every input in one pass instead (TIES: one more pass, over base and
+   four experts at a time, for their thresholds), with the very same float
+   operations per element as the streaming path, so the results are bitwise
+   identical. Unlike the streaming
+   path it may have written part of out when it reports a non-finite input
+   (also when out == base); the error names the same expert and position.
 
    Kernels (row-major, sizes in elements, leading dimensions >= row length):
      acem_gemm  C = alpha op(A) op(B) + beta C            (any transpose case)
@@ -3397,11 +3404,31 @@ ACEMDEF acem_rule acem_tensor_rule(const acem_options *opt, const char *name, si
              11 eigenvectors
      TSV_M   0 D  1 U_all (R x n)  2 V_all (C x n)  3 s_all  4 three squares
              (Gu, Gv, P, f64, acem__tsvm_sq each)  7 eigen  9 gemm  11 eigenvectors
-     TIES    0 sum / agreeing sum  1 elected sign (int8)  2 counts (uint16)  3 histogram
-     others  0 acc                                                                  */
+     TIES    0 sum / agreeing sum (fused: outputs kept aside)  1 elected sign (int8;
+             fused: marks)  2 counts (uint16; before: selection candidates, fused:
+             chunk marks)  3 histogram  4 thresholds of the first
+             acem__ties_thc() experts  9 per-worker scratch
+     others  0 acc  9 per-worker scratch (also the mean rule)                         */
 enum { ACEM__ST_MEAN_L, ACEM__ST_M2_L, ACEM__ST_SUM_N, ACEM__ST_ESUM, ACEM__ST_GATED, ACEM__ST_GAMMA };
 #define ACEM__HIST_BINS 4096
+/* element-wise rules (see "element-wise rules: the loops" below): chunk and
+   sub-block sizes in elements, per-worker scratch bytes, TIES thresholds kept
+   between the passes (experts beyond: recomputed), and the tensor size from
+   which TIES selects its threshold from a sample */
+#if !defined(ACEM_NO_SIMD) && defined(__AVX2__) && defined(__FMA__)
+#define ACEM__EW_AVX2 1
+#endif
+#define ACEM__EW_CHUNK 16384
+#define ACEM__EW_SUB 256                          /* at most; min(this, n rounded up to 8) */
+#define ACEM__EW_HDR 320                          /* lane header (>= sizeof(acem__ew_lane)) */
+#define ACEM__TIES_G 4                            /* TIES thresholds selected together */
+#define ACEM__TIES_THC 1024                       /* at most; min(this, n) */
+#define ACEM__TIES_SAMPLED 32768                  /* from this size on, select by sampling */
+#define ACEM__EW_PF 512                           /* software prefetch distance (elements) */
 
+/* TIES thresholds kept between the passes: up to ACEM__TIES_THC, and no more
+   than the tensor has elements (a small tensor recomputes them cheaply) */
+static size_t acem__ties_thc(const acem_layer *L) { return acem__min(ACEM__TIES_THC, L->rows * L->cols); }
 static uint64_t acem__mix(uint64_t z) {
     z += 0x9E3779B97F4A7C15ull;
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
@@ -3422,6 +3449,22 @@ static size_t acem__workers(const acem_options *o) {
 static size_t acem__tsvm_sq(size_t n) {
     return acem__max(n * n, (acem_syev_work_bytes(n) + sizeof(double) - 1) / sizeof(double));
 }
+/* element-wise sub-block length (a multiple of 8) and per-worker scratch: a
+   header, and where sub-blocks are used (DARE; everything in plain C builds)
+   2 arrays of a sub-block (TIES: 8) */
+static size_t acem__ew_sub(size_t n) { return acem__min(ACEM__EW_SUB, (n + 7u) & ~(size_t)7u); }
+static size_t acem__ew_work_bytes(const acem_layer *L, size_t n) {
+    int ties = L->rule == ACEM_RULE_METHOD && (L->opt.method == ACEM_TIES || L->opt.method == ACEM_DARE_TIES);
+    int dare = L->rule == ACEM_RULE_METHOD && (L->opt.method == ACEM_DARE_TA || L->opt.method == ACEM_DARE_TIES);
+    size_t arrays = ties ? 8u : 2u, b;
+#if defined(ACEM__EW_AVX2)
+    if (!dare) arrays = 0;
+#else
+    (void)dare;
+#endif
+    b = ACEM__EW_HDR + arrays * acem__ew_sub(n) * 4u;
+    return (b + 63u) & ~(size_t)63u;
+}
 static void acem__layout(acem_layer *L, acem__arena *a) {
     size_t R = L->rows, C = L->cols, n = acem__min(R, C), RC = 0, mx = acem__max(R, C);
     void **b = L->buf;
@@ -3431,7 +3474,12 @@ static void acem__layout(acem_layer *L, acem__arena *a) {
                     ~(size_t)63u;
     if (acem__mul_ovf(R, C, &RC)) { a->overflow = 1; return; }
     if (L->rule == ACEM_RULE_KEEP || RC == 0) return;
-    if (L->rule == ACEM_RULE_MEAN) { b[0] = acem__take(a, RC, sizeof(float)); return; }
+    if (L->rule == ACEM_RULE_MEAN) {
+        b[0] = acem__take(a, RC, sizeof(float));
+        L->work_bytes = acem__ew_work_bytes(L, RC);
+        b[9] = acem__take(a, acem__workers(&L->opt) * L->work_bytes, 1);
+        return;
+    }
     switch (L->opt.method) {
     case ACEM_ACE:
         b[0] = acem__take(a, RC, sizeof(float));
@@ -3479,9 +3527,14 @@ static void acem__layout(acem_layer *L, acem__arena *a) {
         b[1] = acem__take(a, RC, sizeof(signed char));
         b[2] = acem__take(a, RC, sizeof(uint16_t));
         b[3] = acem__take(a, ACEM__HIST_BINS, sizeof(size_t));
+        b[4] = acem__take(a, acem__min(ACEM__TIES_THC, RC), sizeof(uint32_t));
+        L->work_bytes = acem__ew_work_bytes(L, RC);
+        b[9] = acem__take(a, acem__workers(&L->opt) * L->work_bytes, 1);
         break;
     default: /* average, task arithmetic, DARE-TA */
         b[0] = acem__take(a, RC, sizeof(float));
+        L->work_bytes = acem__ew_work_bytes(L, RC);
+        b[9] = acem__take(a, acem__workers(&L->opt) * L->work_bytes, 1);
         break;
     }
 }
@@ -3576,9 +3629,7 @@ ACEMDEF acem_result acem_layer_init(acem_layer *L, const acem_options *opt, acem
                 ACEM_MEMSET(b[2], 0, C * acem__min(rows, C) * sizeof(float));
                 ACEM_MEMSET(b[3], 0, acem__min(rows, C) * sizeof(double));
                 break;
-            case ACEM_TIES:
-            case ACEM_DARE_TIES: ACEM_MEMSET(b[0], 0, RC * sizeof(float)); break;
-            default: break; /* average, TA, DARE-TA: the first expert writes */
+            default: break; /* average, TA, DARE-TA, TIES: the first expert writes */
             }
         }
     }
@@ -3605,6 +3656,11 @@ static acem__exec acem__lexec(const acem_layer *L) {
     X.work = ACEM__CAST(unsigned char *, L->buf[9]);
     X.work_bytes = L->work_bytes;
     return X;
+}
+/* fixed chunks c = 0 .. nchunks-1 on the layer's workers (chunk c on lane c mod lanes) */
+static void acem__lrun(const acem_layer *L, size_t nchunks, acem__part_fn fn, void *ctx) {
+    acem__exec X = acem__lexec(L);
+    acem__run(&X, nchunks, fn, ctx);
 }
 
 /* the f64 Gram (acem__gram_f64) on the workers: part c is rows [i0, i1) of
@@ -3681,22 +3737,6 @@ static int acem__gate_decide(const acem_options *o, size_t T, double mean_l, dou
     if (o->flags & ACEM_FLAG_NO_GATE) gated = 0;
     if (o->flags & ACEM_FLAG_ALWAYS_GATE && T > 1) gated = 1;
     return gated;
-}
-
-/* acc = delta (first expert) or acc += delta, in one pass over the inputs:
-   the finiteness check is folded in without an early exit, so the loops
-   vectorise; only a failure scans again to name the position. */
-static acem_result acem__accum_delta(acem_layer *L, const float *x, const float *base, float *acc, acem_error *err) {
-    size_t n = L->rows * L->cols, i;
-    int bad = 0;
-    if (L->fed == 0) {
-        if (base) for (i = 0; i < n; ++i) { float d = x[i] - base[i]; bad |= !((d - d) == 0.0f); acc[i] = d; }
-        else for (i = 0; i < n; ++i) { float d = x[i]; bad |= !((d - d) == 0.0f); acc[i] = d; }
-    } else {
-        if (base) for (i = 0; i < n; ++i) { float d = x[i] - base[i]; bad |= !((d - d) == 0.0f); acc[i] += d; }
-        else for (i = 0; i < n; ++i) { float d = x[i]; bad |= !((d - d) == 0.0f); acc[i] += d; }
-    }
-    return bad ? acem__check_finite(L, x, base, err) : ACEM_OK;
 }
 
 /* Sacc += alpha D^T D ; Q += alpha D (D^T D), choosing the cheaper association:
@@ -3834,6 +3874,1081 @@ static float acem__ties_threshold(acem_layer *L, uint64_t key, const float *x, c
         mask |= (nb - 1) << sh;
     }
     return acem__u2f(prefix);
+}
+
+/* ---- element-wise rules: the loops -------------------------------------------
+   Average, task arithmetic, DARE, TIES and the "mean" rule treat every element
+   on its own. Their loops live here, once, and serve both the streaming path
+   (acem_layer_feed / finish) and the fused in-memory path of acem_merge, so
+   that both apply the same float operations to every element, in the same
+   order, and give bitwise identical results. They are memory-bound: AVX2 and
+   AVX-512 builds run them with 256-bit AVX2 + FMA (wider vectors move no more
+   bytes), other builds in plain C. Every kernel handles the vector part first
+   and the rest one element at a time; the chunks and sub-blocks below are
+   multiples of the vector width, so only the tensor's last elements take the
+   scalar route, on either path.
+   Both paths split each pass over parallel_for in chunks of ACEM__EW_CHUNK
+   elements. The fused path reads the T experts side by side, the running sums
+   in registers, so that base, the experts and out are each touched once; DARE
+   (whose values are made a sub-block at a time) and plain C builds (see
+   acem__ew_fused_chunk) go through sub-blocks of acem__ew_sub elements in the
+   worker's scratch instead. */
+enum { ACEM__ST_MAJ = 0 };                        /* TIES: the majority sign, after pass 0 */
+
+/* per-worker state, at the start of the worker's scratch (acem__ew_work_bytes;
+   the rest: arrays of a sub-block's floats / ints) */
+typedef struct acem__cap {      /* TIES capture of one expert by one worker          */
+    size_t lt, le_lo, le_hi;    /* counts below lo, <= lo, <= hi                      */
+    size_t stored, cap;         /* candidates stored, room                            */
+    uint32_t *cand;             /* the candidate region                               */
+    int overflow;               /* candidates did not fit                             */
+} acem__cap;
+typedef struct acem__ew_lane {
+    int bad;                    /* a non-finite delta was seen                        */
+    long long tot;              /* TIES election: #positive - #negative sums          */
+    acem__cap cap[ACEM__TIES_G];/* TIES capture, one per expert of the group          */
+} acem__ew_lane;
+
+static acem__ew_lane *acem__ew_lane_of(const acem_layer *L, size_t w) {
+    return ACEM__CAST(acem__ew_lane *, (void *)(ACEM__CAST(unsigned char *, L->buf[9]) + w * L->work_bytes));
+}
+static float *acem__ew_arr(void *work, size_t sub, int k) {
+    return ACEM__CAST(float *, (void *)(ACEM__CAST(unsigned char *, work) + ACEM__EW_HDR)) + (size_t)k * sub;
+}
+static void acem__ew_lanes_init(const acem_layer *L) {
+    size_t w, W = acem__workers(&L->opt);
+    ACEM_ASSERT(sizeof(acem__ew_lane) <= ACEM__EW_HDR);
+    for (w = 0; w < W; ++w) ACEM_MEMSET(acem__ew_lane_of(L, w), 0, sizeof(acem__ew_lane));
+}
+static int acem__ew_lanes_bad(const acem_layer *L) {
+    size_t w, W = acem__workers(&L->opt);
+    int bad = 0;
+    for (w = 0; w < W; ++w) bad |= acem__ew_lane_of(L, w)->bad;
+    return bad;
+}
+static size_t acem__ew_nchunks(size_t n) { return (n + ACEM__EW_CHUNK - 1) / ACEM__EW_CHUNK; }
+#if defined(ACEM__EW_AVX2)
+static int acem__pop8(unsigned m) {
+    m = m - ((m >> 1) & 0x55u);
+    m = (m & 0x33u) + ((m >> 2) & 0x33u);
+    return (int)((m + (m >> 4)) & 0x0fu);
+}
+#endif
+/* b + s * a for one element, as the vector loops compute it (one FMA there) */
+static float acem__ew_fin1(float b, float s, float a) {
+#if defined(ACEM__EW_AVX2)
+    return _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(s), _mm_set_ss(a), _mm_set_ss(b)));
+#else
+    return b + s * a;
+#endif
+}
+
+/* acc = x - b (first) or acc += x - b (b NULL: x itself); returns 1 if any
+   x - b is not finite. */
+static int acem__ew_acc(float *acc, const float *x, const float *b, size_t n, int first) {
+    size_t i = 0;
+    int bad = 0;
+#if defined(ACEM__EW_AVX2)
+    __m256 z = _mm256_setzero_ps();
+#define ACEM__ACC_LOOP(LOADD, STORE)                                      \
+    for (; i + 8 <= n; i += 8) {                                          \
+        __m256 d = LOADD;                                                 \
+        z = _mm256_add_ps(z, _mm256_sub_ps(d, d));                        \
+        _mm256_storeu_ps(acc + i, STORE);                                 \
+    }
+    if (b && first) ACEM__ACC_LOOP(_mm256_sub_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(b + i)), d)
+    else if (b) ACEM__ACC_LOOP(_mm256_sub_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(b + i)),
+                               _mm256_add_ps(_mm256_loadu_ps(acc + i), d))
+    else if (first) ACEM__ACC_LOOP(_mm256_loadu_ps(x + i), d)
+    else ACEM__ACC_LOOP(_mm256_loadu_ps(x + i), _mm256_add_ps(_mm256_loadu_ps(acc + i), d))
+#undef ACEM__ACC_LOOP
+    bad = _mm256_movemask_ps(_mm256_cmp_ps(z, _mm256_setzero_ps(), _CMP_NEQ_UQ)) != 0;
+#endif
+    for (; i < n; ++i) {
+        float d = b ? x[i] - b[i] : x[i];
+        bad |= !((d - d) == 0.0f);
+        acc[i] = first ? d : acc[i] + d;
+    }
+    return bad;
+}
+
+/* out = b + scale * acc (b NULL: scale * acc) */
+static void acem__ew_out(float *out, const float *b, const float *acc, size_t n, float scale) {
+    size_t i = 0;
+#if defined(ACEM__EW_AVX2)
+    const __m256 s = _mm256_set1_ps(scale);
+    if (b)
+        for (; i + 8 <= n; i += 8)
+            _mm256_storeu_ps(out + i, _mm256_fmadd_ps(s, _mm256_loadu_ps(acc + i), _mm256_loadu_ps(b + i)));
+    else
+        for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, _mm256_mul_ps(s, _mm256_loadu_ps(acc + i)));
+#endif
+    if (b)
+        for (; i < n; ++i) out[i] = acem__ew_fin1(b[i], scale, acc[i]);
+    else
+        for (; i < n; ++i) out[i] = scale * acc[i];
+}
+
+#if defined(ACEM__EW_AVX2)
+/* out = b + scale * sum_t (x_t - b) for elements [i0, i0 + n): the result of
+   acem__ew_acc over t = 0..T-1 and then acem__ew_out, with the running sum in
+   registers (the experts are read side by side); returns 1 if any delta is not
+   finite. */
+static int acem__ew_sum_out(float *out, const float *const *xs, size_t T, const float *b, size_t i0, size_t n,
+                            float scale) {
+    size_t i = 0, t;
+    int bad = 0;
+    const __m256 s = _mm256_set1_ps(scale);
+    __m256 z = _mm256_setzero_ps();
+    for (; i + 8 <= n; i += 8) {
+        size_t k = i0 + i;
+        __m256 bv = b ? _mm256_loadu_ps(b + k) : _mm256_setzero_ps(), acc, d;
+        acc = b ? _mm256_sub_ps(_mm256_loadu_ps(xs[0] + k), bv) : _mm256_loadu_ps(xs[0] + k);
+        z = _mm256_add_ps(z, _mm256_sub_ps(acc, acc));
+        for (t = 1; t < T; ++t) {
+            d = b ? _mm256_sub_ps(_mm256_loadu_ps(xs[t] + k), bv) : _mm256_loadu_ps(xs[t] + k);
+            z = _mm256_add_ps(z, _mm256_sub_ps(d, d));
+            acc = _mm256_add_ps(acc, d);
+        }
+        _mm256_storeu_ps(out + k, b ? _mm256_fmadd_ps(s, acc, bv) : _mm256_mul_ps(s, acc));
+    }
+    bad = _mm256_movemask_ps(_mm256_cmp_ps(z, _mm256_setzero_ps(), _CMP_NEQ_UQ)) != 0;
+    for (; i < n; ++i) {
+        size_t k = i0 + i;
+        float acc = 0.0f;
+        for (t = 0; t < T; ++t) {
+            float d = b ? xs[t][k] - b[k] : xs[t][k];
+            bad |= !((d - d) == 0.0f);
+            acc = t ? acc + d : d;
+        }
+        out[k] = b ? acem__ew_fin1(b[k], scale, acc) : scale * acc;
+    }
+    return bad;
+}
+#endif
+
+/* ---- DARE ------------------------------------------------------------------ */
+/* acem__ew_value's DARE branch for a run of elements: u < drop is decided on
+   the integer m = mix >> 11 (u = m 2^-53 exactly, so u < drop iff m < mthr =
+   ceil(drop 2^53)), and the rescale is the same double division. */
+typedef struct acem__dare {
+    int on;
+    uint64_t mthr;
+    double q;                   /* 1 - drop */
+} acem__dare;
+static acem__dare acem__dare_prep(const acem_layer *L) {
+    acem__dare D;
+    double xm = L->opt.drop * 9007199254740992.0;
+    D.on = L->opt.method == ACEM_DARE_TA || L->opt.method == ACEM_DARE_TIES;
+    D.mthr = (uint64_t)xm;
+    if ((double)D.mthr < xm) D.mthr++;
+    D.q = 1.0 - L->opt.drop;
+    return D;
+}
+#if defined(ACEM__EW_AVX2)
+static __m256i acem__mul64c(__m256i a, uint64_t c) { /* a * c mod 2^64, lane-wise */
+    const __m256i cl = _mm256_set1_epi64x((long long)(c & 0xffffffffu)), ch = _mm256_set1_epi64x((long long)(c >> 32));
+    __m256i ll = _mm256_mul_epu32(a, cl);
+    __m256i cross = _mm256_add_epi64(_mm256_mul_epu32(_mm256_srli_epi64(a, 32), cl), _mm256_mul_epu32(a, ch));
+    return _mm256_add_epi64(ll, _mm256_slli_epi64(cross, 32));
+}
+#endif
+/* v[j] = the DARE value of element i0 + j (x, b indexed from 0); returns 1 if
+   any delta is not finite (checked on the delta, before the drop). */
+static int acem__dare_values(const acem__dare *D, uint64_t key, const float *x, const float *b, size_t i0,
+                             size_t len, float *v) {
+    size_t j = 0;
+    int bad = 0;
+#if defined(ACEM__EW_AVX2)
+    {
+        const __m256i lanes = _mm256_set_epi64x(3, 2, 1, 0), mthr = _mm256_set1_epi64x((long long)D->mthr);
+        const __m256d q = _mm256_set1_pd(D->q);
+        __m128 z = _mm_setzero_ps();
+        for (; j + 4 <= len; j += 4) {
+            size_t i = i0 + j;
+            __m128 d = _mm_loadu_ps(x + i);
+            __m256i h = _mm256_add_epi64(_mm256_set1_epi64x((long long)(key + (uint64_t)i + 0x9E3779B97F4A7C15ull)), lanes);
+            __m256i drop;
+            __m128 val;
+            if (b) d = _mm_sub_ps(d, _mm_loadu_ps(b + i));
+            z = _mm_add_ps(z, _mm_sub_ps(d, d));
+            h = acem__mul64c(_mm256_xor_si256(h, _mm256_srli_epi64(h, 30)), 0xBF58476D1CE4E5B9ull);
+            h = acem__mul64c(_mm256_xor_si256(h, _mm256_srli_epi64(h, 27)), 0x94D049BB133111EBull);
+            h = _mm256_srli_epi64(_mm256_xor_si256(h, _mm256_srli_epi64(h, 31)), 11);
+            drop = _mm256_cmpgt_epi64(mthr, h); /* m < mthr (both below 2^63) */
+            val = _mm256_cvtpd_ps(_mm256_div_pd(_mm256_cvtps_pd(d), q));
+            /* the 64-bit lane masks, narrowed to 32 bits: take the low halves */
+            drop = _mm256_permutevar8x32_epi32(drop, _mm256_set_epi32(7, 5, 3, 1, 6, 4, 2, 0));
+            val = _mm_andnot_ps(_mm_castsi128_ps(_mm256_castsi256_si128(drop)), val);
+            _mm_storeu_ps(v + j, val);
+        }
+        bad = _mm_movemask_ps(_mm_cmpneq_ps(z, _mm_setzero_ps())) != 0;
+    }
+#endif
+    for (; j < len; ++j) {
+        size_t i = i0 + j;
+        float d = b ? x[i] - b[i] : x[i];
+        bad |= !((d - d) == 0.0f);
+        v[j] = (acem__mix(key + (uint64_t)i) >> 11) < D->mthr ? 0.0f : (float)((double)d / D->q);
+    }
+    return bad;
+}
+
+/* ---- plain sums: average, task arithmetic, DARE-TA, the mean rule ---------- */
+typedef struct acem__ew_job {
+    const acem_layer *L;
+    const float *x;              /* streaming: this expert                        */
+    const float *const *xs;      /* fused: all experts (TIES capture: the group)  */
+    const float *base;
+    float *acc, *out;
+    size_t n, t;                 /* t: the expert's index (capture: the group's first) */
+    float scale;
+    int first;                   /* streaming: the first expert writes acc        */
+    acem__dare D;
+    uint32_t thu;                /* TIES: threshold bits                          */
+    uint32_t los[ACEM__TIES_G], his[ACEM__TIES_G]; /* TIES capture brackets         */
+    size_t ng;                   /* TIES capture: experts in the group            */
+    int ends[ACEM__TIES_G];      /* TIES capture: candidates include lo and hi    */
+    const uint32_t *thus;        /* TIES fused: every expert's threshold bits     */
+    int majpos;                  /* TIES pass 1: zero sums take the positive side */
+    signed char *sg;
+    uint16_t *cnt;
+    unsigned char *cflag;        /* TIES fused: chunks holding corrections        */
+    size_t sub;                  /* sub-block length (acem__ew_sub)               */
+} acem__ew_job;
+
+static void acem__ew_range(const acem__ew_job *J, size_t c, size_t *c0, size_t *c1) {
+    *c0 = c * ACEM__EW_CHUNK;
+    *c1 = acem__min(*c0 + ACEM__EW_CHUNK, J->n);
+}
+/* streaming feed: acc (+)= delta of one expert */
+static void acem__ew_feed_chunk(void *ctx, size_t c, size_t nc, void *work) {
+    (void)nc;
+    const acem__ew_job *J = ACEM__CAST(const acem__ew_job *, ctx);
+    acem__ew_lane *h = ACEM__CAST(acem__ew_lane *, work);
+    size_t c0, c1, i0;
+    acem__ew_range(J, c, &c0, &c1);
+    if (!J->D.on) {
+        h->bad |= acem__ew_acc(J->acc + c0, J->x + c0, J->base ? J->base + c0 : NULL, c1 - c0, J->first);
+        return;
+    }
+    for (i0 = c0; i0 < c1; i0 += J->sub) {
+        size_t len = acem__min(J->sub, c1 - i0);
+        float *v = acem__ew_arr(work, J->sub, 0);
+        h->bad |= acem__dare_values(&J->D, acem__dare_key(J->L, J->t), J->x, J->base, i0, len, v);
+        acem__ew_acc(J->acc + i0, v, NULL, len, J->first);
+    }
+}
+/* streaming finish: out = base + scale * acc */
+static void acem__ew_out_chunk(void *ctx, size_t c, size_t nc, void *work) {
+    (void)nc;
+    const acem__ew_job *J = ACEM__CAST(const acem__ew_job *, ctx);
+    size_t c0, c1;
+    (void)work;
+    acem__ew_range(J, c, &c0, &c1);
+    acem__ew_out(J->out + c0, J->base ? J->base + c0 : NULL, J->acc + c0, c1 - c0, J->scale);
+}
+/* fused: out = base + scale * sum_t delta_t, one sub-block at a time */
+static void acem__ew_fused_chunk(void *ctx, size_t c, size_t nc, void *work) {
+    (void)nc;
+    const acem__ew_job *J = ACEM__CAST(const acem__ew_job *, ctx);
+    acem__ew_lane *h = ACEM__CAST(acem__ew_lane *, work);
+    float *acc, *v;
+    size_t c0, c1, i0, t;
+    acem__ew_range(J, c, &c0, &c1);
+#if defined(ACEM__EW_AVX2)
+    if (!J->D.on) {
+        h->bad |= acem__ew_sum_out(J->out, J->xs, J->L->T, J->base, c0, c1 - c0, J->scale);
+        return;
+    }
+#endif
+    /* (plain C builds: always here, so that out = base + scale * acc is the
+       very code of the streaming finish, acem__ew_out, whatever the compiler
+       contracts into FMAs) */
+    acc = acem__ew_arr(work, J->sub, 0);
+    v = acem__ew_arr(work, J->sub, 1);
+    for (i0 = c0; i0 < c1; i0 += J->sub) {
+        size_t len = acem__min(J->sub, c1 - i0);
+        for (t = 0; t < J->L->T; ++t) {
+            if (J->D.on) {
+                h->bad |= acem__dare_values(&J->D, acem__dare_key(J->L, t), J->xs[t], J->base, i0, len, v);
+                acem__ew_acc(acc, v, NULL, len, t == 0);
+            } else
+                h->bad |= acem__ew_acc(acc, J->xs[t] + i0, J->base ? J->base + i0 : NULL, len, t == 0);
+        }
+        acem__ew_out(J->out + i0, J->base ? J->base + i0 : NULL, acc, len, J->scale);
+    }
+}
+static void acem__ew_job_init(acem__ew_job *J, const acem_layer *L, const float *base) {
+    ACEM_MEMSET(J, 0, sizeof *J);
+    J->L = L;
+    J->n = L->rows * L->cols;
+    J->sub = acem__ew_sub(J->n);
+    J->base = base;
+    J->D = acem__dare_prep(L);
+    if (L->rule == ACEM_RULE_MEAN) J->D.on = 0;
+}
+/* the scale of a plain sum: lambda / T for average and the mean rule */
+static float acem__ew_scale(const acem_layer *L) {
+    if (L->rule == ACEM_RULE_MEAN || L->opt.method == ACEM_AVERAGE) return (float)(L->opt.lambda / (double)L->T);
+    return (float)L->opt.lambda;
+}
+
+/* ---- TIES: the trim threshold ------------------------------------------------
+   acem__ties_threshold's value (the k-th smallest |value|, exactly), from one
+   pass over the expert instead of three: a strided sample of the magnitudes
+   brackets the k-th smallest by [lo, hi] (its rank +- 4 standard deviations);
+   one pass counts the values below lo, at most lo and at most hi, and keeps the
+   ones strictly between (a few percent) as candidates; a radix selection among
+   those gives the exact value. If the bracket misses or the candidates do not
+   fit, the three-pass selection runs instead: the same value, more slowly. */
+#define ACEM__TIES_NO_HI 0x7f800001u /* above +inf: "no upper bound" */
+
+#if defined(ACEM__EW_AVX2)
+/* Compaction of 8 lanes by a movemask m: byte j of entry m is the index of m's
+   j-th set bit (vpermd reads only the low 3 bits), and the high nibble of
+   byte 0 the number of set bits. Generated (Python) by
+     for m in range(256):
+         idx = [q for q in range(8) if m >> q & 1]; c = len(idx); idx += [0] * (8 - c)
+         idx[0] |= c << 4; print(hex(sum(v << 8 * j for j, v in enumerate(idx)))) */
+static const uint64_t acem__compact8[256] = {
+    0x0u, 0x10u, 0x11u, 0x120u, 0x12u, 0x220u,
+    0x221u, 0x20130u, 0x13u, 0x320u, 0x321u, 0x30130u,
+    0x322u, 0x30230u, 0x30231u, 0x3020140u, 0x14u, 0x420u,
+    0x421u, 0x40130u, 0x422u, 0x40230u, 0x40231u, 0x4020140u,
+    0x423u, 0x40330u, 0x40331u, 0x4030140u, 0x40332u, 0x4030240u,
+    0x4030241u, 0x403020150ull, 0x15u, 0x520u, 0x521u, 0x50130u,
+    0x522u, 0x50230u, 0x50231u, 0x5020140u, 0x523u, 0x50330u,
+    0x50331u, 0x5030140u, 0x50332u, 0x5030240u, 0x5030241u, 0x503020150ull,
+    0x524u, 0x50430u, 0x50431u, 0x5040140u, 0x50432u, 0x5040240u,
+    0x5040241u, 0x504020150ull, 0x50433u, 0x5040340u, 0x5040341u, 0x504030150ull,
+    0x5040342u, 0x504030250ull, 0x504030251ull, 0x50403020160ull, 0x16u, 0x620u,
+    0x621u, 0x60130u, 0x622u, 0x60230u, 0x60231u, 0x6020140u,
+    0x623u, 0x60330u, 0x60331u, 0x6030140u, 0x60332u, 0x6030240u,
+    0x6030241u, 0x603020150ull, 0x624u, 0x60430u, 0x60431u, 0x6040140u,
+    0x60432u, 0x6040240u, 0x6040241u, 0x604020150ull, 0x60433u, 0x6040340u,
+    0x6040341u, 0x604030150ull, 0x6040342u, 0x604030250ull, 0x604030251ull, 0x60403020160ull,
+    0x625u, 0x60530u, 0x60531u, 0x6050140u, 0x60532u, 0x6050240u,
+    0x6050241u, 0x605020150ull, 0x60533u, 0x6050340u, 0x6050341u, 0x605030150ull,
+    0x6050342u, 0x605030250ull, 0x605030251ull, 0x60503020160ull, 0x60534u, 0x6050440u,
+    0x6050441u, 0x605040150ull, 0x6050442u, 0x605040250ull, 0x605040251ull, 0x60504020160ull,
+    0x6050443u, 0x605040350ull, 0x605040351ull, 0x60504030160ull, 0x605040352ull, 0x60504030260ull,
+    0x60504030261ull, 0x6050403020170ull, 0x17u, 0x720u, 0x721u, 0x70130u,
+    0x722u, 0x70230u, 0x70231u, 0x7020140u, 0x723u, 0x70330u,
+    0x70331u, 0x7030140u, 0x70332u, 0x7030240u, 0x7030241u, 0x703020150ull,
+    0x724u, 0x70430u, 0x70431u, 0x7040140u, 0x70432u, 0x7040240u,
+    0x7040241u, 0x704020150ull, 0x70433u, 0x7040340u, 0x7040341u, 0x704030150ull,
+    0x7040342u, 0x704030250ull, 0x704030251ull, 0x70403020160ull, 0x725u, 0x70530u,
+    0x70531u, 0x7050140u, 0x70532u, 0x7050240u, 0x7050241u, 0x705020150ull,
+    0x70533u, 0x7050340u, 0x7050341u, 0x705030150ull, 0x7050342u, 0x705030250ull,
+    0x705030251ull, 0x70503020160ull, 0x70534u, 0x7050440u, 0x7050441u, 0x705040150ull,
+    0x7050442u, 0x705040250ull, 0x705040251ull, 0x70504020160ull, 0x7050443u, 0x705040350ull,
+    0x705040351ull, 0x70504030160ull, 0x705040352ull, 0x70504030260ull, 0x70504030261ull, 0x7050403020170ull,
+    0x726u, 0x70630u, 0x70631u, 0x7060140u, 0x70632u, 0x7060240u,
+    0x7060241u, 0x706020150ull, 0x70633u, 0x7060340u, 0x7060341u, 0x706030150ull,
+    0x7060342u, 0x706030250ull, 0x706030251ull, 0x70603020160ull, 0x70634u, 0x7060440u,
+    0x7060441u, 0x706040150ull, 0x7060442u, 0x706040250ull, 0x706040251ull, 0x70604020160ull,
+    0x7060443u, 0x706040350ull, 0x706040351ull, 0x70604030160ull, 0x706040352ull, 0x70604030260ull,
+    0x70604030261ull, 0x7060403020170ull, 0x70635u, 0x7060540u, 0x7060541u, 0x706050150ull,
+    0x7060542u, 0x706050250ull, 0x706050251ull, 0x70605020160ull, 0x7060543u, 0x706050350ull,
+    0x706050351ull, 0x70605030160ull, 0x706050352ull, 0x70605030260ull, 0x70605030261ull, 0x7060503020170ull,
+    0x7060544u, 0x706050450ull, 0x706050451ull, 0x70605040160ull, 0x706050452ull, 0x70605040260ull,
+    0x70605040261ull, 0x7060504020170ull, 0x706050453ull, 0x70605040360ull, 0x70605040361ull, 0x7060504030170ull,
+    0x70605040362ull, 0x7060504030270ull, 0x7060504030271ull, 0x706050403020180ull
+};
+#endif
+/* counts and candidates of one run of values (b NULL: x are the values).
+   The candidates are stored only while they fit (h->overflow says they did
+   not). No finiteness check: the pass that follows checks every value, and a
+   NaN (bits above +inf, so above hi) is never a candidate. */
+static void acem__ties_capture(acem__cap *h, const float *x, const float *b, size_t n, uint32_t lo, uint32_t hi) {
+    size_t i = 0, lt = 0, gtlo = 0, gthi = 0, ns = h->stored, cap = h->cap;
+    uint32_t *cand = h->cand;
+#if defined(ACEM__EW_AVX2)
+    {
+        const __m256i vlo = _mm256_set1_epi32((int)lo), vhi = _mm256_set1_epi32((int)hi);
+        const __m256i am = _mm256_set1_epi32(0x7fffffff);
+        __m256i clt = _mm256_setzero_si256(), cgl = clt, cgh = clt;
+        uint32_t tmp[8];
+        int q;
+#define ACEM__CAPTURE_STEP(LOADV)                                                                         \
+        {                                                                                                 \
+            __m256i u = _mm256_and_si256(_mm256_castps_si256(LOADV), am), gl = _mm256_cmpgt_epi32(u, vlo); \
+            __m256i in = _mm256_and_si256(gl, _mm256_cmpgt_epi32(vhi, u));                              \
+            const uint64_t *e = acem__compact8 + _mm256_movemask_ps(_mm256_castsi256_ps(in));              \
+            __m256i idx = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)e));          \
+            clt = _mm256_sub_epi32(clt, _mm256_cmpgt_epi32(vlo, u));                                      \
+            cgl = _mm256_sub_epi32(cgl, gl);                                                              \
+            cgh = _mm256_sub_epi32(cgh, _mm256_cmpgt_epi32(u, vhi));                                      \
+            _mm256_storeu_si256((__m256i *)(void *)(cand + ns), _mm256_permutevar8x32_epi32(u, idx));    \
+            ns += (size_t)((*e >> 4) & 15u);                                                              \
+        }
+#define ACEM__CAPTURE_LOOP(LOADV)                                                 \
+        for (; i + 16 <= n && ns + 16 <= cap; i += 16) {                          \
+            _mm_prefetch((const char *)(const void *)(x + i + ACEM__EW_PF), _MM_HINT_T0); \
+            if (b) _mm_prefetch((const char *)(const void *)(b + i + ACEM__EW_PF), _MM_HINT_T0); \
+            ACEM__CAPTURE_STEP(LOADV)                                             \
+            i += 8;                                                               \
+            ACEM__CAPTURE_STEP(LOADV)                                             \
+            i -= 8;                                                               \
+        }
+        /* two vectors a round, while 16 more candidates fit */
+        if (b) ACEM__CAPTURE_LOOP(_mm256_sub_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(b + i)))
+        else ACEM__CAPTURE_LOOP(_mm256_loadu_ps(x + i))
+#undef ACEM__CAPTURE_LOOP
+#undef ACEM__CAPTURE_STEP
+        _mm256_storeu_si256((__m256i *)(void *)tmp, _mm256_add_epi32(_mm256_unpacklo_epi32(clt, cgl), _mm256_unpackhi_epi32(clt, cgl)));
+        for (q = 0; q < 8; q += 2) { lt += tmp[q]; gtlo += tmp[q + 1]; }
+        _mm256_storeu_si256((__m256i *)(void *)tmp, cgh);
+        for (q = 0; q < 8; ++q) gthi += tmp[q];
+    }
+#endif
+    for (; i < n; ++i) {
+        uint32_t u = acem__f2u(b ? x[i] - b[i] : x[i]) & 0x7fffffffu;
+        lt += (size_t)(u < lo);
+        gtlo += (size_t)(u > lo);
+        gthi += (size_t)(u > hi);
+        if (u > lo && u < hi) {
+            if (ns < cap) cand[ns++] = u;
+            else h->overflow = 1;
+        }
+    }
+    h->lt += lt;
+    h->le_lo += n - gtlo;
+    h->le_hi += n - gthi;
+    h->stored = ns;
+}
+/* The same with the bracket's ends included and only two counts: values below
+   lo (lt) and at most hi (le_hi); the candidates are lo <= u <= hi. Cheaper;
+   used when the sample shows no heavy ties at the ends (which would all have
+   to be stored). */
+static void acem__ties_capture2(acem__cap *h, const float *x, const float *b, size_t n, uint32_t lo, uint32_t hi) {
+    size_t i = 0, lt = 0, gthi = 0, ns = h->stored, cap = h->cap;
+    uint32_t *cand = h->cand;
+#if defined(ACEM__EW_AVX2)
+    {
+        const __m256i vlo = _mm256_set1_epi32((int)lo), vhi = _mm256_set1_epi32((int)hi);
+        const __m256i am = _mm256_set1_epi32(0x7fffffff);
+        __m256i clt = _mm256_setzero_si256(), cgh = clt;
+        uint32_t tmp[8];
+        int q;
+#define ACEM__CAPTURE_STEP(LOADV)                                                                         \
+        {                                                                                                 \
+            __m256i u = _mm256_and_si256(_mm256_castps_si256(LOADV), am);                                \
+            __m256i l = _mm256_cmpgt_epi32(vlo, u), g = _mm256_cmpgt_epi32(u, vhi);                       \
+            const uint64_t *e = acem__compact8 + (~_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_or_si256(l, g))) & 0xff); \
+            __m256i idx = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)e));          \
+            clt = _mm256_sub_epi32(clt, l);                                                               \
+            cgh = _mm256_sub_epi32(cgh, g);                                                               \
+            _mm256_storeu_si256((__m256i *)(void *)(cand + ns), _mm256_permutevar8x32_epi32(u, idx));    \
+            ns += (size_t)((*e >> 4) & 15u);                                                              \
+        }
+#define ACEM__CAPTURE_LOOP(LOADV)                                                 \
+        for (; i + 16 <= n && ns + 16 <= cap; i += 16) {                          \
+            _mm_prefetch((const char *)(const void *)(x + i + ACEM__EW_PF), _MM_HINT_T0); \
+            if (b) _mm_prefetch((const char *)(const void *)(b + i + ACEM__EW_PF), _MM_HINT_T0); \
+            ACEM__CAPTURE_STEP(LOADV)                                             \
+            i += 8;                                                               \
+            ACEM__CAPTURE_STEP(LOADV)                                             \
+            i -= 8;                                                               \
+        }
+        if (b) ACEM__CAPTURE_LOOP(_mm256_sub_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(b + i)))
+        else ACEM__CAPTURE_LOOP(_mm256_loadu_ps(x + i))
+#undef ACEM__CAPTURE_LOOP
+#undef ACEM__CAPTURE_STEP
+        _mm256_storeu_si256((__m256i *)(void *)tmp, _mm256_add_epi32(_mm256_unpacklo_epi32(clt, cgh), _mm256_unpackhi_epi32(clt, cgh)));
+        for (q = 0; q < 8; q += 2) { lt += tmp[q]; gthi += tmp[q + 1]; }
+    }
+#endif
+    for (; i < n; ++i) {
+        uint32_t u = acem__f2u(b ? x[i] - b[i] : x[i]) & 0x7fffffffu;
+        lt += (size_t)(u < lo);
+        gthi += (size_t)(u > hi);
+        if (u >= lo && u <= hi) {
+            if (ns < cap) cand[ns++] = u;
+            else h->overflow = 1;
+        }
+    }
+    h->lt += lt;
+    h->le_hi += n - gthi;
+    h->stored = ns;
+}
+static void acem__ties_capture_chunk(void *ctx, size_t c, size_t nc, void *work) {
+    (void)nc;
+    const acem__ew_job *J = ACEM__CAST(const acem__ew_job *, ctx);
+    acem__ew_lane *h = ACEM__CAST(acem__ew_lane *, work);
+    size_t c0, c1, i0, g, blk = J->D.on ? J->sub : 4096; /* 4096: base stays in L1 across the group */
+    acem__ew_range(J, c, &c0, &c1);
+    for (i0 = c0; i0 < c1; i0 += blk) {
+        size_t len = acem__min(blk, c1 - i0);
+        for (g = 0; g < J->ng; ++g) {
+            if (J->D.on) {
+                float *v = acem__ew_arr(work, J->sub, 0);
+                h->bad |= acem__dare_values(&J->D, acem__dare_key(J->L, J->t + g), J->xs[g], J->base, i0, len, v);
+                if (J->ends[g]) acem__ties_capture2(&h->cap[g], v, NULL, len, J->los[g], J->his[g]);
+                else acem__ties_capture(&h->cap[g], v, NULL, len, J->los[g], J->his[g]);
+            } else if (J->ends[g])
+                acem__ties_capture2(&h->cap[g], J->xs[g] + i0, J->base ? J->base + i0 : NULL, len, J->los[g], J->his[g]);
+            else
+                acem__ties_capture(&h->cap[g], J->xs[g] + i0, J->base ? J->base + i0 : NULL, len, J->los[g], J->his[g]);
+        }
+    }
+}
+
+/* LSD radix sort of n 31-bit keys (11-bit digits); returns the sorted copy
+   (a or tmp). hist: 2048 counters. */
+static uint32_t *acem__sort_u31(uint32_t *a, uint32_t *tmp, size_t n, size_t *hist) {
+    int pass;
+    size_t i;
+    for (pass = 0; pass < 3; ++pass) {
+        uint32_t sh = (uint32_t)(11 * pass), *t;
+        size_t sum = 0;
+        for (i = 0; i < 2048; ++i) hist[i] = 0;
+        for (i = 0; i < n; ++i) hist[(a[i] >> sh) & 2047u]++;
+        for (i = 0; i < 2048; ++i) { size_t c = hist[i]; hist[i] = sum; sum += c; }
+        for (i = 0; i < n; ++i) tmp[hist[(a[i] >> sh) & 2047u]++] = a[i];
+        t = a; a = tmp; tmp = t;
+    }
+    return a;
+}
+/* the j-th smallest (1-based) of u[0..m), all of which lie in [lo, hi]: radix
+   selection on u - lo, 11 bits a round; u is reordered. hist: 4096 counters. */
+static uint32_t acem__radix_select(uint32_t *u, size_t m, size_t j, uint32_t lo, uint32_t hi, size_t *hist) {
+    for (;;) {
+        uint32_t sh = 0, nb, b, lo2, hi2;
+        size_t cum = 0, i, w = 0;
+        if (lo == hi) return lo;
+        while (((hi - lo) >> sh) >= 2048u) ++sh;
+        nb = ((hi - lo) >> sh) + 1;
+        for (b = 0; b < nb; ++b) hist[b] = hist[2048 + b] = 0;
+        for (i = 0; i + 1 < m; i += 2) { /* two histograms: fewer stalls on repeated bins */
+            hist[(u[i] - lo) >> sh]++;
+            hist[2048 + ((u[i + 1] - lo) >> sh)]++;
+        }
+        if (i < m) hist[(u[i] - lo) >> sh]++;
+        for (b = 0; b < nb; ++b) hist[b] += hist[2048 + b];
+        for (b = 0; b + 1 < nb && cum + hist[b] < j; ++b) cum += hist[b];
+        j -= cum;
+        lo2 = lo + (b << sh);
+        hi2 = lo2 + ((1u << sh) - 1u);
+        if (hi2 > hi) hi2 = hi;
+        for (i = 0; i < m; ++i) { /* u[i] - lo2 <= hi2 - lo2: in [lo2, hi2] (unsigned) */
+            uint32_t ui = u[i];
+            u[w] = ui;
+            w += (size_t)(ui - lo2 <= hi2 - lo2);
+        }
+        m = w;
+        lo = lo2;
+        hi = hi2;
+    }
+}
+
+/* Threshold bits of ng <= ACEM__TIES_G experts xs[0..ng) (indices t0..),
+   into thu[0..ng), from one pass over base and those experts; *bad set when a
+   non-finite delta was seen in a sample (the passes that follow check every
+   value). Uses the candidate region (L->buf[2]: n uint16, n/2 uint32; free in
+   pass 0 and in the fused path) and the histogram. */
+static void acem__ties_select(acem_layer *L, const float *const *xs, const float *base, size_t t0, size_t ng,
+                              uint32_t *thu, int *bad) {
+    size_t d = L->rows * L->cols, kdrop = (size_t)((double)d * L->opt.density), k = d - kdrop;
+    size_t s, stride, j, W = acem__workers(&L->opt), capw, w, g;
+    size_t *hist = ACEM__CAST(size_t *, L->buf[3]);
+    uint32_t *cand = ACEM__CAST(uint32_t *, L->buf[2]), *smp;
+    float *bs;
+    double p = (double)k / (double)d, c, hw;
+    acem__ew_job J;
+    *bad = 0;
+    for (g = 0; g < ng; ++g) thu[g] = 0;
+    if (kdrop >= d || k == 0) return;
+    if (d < ACEM__TIES_SAMPLED) {
+        for (g = 0; g < ng; ++g) thu[g] = acem__f2u(acem__ties_threshold(L, acem__dare_key(L, t0 + g), xs[g], base));
+        return;
+    }
+    acem__ew_job_init(&J, L, base);
+    J.xs = xs; J.t = t0; J.ng = ng;
+    /* each bracket, from s evenly spaced values */
+    s = acem__min(d / 16, 16384);
+    stride = d / s;
+    c = p * (double)s;
+    hw = 4.0 * ACEM_SQRT((double)s * p * (1.0 - p)) + 2.0;
+    bs = ACEM__CAST(float *, (void *)(cand + 2 * s)); /* base at the sample points, read once */
+    if (base) {
+#if defined(ACEM__EW_AVX2)
+        for (j = 0; j < s; ++j) _mm_prefetch((const char *)(const void *)(base + j * stride + stride / 2), _MM_HINT_T0);
+#endif
+        for (j = 0; j < s; ++j) bs[j] = base[j * stride + stride / 2];
+    }
+    for (g = 0; g < ng; ++g) {
+        const float *x = xs[g];
+        uint64_t key = acem__dare_key(L, t0 + g);
+#if defined(ACEM__EW_AVX2)
+        for (j = 0; j < s; ++j) _mm_prefetch((const char *)(const void *)(x + j * stride + stride / 2), _MM_HINT_T0);
+#endif
+        for (j = 0; j < s; ++j) { /* acem__ew_value at the sample points */
+            size_t i = j * stride + stride / 2;
+            float dv = base ? x[i] - bs[j] : x[i];
+            if (!((dv - dv) == 0.0f)) { *bad = 1; return; }
+            if (J.D.on) dv = (acem__mix(key + (uint64_t)i) >> 11) < J.D.mthr ? 0.0f : (float)((double)dv / J.D.q);
+            cand[j] = acem__f2u(dv) & 0x7fffffffu;
+        }
+        smp = acem__sort_u31(cand, cand + s, s, hist);
+        J.los[g] = c - hw < 0 ? 0u : smp[(size_t)(c - hw)];
+        J.his[g] = c + hw + 1.0 >= (double)s ? ACEM__TIES_NO_HI : smp[(size_t)(c + hw + 1.0)];
+        { /* the share of the sample in [lo, hi]: small enough to store them all? */
+            size_t a = 0, e = s;
+            while (a < s && smp[a] < J.los[g]) ++a;
+            while (e > 0 && smp[e - 1] > J.his[g]) --e;
+            J.ends[g] = (e - a) * 16 <= s; /* at most 1/16 of the values (room: 1/8) */
+        }
+    }
+    /* one pass: counts, and the candidates strictly inside (lo, hi); expert g's
+       regions, one per worker, follow each other */
+    capw = (d / 2) / (W * ng);
+    for (w = 0; w < W; ++w) {
+        acem__ew_lane *h = acem__ew_lane_of(L, w);
+        ACEM_MEMSET(h, 0, sizeof *h);
+        for (g = 0; g < ng; ++g) {
+            h->cap[g].cand = cand + (g * W + w) * capw;
+            h->cap[g].cap = capw;
+        }
+    }
+    acem__lrun(L, acem__ew_nchunks(d), acem__ties_capture_chunk, &J);
+    for (w = 0; w < W; ++w) *bad |= acem__ew_lane_of(L, w)->bad;
+    if (*bad) return;
+    for (g = 0; g < ng; ++g) {
+        size_t lt = 0, le_lo = 0, le_hi = 0, m = 0;
+        uint32_t lo = J.los[g], hi = J.his[g], *cg = cand + g * W * capw;
+        int overflow = 0;
+        for (w = 0; w < W; ++w) { /* gather the candidates at the front of g's regions */
+            const acem__cap *h = &acem__ew_lane_of(L, w)->cap[g];
+            overflow |= h->overflow;
+            lt += h->lt; le_lo += h->le_lo; le_hi += h->le_hi;
+            if (h->cand != cg + m)
+                for (j = 0; j < h->stored; ++j) cg[m + j] = h->cand[j];
+            m += h->stored;
+        }
+        thu[g] = 0xffffffffu;
+        if (J.ends[g]) { /* candidates: lo <= u <= hi */
+            if (k > lt && !overflow && k - lt <= m) thu[g] = acem__radix_select(cg, m, k - lt, lo, hi, hist);
+        } else if (k > lt) { /* (m counts every candidate unless they overflowed) */
+            if (k <= le_lo) thu[g] = lo;
+            else if (!overflow && k - le_lo <= m) thu[g] = acem__radix_select(cg, m, k - le_lo, lo + 1, hi - 1, hist);
+            else if (!overflow && k <= le_hi) thu[g] = hi;
+        }
+        if (thu[g] == 0xffffffffu) /* missed: the three passes */
+            thu[g] = acem__f2u(acem__ties_threshold(L, acem__dare_key(L, t0 + g), xs[g], base));
+    }
+}
+
+/* ---- TIES: the streaming passes ---------------------------------------------- */
+/* pass 0: sum (+)= the kept values (|v| >= threshold); returns 1 if any value
+   is not finite. (sum starts at +0 and never becomes -0, so adding +0 for a
+   dropped value changes nothing.) */
+static int acem__ties_acc0(float *sum, const float *x, const float *b, size_t n, uint32_t thu, int first) {
+    size_t i = 0;
+    int bad = 0;
+#if defined(ACEM__EW_AVX2)
+    {
+        const __m256i th = _mm256_set1_epi32((int)thu), am = _mm256_set1_epi32(0x7fffffff);
+        __m256 z = _mm256_setzero_ps();
+        for (; i + 8 <= n; i += 8) {
+            __m256 v = _mm256_loadu_ps(x + i), drop;
+            if (b) v = _mm256_sub_ps(v, _mm256_loadu_ps(b + i));
+            z = _mm256_add_ps(z, _mm256_sub_ps(v, v));
+            drop = _mm256_castsi256_ps(_mm256_cmpgt_epi32(th, _mm256_and_si256(_mm256_castps_si256(v), am)));
+            v = _mm256_andnot_ps(drop, v);
+            _mm256_storeu_ps(sum + i, _mm256_add_ps(first ? _mm256_setzero_ps() : _mm256_loadu_ps(sum + i), v));
+        }
+        bad = _mm256_movemask_ps(_mm256_cmp_ps(z, _mm256_setzero_ps(), _CMP_NEQ_UQ)) != 0;
+    }
+#endif
+    for (; i < n; ++i) {
+        float v = b ? x[i] - b[i] : x[i];
+        bad |= !((v - v) == 0.0f);
+        if ((acem__f2u(v) & 0x7fffffffu) < thu) v = 0.0f;
+        sum[i] = (first ? 0.0f : sum[i]) + v;
+    }
+    return bad;
+}
+/* pass 1: sum += v and cnt += 1 where v is kept and has the elected sign
+   (sg > 0, or sg == 0 with a positive majority: positive; otherwise negative) */
+static void acem__ties_acc1(float *sum, uint16_t *cnt, const signed char *sg, const float *x, const float *b,
+                            size_t n, uint32_t thu, int majpos) {
+    size_t i = 0;
+#if defined(ACEM__EW_AVX2)
+    {
+        const __m256i th = _mm256_set1_epi32((int)thu), am = _mm256_set1_epi32(0x7fffffff);
+        const __m256i zi = _mm256_setzero_si256(), mp = _mm256_set1_epi32(majpos ? -1 : 0);
+        const __m256 zero = _mm256_setzero_ps();
+        for (; i + 8 <= n; i += 8) {
+            __m256 v = _mm256_loadu_ps(x + i), sel;
+            __m256i s8 = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(sg + i)));
+            __m256i c = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(const void *)(cnt + i)));
+            __m256i ppos = _mm256_or_si256(_mm256_cmpgt_epi32(s8, zi), _mm256_and_si256(_mm256_cmpeq_epi32(s8, zi), mp));
+            if (b) v = _mm256_sub_ps(v, _mm256_loadu_ps(b + i));
+            sel = _mm256_blendv_ps(_mm256_cmp_ps(v, zero, _CMP_LT_OQ), _mm256_cmp_ps(v, zero, _CMP_GT_OQ),
+                                   _mm256_castsi256_ps(ppos));
+            sel = _mm256_andnot_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(th, _mm256_and_si256(_mm256_castps_si256(v), am))), sel);
+            _mm256_storeu_ps(sum + i, _mm256_add_ps(_mm256_loadu_ps(sum + i), _mm256_and_ps(sel, v)));
+            c = _mm256_sub_epi32(c, _mm256_castps_si256(sel));
+            _mm_storeu_si128((__m128i *)(void *)(cnt + i),
+                             _mm_packus_epi32(_mm256_castsi256_si128(c), _mm256_extracti128_si256(c, 1)));
+        }
+    }
+#endif
+    for (; i < n; ++i) {
+        float v = b ? x[i] - b[i] : x[i];
+        int pos = sg[i] > 0 || (sg[i] == 0 && majpos);
+        if ((acem__f2u(v) & 0x7fffffffu) >= thu && (pos ? v > 0 : v < 0)) {
+            sum[i] += v;
+            cnt[i]++;
+        }
+    }
+}
+/* out = (base or 0) + lambda * sum / max(cnt, 1) */
+static void acem__ties_out(float *out, const float *b, const float *sum, const uint16_t *cnt, size_t n, float lam) {
+    size_t i = 0;
+#if defined(ACEM__EW_AVX2)
+    {
+        const __m256 l = _mm256_set1_ps(lam);
+        const __m256i one = _mm256_set1_epi32(1);
+        for (; i + 8 <= n; i += 8) {
+            __m256i c = _mm256_max_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(const void *)(cnt + i))), one);
+            __m256 q = _mm256_div_ps(_mm256_loadu_ps(sum + i), _mm256_cvtepi32_ps(c));
+            _mm256_storeu_ps(out + i, _mm256_fmadd_ps(l, q, b ? _mm256_loadu_ps(b + i) : _mm256_setzero_ps()));
+        }
+    }
+#endif
+    for (; i < n; ++i) out[i] = acem__ew_fin1(b ? b[i] : 0.0f, lam, sum[i] / (float)(cnt[i] ? cnt[i] : 1));
+}
+static void acem__ties_feed_chunk(void *ctx, size_t c, size_t nc, void *work) {
+    (void)nc;
+    const acem__ew_job *J = ACEM__CAST(const acem__ew_job *, ctx);
+    acem__ew_lane *h = ACEM__CAST(acem__ew_lane *, work);
+    size_t c0, c1, i0;
+    acem__ew_range(J, c, &c0, &c1);
+    for (i0 = c0; i0 < c1; i0 += J->sub) {
+        size_t len = acem__min(J->sub, c1 - i0);
+        const float *x = J->x + i0, *b = J->base ? J->base + i0 : NULL;
+        if (J->D.on) {
+            float *v = acem__ew_arr(work, J->sub, 0);
+            h->bad |= acem__dare_values(&J->D, acem__dare_key(J->L, J->t), J->x, J->base, i0, len, v);
+            x = v;
+            b = NULL;
+        }
+        if (J->L->pass == 0) {
+            int bad = acem__ties_acc0(J->acc + i0, x, b, len, J->thu, J->first);
+            if (!J->D.on) h->bad |= bad;
+        } else acem__ties_acc1(J->acc + i0, J->cnt + i0, J->sg + i0, x, b, len, J->thu, J->majpos);
+    }
+}
+/* after pass 0: sg = sign(sum), #positive - #negative per worker; sum and cnt
+   zeroed for pass 1. (Zero sums keep sg = 0 and take the majority's side in
+   pass 1, as if sg had been set to it.) */
+static void acem__ties_elect_chunk(void *ctx, size_t c, size_t nc, void *work) {
+    (void)nc;
+    const acem__ew_job *J = ACEM__CAST(const acem__ew_job *, ctx);
+    acem__ew_lane *h = ACEM__CAST(acem__ew_lane *, work);
+    size_t c0, c1, i;
+    long long tot = 0;
+    acem__ew_range(J, c, &c0, &c1);
+    for (i = c0; i < c1; ++i) {
+        float s = J->acc[i];
+        int g = (s > 0) - (s < 0);
+        J->sg[i] = (signed char)g;
+        tot += g;
+        J->acc[i] = 0.0f;
+        J->cnt[i] = 0;
+    }
+    h->tot += tot;
+}
+static void acem__ties_out_chunk(void *ctx, size_t c, size_t nc, void *work) {
+    (void)nc;
+    const acem__ew_job *J = ACEM__CAST(const acem__ew_job *, ctx);
+    size_t c0, c1;
+    (void)work;
+    acem__ew_range(J, c, &c0, &c1);
+    acem__ties_out(J->out + c0, J->base ? J->base + c0 : NULL, J->acc + c0, J->cnt + c0, c1 - c0, J->scale);
+}
+
+/* ---- TIES: the fused path (all experts in memory) -----------------------------
+   With every threshold known (one selection pass per expert), one pass over
+   base and the experts does the rest, a sub-block at a time: per element the
+   sum of the kept values (the sign election), and the sums and counts of the
+   kept positive and kept negative values, each in expert order exactly as the
+   two streaming passes add them. The elected side gives out at once. Where
+   the sum is zero (or NaN) the side is the majority sign over the whole
+   tensor, known only at the end: out takes the negative side and, when the
+   two sides differ, the positive side's output is kept aside (in the sum
+   buffer, marked in sg and per chunk); a positive majority then copies those
+   in. */
+static int acem__ties_blk_acc(const float *x, const float *b, size_t n, uint32_t thu, float *sall, float *pos,
+                              float *neg, int32_t *cp, int32_t *cn) {
+    size_t i = 0;
+    int bad = 0;
+#if defined(ACEM__EW_AVX2)
+    {
+        const __m256i th = _mm256_set1_epi32((int)thu), am = _mm256_set1_epi32(0x7fffffff);
+        const __m256 zero = _mm256_setzero_ps();
+        __m256 z = _mm256_setzero_ps();
+        for (; i + 8 <= n; i += 8) {
+            __m256 v = _mm256_loadu_ps(x + i), pm, nm;
+            if (b) v = _mm256_sub_ps(v, _mm256_loadu_ps(b + i));
+            z = _mm256_add_ps(z, _mm256_sub_ps(v, v));
+            v = _mm256_andnot_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(th, _mm256_and_si256(_mm256_castps_si256(v), am))), v);
+            pm = _mm256_cmp_ps(v, zero, _CMP_GT_OQ);
+            nm = _mm256_cmp_ps(v, zero, _CMP_LT_OQ);
+            _mm256_storeu_ps(sall + i, _mm256_add_ps(_mm256_loadu_ps(sall + i), v));
+            _mm256_storeu_ps(pos + i, _mm256_add_ps(_mm256_loadu_ps(pos + i), _mm256_and_ps(pm, v)));
+            _mm256_storeu_ps(neg + i, _mm256_add_ps(_mm256_loadu_ps(neg + i), _mm256_and_ps(nm, v)));
+            _mm256_storeu_si256((__m256i *)(void *)(cp + i),
+                                _mm256_sub_epi32(_mm256_loadu_si256((const __m256i *)(const void *)(cp + i)), _mm256_castps_si256(pm)));
+            _mm256_storeu_si256((__m256i *)(void *)(cn + i),
+                                _mm256_sub_epi32(_mm256_loadu_si256((const __m256i *)(const void *)(cn + i)), _mm256_castps_si256(nm)));
+        }
+        bad = _mm256_movemask_ps(_mm256_cmp_ps(z, _mm256_setzero_ps(), _CMP_NEQ_UQ)) != 0;
+    }
+#endif
+    for (; i < n; ++i) {
+        float v = b ? x[i] - b[i] : x[i];
+        bad |= !((v - v) == 0.0f);
+        if ((acem__f2u(v) & 0x7fffffffu) < thu) continue;
+        sall[i] += v;
+        if (v > 0) { pos[i] += v; cp[i]++; }
+        if (v < 0) { neg[i] += v; cn[i]++; }
+    }
+    return bad;
+}
+/* Marks of the elements that need the positive side: fl (the chunk's part of
+   sg, from its first element; element 0 of this call is fl[fi]) is written only
+   once a mark appears in the chunk (*dirty), then kept up to date, zeros
+   included; the chunk's flag says whether it holds any. */
+static void acem__ties_mark(unsigned char *fl, size_t fi, size_t i, unsigned m8, int nbits, int *dirty) {
+    int j;
+    if (!m8 && !*dirty) return;
+    if (!*dirty) { ACEM_MEMSET(fl, 0, fi + i); *dirty = 1; }
+    for (j = 0; j < nbits; ++j) fl[fi + i + (size_t)j] = (unsigned char)((m8 >> j) & 1u);
+}
+/* out from the block's sums; alt and the marks: the positive side where the
+   election is undecided and the sides differ. Returns how many such elements. */
+static size_t acem__ties_blk_out(float *out, const float *b, size_t n, float lam, const float *sall, const float *pos,
+                                 const float *neg, const int32_t *cp, const int32_t *cn, float *alt,
+                                 unsigned char *fl, size_t fi, int *dirty, long long *tot, void *work, size_t sub) {
+    size_t i = 0, nfix = 0;
+    long long tt = 0;
+#if defined(ACEM__EW_AVX2)
+    {
+        const __m256 l = _mm256_set1_ps(lam), zero = _mm256_setzero_ps();
+        const __m256i one = _mm256_set1_epi32(1), zi = _mm256_setzero_si256();
+        for (; i + 8 <= n; i += 8) {
+            __m256 s = _mm256_loadu_ps(sall + i), p = _mm256_loadu_ps(pos + i);
+            __m256 gt = _mm256_cmp_ps(s, zero, _CMP_GT_OQ), lt = _mm256_cmp_ps(s, zero, _CMP_LT_OQ);
+            __m256i ip = _mm256_loadu_si256((const __m256i *)(const void *)(cp + i));
+            __m256i in = _mm256_loadu_si256((const __m256i *)(const void *)(cn + i));
+            __m256 bv = b ? _mm256_loadu_ps(b + i) : zero, q, fixm;
+            __m256i c = _mm256_max_epi32(_mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(in), _mm256_castsi256_ps(ip), gt)), one);
+            unsigned mg = (unsigned)_mm256_movemask_ps(gt), ml = (unsigned)_mm256_movemask_ps(lt), mf;
+            q = _mm256_div_ps(_mm256_blendv_ps(_mm256_loadu_ps(neg + i), p, gt), _mm256_cvtepi32_ps(c));
+            _mm256_storeu_ps(out + i, _mm256_fmadd_ps(l, q, bv));
+            tt += acem__pop8(mg) - acem__pop8(ml);
+            fixm = _mm256_andnot_ps(_mm256_or_ps(gt, lt), _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_add_epi32(ip, in), zi)));
+            mf = (unsigned)_mm256_movemask_ps(fixm);
+            if (mf) {
+                __m256 qa = _mm256_div_ps(p, _mm256_cvtepi32_ps(_mm256_max_epi32(ip, one)));
+                _mm256_maskstore_ps(alt + i, _mm256_castps_si256(fixm), _mm256_fmadd_ps(l, qa, bv));
+                nfix += (size_t)acem__pop8(mf);
+            }
+            acem__ties_mark(fl, fi, i, mf, 8, dirty);
+        }
+    }
+#endif
+    if (i < n) { /* the rest (all of it in plain C builds): through acem__ties_out,
+                    the streaming finish's own code, whatever the compiler contracts */
+        float *ss = acem__ew_arr(work, sub, 0), *ta = acem__ew_arr(work, sub, 7);
+        uint16_t *sc = ACEM__CAST(uint16_t *, (void *)acem__ew_arr(work, sub, 6)), *pc = sc + sub;
+        size_t j, m = n - i, nf = 0;
+        for (j = 0; j < m; ++j) {
+            float s = sall[i + j];
+            int gt = s > 0, lt = s < 0;
+            ss[j] = gt ? pos[i + j] : neg[i + j];
+            sc[j] = (uint16_t)(gt ? cp[i + j] : cn[i + j]);
+            pc[j] = (uint16_t)cp[i + j];
+            tt += gt - lt;
+            nf += (size_t)(!gt && !lt && cp[i + j] + cn[i + j] > 0);
+        }
+        acem__ties_out(out + i, b ? b + i : NULL, ss, sc, m, lam);
+        if (nf) acem__ties_out(ta, b ? b + i : NULL, pos + i, pc, m, lam);
+        for (j = 0; j < m; ++j) {
+            float s = sall[i + j];
+            int fix = !(s > 0) && !(s < 0) && cp[i + j] + cn[i + j] > 0;
+            if (fix) alt[i + j] = ta[j];
+            if (nf || *dirty) acem__ties_mark(fl, fi, i + j, (unsigned)fix, 1, dirty);
+        }
+        nfix += nf;
+    }
+    *tot += tt;
+    return nfix;
+}
+#if defined(ACEM__EW_AVX2)
+/* The same for elements [i0, i0 + n) straight from the experts (no DARE), the
+   sums in registers: what acem__ties_blk_acc over t and then acem__ties_blk_out
+   compute, element by element. *bad: a non-finite delta was seen. */
+static size_t acem__ties_sum_out(float *out, const float *const *xs, size_t T, const uint32_t *thus, const float *b,
+                                 size_t i0, size_t n, float lam, float *alt, unsigned char *fl, long long *tot,
+                                 int *bad) {
+    size_t i = 0, t, nfix = 0;
+    long long tt = 0;
+    int dirty = 0;
+#if defined(ACEM__EW_AVX2)
+    {
+        const __m256 l = _mm256_set1_ps(lam), zero = _mm256_setzero_ps();
+        const __m256i one = _mm256_set1_epi32(1), zi = _mm256_setzero_si256(), am = _mm256_set1_epi32(0x7fffffff);
+        __m256i cgl = zi, umax = zi;
+        int32_t tmp[8];
+        int j;
+        /* per expert: v masked to +0 where dropped, zeros dropped too (adding
+           +0 or a kept zero changes no sum: sa, p and ng never are -0); the
+           positive side adds max(v, +0) and the negative side min(v, +0),
+           which are v or +0 exactly as the masked adds of acem__ties_blk_acc
+           (MAXPS / MINPS return the second operand for two zeros); a kept v is
+           nonzero, so cn = kept - cp, with kept = T - drops. A non-finite delta
+           is always kept, so it shows in sa; so does an overflow of finite
+           ones, which the caller then finds to be none and sends to the
+           streaming path. */
+#define ACEM__TIES_ACC(S, V, DROP)                                                                              \
+        V = _mm256_andnot_ps(DROP, V);                                                                          \
+        sa##S = _mm256_add_ps(sa##S, V);                                                                        \
+        p##S = _mm256_add_ps(p##S, _mm256_max_ps(V, zero));                                                     \
+        ng##S = _mm256_add_ps(ng##S, _mm256_min_ps(V, zero));                                                   \
+        ip##S = _mm256_sub_epi32(ip##S, _mm256_castps_si256(_mm256_cmp_ps(V, zero, _CMP_GT_OQ)));               \
+        in##S = _mm256_add_epi32(in##S, _mm256_castps_si256(DROP));
+#define ACEM__TIES_DROP(V, TH) _mm256_castsi256_ps(_mm256_cmpgt_epi32(TH, _mm256_and_si256(_mm256_castps_si256(V), am)))
+#define ACEM__TIES_FIN(S, K, I, BV)                                                                             \
+        {                                                                                                       \
+            __m256 gt, lt, q, fixm;                                                                             \
+            __m256i c;                                                                                          \
+            unsigned mf;                                                                                        \
+            in##S = _mm256_sub_epi32(in##S, ip##S); /* T - drops - positives */                                 \
+            umax = _mm256_max_epu32(umax, _mm256_and_si256(_mm256_castps_si256(sa##S), am));                    \
+            gt = _mm256_cmp_ps(sa##S, zero, _CMP_GT_OQ);                                                        \
+            lt = _mm256_cmp_ps(sa##S, zero, _CMP_LT_OQ);                                                        \
+            c = _mm256_max_epi32(_mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(in##S), _mm256_castsi256_ps(ip##S), gt)), one); \
+            q = _mm256_div_ps(_mm256_blendv_ps(ng##S, p##S, gt), _mm256_cvtepi32_ps(c));                       \
+            _mm256_storeu_ps(out + (K), _mm256_fmadd_ps(l, q, BV));                                             \
+            cgl = _mm256_add_epi32(_mm256_sub_epi32(cgl, _mm256_castps_si256(gt)), _mm256_castps_si256(lt));    \
+            fixm = _mm256_andnot_ps(_mm256_or_ps(gt, lt), _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_add_epi32(ip##S, in##S), zi))); \
+            mf = (unsigned)_mm256_movemask_ps(fixm);                                                            \
+            if (mf) {                                                                                           \
+                __m256 qa = _mm256_div_ps(p##S, _mm256_cvtepi32_ps(_mm256_max_epi32(ip##S, one)));              \
+                _mm256_maskstore_ps(alt + (K), _mm256_castps_si256(fixm), _mm256_fmadd_ps(l, qa, BV));          \
+                nfix += (size_t)acem__pop8(mf);                                                                 \
+            }                                                                                                   \
+            acem__ties_mark(fl, 0, I, mf, 8, &dirty);                                                           \
+        }
+#define ACEM__TIES_VLOOP(BA, LOADA, PFB)                                                                        \
+        for (; i + 8 <= n; i += 8) {                                                                            \
+            size_t k = i0 + i;                                                                                  \
+            __m256 bva = BA, saa = zero, pa = zero, nga = zero;                                                 \
+            __m256i ipa = zi, ina = _mm256_set1_epi32((int)T);                                                  \
+            PFB;                                                                                                \
+            for (t = 0; t < T; ++t) {                                                                           \
+                __m256 va = LOADA, da = ACEM__TIES_DROP(va, _mm256_set1_epi32((int)thus[t]));                   \
+                _mm_prefetch((const char *)(const void *)(xs[t] + k + ACEM__EW_PF), _MM_HINT_T0);              \
+                ACEM__TIES_ACC(a, va, da)                                                                       \
+            }                                                                                                   \
+            ACEM__TIES_FIN(a, k, i, bva)                                                                        \
+        }
+        if (b)
+            ACEM__TIES_VLOOP(_mm256_loadu_ps(b + k), _mm256_sub_ps(_mm256_loadu_ps(xs[t] + k), bva),
+                             _mm_prefetch((const char *)(const void *)(b + k + ACEM__EW_PF), _MM_HINT_T0))
+        else
+            ACEM__TIES_VLOOP(zero, _mm256_loadu_ps(xs[t] + k), (void)0)
+#undef ACEM__TIES_VLOOP
+#undef ACEM__TIES_FIN
+#undef ACEM__TIES_DROP
+#undef ACEM__TIES_ACC
+        /* a non-finite sum: bits above the largest finite float's */
+        *bad |= _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(umax, _mm256_set1_epi32(0x7f7fffff)))) != 0;
+        _mm256_storeu_si256((__m256i *)(void *)tmp, cgl);
+        for (j = 0; j < 8; ++j) tt += tmp[j];
+    }
+#endif
+    for (; i < n; ++i) {
+        size_t k = i0 + i;
+        float sa = 0.0f, p = 0.0f, ng = 0.0f, bi = b ? b[k] : 0.0f;
+        int32_t cp = 0, cn = 0, c;
+        int gt, lt;
+        for (t = 0; t < T; ++t) {
+            float v = b ? xs[t][k] - b[k] : xs[t][k];
+            *bad |= !((v - v) == 0.0f);
+            if ((acem__f2u(v) & 0x7fffffffu) < thus[t]) continue;
+            sa += v;
+            if (v > 0) { p += v; cp++; }
+            if (v < 0) { ng += v; cn++; }
+        }
+        gt = sa > 0;
+        lt = sa < 0;
+        c = gt ? cp : cn;
+        out[k] = acem__ew_fin1(bi, lam, (gt ? p : ng) / (float)(c ? c : 1));
+        tt += gt - lt;
+        if (!gt && !lt && cp + cn > 0) {
+            alt[k] = acem__ew_fin1(bi, lam, p / (float)(cp ? cp : 1));
+            ++nfix;
+            acem__ties_mark(fl, 0, i, 1u, 1, &dirty);
+        } else
+            acem__ties_mark(fl, 0, i, 0u, 1, &dirty);
+    }
+    *tot += tt;
+    return nfix;
+}
+#endif
+static void acem__ties_fused_chunk(void *ctx, size_t c, size_t nc, void *work) {
+    (void)nc;
+    const acem__ew_job *J = ACEM__CAST(const acem__ew_job *, ctx);
+    acem__ew_lane *h = ACEM__CAST(acem__ew_lane *, work);
+    unsigned char *fl = ACEM__CAST(unsigned char *, (void *)(J->sg + c * ACEM__EW_CHUNK)); /* the chunk's marks */
+    size_t c0, c1, i0, t, nfix = 0;
+    int dirty = 0;
+    acem__ew_range(J, c, &c0, &c1);
+#if defined(ACEM__EW_AVX2)
+    if (!J->D.on)
+        nfix = acem__ties_sum_out(J->out, J->xs, J->L->T, J->thus, J->base, c0, c1 - c0, J->scale, J->acc, fl, &h->tot,
+                                  &h->bad);
+    else
+#endif
+        for (i0 = c0; i0 < c1; i0 += J->sub) {
+            size_t len = acem__min(J->sub, c1 - i0);
+            float *v = acem__ew_arr(work, J->sub, 0), *sall = acem__ew_arr(work, J->sub, 1);
+            float *pos = acem__ew_arr(work, J->sub, 2), *neg = acem__ew_arr(work, J->sub, 3);
+            int32_t *cp = ACEM__CAST(int32_t *, (void *)acem__ew_arr(work, J->sub, 4));
+            int32_t *cn = ACEM__CAST(int32_t *, (void *)acem__ew_arr(work, J->sub, 5));
+            ACEM_MEMSET(sall, 0, len * sizeof(float));
+            ACEM_MEMSET(pos, 0, len * sizeof(float));
+            ACEM_MEMSET(neg, 0, len * sizeof(float));
+            ACEM_MEMSET(cp, 0, len * sizeof(int32_t));
+            ACEM_MEMSET(cn, 0, len * sizeof(int32_t));
+            for (t = 0; t < J->L->T; ++t) {
+                if (J->D.on) {
+                    h->bad |= acem__dare_values(&J->D, acem__dare_key(J->L, t), J->xs[t], J->base, i0, len, v);
+                    acem__ties_blk_acc(v, NULL, len, J->thus[t], sall, pos, neg, cp, cn);
+                } else
+                    h->bad |= acem__ties_blk_acc(J->xs[t] + i0, J->base ? J->base + i0 : NULL, len, J->thus[t], sall,
+                                                 pos, neg, cp, cn);
+            }
+            nfix += acem__ties_blk_out(J->out + i0, J->base ? J->base + i0 : NULL, len, J->scale, sall, pos, neg, cp,
+                                       cn, J->acc + i0, fl, i0 - c0, &dirty, &h->tot, work, J->sub);
+        }
+    J->cflag[c] = (unsigned char)(nfix != 0);
+}
+static void acem__ties_fix_chunk(void *ctx, size_t c, size_t nc, void *work) {
+    (void)nc;
+    const acem__ew_job *J = ACEM__CAST(const acem__ew_job *, ctx);
+    size_t c0, c1, i;
+    (void)work;
+    if (!J->cflag[c]) return;
+    acem__ew_range(J, c, &c0, &c1);
+    for (i = c0; i < c1; ++i)
+        if (J->sg[i]) J->out[i] = J->acc[i];
 }
 
 /* ---- ACE feed: fused row passes, split over the workers ------------------------
@@ -4092,23 +5207,18 @@ static void acem__end_pass(acem_layer *L) {
     if (L->rule != ACEM_RULE_METHOD) return;
     if (L->opt.method == ACEM_ACE && L->pass == 0 && L->T > 1)
         st[ACEM__ST_GATED] = acem__gate_decide(&L->opt, L->T, st[ACEM__ST_MEAN_L], st[ACEM__ST_M2_L], &st[ACEM__ST_GAMMA]);
-    if ((L->opt.method == ACEM_TIES || L->opt.method == ACEM_DARE_TIES) && L->pass == 0) {
-        size_t n = L->rows * L->cols, i;
-        float *sum = ACEM__CAST(float *, L->buf[0]);
-        signed char *sg = ACEM__CAST(signed char *, L->buf[1]);
-        uint16_t *cnt = ACEM__CAST(uint16_t *, L->buf[2]);
-        double tot = 0;
-        signed char maj;
-        for (i = 0; i < n; ++i) {
-            sg[i] = (signed char)((sum[i] > 0) - (sum[i] < 0));
-            tot += sg[i];
-        }
-        maj = (signed char)((tot > 0) - (tot < 0));
-        for (i = 0; i < n; ++i) {
-            if (!sg[i]) sg[i] = maj;
-            sum[i] = 0.0f;
-            cnt[i] = 0;
-        }
+    if ((L->opt.method == ACEM_TIES || L->opt.method == ACEM_DARE_TIES) && L->pass == 0 && L->rows && L->cols) {
+        acem__ew_job J; /* the sign election; zero sums take the majority sign in pass 1 */
+        size_t w;
+        long long tot = 0;
+        acem__ew_job_init(&J, L, NULL);
+        J.acc = ACEM__CAST(float *, L->buf[0]);
+        J.sg = ACEM__CAST(signed char *, L->buf[1]);
+        J.cnt = ACEM__CAST(uint16_t *, L->buf[2]);
+        acem__ew_lanes_init(L);
+        acem__lrun(L, acem__ew_nchunks(J.n), acem__ties_elect_chunk, &J);
+        for (w = 0; w < acem__workers(&L->opt); ++w) tot += acem__ew_lane_of(L, w)->tot;
+        st[ACEM__ST_MAJ] = (double)((tot > 0) - (tot < 0));
     }
 }
 
@@ -4131,9 +5241,51 @@ static acem_result acem__feed_tsvm(acem_layer *L, const float *x, const float *b
     return ACEM_OK;
 }
 
+/* average, task arithmetic, DARE-TA, the mean rule: acc (+)= the delta */
+static acem_result acem__feed_plain(acem_layer *L, const float *x, const float *base, acem_error *err) {
+    acem__ew_job J;
+    acem__ew_job_init(&J, L, base);
+    J.x = x;
+    J.t = L->fed;
+    J.first = L->fed == 0;
+    J.acc = ACEM__CAST(float *, L->buf[0]);
+    acem__ew_lanes_init(L);
+    acem__lrun(L, acem__ew_nchunks(J.n), acem__ew_feed_chunk, &J);
+    return acem__ew_lanes_bad(L) ? acem__check_finite(L, x, base, err) : ACEM_OK;
+}
+/* TIES / DARE-TIES: pass 0 adds the kept values (for the sign election), pass 1
+   the kept values of the elected sign, and counts them. The threshold of each
+   of the first acem__ties_thc() experts is selected once, in pass 0. */
+static acem_result acem__feed_ties(acem_layer *L, const float *x, const float *base, acem_error *err) {
+    acem__ew_job J;
+    uint32_t *thc = ACEM__CAST(uint32_t *, L->buf[4]);
+    size_t t = L->fed;
+    int bad = 0;
+    acem_result r;
+    acem__ew_job_init(&J, L, base);
+    J.x = x;
+    J.t = t;
+    J.first = t == 0;
+    J.acc = ACEM__CAST(float *, L->buf[0]);
+    J.sg = ACEM__CAST(signed char *, L->buf[1]);
+    J.cnt = ACEM__CAST(uint16_t *, L->buf[2]);
+    if (L->pass == 0) {
+        acem__ties_select(L, &x, base, t, 1, &J.thu, &bad);
+        if (bad && (r = acem__check_finite(L, x, base, err)) != ACEM_OK) return r;
+        if (t < acem__ties_thc(L)) thc[t] = J.thu;
+    } else {
+        J.thu = t < acem__ties_thc(L) ? thc[t] : acem__f2u(acem__ties_threshold(L, acem__dare_key(L, t), x, base));
+        J.majpos = L->stat[ACEM__ST_MAJ] > 0;
+    }
+    acem__ew_lanes_init(L);
+    acem__lrun(L, acem__ew_nchunks(J.n), acem__ties_feed_chunk, &J);
+    if (L->pass == 0 && acem__ew_lanes_bad(L)) return acem__check_finite(L, x, base, err);
+    return ACEM_OK;
+}
+
 ACEMDEF acem_result acem_layer_feed(acem_layer *L, const float *x, const float *base, acem_error *err) {
     acem_result r = ACEM_OK;
-    size_t n, i;
+    size_t n;
     if (!L || L->state != 1)
         return acem__fail(err, ACEM_ERR_SEQUENCE, "tensor '%s': feed on a layer that is not initialised or has failed",
                           L ? acem__nm(L->name) : "(null)");
@@ -4145,7 +5297,7 @@ ACEMDEF acem_result acem_layer_feed(acem_layer *L, const float *x, const float *
         return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "tensor '%s': expert %zu is NULL", acem__nm(L->name), L->fed);
     if (n) {
         if (L->rule == ACEM_RULE_MEAN) {
-            r = acem__accum_delta(L, x, base, ACEM__CAST(float *, L->buf[0]), err);
+            r = acem__feed_plain(L, x, base, err);
         } else switch (L->opt.method) {
         case ACEM_ACE: r = acem__feed_ace(L, x, base, err); break;
         case ACEM_ACTMAT: {
@@ -4157,37 +5309,12 @@ ACEMDEF acem_result acem_layer_feed(acem_layer *L, const float *x, const float *
         }
         case ACEM_TSV_M: r = acem__feed_tsvm(L, x, base, err); break;
         case ACEM_TIES:
-        case ACEM_DARE_TIES: {
-            uint64_t key = acem__dare_key(L, L->fed);
-            float th, *sum = ACEM__CAST(float *, L->buf[0]);
-            if (L->pass == 0 && (r = acem__check_finite(L, x, base, err)) != ACEM_OK) break;
-            th = acem__ties_threshold(L, key, x, base);
-            if (L->pass == 0) {
-                for (i = 0; i < n; ++i) {
-                    float v = acem__ew_value(L, key, x, base, i);
-                    if (v >= th || -v >= th) sum[i] += v;
-                }
-            } else {
-                const signed char *sg = ACEM__CAST(const signed char *, L->buf[1]);
-                uint16_t *cnt = ACEM__CAST(uint16_t *, L->buf[2]);
-                for (i = 0; i < n; ++i) {
-                    float v = acem__ew_value(L, key, x, base, i);
-                    if ((v >= th || -v >= th) && (sg[i] > 0 ? v > 0 : v < 0)) { sum[i] += v; cnt[i]++; }
-                }
-            }
+        case ACEM_DARE_TIES: r = acem__feed_ties(L, x, base, err); break;
+        case ACEM_ISO_C: /* a plain sum, serial (the workers' scratch holds GEMM panels) */
+            if (acem__ew_acc(ACEM__CAST(float *, L->buf[0]), x, base, n, L->fed == 0))
+                r = acem__check_finite(L, x, base, err);
             break;
-        }
-        default: { /* average, task arithmetic, DARE-TA, Iso-C: a plain sum */
-            float *acc = ACEM__CAST(float *, L->buf[0]);
-            if (L->opt.method == ACEM_DARE_TA) {
-                uint64_t key = acem__dare_key(L, L->fed);
-                if ((r = acem__check_finite(L, x, base, err)) != ACEM_OK) break;
-                if (L->fed == 0) for (i = 0; i < n; ++i) acc[i] = acem__ew_value(L, key, x, base, i);
-                else for (i = 0; i < n; ++i) acc[i] += acem__ew_value(L, key, x, base, i);
-            } else
-                r = acem__accum_delta(L, x, base, acc, err);
-            break;
-        }
+        default: r = acem__feed_plain(L, x, base, err); break; /* average, TA, DARE-TA */
         }
     }
     if (r != ACEM_OK) { L->state = 3; return r; }
@@ -4415,30 +5542,25 @@ ACEMDEF acem_result acem_layer_finish(acem_layer *L, const float *base, float *o
     info->rule = L->rule;
     info->method = L->opt.method;
     if (n) {
+        acem__ew_job J;
+        acem__ew_job_init(&J, L, base);
+        J.out = out;
+        J.acc = ACEM__CAST(float *, L->buf[0]);
+        J.scale = acem__ew_scale(L);
         if (L->rule == ACEM_RULE_KEEP) acem__write_base(out, base, n);
-        else if (L->rule == ACEM_RULE_MEAN)
-            acem__write_out(out, base, ACEM__CAST(float *, L->buf[0]), n, (float)(L->opt.lambda / (double)L->T));
+        else if (L->rule == ACEM_RULE_MEAN) acem__lrun(L, acem__ew_nchunks(n), acem__ew_out_chunk, &J);
         else switch (L->opt.method) {
         case ACEM_ACE: r = acem__finish_ace(L, base, out, info, err); break;
         case ACEM_ACTMAT: r = acem__finish_actmat(L, base, out, err); break;
         case ACEM_ISO_C: r = acem__finish_isoc(L, base, out, info, err); break;
         case ACEM_TSV_M: r = acem__finish_tsvm(L, base, out, info, err); break;
         case ACEM_TIES:
-        case ACEM_DARE_TIES: {
-            float *sum = ACEM__CAST(float *, L->buf[0]), lam = (float)L->opt.lambda;
-            const uint16_t *cnt = ACEM__CAST(const uint16_t *, L->buf[2]);
-            size_t i;
-            for (i = 0; i < n; ++i) {
-                float mval = sum[i] / (float)(cnt[i] ? cnt[i] : 1);
-                out[i] = (base ? base[i] : 0.0f) + lam * mval;
-            }
+        case ACEM_DARE_TIES:
+            J.cnt = ACEM__CAST(uint16_t *, L->buf[2]);
+            acem__lrun(L, acem__ew_nchunks(n), acem__ties_out_chunk, &J);
             break;
-        }
-        case ACEM_AVERAGE:
-            acem__write_out(out, base, ACEM__CAST(float *, L->buf[0]), n, (float)(L->opt.lambda / (double)L->T));
-            break;
-        default:
-            acem__write_out(out, base, ACEM__CAST(float *, L->buf[0]), n, (float)L->opt.lambda);
+        default: /* average, task arithmetic, DARE-TA */
+            acem__lrun(L, acem__ew_nchunks(n), acem__ew_out_chunk, &J);
             break;
         }
     }
@@ -4447,6 +5569,81 @@ ACEMDEF acem_result acem_layer_finish(acem_layer *L, const float *base, float *o
 }
 
 /* ---- in-memory convenience ------------------------------------------------- */
+/* The element-wise rules in one pass over all experts (acem_merge has them all):
+   bitwise the streaming result, since both run the same kernels on every
+   element (see "element-wise rules: the loops"). Not for TIES beyond
+   acem__ties_thc() experts (no room for their thresholds), nor when an input is
+   NULL (the streaming path reports those, in its order). */
+static int acem__fusable(const acem_layer *L, const float *const *experts, const float *out) {
+    size_t t;
+    acem_method m = L->opt.method;
+    if (!L->rows || !L->cols || !out || L->rule == ACEM_RULE_KEEP) return 0;
+    if (L->rule == ACEM_RULE_METHOD && m != ACEM_AVERAGE && m != ACEM_TASK_ARITHMETIC && m != ACEM_DARE_TA &&
+        !((m == ACEM_TIES || m == ACEM_DARE_TIES) && L->T <= acem__ties_thc(L)))
+        return 0;
+    for (t = 0; t < L->T; ++t)
+        if (!experts[t]) return 0;
+    return 1;
+}
+/* Returns ACEM_ERR_SEQUENCE (never an error of its own) when the streaming path
+   must run instead: a non-finite value was flagged but no check names it. On a
+   non-finite input, out may have been written in part (even when out == base);
+   the error names the first expert, in order, with a non-finite delta, and its
+   first position, as the streaming path does. */
+static acem_result acem__merge_fused(acem_layer *L, const float *base, const float *const *xs, float *out,
+                                     acem_layer_info *info, acem_error *err) {
+    acem__ew_job J;
+    size_t t, w, T = L->T, nch;
+    int bad = 0;
+    acem_result r;
+    acem__ew_job_init(&J, L, base);
+    J.xs = xs;
+    J.out = out;
+    nch = acem__ew_nchunks(J.n);
+    if (L->rule == ACEM_RULE_METHOD && (L->opt.method == ACEM_TIES || L->opt.method == ACEM_DARE_TIES)) {
+        uint32_t *thu = ACEM__CAST(uint32_t *, L->buf[4]);
+        /* (a threshold of 0 keeps zeros, which add nothing: 1 drops them, as
+           acem__ties_sum_out needs; every kernel gives the same sums either way) */
+        for (t = 0; t < T && !bad; t += ACEM__TIES_G)
+            acem__ties_select(L, xs + t, base, t, acem__min(ACEM__TIES_G, T - t), thu + t, &bad);
+        for (t = 0; t < T; ++t) thu[t] |= (uint32_t)(thu[t] == 0);
+        if (!bad) {
+            long long tot = 0;
+            J.thus = thu;
+            J.acc = ACEM__CAST(float *, L->buf[0]);
+            J.sg = ACEM__CAST(signed char *, L->buf[1]);
+            J.cflag = ACEM__CAST(unsigned char *, L->buf[2]);
+            J.scale = (float)L->opt.lambda;
+            acem__ew_lanes_init(L);
+            acem__lrun(L, nch, acem__ties_fused_chunk, &J);
+            bad = acem__ew_lanes_bad(L);
+            for (w = 0; w < acem__workers(&L->opt); ++w) tot += acem__ew_lane_of(L, w)->tot;
+            if (!bad && tot > 0) acem__lrun(L, nch, acem__ties_fix_chunk, &J);
+        }
+    } else {
+        J.scale = acem__ew_scale(L);
+        acem__ew_lanes_init(L);
+        acem__lrun(L, nch, acem__ew_fused_chunk, &J);
+        bad = acem__ew_lanes_bad(L);
+    }
+    if (bad) {
+        for (t = 0; t < T; ++t) {
+            L->fed = t;
+            if ((r = acem__check_finite(L, xs[t], base, err)) != ACEM_OK) { L->state = 3; return r; }
+        }
+        L->fed = 0;
+        return ACEM_ERR_SEQUENCE;
+    }
+    if (info) {
+        ACEM_MEMSET(info, 0, sizeof *info);
+        info->rule = L->rule;
+        info->method = L->opt.method;
+    }
+    L->pass = L->npasses;
+    L->state = 2;
+    return ACEM_OK;
+}
+
 ACEMDEF acem_result acem_merge(const acem_options *opt, acem_rule rule, const char *name, size_t rows,
                                size_t cols, size_t n_experts, const float *base,
                                const float *const *experts, float *out, void *arena, size_t arena_bytes,
@@ -4458,6 +5655,8 @@ ACEMDEF acem_result acem_merge(const acem_options *opt, acem_rule rule, const ch
     if (!experts && n_experts)
         return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "tensor '%s': experts is NULL", acem__nm(name));
     if ((r = acem_layer_init(&L, opt, rule, name, rows, cols, n_experts, arena, arena_bytes, err)) != ACEM_OK)
+        return r;
+    if (acem__fusable(&L, experts, out) && (r = acem__merge_fused(&L, base, experts, out, info, err)) != ACEM_ERR_SEQUENCE)
         return r;
     for (p = 0; p < acem_layer_passes(&L); ++p)
         for (t = 0; t < n_experts; ++t)

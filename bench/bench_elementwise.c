@@ -16,10 +16,17 @@
             merge: out[i] = base[i] + lambda * sum_t (x_t[i] - base[i]).
    Then each rule, median of `reps` runs of acem_merge (after one warm-up):
      bytes  what the rule must move: T experts + base read, output written
-            ((T + 1) N read + N written; N = tensor bytes). TIES reads the
-            inputs twice by design (pass 1 elects the signs, pass 2 averages
-            the agreeing entries): "2 passes" counts 2 (T + 1) N read + N written,
-            "1 pass" the one-pass minimum.
+            ((T + 1) N read + N written; N = tensor bytes). TIES cannot do
+            with one read: an expert's trim threshold is the k-th smallest of
+            all its magnitudes, so the whole expert is read before any of its
+            entries can be trimmed; the sign election then needs every
+            expert's trimmed entry, so a second read follows. Its "2 (total)"
+            row counts 2 (T + 1) N read + N written: each expert and the base
+            twice (base: the deltas need it in both reads), the output once.
+            acem's fused path moves that: one pass selects the thresholds
+            (base read once per 4 experts: exactly once for T <= 4), one pass
+            elects and averages (plus a few percent for the threshold
+            candidates and the sample). "per pass" divides the time by 2.
      limit  bytes_read / read + bytes_written / write (seconds).
      ratio  measured time / limit (1.0 = at the bandwidth limit; the target
             is <= 1.5). "vs fused": time / the fused loop's time (the same

@@ -698,6 +698,26 @@ static void test_elementwise(void) {
         diff_case(label, &opt, &c, "ties", TOL_ELEM, 0);
         tc_free(&c);
     }
+    /* tensors large enough for the sampled threshold selection and several
+       parallel chunks, against the reference */
+    for (cs = 0; cs < 4; ++cs) {
+        tcase c;
+        acem_options opt;
+        size_t t;
+        rnd_seed(6100 + (uint64_t)cs);
+        tc_init(&c, 200, 201, 3);
+        for (t = 0; t < 3; ++t) gen_matrix(c.f[t], 200, 201, cs % 2 ? K_ZEROS : K_GAUSS, 0.01 * (double)(t + 1));
+        tc_sync(&c);
+        memset(&opt, 0, sizeof opt);
+        opt.method = cs < 2 ? ACEM_TIES : ACEM_DARE_TIES;
+        opt.density = cs == 2 ? 0.5 : 0.0;
+        snprintf(label, sizeof label, "%s 200x201 T=3 (sampled threshold) #%d", mname(opt.method), cs);
+        diff_case(label, &opt, &c, "big.ties", TOL_ELEM, 0);
+        opt.method = cs % 2 ? ACEM_DARE_TA : ACEM_AVERAGE;
+        snprintf(label, sizeof label, "%s 200x201 T=3 #%d", mname(opt.method), cs);
+        diff_case(label, &opt, &c, "big.avg", TOL_ELEM, 0);
+        tc_free(&c);
+    }
     /* sign election with exact cancellations (majority sign path) */
     {
         tcase c;
@@ -1150,6 +1170,174 @@ static void test_determinism(void) {
     }
 }
 
+/* ---- 6b. the fused in-memory path against the streaming path ---------------
+   acem_merge runs the element-wise rules in one blocked pass over all experts;
+   acem_layer_feed streams them one at a time. Both must give bitwise the same
+   output, the same error and the same message, for every element-wise method
+   and the mean rule, any T, odd sizes (vector tails, chunk edges), base NULL
+   or not, out == base, and data that exercises each branch of TIES's
+   threshold selection (sampled bracket, ties at its ends, missed bracket,
+   overflowing candidates). */
+static void fill_kind(float *x, size_t n, int kind, double scale, const float *base) {
+    size_t i;
+    for (i = 0; i < n; ++i) {
+        double v;
+        switch (kind) {
+        case 0: v = rnd_gauss(); break;
+        case 1: v = rnd_unif() < 0.35 ? 0.0 : rnd_gauss(); break;                         /* exact zeros */
+        case 2: v = (double)(1 + rnd_below(4)) * (rnd_unif() < 0.5 ? -0.5 : 0.5); break; /* heavy ties */
+        case 3: v = rnd_gauss() * ((i / 5000) % 3 == 0 ? 100.0 : 1.0); break;             /* blocks of scale */
+        case 4: v = (i % 16 == 8) ? 1.0 : 1e-3 * rnd_gauss(); break;        /* the sample sees other values */
+        default: v = (i % 16 == 8) ? ((i / 16) % 2 ? 1e-6 : 1e6) : rnd_gauss(); break; /* a bracket too wide */
+        }
+        x[i] = (float)(v * scale) + (base ? base[i] : 0.0f);
+    }
+}
+static acem_result merge_pair(const acem_options *o, acem_rule rule, size_t R, size_t C, size_t T, const float *base,
+                              const float *const *ex, float *out_fused, float *out_stream, acem_error *ef,
+                              acem_error *es, acem_result *rs) {
+    size_t need = 0;
+    void *raw, *arena;
+    acem_result rf;
+    acem_layer_bytes(o, rule, R, C, T, &need);
+    arena = aligned_block(need, &raw);
+    memset(ef, 0, sizeof *ef);
+    memset(es, 0, sizeof *es);
+    rf = acem_merge(o, rule, "fused.t", R, C, T, base, ex, out_fused, arena, need, NULL, ef);
+    *rs = lib_layer(o, rule, "fused.t", R, C, T, base, ex, base, out_stream, arena, need, NULL, es);
+    free(raw);
+    return rf;
+}
+static void test_fused_streaming(void) {
+    static const size_t sizes[] = {1, 7, 8, 9, 31, 4097, 16383, 16385, 40000, 100003};
+    static const size_t Ts[] = {1, 2, 5};
+    static const int methods[] = {ACEM_AVERAGE, ACEM_TASK_ARITHMETIC, ACEM_TIES, ACEM_DARE_TA, ACEM_DARE_TIES, -1};
+    size_t si, ti, t;
+    int mi, cs = 0;
+    for (si = 0; si < sizeof sizes / sizeof *sizes; ++si)
+        for (ti = 0; ti < 3; ++ti)
+            for (mi = 0; mi < 6; ++mi) {
+                size_t n = sizes[si], T = Ts[ti], R = n, C = 1;
+                int hasb, kind = (cs / 2) % 6;
+                acem_rule rule = methods[mi] < 0 ? ACEM_RULE_MEAN : ACEM_RULE_METHOD;
+                acem_options o;
+                memset(&o, 0, sizeof o);
+                o.method = methods[mi] < 0 ? ACEM_ACE : (acem_method)methods[mi];
+                o.density = (cs % 3 == 0) ? 0.5 : 0.0;
+                o.drop = (cs % 4 == 1) ? 0.9 : 0.0;
+                o.seed = (uint64_t)cs;
+                if (n % 5 == 0) { R = n / 5; C = 5; }
+                for (hasb = 0; hasb < 2; ++hasb) {
+                    float *ex[5], *base = NULL, *of = (float *)malloc(n * 4), *os = (float *)malloc(n * 4), *alias;
+                    acem_error ef, es;
+                    acem_result rf, rs;
+                    rnd_seed(9000 + (uint64_t)cs);
+                    if (hasb) { base = (float *)malloc(n * 4); fill_kind(base, n, 0, 0.02, NULL); }
+                    for (t = 0; t < T; ++t) {
+                        ex[t] = (float *)malloc(n * 4);
+                        fill_kind(ex[t], n, kind, 0.01 * (double)(t + 1), base);
+                    }
+                    memset(of, 0xA5, n * 4);
+                    memset(os, 0x5A, n * 4);
+                    rf = merge_pair(&o, rule, R, C, T, base, (const float *const *)ex, of, os, &ef, &es, &rs);
+                    CHECK(rf == ACEM_OK && rs == ACEM_OK && memcmp(of, os, n * 4) == 0,
+                          "fused vs streaming: %s rule %s n %zu T %zu base %d kind %d: %d/%d, %s", mname(o.method),
+                          acem_rule_name(rule), n, T, hasb, kind, (int)rf, (int)rs,
+                          rf || rs ? ef.message : "outputs differ");
+                    if (hasb) { /* out == base: the same bits again */
+                        alias = (float *)malloc(n * 4);
+                        memcpy(alias, base, n * 4); /* a copy of base: the same deltas */
+                        {
+                            size_t need = 0;
+                            void *raw, *arena;
+                            acem_layer_bytes(&o, rule, R, C, T, &need);
+                            arena = aligned_block(need, &raw);
+                            rf = acem_merge(&o, rule, "fused.t", R, C, T, alias, (const float *const *)ex, alias, arena,
+                                            need, NULL, &ef);
+                            free(raw);
+                        }
+                        CHECK(rf == ACEM_OK && memcmp(alias, os, n * 4) == 0,
+                              "fused with out == base: %s n %zu T %zu kind %d: %d", mname(o.method), n, T, kind, (int)rf);
+                        free(alias);
+                    }
+                    /* a non-finite value: the same error and message from both paths */
+                    if (n >= 7) {
+                        size_t te = T > 1 ? 1 : 0, pos = n - 3;
+                        float keep = ex[te][pos];
+                        ex[te][pos] = (cs % 2) ? (float)NAN : (float)INFINITY;
+                        if (T > 2) ex[T - 1][1] = (float)NAN; /* a later expert fails too, earlier in the tensor */
+                        rf = merge_pair(&o, rule, R, C, T, base, (const float *const *)ex, of, os, &ef, &es, &rs);
+                        CHECK(rf == ACEM_ERR_NONFINITE && rs == ACEM_ERR_NONFINITE && strcmp(ef.message, es.message) == 0,
+                              "non-finite: %s n %zu T %zu base %d: fused %d '%s', streaming %d '%s'", mname(o.method), n,
+                              T, hasb, (int)rf, ef.message, (int)rs, es.message);
+                        CHECK(strstr(ef.message, "fused.t") && strstr(ef.message, te ? "expert 1" : "expert 0"),
+                              "non-finite message names tensor and expert: '%s'", ef.message);
+                        ex[te][pos] = keep;
+                        if (T > 2) ex[T - 1][1] = 0.5f;
+                    }
+                    for (t = 0; t < T; ++t) free(ex[t]);
+                    free(base);
+                    free(of);
+                    free(os);
+                    ++cs;
+                }
+            }
+}
+
+/* TIES's threshold: the one-pass selection (sampled bracket, candidates) gives
+   exactly the three-pass radix selection's value, on data built to reach each
+   of its branches. (White-box: calls the two internal selections.) */
+static void test_ties_select_exact(void) {
+    static const size_t sizes[] = {32768, 40000, 65536, 262147};
+    static const double dens[] = {0.2, 0.05, 0.5, 0.9, 0.999};
+    size_t si, t, i;
+    int kind, di, m;
+    for (m = ACEM_TIES; m <= ACEM_DARE_TIES; m += ACEM_DARE_TIES - ACEM_TIES)
+        for (si = 0; si < 4; ++si)
+            for (kind = 0; kind < 7; ++kind)
+                for (di = 0; di < 5; ++di) {
+                    size_t n = sizes[si], need = 0;
+                    float *x = (float *)malloc(n * 4), *b = (float *)malloc(n * 4);
+                    acem_options o;
+                    acem_layer L;
+                    acem_error err;
+                    void *raw, *arena;
+                    int bad = 0;
+                    uint32_t fast, slow;
+                    memset(&o, 0, sizeof o);
+                    o.method = (acem_method)m;
+                    o.density = dens[di];
+                    rnd_seed(777 + (uint64_t)(si * 100 + (size_t)kind * 10 + (size_t)di));
+                    fill_kind(b, n, 0, 0.02, NULL);
+                    if (kind < 6) fill_kind(x, n, kind, 0.01, b);
+                    else for (i = 0; i < n; ++i) x[i] = b[i]; /* every delta zero */
+                    acem_layer_bytes(&o, ACEM_RULE_METHOD, n, 1, 3, &need);
+                    arena = aligned_block(need, &raw);
+                    acem_layer_init(&L, &o, ACEM_RULE_METHOD, "sel.t", n, 1, 3, arena, need, &err);
+                    for (t = 0; t < 2; ++t) {
+                        const float *xp = x;
+                        acem__ties_select(&L, &xp, t ? NULL : b, t, 1, &fast, &bad);
+                        slow = acem__f2u(acem__ties_threshold(&L, acem__dare_key(&L, t), x, t ? NULL : b));
+                        CHECK(!bad && fast == slow, "%s select n %zu kind %d density %g base %d: %08x vs %08x",
+                              mname(m), n, kind, dens[di], !t, (unsigned)fast, (unsigned)slow);
+                    }
+                    { /* three experts selected together (one pass over base and them) */
+                        const float *xs[3];
+                        uint32_t th3[3];
+                        xs[0] = x; xs[1] = b; xs[2] = x;
+                        acem__ties_select(&L, xs, b, 0, 3, th3, &bad);
+                        for (t = 0; t < 3; ++t) {
+                            slow = acem__f2u(acem__ties_threshold(&L, acem__dare_key(&L, t), xs[t], b));
+                            CHECK(!bad && th3[t] == slow, "%s group select n %zu kind %d density %g expert %zu: %08x vs %08x",
+                                  mname(m), n, kind, dens[di], t, (unsigned)th3[t], (unsigned)slow);
+                        }
+                    }
+                    free(raw);
+                    free(x);
+                    free(b);
+                }
+}
+
 /* ---- 7. sequence and option errors; 8. non-finite input ---------------------- */
 static int names_tensor(const acem_error *e, const char *name) { return strstr(e->message, name) != NULL; }
 
@@ -1310,6 +1498,8 @@ int main(void) {
     test_tensor_rules();
     test_arena();
     test_determinism();
+    test_fused_streaming();
+    test_ties_select_exact();
     test_errors();
     CHECK(n_skipped * 20 <= n_compared + n_skipped, "too many cases skipped as ill-posed: %d of %d", n_skipped,
           n_compared + n_skipped);
