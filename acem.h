@@ -1629,6 +1629,23 @@ static void acem__axpy_part(void *ctx, size_t c, size_t np, void *work) {
     (void)work;
     for (i = s; i < e; ++i) y[i] += a * x[i];
 }
+/* bytes [0, n) of p set to zero, split over the workers */
+typedef struct acem__zero_job {
+    unsigned char *p;
+    size_t n;
+} acem__zero_job;
+static void acem__zero_part(void *ctx, size_t c, size_t np, void *work) {
+    const acem__zero_job *J = ACEM__CAST(const acem__zero_job *, ctx);
+    size_t s = acem__bound(J->n, c, np, 0), e = acem__bound(J->n, c + 1, np, 0);
+    (void)work;
+    if (s < e) ACEM_MEMSET(J->p + s, 0, e - s);
+}
+static void acem__pzero(const acem__exec *X, void *p, size_t n) {
+    acem__zero_job J;
+    J.p = ACEM__CAST(unsigned char *, p);
+    J.n = n;
+    acem__run(X, n < 262144 ? 1 : acem__nparts(X, n), acem__zero_part, &J);
+}
 static void acem__paxpy(const acem__exec *X, size_t n, float a, const float *x, float *y) {
     acem__axpy_job J;
     J.n = n; J.a = a; J.x = x; J.y = y;
@@ -1675,6 +1692,27 @@ static double acem__dot_f64(const float *a, const float *b, size_t n) {
     return s;
 }
 
+
+/* f64 dot product of a float and a double vector (fixed summation order; a
+   plain loop is one FMA latency per element) */
+static double acem__dot_fd(const float *a, const double *b, size_t n) {
+    size_t p = 0;
+    double s = 0.0;
+#if defined(ACEM__AVX2) || defined(ACEM__AVX512)
+    __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
+    for (; p + 8 <= n; p += 8) {
+        s0 = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm_loadu_ps(a + p)), _mm256_loadu_pd(b + p), s0);
+        s1 = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm_loadu_ps(a + p + 4)), _mm256_loadu_pd(b + p + 4), s1);
+    }
+    {
+        double t[4];
+        _mm256_storeu_pd(t, _mm256_add_pd(s0, s1));
+        s = (t[0] + t[1]) + (t[2] + t[3]);
+    }
+#endif
+    for (; p < n; ++p) s += (double)a[p] * b[p];
+    return s;
+}
 
 /* W = L^-T (trans=1) or L^-1 (trans=0) of the nb x nb lower block L, computed
    in f64 column by column and stored as the B operand of the micro-kernel:
@@ -3465,6 +3503,22 @@ static size_t acem__ew_work_bytes(const acem_layer *L, size_t n) {
     b = ACEM__EW_HDR + arrays * acem__ew_sub(n) * 4u;
     return (b + 63u) & ~(size_t)63u;
 }
+/* the layer's executor: the caller's parallel_for, one kernel scratch per worker (buf[9]) */
+static acem__exec acem__lexec(const acem_layer *L) {
+    acem__exec X;
+    X.pfor = L->opt.parallel_for;
+    X.user = L->opt.parallel_user;
+    X.lanes = acem__workers(&L->opt);
+    X.work = ACEM__CAST(unsigned char *, L->buf[9]);
+    X.work_bytes = L->work_bytes;
+    return X;
+}
+/* fixed chunks c = 0 .. nchunks-1 on the layer's workers (chunk c on lane c mod lanes) */
+static void acem__lrun(const acem_layer *L, size_t nchunks, acem__part_fn fn, void *ctx) {
+    acem__exec X = acem__lexec(L);
+    acem__run(&X, nchunks, fn, ctx);
+}
+
 static void acem__layout(acem_layer *L, acem__arena *a) {
     size_t R = L->rows, C = L->cols, n = acem__min(R, C), RC = 0, mx = acem__max(R, C);
     void **b = L->buf;
@@ -3612,13 +3666,15 @@ ACEMDEF acem_result acem_layer_init(acem_layer *L, const acem_options *opt, acem
         if (RC && rule != ACEM_RULE_KEEP) {
             if (rule == ACEM_RULE_MEAN) { /* the first expert writes the sum */
             } else switch (L->opt.method) {
-            case ACEM_ACE:
-                ACEM_MEMSET(b[1], 0, RC * sizeof(float));
-                ACEM_MEMSET(b[2], 0, RC * sizeof(float));
-                ACEM_MEMSET(b[3], 0, RC * sizeof(float));
-                ACEM_MEMSET(b[4], 0, C * C * sizeof(float));
+            case ACEM_ACE: { /* on the workers: for a large tensor this is the first touch of the arena */
+                acem__exec X = acem__lexec(L);
+                acem__pzero(&X, b[1], RC * sizeof(float));
+                acem__pzero(&X, b[2], RC * sizeof(float));
+                acem__pzero(&X, b[3], RC * sizeof(float));
+                acem__pzero(&X, b[4], C * C * sizeof(float));
                 ACEM_MEMSET(b[5], 0, 5 * C * sizeof(double));
                 break;
+            }
             case ACEM_ACTMAT:
                 ACEM_MEMSET(b[1], 0, RC * sizeof(float));
                 ACEM_MEMSET(b[4], 0, C * C * sizeof(float));
@@ -3647,21 +3703,6 @@ ACEMDEF int acem_rule_passes(const acem_options *opt, acem_rule rule, size_t n_e
     return acem__npasses(&L);
 }
 
-/* the layer's executor: the caller's parallel_for, one kernel scratch per worker (buf[9]) */
-static acem__exec acem__lexec(const acem_layer *L) {
-    acem__exec X;
-    X.pfor = L->opt.parallel_for;
-    X.user = L->opt.parallel_user;
-    X.lanes = acem__workers(&L->opt);
-    X.work = ACEM__CAST(unsigned char *, L->buf[9]);
-    X.work_bytes = L->work_bytes;
-    return X;
-}
-/* fixed chunks c = 0 .. nchunks-1 on the layer's workers (chunk c on lane c mod lanes) */
-static void acem__lrun(const acem_layer *L, size_t nchunks, acem__part_fn fn, void *ctx) {
-    acem__exec X = acem__lexec(L);
-    acem__run(&X, nchunks, fn, ctx);
-}
 
 /* the f64 Gram (acem__gram_f64) on the workers: part c is rows [i0, i1) of
    the lower triangle (cut into equal areas; an element's arithmetic depends
@@ -5366,11 +5407,7 @@ static acem_result acem__finish_ace(acem_layer *L, const float *base, float *out
     for (j = 0; j < C; ++j) diag[j] = A0[j * C + j];
     r = acem__potrf(&X, C, A0, C, &col);
     if (r == ACEM_OK) { /* z = A0^-1 m */
-        for (i = 0; i < C; ++i) {
-            double s = m[i];
-            for (j = 0; j < i; ++j) s -= (double)A0[i * C + j] * z[j];
-            z[i] = s / A0[i * C + i];
-        }
+        for (i = 0; i < C; ++i) z[i] = (m[i] - acem__dot_fd(A0 + i * C, z, i)) / A0[i * C + i];
         for (j = C; j-- > 0;) { /* L^T z = w by columns: row j of L is contiguous */
             const float *lj = A0 + j * C;
             double zj = z[j] / lj[j];

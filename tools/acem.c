@@ -47,6 +47,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -834,17 +835,70 @@ static void read_counted(const mtensor *m, void *dst, int as_f32) {
 static void read_f32_counted(const mtensor *m, float *dst) { read_counted(m, dst, 1); }
 static void read_raw_counted(const mtensor *m, void *dst) { read_counted(m, dst, 0); }
 
-/* ---- read-ahead: with --threads N > 1, one more thread reads the next expert
-   tensor while the workers merge the current one (the reads would otherwise be
-   serial time between parallel steps). Only this thread reads the experts'
-   files during a merge; the main thread counts progress and reports errors. */
+/* ---- zero-copy expert tensors: an F32 tensor whose bytes lie at a 4-byte
+   aligned offset is fed straight from the page cache (mmap, read-only, one
+   tensor at a time: unmapped after its feed), on a little-endian host. The
+   mapping counts as one of the plan's tensor buffers. Anything else (F16,
+   BF16, misaligned, a failed mmap) is read into a buffer as before. */
+typedef struct tmap {
+    void *base;
+    size_t len;
+} tmap;
+static int host_little_endian(void) {
+    const uint16_t one = 1;
+    return *(const unsigned char *)&one == 1;
+}
+static int mappable(const mtensor *m) {
+    return m->t->dtype == ACEM_DT_F32 && m->t->end > m->t->begin && (m->file->st.data_start + m->t->begin) % 4 == 0 &&
+           host_little_endian();
+}
+static const float *tmap_open(tmap *mp, const mtensor *m) {
+    const acem_st_file *st = &m->file->st;
+    uint64_t off = st->data_start + m->t->begin, len = m->t->end - m->t->begin, page, start;
+    long ps = sysconf(_SC_PAGESIZE);
+    void *p;
+    mp->base = NULL;
+    mp->len = 0;
+    if (!mappable(m) || ps <= 0) return NULL;
+    page = (uint64_t)ps;
+    start = off / page * page;
+    if (len + (off - start) > (uint64_t)(size_t)-1 || start > (uint64_t)INT64_MAX) return NULL;
+    mp->len = (size_t)(len + (off - start));
+    p = mmap(NULL, mp->len, PROT_READ, MAP_SHARED
+#ifdef MAP_POPULATE
+                                           | MAP_POPULATE
+#endif
+             , fileno(m->file->fp), (off_t)start);
+    if (p == MAP_FAILED) {
+        mp->len = 0;
+        return NULL;
+    }
+    mp->base = p;
+    g_prog.done += len;
+    progress_draw(0);
+    return (const float *)(const void *)((const unsigned char *)p + (off - start));
+}
+static void tmap_close(tmap *mp) {
+    if (mp->base) munmap(mp->base, mp->len);
+    mp->base = NULL;
+}
+
+/* ---- read-ahead and write-behind: with --threads N > 1, two more threads move
+   the data while the workers merge: one reads the next expert tensor into a
+   second buffer, one writes the previous merged tensor from a buffer of its
+   own (the reads and writes would otherwise be serial time between parallel
+   steps). While a job is posted, only its thread touches that file; the main
+   thread counts progress and reports errors. */
 typedef struct readahead {
     pthread_t th;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    const mtensor *m;
+    const mtensor *m;          /* a read: m into dst                          */
     float *dst;
-    int state;          /* 0 idle, 1 requested, 2 done */
+    acem_write_io *wio;        /* a write: src as tensor ot (wio non-NULL)    */
+    const acem_st_tensor *ot;
+    const float *src;
+    int state;                 /* 0 idle, 1 posted, 2 done */
     int quit, started;
     acem_result r;
     acem_error err;
@@ -853,15 +907,12 @@ static void *readahead_main(void *arg) {
     readahead *ra = (readahead *)arg;
     pthread_mutex_lock(&ra->mu);
     for (;;) {
-        const mtensor *m;
-        float *dst;
         acem_result r;
         while (!ra->quit && ra->state != 1) pthread_cond_wait(&ra->cv, &ra->mu);
         if (ra->quit) break;
-        m = ra->m;
-        dst = ra->dst;
         pthread_mutex_unlock(&ra->mu);
-        r = acem_st_read_f32(&m->file->st, m->t, dst, &ra->err);
+        r = ra->wio ? acem_st_write_f32(ra->wio, ra->ot, ra->src, &ra->err)
+                    : acem_st_read_f32(&ra->m->file->st, ra->m->t, ra->dst, &ra->err);
         pthread_mutex_lock(&ra->mu);
         ra->r = r;
         ra->state = 2;
@@ -874,31 +925,45 @@ static void readahead_start(readahead *ra) {
     memset(ra, 0, sizeof *ra);
     if (pthread_mutex_init(&ra->mu, NULL) || pthread_cond_init(&ra->cv, NULL) ||
         pthread_create(&ra->th, NULL, readahead_main, ra))
-        die(CLI_RESOURCE, "cannot start the read-ahead thread");
+        die(CLI_RESOURCE, "cannot start an I/O thread");
     ra->started = 1;
 }
-static void readahead_post(readahead *ra, const mtensor *m, float *dst) {
+static void io_post(readahead *ra) {
     pthread_mutex_lock(&ra->mu);
-    ra->m = m;
-    ra->dst = dst;
     ra->state = 1;
     pthread_cond_broadcast(&ra->cv);
     pthread_mutex_unlock(&ra->mu);
 }
-/* waits for the posted read; dies (naming the file and tensor) if it failed */
+static void readahead_post(readahead *ra, const mtensor *m, float *dst) {
+    ra->m = m;
+    ra->dst = dst;
+    io_post(ra);
+}
+static void writebehind_post(readahead *wb, acem_write_io *wio, const acem_st_tensor *ot, const float *src) {
+    wb->wio = wio;
+    wb->ot = ot;
+    wb->src = src;
+    io_post(wb);
+}
+/* waits for the posted job, if any; dies (naming the file and tensor) if it
+   failed; a read advances the progress bar */
 static void readahead_wait(readahead *ra) {
-    const mtensor *m;
+    int posted;
     pthread_mutex_lock(&ra->mu);
-    while (ra->state != 2) pthread_cond_wait(&ra->cv, &ra->mu);
+    posted = ra->state != 0;
+    while (ra->state == 1) pthread_cond_wait(&ra->cv, &ra->mu);
     ra->state = 0;
-    m = ra->m;
     pthread_mutex_unlock(&ra->mu);
+    if (!posted) return;
     if (ra->r != ACEM_OK) die(exit_code_of(ra->r), "%s", ra->err.message);
-    g_prog.done += m->t->end - m->t->begin;
-    progress_draw(0);
+    if (!ra->wio) {
+        g_prog.done += ra->m->t->end - ra->m->t->begin;
+        progress_draw(0);
+    }
 }
 static void readahead_stop(readahead *ra) {
     if (!ra->started) return;
+    readahead_wait(ra);
     pthread_mutex_lock(&ra->mu);
     ra->quit = 1;
     pthread_cond_broadcast(&ra->cv);
@@ -1902,7 +1967,7 @@ static int cmd_merge(int argc, char **argv) {
     ptensor *plan;
     outfile *outs;
     unsigned *shard_of = NULL;
-    size_t work_max = 0, work_arg = 0;
+    size_t work_max = 0, work_arg = 0, wb_max = 0; /* wb_max: the write-behind buffer */
     uint64_t out_total = 0, out_data = 0, read_total = 0;
     const char **meta;
     size_t n_meta = 0;
@@ -2036,7 +2101,10 @@ static int cmd_merge(int argc, char **argv) {
                 if ((r = acem_layer_bytes(&a.opt, p->rule, p->rows, p->cols, T, &p->arena)) != ACEM_OK)
                     die(exit_code_of(r), "tensor '%s' (%zu x %zu): %s", bt->name, p->rows, p->cols, acem_result_string(r));
                 p->buf_a = p->buf_b = (size_t)bt->numel * sizeof(float);
-                if (a.threads > 1 && p->rule != ACEM_RULE_KEEP) p->buf_c = p->buf_b; /* read-ahead */
+                if (a.threads > 1 && p->rule != ACEM_RULE_KEEP) { /* read-ahead, write-behind */
+                    p->buf_c = p->buf_b;
+                    if (p->buf_b > wb_max) wb_max = p->buf_b;
+                }
                 p->passes = passes_for(&a.opt, p->rule, T);
                 p->read_bytes = in_bytes + (uint64_t)p->passes * T * in_bytes;
                 if (p->rule == ACEM_RULE_METHOD && a.opt.method == ACEM_ACE) has_ace = 1;
@@ -2152,7 +2220,7 @@ static int cmd_merge(int argc, char **argv) {
         }
     }
 
-    planned = g_held + work_max + (size_t)hold;
+    planned = g_held + work_max + wb_max + (size_t)hold;
 
     /* print the plan */
     if (!g_quiet) {
@@ -2225,6 +2293,7 @@ static int cmd_merge(int argc, char **argv) {
                 char h3[64];
                 note(" (arena %s + %d f32 buffers of %s)", human(hb, sizeof hb, p->arena), p->buf_c ? 3 : 2,
                      human(h3, sizeof h3, p->buf_a));
+                if (wb_max) note(" + write-behind buffer %s", human(h3, sizeof h3, wb_max));
             } else if (p->action == ACT_LORA) {
                 char h3[64], h4[64], h5[64];
                 if (p->lm->path == LP_LOW)
@@ -2282,10 +2351,17 @@ static int cmd_merge(int argc, char **argv) {
         struct rusage ru;
         lora_ctx lc;
         size_t q_lo = (size_t)-1, q_hi = 0;
-        readahead ra;
+        readahead ra, wb;
+        float *wbuf = NULL;
         if (!work) die(CLI_RESOURCE, "cannot allocate the %zu-byte work buffer", work_max);
         memset(&ra, 0, sizeof ra);
-        if (a.threads > 1) readahead_start(&ra);
+        memset(&wb, 0, sizeof wb);
+        if (a.threads > 1) {
+            readahead_start(&ra);
+            readahead_start(&wb);
+            if (wb_max && !(wbuf = (float *)malloc(wb_max)))
+                die(CLI_RESOURCE, "cannot allocate the %zu-byte write-behind buffer", wb_max);
+        }
         memset(&sa, 0, sizeof sa);
         sa.sa_handler = on_signal;
         sigemptyset(&sa.sa_mask);
@@ -2384,6 +2460,8 @@ static int cmd_merge(int argc, char **argv) {
                 note("  output     %s/ (adapter_model.safetensors + adapter_config.json, %s)\n", a.out_adapter, human(hb, sizeof hb, bytes));
             }
             readahead_stop(&ra);
+            readahead_stop(&wb);
+            free(wbuf);
             free(work);
             return CLI_OK;
         }
@@ -2416,6 +2494,7 @@ static int cmd_merge(int argc, char **argv) {
                 g_prog.i = ++done_t;
                 g_prog.name = ot->name;
                 progress_draw(1);
+                if (p->action != ACT_MERGE) readahead_wait(&wb); /* writes stay in order */
                 if (p->action == ACT_COPY || p->action == ACT_KEEP_RAW) {
                     read_raw_counted(bm, buf_a);
                     if ((r = acem_st_write_raw(&wio, ot, buf_a, &err)) != ACEM_OK) die(exit_code_of(r), "%s", err.message);
@@ -2435,31 +2514,46 @@ static int cmd_merge(int argc, char **argv) {
                     acem_layer L;
                     float *B = (float *)(void *)buf_a, *X = (float *)(void *)buf_b, *Xn = X;
                     int pass, npass;
-                    size_t e, k2, nfeed;
+                    size_t k2, nfeed, ra_for = (size_t)-1;
                     read_f32_counted(bm, B);
                     if ((r = acem_layer_init(&L, &a.opt, p->rule, ot->name, p->rows, p->cols, T, work, p->arena, &err)) != ACEM_OK)
                         die(exit_code_of(r), "%s", err.message);
                     npass = acem_layer_passes(&L);
                     nfeed = (size_t)npass * T;
-                    if (p->buf_c) { /* read-ahead: feed k from one buffer while k + 1 fills the other */
-                        Xn = (float *)(void *)(buf_b + round_up64(p->buf_b));
-                        if (nfeed) readahead_post(&ra, &ms[1].tensors[p->idx], X);
-                    }
+                    if (p->buf_c) Xn = (float *)(void *)(buf_b + round_up64(p->buf_b));
+                    /* expert k2 (pass k2 / T, expert k2 % T): mapped, or read into buffer k2 % 2;
+                       with read-ahead, the read of k2 + 1 runs while k2 is merged */
                     for (k2 = 0; k2 < nfeed; ++k2) {
-                        float *cur = k2 % 2 ? Xn : X;
+                        const mtensor *em = &ms[1 + k2 % T].tensors[p->idx];
+                        const float *cur = NULL;
+                        float *nb = k2 % 2 ? Xn : X;
+                        tmap mp;
+                        mp.base = NULL;
                         pass = (int)(k2 / T);
-                        e = k2 % T;
-                        if (p->buf_c) {
+                        if (ra_for == k2) { /* posted while k2 - 1 was merged */
                             readahead_wait(&ra);
-                            if (k2 + 1 < nfeed) readahead_post(&ra, &ms[1 + (k2 + 1) % T].tensors[p->idx], k2 % 2 ? X : Xn);
-                        } else
-                            read_f32_counted(&ms[1 + e].tensors[p->idx], cur);
-                        if ((r = acem_layer_feed(&L, cur, B, &err)) != ACEM_OK)
-                            die(exit_code_of(r), "%s (expert %s, pass %d)", err.message, ms[1 + e].tensors[p->idx].file->path,
-                                pass + 1);
+                            cur = nb;
+                        }
+                        if (p->buf_c && k2 + 1 < nfeed && !mappable(&ms[1 + (k2 + 1) % T].tensors[p->idx])) {
+                            readahead_post(&ra, &ms[1 + (k2 + 1) % T].tensors[p->idx], k2 % 2 ? X : Xn);
+                            ra_for = k2 + 1;
+                        }
+                        if (!cur && !(cur = tmap_open(&mp, em))) {
+                            read_f32_counted(em, nb);
+                            cur = nb;
+                        }
+                        r = acem_layer_feed(&L, cur, B, &err);
+                        tmap_close(&mp);
+                        if (r != ACEM_OK)
+                            die(exit_code_of(r), "%s (expert %s, pass %d)", err.message, em->file->path, pass + 1);
+                    }
+                    if (wbuf) { /* the previous merged tensor must be out of wbuf */
+                        readahead_wait(&wb);
+                        X = wbuf;
                     }
                     if ((r = acem_layer_finish(&L, B, X, &info, &err)) != ACEM_OK) die(exit_code_of(r), "%s", err.message);
-                    if ((r = acem_st_write_f32(&wio, ot, X, &err)) != ACEM_OK) die(exit_code_of(r), "%s", err.message);
+                    if (wbuf) writebehind_post(&wb, &wio, ot, X);
+                    else if ((r = acem_st_write_f32(&wio, ot, X, &err)) != ACEM_OK) die(exit_code_of(r), "%s", err.message);
                     count_layer(&info, p->rule, ot->name, &n_ace, &n_gated, &n_refined, fallback, &n_fallback);
                 }
                 if (!g_quiet && (!g_prog.tty || g_verbose)) {
@@ -2484,6 +2578,7 @@ static int cmd_merge(int argc, char **argv) {
                     note(", %.2f s, %.1f MB/s\n", now_s() - t0, el > 0 ? (double)g_prog.done / el / 1e6 : 0.0);
                 }
             }
+            readahead_wait(&wb);
             finish_file(fp, o->write_path);
         }
         g_prog.name = "done";
@@ -2531,6 +2626,8 @@ static int cmd_merge(int argc, char **argv) {
             note("  output     %s (%zu file%s, %s)\n", a.out, n_out, n_out == 1 ? "" : "s", human(hb, sizeof hb, out_total));
         }
         readahead_stop(&ra);
+        readahead_stop(&wb);
+        free(wbuf);
         free(work);
     }
     return CLI_OK;
