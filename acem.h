@@ -29,7 +29,10 @@
      ACEM_NO_SIMD           portable scalar kernels only (no AVX2 / AVX-512 code).
      ACEM_USE_CBLAS         GEMM, SYRK and the triangular solves go to a CBLAS
                             (OpenBLAS, BLIS, ...; link it, e.g. -lopenblas); the
-                            rest (Cholesky, eigensolver, merge rules) stays here.
+                            Cholesky factorisation is then built on them, and the
+                            rest (eigensolver, merge rules) stays here. Parallel
+                            work is then cut into fixed chunks (a backend may
+                            round an element differently by the block it is in).
                             The fixed-arena guarantee does not cover the backend's
                             own buffers, and determinism across worker counts
                             holds only if the backend itself is deterministic
