@@ -4301,6 +4301,19 @@ static const uint64_t acem__compact8[256] = {
     0x70605040362ull, 0x7060504030270ull, 0x7060504030271ull, 0x706050403020180ull
 };
 #endif
+#if defined(ACEM__EW_AVX2)
+/* the capture loops: two vectors a round while 16 more candidates fit, each
+   through the function's own ACEM__CAPTURE_STEP */
+#define ACEM__CAPTURE_LOOP(LOADV)                                                 \
+        for (; i + 16 <= n && ns + 16 <= cap; i += 16) {                          \
+            _mm_prefetch((const char *)(const void *)(x + i + ACEM__EW_PF), _MM_HINT_T0); \
+            if (b) _mm_prefetch((const char *)(const void *)(b + i + ACEM__EW_PF), _MM_HINT_T0); \
+            ACEM__CAPTURE_STEP(LOADV)                                             \
+            i += 8;                                                               \
+            ACEM__CAPTURE_STEP(LOADV)                                             \
+            i -= 8;                                                               \
+        }
+#endif
 /* counts and candidates of one run of values (b NULL: x are the values).
    The candidates are stored only while they fit (h->overflow says they did
    not). No finiteness check: the pass that follows checks every value, and a
@@ -4327,19 +4340,9 @@ static void acem__ties_capture(acem__cap *h, const float *x, const float *b, siz
             _mm256_storeu_si256((__m256i *)(void *)(cand + ns), _mm256_permutevar8x32_epi32(u, idx));    \
             ns += (size_t)((*e >> 4) & 15u);                                                              \
         }
-#define ACEM__CAPTURE_LOOP(LOADV)                                                 \
-        for (; i + 16 <= n && ns + 16 <= cap; i += 16) {                          \
-            _mm_prefetch((const char *)(const void *)(x + i + ACEM__EW_PF), _MM_HINT_T0); \
-            if (b) _mm_prefetch((const char *)(const void *)(b + i + ACEM__EW_PF), _MM_HINT_T0); \
-            ACEM__CAPTURE_STEP(LOADV)                                             \
-            i += 8;                                                               \
-            ACEM__CAPTURE_STEP(LOADV)                                             \
-            i -= 8;                                                               \
-        }
         /* two vectors a round, while 16 more candidates fit */
         if (b) ACEM__CAPTURE_LOOP(_mm256_sub_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(b + i)))
         else ACEM__CAPTURE_LOOP(_mm256_loadu_ps(x + i))
-#undef ACEM__CAPTURE_LOOP
 #undef ACEM__CAPTURE_STEP
         _mm256_storeu_si256((__m256i *)(void *)tmp, _mm256_add_epi32(_mm256_unpacklo_epi32(clt, cgl), _mm256_unpackhi_epi32(clt, cgl)));
         for (q = 0; q < 8; q += 2) { lt += tmp[q]; gtlo += tmp[q + 1]; }
@@ -4387,18 +4390,8 @@ static void acem__ties_capture2(acem__cap *h, const float *x, const float *b, si
             _mm256_storeu_si256((__m256i *)(void *)(cand + ns), _mm256_permutevar8x32_epi32(u, idx));    \
             ns += (size_t)((*e >> 4) & 15u);                                                              \
         }
-#define ACEM__CAPTURE_LOOP(LOADV)                                                 \
-        for (; i + 16 <= n && ns + 16 <= cap; i += 16) {                          \
-            _mm_prefetch((const char *)(const void *)(x + i + ACEM__EW_PF), _MM_HINT_T0); \
-            if (b) _mm_prefetch((const char *)(const void *)(b + i + ACEM__EW_PF), _MM_HINT_T0); \
-            ACEM__CAPTURE_STEP(LOADV)                                             \
-            i += 8;                                                               \
-            ACEM__CAPTURE_STEP(LOADV)                                             \
-            i -= 8;                                                               \
-        }
         if (b) ACEM__CAPTURE_LOOP(_mm256_sub_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(b + i)))
         else ACEM__CAPTURE_LOOP(_mm256_loadu_ps(x + i))
-#undef ACEM__CAPTURE_LOOP
 #undef ACEM__CAPTURE_STEP
         _mm256_storeu_si256((__m256i *)(void *)tmp, _mm256_add_epi32(_mm256_unpacklo_epi32(clt, cgh), _mm256_unpackhi_epi32(clt, cgh)));
         for (q = 0; q < 8; q += 2) { lt += tmp[q]; gthi += tmp[q + 1]; }
@@ -4417,6 +4410,9 @@ static void acem__ties_capture2(acem__cap *h, const float *x, const float *b, si
     h->le_hi += n - gthi;
     h->stored = ns;
 }
+#if defined(ACEM__EW_AVX2)
+#undef ACEM__CAPTURE_LOOP
+#endif
 static void acem__ties_capture_chunk(void *ctx, size_t c, size_t nc, void *work) {
     (void)nc;
     const acem__ew_job *J = ACEM__CAST(const acem__ew_job *, ctx);
