@@ -3860,14 +3860,6 @@ static size_t acem__svd_vectors(size_t R, size_t C, const float *F, size_t ldf, 
     return kept;
 }
 
-/* out = base + scale * M (base NULL: scale * M) */
-static void acem__write_out(float *out, const float *base, const float *M, size_t n, float scale) {
-    size_t i;
-    if (base)
-        for (i = 0; i < n; ++i) out[i] = base[i] + scale * M[i];
-    else
-        for (i = 0; i < n; ++i) out[i] = scale * M[i];
-}
 static void acem__write_base(float *out, const float *base, size_t n) {
     size_t i;
     if (base) {
@@ -5165,24 +5157,17 @@ static void acem__prows(const acem__exec *X, acem__part_fn fn, size_t R, size_t 
     acem__run(X, R * C < 65536 ? 1 : acem__nparts(X, R), fn, &J);
 }
 
-/* out = base + scale M (acem__write_out), split over the workers */
-typedef struct acem__out_job {
-    float *out;
-    const float *base, *M;
-    size_t n;
-    float scale;
-} acem__out_job;
-static void acem__out_part(void *ctx, size_t c, size_t np, void *work) {
-    const acem__out_job *J = ACEM__CAST(const acem__out_job *, ctx);
-    size_t s = acem__bound(J->n, c, np, 0), e = acem__bound(J->n, c + 1, np, 0);
-    (void)work;
-    if (s < e) acem__write_out(J->out + s, J->base ? J->base + s : NULL, J->M + s, e - s, J->scale);
-}
-static void acem__pwrite_out(const acem__exec *X, float *out, const float *base, const float *M, size_t n,
+/* out = base + scale M on the layer's workers: the element-wise rules' output
+   loop (acem__ew_out), the one place that writes a merged tensor */
+static void acem__lwrite_out(const acem_layer *L, float *out, const float *base, const float *M, size_t n,
                              float scale) {
-    acem__out_job J;
-    J.out = out; J.base = base; J.M = M; J.n = n; J.scale = scale;
-    acem__run(X, n < 65536 ? 1 : acem__nparts(X, n), acem__out_part, &J);
+    acem__ew_job J;
+    acem__ew_job_init(&J, L, base);
+    J.n = n;
+    J.out = out;
+    J.acc = ACEM__CAST(float *, M);
+    J.scale = scale;
+    acem__lrun(L, acem__ew_nchunks(n), acem__ew_out_chunk, &J);
 }
 
 /* ---- feed ------------------------------------------------------------------ */
@@ -5382,7 +5367,7 @@ static acem_result acem__finish_ace(acem_layer *L, const float *base, float *out
     float lam = (float)L->opt.lambda;
     acem_result r;
     if (T == 1) { /* a single expert: its own delta */
-        acem__write_out(out, base, S, R * C, lam);
+        acem__lwrite_out(L, out, base, S, R * C, lam);
         return ACEM_OK;
     }
     info->gated = gated;
@@ -5436,7 +5421,7 @@ static acem_result acem__finish_ace(acem_layer *L, const float *base, float *out
             return r;
         }
     }
-    acem__pwrite_out(&X, out, base, E, R * C, lam);
+    acem__lwrite_out(L, out, base, E, R * C, lam);
     if (refine) { /* spectral refinement from F = Res + W_pre */
         double *G = ACEM__CAST(double *, L->buf[4]), sig = 0;
         size_t kept;
@@ -5578,25 +5563,27 @@ ACEMDEF acem_result acem_layer_finish(acem_layer *L, const float *base, float *o
     info->rule = L->rule;
     info->method = L->opt.method;
     if (n) {
-        acem__ew_job J;
-        acem__ew_job_init(&J, L, base);
-        J.out = out;
-        J.acc = ACEM__CAST(float *, L->buf[0]);
-        J.scale = acem__ew_scale(L);
+        float *acc = ACEM__CAST(float *, L->buf[0]);
         if (L->rule == ACEM_RULE_KEEP) acem__write_base(out, base, n);
-        else if (L->rule == ACEM_RULE_MEAN) acem__lrun(L, acem__ew_nchunks(n), acem__ew_out_chunk, &J);
+        else if (L->rule == ACEM_RULE_MEAN) acem__lwrite_out(L, out, base, acc, n, acem__ew_scale(L));
         else switch (L->opt.method) {
         case ACEM_ACE: r = acem__finish_ace(L, base, out, info, err); break;
         case ACEM_ACTMAT: r = acem__finish_actmat(L, base, out, err); break;
         case ACEM_ISO_C: r = acem__finish_isoc(L, base, out, info, err); break;
         case ACEM_TSV_M: r = acem__finish_tsvm(L, base, out, info, err); break;
         case ACEM_TIES:
-        case ACEM_DARE_TIES:
+        case ACEM_DARE_TIES: {
+            acem__ew_job J;
+            acem__ew_job_init(&J, L, base);
+            J.out = out;
+            J.acc = acc;
+            J.scale = acem__ew_scale(L);
             J.cnt = ACEM__CAST(uint16_t *, L->buf[2]);
             acem__lrun(L, acem__ew_nchunks(n), acem__ties_out_chunk, &J);
             break;
+        }
         default: /* average, task arithmetic, DARE-TA */
-            acem__lrun(L, acem__ew_nchunks(n), acem__ew_out_chunk, &J);
+            acem__lwrite_out(L, out, base, acc, n, acem__ew_scale(L));
             break;
         }
     }
