@@ -980,7 +980,8 @@ static void acem__store6(float *d, __m256 x) {
     _mm_storel_pi(ACEM__CAST(__m64 *, (void *)(d + 4)), _mm256_extractf128_ps(x, 1));
 }
 /* d[j][i] = alpha s[i][j] for an 8 x 8 block: rows i >= nrows of s read as
-   zero, the first nl (6 or 8) lanes of each row of d written. Named
+   zero, the first nl lanes of each row of d written: 8, or 6 into a packed
+   A strip (ldd = MR = 6). Named
    registers, no arrays: GCC spills arrays of __m256 to the stack. */
 #define ACEM__TR8L(r, i) __m256 r = (i) < nrows ? _mm256_loadu_ps(s + (i) * lds) : _mm256_setzero_ps()
 static void acem__tr8(const float *s, size_t lds, size_t nrows, float *d, size_t ldd, size_t nl, float alpha) {
@@ -1008,15 +1009,12 @@ static void acem__tr8(const float *s, size_t lds, size_t nrows, float *d, size_t
         _mm256_storeu_ps(d + 2 * ldd, t2); _mm256_storeu_ps(d + 3 * ldd, t3);
         _mm256_storeu_ps(d + 4 * ldd, t4); _mm256_storeu_ps(d + 5 * ldd, t5);
         _mm256_storeu_ps(d + 6 * ldd, t6); _mm256_storeu_ps(d + 7 * ldd, t7);
-    } else if (ldd == 6) { /* contiguous rows (a packed A strip): the last two
-                              lanes of each full store are overwritten by the next */
+    } else { /* nl 6: a packed A strip, rows contiguous (ldd 6): the last two
+                lanes of each full store are overwritten by the next */
+        ACEM_ASSERT(ldd == 6);
         _mm256_storeu_ps(d, t0); _mm256_storeu_ps(d + 6, t1); _mm256_storeu_ps(d + 12, t2);
         _mm256_storeu_ps(d + 18, t3); _mm256_storeu_ps(d + 24, t4); _mm256_storeu_ps(d + 30, t5);
         _mm256_storeu_ps(d + 36, t6); acem__store6(d + 42, t7);
-    } else {
-        acem__store6(d, t0); acem__store6(d + ldd, t1); acem__store6(d + 2 * ldd, t2);
-        acem__store6(d + 3 * ldd, t3); acem__store6(d + 4 * ldd, t4); acem__store6(d + 5 * ldd, t5);
-        acem__store6(d + 6 * ldd, t6); acem__store6(d + 7 * ldd, t7);
     }
 }
 #endif
@@ -1540,6 +1538,13 @@ static size_t acem__nparts(const acem__exec *X, size_t len) {
     return acem__max(1, acem__min(lanes, nb));
 #endif
 }
+/* parts for an output split of len when the work touches only `elems`
+   elements in all: below ACEM__PAR_MIN a parallel call costs more than it
+   saves, so one part */
+#define ACEM__PAR_MIN 65536
+static size_t acem__nparts_min(const acem__exec *X, size_t len, size_t elems) {
+    return elems < ACEM__PAR_MIN ? 1 : acem__nparts(X, len);
+}
 /* start of part p of [0, len) cut into np: equal lengths (tri 0) or equal
    areas of a lower triangle (tri 1: rows [0, b) hold b^2 / 2), on a multiple
    of ACEM__SPLIT; part np starts at len */
@@ -1549,12 +1554,13 @@ static size_t acem__bound(size_t len, size_t p, size_t np, int tri) {
     if (p == 0) return 0;
     if (p >= np) return len;
 #ifdef ACEM_USE_CBLAS
-    (void)f; (void)b; (void)tri;
-    return acem__min(len, p * ACEM__CHUNK);
-#endif
+    (void)f; (void)tri;
+    b = p * ACEM__CHUNK;
+#else
     f = (double)p / (double)np;
     if (tri) f = ACEM_SQRT(f);
     b = (size_t)(f * (double)len / ACEM__SPLIT + 0.5) * ACEM__SPLIT;
+#endif
     return b < len ? b : len;
 }
 
@@ -1647,12 +1653,12 @@ static void acem__pzero(const acem__exec *X, void *p, size_t n) {
     acem__zero_job J;
     J.p = ACEM__CAST(unsigned char *, p);
     J.n = n;
-    acem__run(X, n < 262144 ? 1 : acem__nparts(X, n), acem__zero_part, &J);
+    acem__run(X, acem__nparts_min(X, n, n / sizeof(float)), acem__zero_part, &J);
 }
 static void acem__paxpy(const acem__exec *X, size_t n, float a, const float *x, float *y) {
     acem__axpy_job J;
     J.n = n; J.a = a; J.x = x; J.y = y;
-    acem__run(X, n < 65536 ? 1 : acem__nparts(X, n), acem__axpy_part, &J);
+    acem__run(X, acem__nparts_min(X, n, n), acem__axpy_part, &J);
 }
 
 /* ---- triangular solves and Cholesky -----------------------------------------
@@ -1718,7 +1724,8 @@ static double acem__dot_fd(const float *a, const double *b, size_t n) {
 }
 
 /* W = L^-T (trans=1) or L^-1 (trans=0) of the nb x nb lower block L, computed
-   in f64 column by column and stored as the B operand of the micro-kernel:
+   in f64 by rows, 16 columns at a time, and stored as the B operand of the
+   micro-kernel:
    NR-column strips of ACEM__TRSM_NB rows (element (p, c) at
    (c / NR) * NB * NR + p * NR + c % NR), zero outside nb x nb */
 #define ACEM__WP(W, p, c) (W)[((c) / ACEM__NR) * (ACEM__TRSM_NB * ACEM__NR) + (p) * ACEM__NR + (c) % ACEM__NR]
@@ -3022,6 +3029,7 @@ static acem_result acem__syev_top(size_t n, double *A, size_t lda, size_t q, dou
     size_t i, c;
     acem_result r;
     (void)gw; (void)E;
+    (void)acem__syev_top_its; /* the own solver stays for the tests */
     if (!n) return ACEM_OK;
     if ((sc = acem__eig_scale(n, A, lda)) == 0.0) return ACEM_ERR_NONFINITE;
     acem__scale_sq(n, A, lda, sc);
@@ -4159,10 +4167,10 @@ static void acem__ew_range(const acem__ew_job *J, size_t c, size_t *c0, size_t *
 }
 /* streaming feed: acc (+)= delta of one expert */
 static void acem__ew_feed_chunk(void *ctx, size_t c, size_t nc, void *work) {
-    (void)nc;
     const acem__ew_job *J = ACEM__CAST(const acem__ew_job *, ctx);
     acem__ew_lane *h = ACEM__CAST(acem__ew_lane *, work);
     size_t c0, c1, i0;
+    (void)nc;
     acem__ew_range(J, c, &c0, &c1);
     if (!J->D.on) {
         h->bad |= acem__ew_acc(J->acc + c0, J->x + c0, J->base ? J->base + c0 : NULL, c1 - c0, J->first);
@@ -4177,20 +4185,20 @@ static void acem__ew_feed_chunk(void *ctx, size_t c, size_t nc, void *work) {
 }
 /* streaming finish: out = base + scale * acc */
 static void acem__ew_out_chunk(void *ctx, size_t c, size_t nc, void *work) {
-    (void)nc;
     const acem__ew_job *J = ACEM__CAST(const acem__ew_job *, ctx);
     size_t c0, c1;
+    (void)nc;
     (void)work;
     acem__ew_range(J, c, &c0, &c1);
     acem__ew_out(J->out + c0, J->base ? J->base + c0 : NULL, J->acc + c0, c1 - c0, J->scale);
 }
 /* fused: out = base + scale * sum_t delta_t, one sub-block at a time */
 static void acem__ew_fused_chunk(void *ctx, size_t c, size_t nc, void *work) {
-    (void)nc;
     const acem__ew_job *J = ACEM__CAST(const acem__ew_job *, ctx);
     acem__ew_lane *h = ACEM__CAST(acem__ew_lane *, work);
     float *acc, *v;
     size_t c0, c1, i0, t;
+    (void)nc;
     acem__ew_range(J, c, &c0, &c1);
 #if defined(ACEM__EW_AVX2)
     if (!J->D.on) {
@@ -4406,10 +4414,10 @@ static void acem__ties_capture2(acem__cap *h, const float *x, const float *b, si
 #undef ACEM__CAPTURE_LOOP
 #endif
 static void acem__ties_capture_chunk(void *ctx, size_t c, size_t nc, void *work) {
-    (void)nc;
     const acem__ew_job *J = ACEM__CAST(const acem__ew_job *, ctx);
     acem__ew_lane *h = ACEM__CAST(acem__ew_lane *, work);
     size_t c0, c1, i0, g, blk = J->D.on ? J->sub : 4096; /* 4096: base stays in L1 across the group */
+    (void)nc;
     acem__ew_range(J, c, &c0, &c1);
     for (i0 = c0; i0 < c1; i0 += blk) {
         size_t len = acem__min(blk, c1 - i0);
@@ -4654,10 +4662,10 @@ static void acem__ties_out(float *out, const float *b, const float *sum, const u
     for (; i < n; ++i) out[i] = acem__ew_fin1(b ? b[i] : 0.0f, lam, sum[i] / (float)(cnt[i] ? cnt[i] : 1));
 }
 static void acem__ties_feed_chunk(void *ctx, size_t c, size_t nc, void *work) {
-    (void)nc;
     const acem__ew_job *J = ACEM__CAST(const acem__ew_job *, ctx);
     acem__ew_lane *h = ACEM__CAST(acem__ew_lane *, work);
     size_t c0, c1, i0;
+    (void)nc;
     acem__ew_range(J, c, &c0, &c1);
     for (i0 = c0; i0 < c1; i0 += J->sub) {
         size_t len = acem__min(J->sub, c1 - i0);
@@ -4678,11 +4686,11 @@ static void acem__ties_feed_chunk(void *ctx, size_t c, size_t nc, void *work) {
    zeroed for pass 1. (Zero sums keep sg = 0 and take the majority's side in
    pass 1, as if sg had been set to it.) */
 static void acem__ties_elect_chunk(void *ctx, size_t c, size_t nc, void *work) {
-    (void)nc;
     const acem__ew_job *J = ACEM__CAST(const acem__ew_job *, ctx);
     acem__ew_lane *h = ACEM__CAST(acem__ew_lane *, work);
     size_t c0, c1, i;
     long long tot = 0;
+    (void)nc;
     acem__ew_range(J, c, &c0, &c1);
     for (i = c0; i < c1; ++i) {
         float s = J->acc[i];
@@ -4695,9 +4703,9 @@ static void acem__ties_elect_chunk(void *ctx, size_t c, size_t nc, void *work) {
     h->tot += tot;
 }
 static void acem__ties_out_chunk(void *ctx, size_t c, size_t nc, void *work) {
-    (void)nc;
     const acem__ew_job *J = ACEM__CAST(const acem__ew_job *, ctx);
     size_t c0, c1;
+    (void)nc;
     (void)work;
     acem__ew_range(J, c, &c0, &c1);
     acem__ties_out(J->out + c0, J->base ? J->base + c0 : NULL, J->acc + c0, J->cnt + c0, c1 - c0, J->scale);
@@ -4935,12 +4943,12 @@ static size_t acem__ties_sum_out(float *out, const float *const *xs, size_t T, c
 }
 #endif
 static void acem__ties_fused_chunk(void *ctx, size_t c, size_t nc, void *work) {
-    (void)nc;
     const acem__ew_job *J = ACEM__CAST(const acem__ew_job *, ctx);
     acem__ew_lane *h = ACEM__CAST(acem__ew_lane *, work);
     unsigned char *fl = ACEM__CAST(unsigned char *, (void *)(J->sg + c * ACEM__EW_CHUNK)); /* the chunk's marks */
     size_t c0, c1, i0, t, nfix = 0;
     int dirty = 0;
+    (void)nc;
     acem__ew_range(J, c, &c0, &c1);
 #if defined(ACEM__EW_AVX2)
     if (!J->D.on)
@@ -4973,9 +4981,9 @@ static void acem__ties_fused_chunk(void *ctx, size_t c, size_t nc, void *work) {
     J->cflag[c] = (unsigned char)(nfix != 0);
 }
 static void acem__ties_fix_chunk(void *ctx, size_t c, size_t nc, void *work) {
-    (void)nc;
     const acem__ew_job *J = ACEM__CAST(const acem__ew_job *, ctx);
     size_t c0, c1, i;
+    (void)nc;
     (void)work;
     if (!J->cflag[c]) return;
     acem__ew_range(J, c, &c0, &c1);
@@ -5154,7 +5162,7 @@ static void acem__prows(const acem__exec *X, acem__part_fn fn, size_t R, size_t 
                         double denom) {
     acem__rows_job J;
     J.R = R; J.C = C; J.v = v; J.Y = Y; J.denom = denom;
-    acem__run(X, R * C < 65536 ? 1 : acem__nparts(X, R), fn, &J);
+    acem__run(X, acem__nparts_min(X, R, R * C), fn, &J);
 }
 
 /* out = base + scale M on the layer's workers: the element-wise rules' output
