@@ -864,11 +864,7 @@ static const float *tmap_open(tmap *mp, const mtensor *m) {
     start = off / page * page;
     if (len + (off - start) > (uint64_t)(size_t)-1 || start > (uint64_t)INT64_MAX) return NULL;
     mp->len = (size_t)(len + (off - start));
-    p = mmap(NULL, mp->len, PROT_READ, MAP_SHARED
-#ifdef MAP_POPULATE
-                                           | MAP_POPULATE
-#endif
-             , fileno(m->file->fp), (off_t)start);
+    p = mmap(NULL, mp->len, PROT_READ, MAP_SHARED, fileno(m->file->fp), (off_t)start);
     if (p == MAP_FAILED) {
         mp->len = 0;
         return NULL;
