@@ -885,7 +885,7 @@ static void tmap_close(tmap *mp) {
    own (the reads and writes would otherwise be serial time between parallel
    steps). While a job is posted, only its thread touches that file; the main
    thread counts progress and reports errors. */
-typedef struct readahead {
+typedef struct iothread { /* one I/O thread: a read or a write job at a time */
     pthread_t th;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -898,9 +898,9 @@ typedef struct readahead {
     int quit, started;
     acem_result r;
     acem_error err;
-} readahead;
-static void *readahead_main(void *arg) {
-    readahead *ra = (readahead *)arg;
+} iothread;
+static void *io_main(void *arg) {
+    iothread *ra = (iothread *)arg;
     pthread_mutex_lock(&ra->mu);
     for (;;) {
         acem_result r;
@@ -917,33 +917,33 @@ static void *readahead_main(void *arg) {
     pthread_mutex_unlock(&ra->mu);
     return NULL;
 }
-static void readahead_start(readahead *ra) {
+static void io_start(iothread *ra) {
     memset(ra, 0, sizeof *ra);
     if (pthread_mutex_init(&ra->mu, NULL) || pthread_cond_init(&ra->cv, NULL) ||
-        pthread_create(&ra->th, NULL, readahead_main, ra))
+        pthread_create(&ra->th, NULL, io_main, ra))
         die(CLI_RESOURCE, "cannot start an I/O thread");
     ra->started = 1;
 }
-static void io_post(readahead *ra) {
+static void io_signal(iothread *ra) {
     pthread_mutex_lock(&ra->mu);
     ra->state = 1;
     pthread_cond_broadcast(&ra->cv);
     pthread_mutex_unlock(&ra->mu);
 }
-static void readahead_post(readahead *ra, const mtensor *m, float *dst) {
+static void io_post_read(iothread *ra, const mtensor *m, float *dst) {
     ra->m = m;
     ra->dst = dst;
-    io_post(ra);
+    io_signal(ra);
 }
-static void writebehind_post(readahead *wb, acem_write_io *wio, const acem_st_tensor *ot, const float *src) {
+static void io_post_write(iothread *wb, acem_write_io *wio, const acem_st_tensor *ot, const float *src) {
     wb->wio = wio;
     wb->ot = ot;
     wb->src = src;
-    io_post(wb);
+    io_signal(wb);
 }
 /* waits for the posted job, if any; dies (naming the file and tensor) if it
    failed; a read advances the progress bar */
-static void readahead_wait(readahead *ra) {
+static void io_wait(iothread *ra) {
     int posted;
     pthread_mutex_lock(&ra->mu);
     posted = ra->state != 0;
@@ -957,9 +957,9 @@ static void readahead_wait(readahead *ra) {
         progress_draw(0);
     }
 }
-static void readahead_stop(readahead *ra) {
+static void io_stop(iothread *ra) {
     if (!ra->started) return;
-    readahead_wait(ra);
+    io_wait(ra);
     pthread_mutex_lock(&ra->mu);
     ra->quit = 1;
     pthread_cond_broadcast(&ra->cv);
@@ -2347,14 +2347,14 @@ static int cmd_merge(int argc, char **argv) {
         struct rusage ru;
         lora_ctx lc;
         size_t q_lo = (size_t)-1, q_hi = 0;
-        readahead ra, wb;
+        iothread ra, wb;
         float *wbuf = NULL;
         if (!work) die(CLI_RESOURCE, "cannot allocate the %zu-byte work buffer", work_max);
         memset(&ra, 0, sizeof ra);
         memset(&wb, 0, sizeof wb);
         if (a.threads > 1) {
-            readahead_start(&ra);
-            readahead_start(&wb);
+            io_start(&ra);
+            io_start(&wb);
             if (wb_max && !(wbuf = (float *)malloc(wb_max)))
                 die(CLI_RESOURCE, "cannot allocate the %zu-byte write-behind buffer", wb_max);
         }
@@ -2455,8 +2455,8 @@ static int cmd_merge(int argc, char **argv) {
                      human(hb2, sizeof hb2, (uint64_t)ru.ru_maxrss * 1024u));
                 note("  output     %s/ (adapter_model.safetensors + adapter_config.json, %s)\n", a.out_adapter, human(hb, sizeof hb, bytes));
             }
-            readahead_stop(&ra);
-            readahead_stop(&wb);
+            io_stop(&ra);
+            io_stop(&wb);
             free(wbuf);
             free(work);
             return CLI_OK;
@@ -2490,7 +2490,7 @@ static int cmd_merge(int argc, char **argv) {
                 g_prog.i = ++done_t;
                 g_prog.name = ot->name;
                 progress_draw(1);
-                if (p->action != ACT_MERGE) readahead_wait(&wb); /* writes stay in order */
+                if (p->action != ACT_MERGE) io_wait(&wb); /* writes stay in order */
                 if (p->action == ACT_COPY || p->action == ACT_KEEP_RAW) {
                     read_raw_counted(bm, buf_a);
                     if ((r = acem_st_write_raw(&wio, ot, buf_a, &err)) != ACEM_OK) die(exit_code_of(r), "%s", err.message);
@@ -2527,11 +2527,11 @@ static int cmd_merge(int argc, char **argv) {
                         mp.base = NULL;
                         pass = (int)(k2 / T);
                         if (ra_for == k2) { /* posted while k2 - 1 was merged */
-                            readahead_wait(&ra);
+                            io_wait(&ra);
                             cur = nb;
                         }
                         if (p->buf_c && k2 + 1 < nfeed && !mappable(&ms[1 + (k2 + 1) % T].tensors[p->idx])) {
-                            readahead_post(&ra, &ms[1 + (k2 + 1) % T].tensors[p->idx], k2 % 2 ? X : Xn);
+                            io_post_read(&ra, &ms[1 + (k2 + 1) % T].tensors[p->idx], k2 % 2 ? X : Xn);
                             ra_for = k2 + 1;
                         }
                         if (!cur && !(cur = tmap_open(&mp, em))) {
@@ -2544,11 +2544,11 @@ static int cmd_merge(int argc, char **argv) {
                             die(exit_code_of(r), "%s (expert %s, pass %d)", err.message, em->file->path, pass + 1);
                     }
                     if (wbuf) { /* the previous merged tensor must be out of wbuf */
-                        readahead_wait(&wb);
+                        io_wait(&wb);
                         X = wbuf;
                     }
                     if ((r = acem_layer_finish(&L, B, X, &info, &err)) != ACEM_OK) die(exit_code_of(r), "%s", err.message);
-                    if (wbuf) writebehind_post(&wb, &wio, ot, X);
+                    if (wbuf) io_post_write(&wb, &wio, ot, X);
                     else if ((r = acem_st_write_f32(&wio, ot, X, &err)) != ACEM_OK) die(exit_code_of(r), "%s", err.message);
                     count_layer(&info, p->rule, ot->name, &n_ace, &n_gated, &n_refined, fallback, &n_fallback);
                 }
@@ -2574,7 +2574,7 @@ static int cmd_merge(int argc, char **argv) {
                     note(", %.2f s, %.1f MB/s\n", now_s() - t0, el > 0 ? (double)g_prog.done / el / 1e6 : 0.0);
                 }
             }
-            readahead_wait(&wb);
+            io_wait(&wb);
             finish_file(fp, o->write_path);
         }
         g_prog.name = "done";
@@ -2621,8 +2621,8 @@ static int cmd_merge(int argc, char **argv) {
                  human(hb2, sizeof hb2, (uint64_t)ru.ru_maxrss * 1024u));
             note("  output     %s (%zu file%s, %s)\n", a.out, n_out, n_out == 1 ? "" : "s", human(hb, sizeof hb, out_total));
         }
-        readahead_stop(&ra);
-        readahead_stop(&wb);
+        io_stop(&ra);
+        io_stop(&wb);
         free(wbuf);
         free(work);
     }
