@@ -5167,13 +5167,13 @@ static void acem__prows(const acem__exec *X, acem__part_fn fn, size_t R, size_t 
 
 /* out = base + scale M on the layer's workers: the element-wise rules' output
    loop (acem__ew_out), the one place that writes a merged tensor */
-static void acem__lwrite_out(const acem_layer *L, float *out, const float *base, const float *M, size_t n,
+static void acem__lwrite_out(const acem_layer *L, float *out, const float *base, float *M, size_t n,
                              float scale) {
     acem__ew_job J;
     acem__ew_job_init(&J, L, base);
     J.n = n;
     J.out = out;
-    J.acc = ACEM__CAST(float *, M);
+    J.acc = M;
     J.scale = scale;
     acem__lrun(L, acem__ew_nchunks(n), acem__ew_out_chunk, &J);
 }
