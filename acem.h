@@ -5879,18 +5879,15 @@ ACEMDEF acem_result acem_lora_bytes(const acem_options *opt, size_t R, size_t C,
 /* Adds v (length n) to the orthonormal rows Q (count *q, ld n) after two
    passes of Gram-Schmidt, if it is independent enough. */
 static void acem__gs_add(double *Q, size_t *q, size_t n, double *v) {
-    double n0 = 0, n1 = 0;
+    double n0 = acem__ddot(n, v, v), n1;
     size_t i, j, pass;
-    for (i = 0; i < n; ++i) n0 += v[i] * v[i];
     if (!(n0 > 0)) return;
     for (pass = 0; pass < 2; ++pass)
         for (j = 0; j < *q; ++j) {
             const double *qj = Q + j * n;
-            double c = 0;
-            for (i = 0; i < n; ++i) c += qj[i] * v[i];
-            for (i = 0; i < n; ++i) v[i] -= c * qj[i];
+            acem__daxpy(n, -acem__ddot(n, qj, v), qj, v);
         }
-    for (i = 0; i < n; ++i) n1 += v[i] * v[i];
+    n1 = acem__ddot(n, v, v);
     if (!(n1 > 1e-20 * n0)) return; /* dependent (to f64 round-off) */
     n1 = 1.0 / ACEM_SQRT(n1);
     for (i = 0; i < n; ++i) Q[*q * n + i] = v[i] * n1;
@@ -5965,18 +5962,9 @@ ACEMDEF acem_result acem_lora_merge(const acem_options *opt, const char *name, s
     /* coordinates: X (K x a) = A rows . Q_A ; Gb (b x K) = Q_B . B columns ; h = Q_B 1 ; q1 = Q_A 1 */
     for (t = 0, off = 0; t < T; off += ex[t].rank, ++t)
         for (i = 0; i < ex[t].rank; ++i) {
-            for (j = 0; j < a; ++j) {
-                double s = 0;
-                size_t c;
-                for (c = 0; c < C; ++c) s += (double)ex[t].A[i * C + c] * p.Qa[j * C + c];
-                p.X[(off + i) * K + j] = s;
-            }
-            for (j = 0; j < b; ++j) {
-                double s = 0;
-                size_t c;
-                for (c = 0; c < R; ++c) s += (double)ex[t].B[c * ex[t].rank + i] * p.Qb[j * R + c];
-                p.Gb[j * K + off + i] = s;
-            }
+            for (j = 0; j < a; ++j) p.X[(off + i) * K + j] = acem__dot_fd(ex[t].A + i * C, p.Qa + j * C, C);
+            for (j = 0; j < R; ++j) p.vr[j] = ex[t].B[j * ex[t].rank + i];
+            for (j = 0; j < b; ++j) p.Gb[j * K + off + i] = acem__ddot(R, p.vr, p.Qb + j * R);
         }
     for (j = 0; j < b; ++j) {
         double s = 0;
@@ -6117,25 +6105,28 @@ ACEMDEF acem_result acem_lora_merge(const acem_options *opt, const char *name, s
     }
     /* 4. output in SVD order: lambda M = (Q_B^T U S)(V^T Q_A) */
     {
-        size_t q = acem__min(a, b), kept = 0, c;
+        size_t q = acem__min(a, b), kept = 0, c, i0;
         double s0, sgn = lam < 0 ? -1.0 : 1.0, al = lam < 0 ? -lam : lam;
         if (q && (r = acem__dsvd(b, a, p.Mh, a, p.G, p.s, p.Uo, p.Vo, p.ew)) != ACEM_OK)
             return acem__fail(err, r, "tensor '%s': SVD of the merged delta failed", nm);
         s0 = q ? p.s[0] : 0;
         for (j = 0; j < q; ++j)
             if (s0 > 0 && p.s[j] > 1e-13 * s0) kept = j + 1;
-        for (i = 0; i < R; ++i)
+        /* Bout = Q_B^T (U S) by rows; Aout = V^T Q_A in column blocks that
+           stay in cache; both accumulate in f64 over c in order */
+        for (i = 0; i < R; ++i) {
+            for (j = 0; j < kept; ++j) p.vc[j] = 0.0;
+            for (c = 0; c < b; ++c) acem__daxpy(kept, p.Qb[c * R + i], p.Uo + c * q, p.vc);
+            for (j = 0; j < kept; ++j) p.Bout[i * kept + j] = (float)(sgn * p.vc[j] * al * p.s[j]);
+        }
+        for (i0 = 0; i0 < C; i0 += 512) {
+            size_t nb = acem__min(512, C - i0);
             for (j = 0; j < kept; ++j) {
-                double acc = 0;
-                for (c = 0; c < b; ++c) acc += p.Qb[c * R + i] * p.Uo[c * q + j];
-                p.Bout[i * kept + j] = (float)(sgn * acc * al * p.s[j]);
+                for (i = 0; i < nb; ++i) p.vr[i] = 0.0;
+                for (c = 0; c < a; ++c) acem__daxpy(nb, p.Vo[c * q + j], p.Qa + c * C + i0, p.vr);
+                for (i = 0; i < nb; ++i) p.Aout[j * C + i0 + i] = (float)p.vr[i];
             }
-        for (j = 0; j < kept; ++j)
-            for (i = 0; i < C; ++i) {
-                double acc = 0;
-                for (c = 0; c < a; ++c) acc += p.Vo[c * q + j] * p.Qa[c * C + i];
-                p.Aout[j * C + i] = (float)acc;
-            }
+        }
         for (j = 0; j < kept; ++j) p.s[j] *= al;
         out->rank = kept;
         out->B = p.Bout;
