@@ -25,6 +25,7 @@
       directory, is fsync'd and renamed into place only when complete. Any
       failure (or SIGINT/SIGTERM/SIGHUP) removes the temporaries. */
 #define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE /* glibc: madvise and MADV_HUGEPAGE (used where defined) */
 
 #define ACEM_IMPLEMENTATION
 #include "../acem.h"
@@ -150,6 +151,22 @@ static void *xmalloc(size_t n) {
     void *p = malloc(n ? n : 1);
     if (!p) die(CLI_RESOURCE, "out of memory (allocating %zu bytes)", n);
     g_held += n;
+    return p;
+}
+/* The merge's one work block: 2 MiB aligned and, where the system offers it,
+   backed by transparent huge pages (madvise; Linux's default THP mode is
+   "madvise"). The GEMMs walk hundreds of MB of it: with 4 KiB pages its first
+   touch cost about 190,000 page faults on the GPT-2 bench, and the TLB misses
+   showed in user time; 1 thread, median of 4: 54.7 -> 53.2 s. NULL when out of
+   memory; free() releases it. */
+static void *alloc_work(size_t n) {
+    const size_t al = (size_t)2 << 20;
+    void *p = NULL;
+    if (n < al) return malloc(n ? n : 1);
+    if (posix_memalign(&p, al, n) != 0) return NULL;
+#ifdef MADV_HUGEPAGE
+    (void)madvise(p, n, MADV_HUGEPAGE);
+#endif
     return p;
 }
 static void *xcalloc(size_t n, size_t size) {
@@ -2338,7 +2355,7 @@ static int cmd_merge(int argc, char **argv) {
 
     /* 3. the merge */
     {
-        unsigned char *work = (unsigned char *)malloc(work_max ? work_max : 1);
+        unsigned char *work = (unsigned char *)alloc_work(work_max);
         outdir od;
         size_t done_t = 0, n_gated = 0, n_refined = 0, n_ace = 0, n_fallback = 0;
         const char **fallback = (const char **)xcalloc(np ? np : 1, sizeof(char *));
