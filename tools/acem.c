@@ -106,6 +106,16 @@ static void on_signal(int sig) {
     signal(sig, SIG_DFL);
     raise(sig);
 }
+/* SIGINT, SIGTERM and SIGHUP remove the temporaries before the process ends */
+static void catch_signals(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+}
 static void end_line(void) {
     if (g_line_open) { fputc('\n', stderr); g_line_open = 0; }
 }
@@ -2359,7 +2369,6 @@ static int cmd_merge(int argc, char **argv) {
         outdir od;
         size_t done_t = 0, n_gated = 0, n_refined = 0, n_ace = 0, n_fallback = 0;
         const char **fallback = (const char **)xcalloc(np ? np : 1, sizeof(char *));
-        struct sigaction sa;
         double wall;
         struct rusage ru;
         lora_ctx lc;
@@ -2375,12 +2384,7 @@ static int cmd_merge(int argc, char **argv) {
             if (wb_max && !(wbuf = (float *)malloc(wb_max)))
                 die(CLI_RESOURCE, "cannot allocate the %zu-byte write-behind buffer", wb_max);
         }
-        memset(&sa, 0, sizeof sa);
-        sa.sa_handler = on_signal;
-        sigemptyset(&sa.sa_mask);
-        sigaction(SIGINT, &sa, NULL);
-        sigaction(SIGTERM, &sa, NULL);
-        sigaction(SIGHUP, &sa, NULL);
+        catch_signals();
         lc.opt = &a.opt;
         lc.ro = &ro;
         lc.T = T;
@@ -2810,15 +2814,7 @@ static int cmd_join(int argc, char **argv) {
     wp = (char **)xcalloc(np + 1, sizeof(char *));
     names = (char **)xcalloc(np + 1, sizeof(char *));
     ie = (index_entry *)xcalloc(all.n ? all.n : 1, sizeof(index_entry));
-    {
-        struct sigaction sa;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_handler = on_signal;
-        sigemptyset(&sa.sa_mask);
-        sigaction(SIGINT, &sa, NULL);
-        sigaction(SIGTERM, &sa, NULL);
-        sigaction(SIGHUP, &sa, NULL);
-    }
+    catch_signals();
     {
         size_t e = 0;
         unsigned char *buf = (unsigned char *)xmalloc(1 << 20);
