@@ -13,6 +13,9 @@
      e_dtype.safetensors      e1 with one tensor stored as F16
      e_nan.safetensors        e1 with a NaN in one matrix
      sharded_bad/             an index that names a tensor no shard holds
+   cli_gen --slow DIR writes slow_base, slow_e1 and slow_e2 .safetensors: 24
+   F32 matrices of 64 x 3072, each an ACE merge with a 3072 x 3072 Cholesky
+   (a few seconds in all), for the tests that interrupt a merge under way.
    The tensors: 2-D matrices of three shapes (rows > cols, rows < cols, square-ish),
    a 1-D bias, a scalar, a 4-D tensor, a "text_projection", an empty tensor, an
    excluded-looking "score.weight" and an I32 tensor. Deterministic (fixed seed). */
@@ -177,11 +180,51 @@ static void write_sharded(const char *dir, size_t m, int bad_index) {
     write_text(path, idx);
 }
 
+/* cli_gen --slow: base + 2 experts of 24 matrices 64 x 3072 (base + noise) */
+static void write_slow(const char *dir) {
+    enum { NT = 24, R = 64, C = 3072 };
+    static float v[R * C];
+    static char names[NT][32];
+    acem_st_tensor t[NT];
+    size_t order[NT], k, m, i;
+    for (m = 0; m < 3; ++m) {
+        char path[1024];
+        acem_write_io io;
+        acem_error err;
+        FILE *f;
+        snprintf(path, sizeof path, "%s/slow_%s.safetensors", dir, m ? (m == 1 ? "e1" : "e2") : "base");
+        if (!(f = fopen(path, "wb"))) { perror(path); exit(1); }
+        acem_stdio_writer(&io, f, path);
+        for (k = 0; k < NT; ++k) {
+            snprintf(names[k], sizeof names[k], "slow.%zu.weight", k);
+            memset(&t[k], 0, sizeof t[k]);
+            t[k].name = names[k];
+            t[k].dtype = ACEM_DT_F32;
+            t[k].ndim = 2;
+            t[k].shape[0] = R;
+            t[k].shape[1] = C;
+        }
+        if (acem_st_write_header(&io, t, NT, NULL, 0, order, NULL, &err) != ACEM_OK) { fprintf(stderr, "%s\n", err.message); exit(1); }
+        for (k = 0; k < NT; ++k) {
+            g_rng = 0x243F6A8885A308D3ull + order[k]; /* the base's values, then the expert's noise on them */
+            for (i = 0; i < (size_t)R * C; ++i) v[i] = (float)(0.5 * (uniform() - 0.5));
+            if (m)
+                for (g_rng += 1000 * m, i = 0; i < (size_t)R * C; ++i) v[i] += (float)(0.01 * (double)m * (uniform() - 0.5));
+            if (acem_st_write_f32(&io, &t[order[k]], v, &err) != ACEM_OK) { fprintf(stderr, "%s\n", err.message); exit(1); }
+        }
+        if (fclose(f)) { perror(path); exit(1); }
+    }
+}
+
 int main(int argc, char **argv) {
     char p[1024];
     size_t all[NS], k, m;
     static const char *const mname[NM] = {"base", "e1", "e2", "e3"};
-    if (argc != 2) { fprintf(stderr, "usage: cli_gen DIR\n"); return 1; }
+    if (argc == 3 && !strcmp(argv[1], "--slow")) {
+        write_slow(argv[2]);
+        return 0;
+    }
+    if (argc != 2) { fprintf(stderr, "usage: cli_gen DIR | cli_gen --slow DIR\n"); return 1; }
     for (k = 0; k < NS; ++k) all[k] = k;
     make_data();
     for (m = 0; m < NM; ++m) {

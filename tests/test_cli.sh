@@ -179,6 +179,39 @@ expect_error "join: not a shard output" 2 "m_ace.safetensors|no acem.shard" join
 "$ACEM" merge -q --method average --shard 3/3 --base base.safetensors -o other3.safetensors $E3
 expect_error "join: a part from another merge" 2 "different merges|other3.safetensors" join -o o/j part1.safetensors part2.safetensors other3.safetensors
 
+# ---- an interrupted merge leaves nothing behind --------------------------------------------------
+# SIGTERM, SIGINT or SIGHUP while the output is being written: the process ends
+# by that signal (exit 128 + its number), and o/ holds neither the output nor
+# a temporary. The signal is sent once the temporary exists, i.e. with the merge
+# under way (24 ACE tensors with a 3072 x 3072 Cholesky each: seconds of work).
+# Single-file output with 1 and 2 threads, and sharded output (a temporary
+# directory of shards).
+t "cli_gen --slow" "$GEN" --slow .
+for sig in TERM:15 INT:2 HUP:1; do
+    name=${sig%%:*}
+    num=${sig#*:}
+    for how in "--threads 1" "--threads 2" "--out-shard-size 4M"; do
+        rm -rf o && mkdir o
+        "$ACEM" merge -q $how --base slow_base.safetensors -o o/out.safetensors \
+            slow_e1.safetensors slow_e2.safetensors >"$LOG" 2>&1 &
+        pid=$!
+        n=0
+        while [ -z "$(ls -A o)" ] && [ $n -lt 600 ] && kill -0 $pid 2>/dev/null; do
+            sleep 0.02
+            n=$((n + 1))
+        done
+        seen=$(ls -A o | tr '\n' ' ')
+        kill -s "$name" $pid 2>/dev/null
+        { wait $pid; } 2>/dev/null
+        rc=$?
+        if [ -z "$seen" ]; then fail "SIG$name, $how: no temporary appeared before the signal (rc $rc)"
+        elif [ "$rc" != $((128 + num)) ]; then fail "SIG$name, $how: exit $rc, expected $((128 + num)) (saw: $seen)"
+        elif [ -n "$(ls -A o)" ]; then fail "SIG$name, $how: left files behind: $(ls -A o | tr '\n' ' ')"
+        else pass
+        fi
+    done
+done
+
 # ---- the inputs were never modified --------------------------------------------------------------
 sums_after=$(cksum $inputs)
 if [ "$sums_before" = "$sums_after" ]; then pass; else fail "inputs changed"; fi
