@@ -44,32 +44,11 @@ static float frand(void) {
     return (float)((double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0);
 }
 
-static int run(acem_method m, size_t R, size_t C, size_t T, size_t workers,
-               void (*pf)(void *, void (*)(void *, size_t), void *, size_t),
-               float **ex, float *out, acem_layer_info *info) {
-    acem_options o;
-    size_t bytes;
-    void *arena;
-    acem_error err;
-    acem_result r;
-    memset(&o, 0, sizeof o);
-    o.method = m;
-    o.parallel_for = pf;
-    o.n_workers = workers;
-    if (m == ACEM_ACE) o.flags = ACEM_FLAG_ALWAYS_GATE; /* exercise the refinement too */
-    if (acem_layer_bytes(&o, ACEM_RULE_METHOD, R, C, T, &bytes) != ACEM_OK) return -1;
-    arena = malloc(bytes ? bytes : 1);
-    r = acem_merge(&o, ACEM_RULE_METHOD, "blk.0.w", R, C, T, NULL, (const float *const *)ex, out, arena, bytes,
-                   info, &err);
-    free(arena);
-    if (r != ACEM_OK) printf("merge failed: %s\n", err.message);
-    return (int)r;
-}
-
-/* init / feed / finish with a base (the element-wise rules' streaming path) */
-static int stream(acem_method m, size_t R, size_t C, size_t T, size_t workers,
-                  void (*pf)(void *, void (*)(void *, size_t), void *, size_t), const float *base, float **ex,
-                  float *out) {
+/* one merge of T experts through acem_merge or, when streaming, through
+   init / feed (every pass) / finish; base NULL: the experts are deltas */
+static int merge_with(acem_method m, size_t R, size_t C, size_t T, size_t workers,
+                      void (*pf)(void *, void (*)(void *, size_t), void *, size_t), const float *base, float **ex,
+                      float *out, acem_layer_info *info, int streaming) {
     acem_options o;
     acem_layer L;
     size_t bytes, t;
@@ -81,34 +60,20 @@ static int stream(acem_method m, size_t R, size_t C, size_t T, size_t workers,
     o.method = m;
     o.parallel_for = pf;
     o.n_workers = workers;
+    if (m == ACEM_ACE) o.flags = ACEM_FLAG_ALWAYS_GATE; /* exercise the refinement too */
     if (acem_layer_bytes(&o, ACEM_RULE_METHOD, R, C, T, &bytes) != ACEM_OK) return -1;
-    arena = malloc(bytes);
-    r = acem_layer_init(&L, &o, ACEM_RULE_METHOD, "blk.1.w", R, C, T, arena, bytes, &err);
-    for (p = 0; r == ACEM_OK && p < acem_layer_passes(&L); ++p)
-        for (t = 0; r == ACEM_OK && t < T; ++t) r = acem_layer_feed(&L, ex[t], base, &err);
-    if (r == ACEM_OK) r = acem_layer_finish(&L, base, out, NULL, &err);
+    arena = malloc(bytes ? bytes : 1);
+    if (!streaming)
+        r = acem_merge(&o, ACEM_RULE_METHOD, "blk.1.w", R, C, T, base, (const float *const *)ex, out, arena, bytes,
+                       info, &err);
+    else {
+        r = acem_layer_init(&L, &o, ACEM_RULE_METHOD, "blk.1.w", R, C, T, arena, bytes, &err);
+        for (p = 0; r == ACEM_OK && p < acem_layer_passes(&L); ++p)
+            for (t = 0; r == ACEM_OK && t < T; ++t) r = acem_layer_feed(&L, ex[t], base, &err);
+        if (r == ACEM_OK) r = acem_layer_finish(&L, base, out, info, &err);
+    }
     free(arena);
-    if (r != ACEM_OK) printf("streaming merge failed: %s\n", err.message);
-    return (int)r;
-}
-static int fused(acem_method m, size_t R, size_t C, size_t T, size_t workers,
-                 void (*pf)(void *, void (*)(void *, size_t), void *, size_t), const float *base, float **ex,
-                 float *out) {
-    acem_options o;
-    size_t bytes;
-    void *arena;
-    acem_error err;
-    acem_result r;
-    memset(&o, 0, sizeof o);
-    o.method = m;
-    o.parallel_for = pf;
-    o.n_workers = workers;
-    if (acem_layer_bytes(&o, ACEM_RULE_METHOD, R, C, T, &bytes) != ACEM_OK) return -1;
-    arena = malloc(bytes);
-    r = acem_merge(&o, ACEM_RULE_METHOD, "blk.1.w", R, C, T, base, (const float *const *)ex, out, arena, bytes, NULL,
-                   &err);
-    free(arena);
-    if (r != ACEM_OK) printf("merge failed: %s\n", err.message);
+    if (r != ACEM_OK) printf("%s merge failed: %s\n", streaming ? "streaming" : "acem_merge", err.message);
     return (int)r;
 }
 
@@ -128,18 +93,18 @@ int main(void) {
         for (m = 0; m < (int)ACEM_METHOD_COUNT; ++m) {
             acem_layer_info info;
             size_t w;
-            int ok = run((acem_method)m, R, C, T, 1, NULL, ex, ref, &info) == 0;
+            int ok = merge_with((acem_method)m, R, C, T, 1, NULL, NULL, ex, ref, &info, 0) == 0;
             CHECK(ok, "%s %zux%zu: serial merge failed", acem_method_name((acem_method)m), R, C);
             for (w = 1; w <= 4; ++w) {
                 calls = 0;
-                ok = run((acem_method)m, R, C, T, w, pfor, ex, got, &info) == 0;
+                ok = merge_with((acem_method)m, R, C, T, w, pfor, NULL, ex, got, &info, 0) == 0;
                 CHECK(ok && memcmp(ref, got, R * C * 4) == 0,
                       "%s %zux%zu: %zu workers differ from the serial merge", acem_method_name((acem_method)m), R, C, w);
                 if (w > 1 && R * C > 16384) /* more than one chunk for the element-wise rules */
                     CHECK(calls > 0, "%s %zux%zu: parallel_for never called with %zu workers",
                           acem_method_name((acem_method)m), R, C, w);
             }
-            ok = run((acem_method)m, R, C, T, 3, pfor_reverse, ex, got, &info) == 0;
+            ok = merge_with((acem_method)m, R, C, T, 3, pfor_reverse, NULL, ex, got, &info, 0) == 0;
             CHECK(ok && memcmp(ref, got, R * C * 4) == 0, "%s %zux%zu: reverse scheduling differs",
                   acem_method_name((acem_method)m), R, C);
         }
@@ -157,15 +122,15 @@ int main(void) {
             for (i = 0; i < n; ++i) ex[t][i] = base[i] + frand() * (float)(t + 1) * 0.1f;
         }
         for (m = ACEM_AVERAGE; m <= ACEM_DARE_TIES; ++m) {
-            int ok = stream((acem_method)m, 300, 270, T, 1, NULL, base, ex, ref) == 0;
+            int ok = merge_with((acem_method)m, 300, 270, T, 1, NULL, base, ex, ref, NULL, 1) == 0;
             CHECK(ok, "%s: serial streaming merge failed", acem_method_name((acem_method)m));
             for (w = 1; w <= 4; ++w) {
                 calls = 0;
-                ok = stream((acem_method)m, 300, 270, T, w, w == 3 ? pfor_reverse : pfor, base, ex, got) == 0;
+                ok = merge_with((acem_method)m, 300, 270, T, w, w == 3 ? pfor_reverse : pfor, base, ex, got, NULL, 1) == 0;
                 CHECK(ok && memcmp(ref, got, n * 4) == 0, "%s: streaming with %zu workers differs",
                       acem_method_name((acem_method)m), w);
                 if (w > 1 && w != 3) CHECK(calls > 0, "%s: streaming never called parallel_for", acem_method_name((acem_method)m));
-                ok = fused((acem_method)m, 300, 270, T, w, w == 3 ? pfor_reverse : pfor, base, ex, got) == 0;
+                ok = merge_with((acem_method)m, 300, 270, T, w, w == 3 ? pfor_reverse : pfor, base, ex, got, NULL, 0) == 0;
                 CHECK(ok && memcmp(ref, got, n * 4) == 0, "%s: acem_merge with %zu workers differs from streaming",
                       acem_method_name((acem_method)m), w);
             }
