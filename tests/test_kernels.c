@@ -139,26 +139,11 @@ static const ab_pair AB[] = {{1.0f, 0.0f}, {0.5f, 1.0f}, {-1.0f, 0.25f}, {0.0f, 
 /* ---- GEMM -------------------------------------------------------------------- */
 static int n_gemm_calls = 0;
 
-static void gemm_case(int ta, int tb, size_t m, size_t n, size_t k, float alpha, float beta,
-                      size_t pa, size_t pb, size_t pc, int determinism) {
-    size_t ar = ta ? k : m, ac = ta ? m : k;
-    size_t br = tb ? n : k, bc = tb ? k : n;
-    size_t lda = ld_of(ac, pa), ldb = ld_of(bc, pb), ldc = ld_of(n, pc);
-    size_t nc = mat_elems(m, n, ldc), i, j, p;
-    float *A = mat_new(ar, ac, lda), *B = mat_new(br, bc, ldb);
-    float *C0 = mat_new(m, n, ldc), *C = mat_new(m, n, ldc), *C2 = mat_new(m, n, ldc);
-    double *ref = dalloc(m * n), *bnd = dalloc(m * n);
-    size_t wbytes = acem_gemm_work_bytes(m, n, k);
-    int w;
-
-    mat_fill_rand(A, ar, ac, lda);
-    mat_fill_rand(B, br, bc, ldb);
-    if (beta == 0.0f) { /* BLAS: C is not read when beta == 0 */
-        for (i = 0; i < m; ++i)
-            for (j = 0; j < n; ++j) C0[i * ldc + j] = bitsf(((i + j) & 1) ? 0xFFC00001u : 0x7FC00000u);
-    } else {
-        mat_fill_rand(C0, m, n, ldc);
-    }
+/* the f64 reference of C = alpha op(A) op(B) + beta C0 (m x n, ld n) and the
+   bound sum |terms| its error is measured against (C0 not read when beta = 0) */
+static void ref_gemm(int ta, int tb, size_t m, size_t n, size_t k, float alpha, const float *A, size_t lda,
+                     const float *B, size_t ldb, float beta, const float *C0, size_t ldc, double *ref, double *bnd) {
+    size_t i, j, p;
     for (i = 0; i < m; ++i)
         for (j = 0; j < n; ++j) {
             double s = 0, sa = 0;
@@ -176,6 +161,29 @@ static void gemm_case(int ta, int tb, size_t m, size_t n, size_t k, float alpha,
                 bnd[i * n + j] += fabs((double)beta * c);
             }
         }
+}
+
+static void gemm_case(int ta, int tb, size_t m, size_t n, size_t k, float alpha, float beta,
+                      size_t pa, size_t pb, size_t pc, int determinism) {
+    size_t ar = ta ? k : m, ac = ta ? m : k;
+    size_t br = tb ? n : k, bc = tb ? k : n;
+    size_t lda = ld_of(ac, pa), ldb = ld_of(bc, pb), ldc = ld_of(n, pc);
+    size_t nc = mat_elems(m, n, ldc), i, j;
+    float *A = mat_new(ar, ac, lda), *B = mat_new(br, bc, ldb);
+    float *C0 = mat_new(m, n, ldc), *C = mat_new(m, n, ldc), *C2 = mat_new(m, n, ldc);
+    double *ref = dalloc(m * n), *bnd = dalloc(m * n);
+    size_t wbytes = acem_gemm_work_bytes(m, n, k);
+    int w;
+
+    mat_fill_rand(A, ar, ac, lda);
+    mat_fill_rand(B, br, bc, ldb);
+    if (beta == 0.0f) { /* BLAS: C is not read when beta == 0 */
+        for (i = 0; i < m; ++i)
+            for (j = 0; j < n; ++j) C0[i * ldc + j] = bitsf(((i + j) & 1) ? 0xFFC00001u : 0x7FC00000u);
+    } else {
+        mat_fill_rand(C0, m, n, ldc);
+    }
+    ref_gemm(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C0, ldc, ref, bnd);
 
     for (w = 0; w < 2; ++w) {
         void *work = w ? xmalloc(wbytes) : NULL;
@@ -282,7 +290,7 @@ static void syrk_case(int trans, size_t n, size_t k, float alpha, float beta, si
                       size_t pc) {
     size_t ar = trans ? k : n, ac = trans ? n : k;
     size_t lda = ld_of(ac, pa), ldc = ld_of(n, pc);
-    size_t nc = mat_elems(n, n, ldc), i, j, p;
+    size_t nc = mat_elems(n, n, ldc), i, j;
     float *A = mat_new(ar, ac, lda), *C0 = mat_new(n, n, ldc), *C = mat_new(n, n, ldc);
     double *ref = dalloc(n * n), *bnd = dalloc(n * n);
     size_t wbytes = acem_gemm_work_bytes(n, n, k);
@@ -296,23 +304,7 @@ static void syrk_case(int trans, size_t n, size_t k, float alpha, float beta, si
         for (i = 0; i < n; ++i)
             for (j = 0; j <= i; ++j) C0[i * ldc + j] = C0[j * ldc + i] = rnd_sym();
     }
-    for (i = 0; i < n; ++i)
-        for (j = 0; j < n; ++j) {
-            double s = 0, sa = 0;
-            for (p = 0; p < k; ++p) {
-                double a = trans ? A[p * lda + i] : A[i * lda + p];
-                double b = trans ? A[p * lda + j] : A[j * lda + p];
-                s += a * b;
-                sa += fabs(a * b);
-            }
-            ref[i * n + j] = (double)alpha * s;
-            bnd[i * n + j] = fabs((double)alpha) * sa;
-            if (beta != 0.0f) {
-                double c = C0[i * ldc + j];
-                ref[i * n + j] += (double)beta * c;
-                bnd[i * n + j] += fabs((double)beta * c);
-            }
-        }
+    ref_gemm(trans, !trans, n, n, k, alpha, A, lda, A, lda, beta, C0, ldc, ref, bnd); /* A^T A or A A^T */
     for (w = 0; w < 2; ++w) {
         void *work = w ? xmalloc(wbytes) : NULL;
         size_t bad = 0, bi = 0, bj = 0, padbad;
