@@ -123,6 +123,19 @@ static unsigned char *mk_file(const char *json, size_t jlen, size_t dlen, size_t
     *out = n;
     return b;
 }
+/* the densest tensor table: cnt minimal entries of dtype dt named "", "1",
+   "2", ... (the first with shape [shape0]); returns the JSON's length */
+static size_t dense_table(char *js, size_t cnt, const char *dt, const char *shape0) {
+    size_t m = 0, i;
+    js[m++] = '{';
+    for (i = 0; i < cnt; ++i) {
+        if (i) js[m++] = ',';
+        if (i == 0) m += (size_t)sprintf(js + m, "\"\":{\"dtype\":\"%s\",\"shape\":[%s],\"data_offsets\":[0,0]}", dt, shape0);
+        else m += (size_t)sprintf(js + m, "\"%u\":{\"dtype\":\"%s\",\"shape\":[0],\"data_offsets\":[0,0]}", (unsigned)i, dt);
+    }
+    js[m++] = '}';
+    return m;
+}
 static void put_u64(unsigned char *b, uint64_t v) {
     int k;
     for (k = 0; k < 8; ++k) b[k] = (unsigned char)(v >> (8 * k));
@@ -1605,28 +1618,14 @@ static void test_arena(void) {
         if (r == ACEM_OK) close_mem(&o);
         free(b);
         /* densest possible: minimal entries, names "" "0".."9" ... */
-        m = 0;
-        js[m++] = '{';
-        for (i = 0; i < cnt; ++i) {
-            if (i) js[m++] = ',';
-            if (i == 0) m += (size_t)sprintf(js + m, "\"\":{\"dtype\":\"F4\",\"shape\":[],\"data_offsets\":[0,0]}");
-            else m += (size_t)sprintf(js + m, "\"%u\":{\"dtype\":\"F4\",\"shape\":[0],\"data_offsets\":[0,0]}", (unsigned)i);
-        }
-        js[m++] = '}';
+        m = dense_table(js, cnt, "F4", "");
         b = mk_file(js, m, 0, &n2);
         r = open_mem(&o, b, n2, "dense.st", &err);
         /* the scalar F4 is half a byte: rejected for that, not for table room */
         CHECK(r == ACEM_ERR_FORMAT && strstr(err.message, "''") != NULL, "dense F4 file: %s", err.message);
         if (r == ACEM_OK) close_mem(&o);
         free(b);
-        m = 0;
-        js[m++] = '{';
-        for (i = 0; i < cnt; ++i) {
-            if (i) js[m++] = ',';
-            if (i == 0) m += (size_t)sprintf(js + m, "\"\":{\"dtype\":\"U8\",\"shape\":[0],\"data_offsets\":[0,0]}");
-            else m += (size_t)sprintf(js + m, "\"%u\":{\"dtype\":\"U8\",\"shape\":[0],\"data_offsets\":[0,0]}", (unsigned)i);
-        }
-        js[m++] = '}';
+        m = dense_table(js, cnt, "U8", "0");
         b = mk_file(js, m, 0, &n2);
         r = open_mem(&o, b, n2, "dense.st", &err);
         CHECK(r == ACEM_OK && o.f.n_tensors == cnt, "densest tensor table fits: %s", err.message);
