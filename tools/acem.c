@@ -849,6 +849,11 @@ static void count_layer(const acem_layer_info *info, acem_rule rule, const char 
     if (info->fallback) fallback[(*n_fallback)++] = name;
 }
 
+/* one tensor's bytes are in (read, mapped or read ahead): the progress bar */
+static void progress_read(const mtensor *m) {
+    g_prog.done += m->t->end - m->t->begin;
+    progress_draw(0);
+}
 /* reads one tensor (as f32, or its raw bytes) and advances the progress bar */
 static void read_counted(const mtensor *m, void *dst, int as_f32) {
     acem_error err;
@@ -856,8 +861,7 @@ static void read_counted(const mtensor *m, void *dst, int as_f32) {
     memset(&err, 0, sizeof err);
     r = as_f32 ? acem_st_read_f32(&m->file->st, m->t, (float *)dst, &err) : acem_st_read_raw(&m->file->st, m->t, dst, &err);
     if (r != ACEM_OK) die(exit_code_of(r), "%s", err.message);
-    g_prog.done += m->t->end - m->t->begin;
-    progress_draw(0);
+    progress_read(m);
 }
 static void read_f32_counted(const mtensor *m, float *dst) { read_counted(m, dst, 1); }
 static void read_raw_counted(const mtensor *m, void *dst) { read_counted(m, dst, 0); }
@@ -897,8 +901,7 @@ static const float *tmap_open(tmap *mp, const mtensor *m) {
         return NULL;
     }
     mp->base = p;
-    g_prog.done += len;
-    progress_draw(0);
+    progress_read(m);
     return (const float *)(const void *)((const unsigned char *)p + (off - start));
 }
 static void tmap_close(tmap *mp) {
@@ -979,10 +982,7 @@ static void io_wait(iothread *ra) {
     pthread_mutex_unlock(&ra->mu);
     if (!posted) return;
     if (ra->r != ACEM_OK) die(exit_code_of(ra->r), "%s", ra->err.message);
-    if (!ra->wio) {
-        g_prog.done += ra->m->t->end - ra->m->t->begin;
-        progress_draw(0);
-    }
+    if (!ra->wio) progress_read(ra->m);
 }
 static void io_stop(iothread *ra) {
     if (!ra->started) return;
