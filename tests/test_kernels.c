@@ -1165,7 +1165,7 @@ static void test_syev_top(void) {
         make_spectrum_fast(A, lam, n);
         top_case("repeated top eigenvalue", n, A, q, 0.0, lam, 5);
         if (n >= 7) { /* rank-deficient Gram F^T F, F = B C (n x r, r x n): eigenvalues ~0 get zero vectors */
-            size_t r = n / 4 + 1, p, k;
+            size_t r = n / 4 + 1, k;
             double *B = (double *)xmalloc(n * r * sizeof(double)), *Cm = (double *)xmalloc(r * n * sizeof(double));
             float *F = (float *)xmalloc(n * n * sizeof(float));
             double *gw = (double *)xmalloc(acem__dgemm_work(n, n, n) * sizeof(double));
@@ -1180,7 +1180,6 @@ static void test_syev_top(void) {
             acem__gram_f64(1, n, n, F, n, A, n, gw);
             sprintf(label, "rank-%zu Gram", r);
             top_case(label, n, A, q < r + 5 ? r + 5 < n ? r + 5 : n : q, (double)n * ACEM__FLT_EPS, NULL, 5);
-            (void)p;
             free(B); free(Cm); free(F); free(gw);
         }
         if (n <= 257) { /* the QL fallback */
