@@ -3474,6 +3474,7 @@ enum { ACEM__ST_MEAN_L, ACEM__ST_M2_L, ACEM__ST_SUM_N, ACEM__ST_ESUM, ACEM__ST_G
 #define ACEM__TIES_THC 1024                       /* at most; min(this, n) */
 #define ACEM__TIES_SAMPLED 32768                  /* from this size on, select by sampling */
 #define ACEM__EW_PF 512                           /* software prefetch distance (elements) */
+#define ACEM__GATHER_PF 32                        /* the same for the TIES sample (values) */
 
 /* TIES thresholds kept between the passes: up to ACEM__TIES_THC, and no more
    than the tensor has elements (a small tensor recomputes them cheaply) */
@@ -4412,6 +4413,77 @@ static void acem__ties_capture2(acem__cap *h, const float *x, const float *b, si
 }
 #if defined(ACEM__EW_AVX2)
 #undef ACEM__CAPTURE_LOOP
+/* acem__ties_capture2 for the ng experts of a group at once, over the same
+   values [0, n) of each (x[g] and b already offset; b NULL: x are the values):
+   the ng + 1 streams are read together, 8 values of each a step, which keeps
+   more loads in flight than one stream after another (5 streams: 0.0155 s
+   against 0.0195 s for the same bytes read in blocks of 16 KiB). The same
+   counts and candidates, in the same order, as ng calls of acem__ties_capture2;
+   returns how many values were done (the caller finishes the rest with those
+   calls: a candidate region close to full, or fewer than 8 values left). */
+static size_t acem__ties_capture2_group(acem__cap *h, const float *const *x, size_t ng, const float *b, size_t n,
+                                        const uint32_t *lo, const uint32_t *hi) {
+    const __m256i am = _mm256_set1_epi32(0x7fffffff);
+    size_t i = 0;
+    /* one expert's state in named variables (registers), for up to 4 */
+#if ACEM__TIES_G != 4
+#error "acem__ties_capture2_group spells out ACEM__TIES_G = 4 experts"
+#endif
+#define ACEM__CG_DECL(G)                                                                       \
+    const float *x##G = x[G < ng ? G : 0];                                                     \
+    uint32_t *cd##G = h[G < ng ? G : 0].cand;                                                  \
+    const __m256i vlo##G = _mm256_set1_epi32((int)lo[G < ng ? G : 0]);                          \
+    const __m256i vhi##G = _mm256_set1_epi32((int)hi[G < ng ? G : 0]);                          \
+    __m256i clt##G = _mm256_setzero_si256();                                                   \
+    size_t ns##G = h[G < ng ? G : 0].stored;
+#define ACEM__CG_STEP(G)                                                                       \
+    if (G < ng) {                                                                              \
+        __m256 v = _mm256_loadu_ps(x##G + i);                                                  \
+        __m256i u, l, gt, idx;                                                                 \
+        const uint64_t *e;                                                                     \
+        if (b) v = _mm256_sub_ps(v, bv);                                                       \
+        if (pf) _mm_prefetch((const char *)(const void *)(x##G + i + ACEM__EW_PF), _MM_HINT_T0); \
+        u = _mm256_and_si256(_mm256_castps_si256(v), am);                                      \
+        l = _mm256_cmpgt_epi32(vlo##G, u);                                                     \
+        gt = _mm256_cmpgt_epi32(u, vhi##G);                                                    \
+        e = acem__compact8 + (~_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_or_si256(l, gt))) & 0xff); \
+        idx = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)e));          \
+        clt##G = _mm256_sub_epi32(clt##G, l);                                                  \
+        _mm256_storeu_si256((__m256i *)(void *)(cd##G + ns##G), _mm256_permutevar8x32_epi32(u, idx)); \
+        ns##G += (size_t)((*e >> 4) & 15u);                                                    \
+    }
+#define ACEM__CG_ROOM(G) if (G < ng) room = acem__min(room, h[G].cap - ns##G);
+#define ACEM__CG_DONE(G)                                                                       \
+    if (G < ng) {                                                                              \
+        uint32_t tmp[8];                                                                       \
+        size_t lt = 0;                                                                         \
+        int q;                                                                                 \
+        _mm256_storeu_si256((__m256i *)(void *)tmp, clt##G);                                   \
+        for (q = 0; q < 8; ++q) lt += tmp[q];                                                  \
+        h[G].lt += lt;                                                                         \
+        h[G].le_hi += lt + (ns##G - h[G].stored); /* at most hi: below lo, or stored */        \
+        h[G].stored = ns##G;                                                                   \
+    }
+    ACEM__CG_DECL(0) ACEM__CG_DECL(1) ACEM__CG_DECL(2) ACEM__CG_DECL(3)
+    for (;;) {
+        size_t room = n - i, steps, s;
+        ACEM__CG_ROOM(0) ACEM__CG_ROOM(1) ACEM__CG_ROOM(2) ACEM__CG_ROOM(3)
+        steps = room / 8; /* each step stores at most 8 candidates per expert */
+        if (steps < 64) break;
+        for (s = 0; s < steps; ++s, i += 8) {
+            __m256 bv = b ? _mm256_loadu_ps(b + i) : _mm256_setzero_ps();
+            int pf = !(i & 15);
+            if (b && pf) _mm_prefetch((const char *)(const void *)(b + i + ACEM__EW_PF), _MM_HINT_T0);
+            ACEM__CG_STEP(0) ACEM__CG_STEP(1) ACEM__CG_STEP(2) ACEM__CG_STEP(3)
+        }
+    }
+    ACEM__CG_DONE(0) ACEM__CG_DONE(1) ACEM__CG_DONE(2) ACEM__CG_DONE(3)
+#undef ACEM__CG_DECL
+#undef ACEM__CG_STEP
+#undef ACEM__CG_ROOM
+#undef ACEM__CG_DONE
+    return i;
+}
 #endif
 static void acem__ties_capture_chunk(void *ctx, size_t c, size_t nc, void *work) {
     const acem__ew_job *J = ACEM__CAST(const acem__ew_job *, ctx);
@@ -4419,6 +4491,17 @@ static void acem__ties_capture_chunk(void *ctx, size_t c, size_t nc, void *work)
     size_t c0, c1, i0, g, blk = J->D.on ? J->sub : 4096; /* 4096: base stays in L1 across the group */
     (void)nc;
     acem__ew_range(J, c, &c0, &c1);
+#if defined(ACEM__EW_AVX2)
+    if (!J->D.on) {
+        int all = 1;
+        for (g = 0; g < J->ng; ++g) all &= J->ends[g];
+        if (all) {
+            const float *xg[ACEM__TIES_G];
+            for (g = 0; g < J->ng; ++g) xg[g] = J->xs[g] + c0;
+            c0 += acem__ties_capture2_group(h->cap, xg, J->ng, J->base ? J->base + c0 : NULL, c1 - c0, J->los, J->his);
+        }
+    }
+#endif
     for (i0 = c0; i0 < c1; i0 += blk) {
         size_t len = acem__min(blk, c1 - i0);
         for (g = 0; g < J->ng; ++g) {
@@ -4483,6 +4566,23 @@ static uint32_t acem__radix_select(uint32_t *u, size_t m, size_t j, uint32_t lo,
     }
 }
 
+/* dst[j] = src[j * stride + stride / 2], j < s: one value per stride (a page
+   apart or more for large tensors, each a TLB and cache miss), so the loads
+   are prefetched a fixed distance ahead to keep many misses in flight */
+static void acem__gather(float *dst, const float *src, size_t s, size_t stride) {
+    size_t j;
+    src += stride / 2;
+#if defined(ACEM__EW_AVX2)
+    for (j = 0; j < s && j < ACEM__GATHER_PF; ++j) _mm_prefetch((const char *)(const void *)(src + j * stride), _MM_HINT_T0);
+    for (j = 0; j < s; ++j) {
+        if (j + ACEM__GATHER_PF < s)
+            _mm_prefetch((const char *)(const void *)(src + (j + ACEM__GATHER_PF) * stride), _MM_HINT_T0);
+        dst[j] = src[j * stride];
+    }
+#else
+    for (j = 0; j < s; ++j) dst[j] = src[j * stride];
+#endif
+}
 /* Threshold bits of ng <= ACEM__TIES_G experts xs[0..ng) (indices t0..),
    into thu[0..ng), from one pass over base and those experts; *bad set when a
    non-finite delta was seen in a sample (the passes that follow check every
@@ -4494,7 +4594,7 @@ static void acem__ties_select(acem_layer *L, const float *const *xs, const float
     size_t s, stride, j, W = acem__workers(&L->opt), capw, w, g;
     size_t *hist = ACEM__CAST(size_t *, L->buf[3]);
     uint32_t *cand = ACEM__CAST(uint32_t *, L->buf[2]), *smp;
-    float *bs;
+    float *bs, *xv;
     double p = (double)k / (double)d, c, hw;
     acem__ew_job J;
     *bad = 0;
@@ -4512,21 +4612,15 @@ static void acem__ties_select(acem_layer *L, const float *const *xs, const float
     c = p * (double)s;
     hw = 4.0 * ACEM_SQRT((double)s * p * (1.0 - p)) + 2.0;
     bs = ACEM__CAST(float *, (void *)(cand + 2 * s)); /* base at the sample points, read once */
-    if (base) {
-#if defined(ACEM__EW_AVX2)
-        for (j = 0; j < s; ++j) _mm_prefetch((const char *)(const void *)(base + j * stride + stride / 2), _MM_HINT_T0);
-#endif
-        for (j = 0; j < s; ++j) bs[j] = base[j * stride + stride / 2];
-    }
+    xv = bs + s;                                      /* the expert's */
+    if (base) acem__gather(bs, base, s, stride);
     for (g = 0; g < ng; ++g) {
         const float *x = xs[g];
         uint64_t key = acem__dare_key(L, t0 + g);
-#if defined(ACEM__EW_AVX2)
-        for (j = 0; j < s; ++j) _mm_prefetch((const char *)(const void *)(x + j * stride + stride / 2), _MM_HINT_T0);
-#endif
+        acem__gather(xv, x, s, stride);
         for (j = 0; j < s; ++j) { /* acem__ew_value at the sample points */
             size_t i = j * stride + stride / 2;
-            float dv = base ? x[i] - bs[j] : x[i];
+            float dv = base ? xv[j] - bs[j] : xv[j];
             if (!((dv - dv) == 0.0f)) { *bad = 1; return; }
             if (J.D.on) dv = (acem__mix(key + (uint64_t)i) >> 11) < J.D.mthr ? 0.0f : (float)((double)dv / J.D.q);
             cand[j] = acem__f2u(dv) & 0x7fffffffu;

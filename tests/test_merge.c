@@ -1338,6 +1338,59 @@ static void test_ties_select_exact(void) {
                 }
 }
 
+/* TIES's capture of a group of experts read together (the AVX2 path of the
+   selection pass) gives the same counts and candidates, in the same order, as
+   the capture of one expert after another; with room for few candidates it
+   stops early and the per-expert calls finish. (White-box.) */
+static void test_ties_capture_group(void) {
+#if defined(ACEM__EW_AVX2)
+    static const size_t sizes[] = {0, 7, 512, 513, 4096, 16384, 20011};
+    size_t si, ng, g, room, i;
+    for (si = 0; si < sizeof sizes / sizeof *sizes; ++si)
+        for (ng = 1; ng <= ACEM__TIES_G; ++ng)
+            for (room = 0; room < 3; ++room) {
+                size_t n = sizes[si], cap = room == 0 ? n + 8 : room == 1 ? n / 16 + 8 : 600;
+                float *x[ACEM__TIES_G], *b = (float *)malloc((n + 1) * 4);
+                uint32_t lo[ACEM__TIES_G], hi[ACEM__TIES_G], *c1 = (uint32_t *)malloc(ACEM__TIES_G * cap * 4),
+                                                              *c2 = (uint32_t *)malloc(ACEM__TIES_G * cap * 4);
+                acem__cap h1[ACEM__TIES_G], h2[ACEM__TIES_G];
+                const float *xc[ACEM__TIES_G];
+                int hasb = (int)((si + ng) % 2), same = 1;
+                size_t done;
+                rnd_seed(4242 + si * 100 + ng * 10 + room);
+                fill_kind(b, n, 0, 0.02, NULL);
+                for (g = 0; g < ng; ++g) {
+                    float a = 0.01f * (float)(g + 1), l = a * 0.8f, u = a * (1.0f + 0.1f * (float)g);
+                    x[g] = (float *)malloc((n + 1) * 4);
+                    fill_kind(x[g], n, g == 3 ? 3 : 0, a, hasb ? b : NULL);
+                    memcpy(&lo[g], &l, 4);
+                    memcpy(&hi[g], &u, 4);
+                    xc[g] = x[g];
+                }
+                memset(h1, 0, sizeof h1);
+                memset(h2, 0, sizeof h2);
+                for (g = 0; g < ng; ++g) {
+                    h1[g].cand = c1 + g * cap; h1[g].cap = cap;
+                    h2[g].cand = c2 + g * cap; h2[g].cap = cap;
+                    acem__ties_capture2(&h1[g], x[g], hasb ? b : NULL, n, lo[g], hi[g]);
+                }
+                done = acem__ties_capture2_group(h2, xc, ng, hasb ? b : NULL, n, lo, hi);
+                for (g = 0; g < ng; ++g)
+                    acem__ties_capture2(&h2[g], x[g] + done, hasb ? b + done : NULL, n - done, lo[g], hi[g]);
+                for (g = 0; g < ng; ++g) {
+                    same &= h1[g].lt == h2[g].lt && h1[g].le_hi == h2[g].le_hi && h1[g].stored == h2[g].stored &&
+                            h1[g].overflow == h2[g].overflow;
+                    for (i = 0; same && i < h1[g].stored; ++i) same &= c1[g * cap + i] == c2[g * cap + i];
+                }
+                CHECK(same && done % 8 == 0 && done <= n && (room != 0 || n < 512 || done + 8 > n),
+                      "capture of %zu experts together, n %zu room %zu base %d: done %zu, counts or candidates differ",
+                      ng, n, cap, hasb, done);
+                for (g = 0; g < ng; ++g) free(x[g]);
+                free(b); free(c1); free(c2);
+            }
+#endif
+}
+
 /* ---- 7. sequence and option errors; 8. non-finite input ---------------------- */
 static int names_tensor(const acem_error *e, const char *name) { return strstr(e->message, name) != NULL; }
 
@@ -1500,6 +1553,7 @@ int main(void) {
     test_determinism();
     test_fused_streaming();
     test_ties_select_exact();
+    test_ties_capture_group();
     test_errors();
     CHECK(n_skipped * 20 <= n_compared + n_skipped, "too many cases skipped as ill-posed: %d of %d", n_skipped,
           n_compared + n_skipped);
