@@ -27,6 +27,11 @@ B=${B:-build}
 SECTIONS=${SECTIONS:-"kernels elementwise lora merge"}
 RESULTS=${RESULTS:-bench/results}
 date_tag=$(date +%Y-%m-%d)
+# the code measured: HEAD, "+changes" if acem.h, tools/ or bench/ (its results
+# aside: this run rewrites them) differ from it; the load before the run
+rev=$(git rev-parse --short HEAD 2>/dev/null || echo "?")
+dirty=$(git status --porcelain -- acem.h tools bench ':!bench/results' 2>/dev/null | grep -q . && echo "+changes" || true)
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 mkdir -p "$RESULTS"
 rows=$(mktemp)
 trap 'rm -f "$rows"' EXIT
@@ -84,12 +89,10 @@ cpu=$(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)
 fam=$(awk -F': ' '/cpu family/ { print $2; exit }' /proc/cpuinfo)
 mem=$(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)
 obv=$(dpkg-query -W -f='${Version}' libopenblas0-pthread 2>/dev/null || echo "?")
-rev=$(git rev-parse --short HEAD 2>/dev/null || echo "?")
-dirty=$(git status --porcelain -- acem.h tools bench 2>/dev/null | grep -q . && echo "+changes" || true)
 table="$RESULTS/bench-$date_tag.txt"
 {
     echo "acem $(awk '/define ACEM_VERSION_STRING/ { gsub(/"/, "", $3); print $3 }' acem.h) (git $rev$dirty), make bench, $(date '+%Y-%m-%d %H:%M')"
-    echo "machine: $cpu (x86 family $fam), $(nproc) cores, $mem, $tier; OpenBLAS $obv; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "machine: $cpu (x86 family $fam), $(nproc) cores, $mem, $tier; OpenBLAS $obv; load average $load_before before the run"
     echo "ratio > 1: acem better (reference time / acem time; memory: reference / acem; element-wise: bandwidth-limit time / acem time)"
     echo
     awk -F'\t' '
