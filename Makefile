@@ -102,7 +102,7 @@ $(EXAMPLE_BINS): $(B)/%: examples/%.c $(HDR) | $(B)
 $(CLI_BIN): $(B)/%: tools/%.c $(HDR) examples/demo.c | $(B)
 	$(CC) $(CFLAGS) $(ARCH) $(CLI_FLAGS) -I. -o $@ $< $(LDLIBS)
 
-$(CLI_HELPERS): $(B)/%: tests/%.c $(HDR) | $(B)
+$(CLI_HELPERS): $(B)/%: tests/%.c $(HDR) $(TEST_HDRS) | $(B)
 	$(CC) $(CFLAGS) $(ARCH) $(CLI_FLAGS) -I. -o $@ $< $(LDLIBS)
 
 # ---- tests -------------------------------------------------------------------

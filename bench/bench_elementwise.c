@@ -48,19 +48,8 @@
 #include <immintrin.h>
 #endif
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-static void *xmalloc(size_t n) {
-    void *p = NULL;
-    if (posix_memalign(&p, 64, n ? n : 64) != 0 || !p) {
-        fprintf(stderr, "bench_elementwise: out of memory (%zu bytes)\n", n);
-        exit(2);
-    }
-    return p;
-}
+static double now(void) { return bench_wall(); }
+static void *xmalloc(size_t n) { return bench_alloc("bench_elementwise", n); }
 static int cmpd(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;

@@ -45,11 +45,7 @@ static double now(void) {
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
-static void *xmalloc(size_t n) {
-    void *p = malloc(n ? n : 1);
-    if (!p) { fprintf(stderr, "bench_kernels: out of memory (%zu bytes)\n", n); exit(2); }
-    return p;
-}
+static void *xmalloc(size_t n) { return bench_alloc("bench_kernels", n); }
 static unsigned long long rng = 0x9E3779B97F4A7C15ull;
 static float frand(void) { /* uniform [-1, 1) */
     rng ^= rng >> 12; rng ^= rng << 25; rng ^= rng >> 27;

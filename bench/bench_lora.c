@@ -43,16 +43,8 @@
 #define T 4
 #define RANK 16
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-static void *xmalloc(size_t n) {
-    void *p = NULL;
-    if (posix_memalign(&p, 64, n ? n : 64) != 0 || !p) { fprintf(stderr, "bench_lora: out of memory (%zu bytes)\n", n); exit(2); }
-    return p;
-}
+static double now(void) { return bench_wall(); }
+static void *xmalloc(size_t n) { return bench_alloc("bench_lora", n); }
 static uint64_t g_rng;
 static float nrand(void) {
     uint64_t z = (g_rng += 0x9E3779B97F4A7C15ull);

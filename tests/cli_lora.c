@@ -31,6 +31,7 @@
 #define _POSIX_C_SOURCE 200809L
 #define ACEM_IMPLEMENTATION
 #include "../acem.h"
+#include "gen_rng.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -137,15 +138,6 @@ static void write_text(const char *path, const char *s) {
     fclose(fp);
 }
 
-static uint64_t g_rng = 0x243F6A8885A308D3ull;
-static double uniform(void) {
-    uint64_t z = (g_rng += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    z ^= z >> 31;
-    return ((double)(z >> 11) + 0.5) / 9007199254740992.0;
-}
-static double gauss(void) { return sqrt(-2.0 * log(uniform())) * cos(6.283185307179586 * uniform()); }
 static float *randv(size_t n, double sd) {
     float *v = (float *)xmalloc(n * sizeof(float));
     size_t i;
