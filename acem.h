@@ -4302,19 +4302,6 @@ static const uint64_t acem__compact8[256] = {
     0x70605040362ull, 0x7060504030270ull, 0x7060504030271ull, 0x706050403020180ull
 };
 #endif
-#if defined(ACEM__EW_AVX2)
-/* the capture loops: two vectors a round while 16 more candidates fit, each
-   through the function's own ACEM__CAPTURE_STEP */
-#define ACEM__CAPTURE_LOOP(LOADV)                                                 \
-        for (; i + 16 <= n && ns + 16 <= cap; i += 16) {                          \
-            _mm_prefetch((const char *)(const void *)(x + i + ACEM__EW_PF), _MM_HINT_T0); \
-            if (b) _mm_prefetch((const char *)(const void *)(b + i + ACEM__EW_PF), _MM_HINT_T0); \
-            ACEM__CAPTURE_STEP(LOADV)                                             \
-            i += 8;                                                               \
-            ACEM__CAPTURE_STEP(LOADV)                                             \
-            i -= 8;                                                               \
-        }
-#endif
 /* counts and candidates of one run of values (b NULL: x are the values).
    The candidates are stored only while they fit (h->overflow says they did
    not). No finiteness check: the pass that follows checks every value, and a
@@ -4342,8 +4329,18 @@ static void acem__ties_capture(acem__cap *h, const float *x, const float *b, siz
             ns += (size_t)((*e >> 4) & 15u);                                                              \
         }
         /* two vectors a round, while 16 more candidates fit */
+#define ACEM__CAPTURE_LOOP(LOADV)                                                                         \
+        for (; i + 16 <= n && ns + 16 <= cap; i += 16) {                                                  \
+            _mm_prefetch((const char *)(const void *)(x + i + ACEM__EW_PF), _MM_HINT_T0);                 \
+            if (b) _mm_prefetch((const char *)(const void *)(b + i + ACEM__EW_PF), _MM_HINT_T0);          \
+            ACEM__CAPTURE_STEP(LOADV)                                                                     \
+            i += 8;                                                                                       \
+            ACEM__CAPTURE_STEP(LOADV)                                                                     \
+            i -= 8;                                                                                       \
+        }
         if (b) ACEM__CAPTURE_LOOP(_mm256_sub_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(b + i)))
         else ACEM__CAPTURE_LOOP(_mm256_loadu_ps(x + i))
+#undef ACEM__CAPTURE_LOOP
 #undef ACEM__CAPTURE_STEP
         _mm256_storeu_si256((__m256i *)(void *)tmp, _mm256_add_epi32(_mm256_unpacklo_epi32(clt, cgl), _mm256_unpackhi_epi32(clt, cgl)));
         for (q = 0; q < 8; q += 2) { lt += tmp[q]; gtlo += tmp[q + 1]; }
@@ -4366,61 +4363,16 @@ static void acem__ties_capture(acem__cap *h, const float *x, const float *b, siz
     h->le_hi += n - gthi;
     h->stored = ns;
 }
-/* The same with the bracket's ends included and only two counts: values below
-   lo (lt) and at most hi (le_hi); the candidates are lo <= u <= hi. Cheaper;
-   used when the sample shows no heavy ties at the ends (which would all have
-   to be stored). */
-static void acem__ties_capture2(acem__cap *h, const float *x, const float *b, size_t n, uint32_t lo, uint32_t hi) {
-    size_t i = 0, lt = 0, gthi = 0, ns = h->stored, cap = h->cap;
-    uint32_t *cand = h->cand;
 #if defined(ACEM__EW_AVX2)
-    {
-        const __m256i vlo = _mm256_set1_epi32((int)lo), vhi = _mm256_set1_epi32((int)hi);
-        const __m256i am = _mm256_set1_epi32(0x7fffffff);
-        __m256i clt = _mm256_setzero_si256(), cgh = clt;
-        uint32_t tmp[8];
-        int q;
-#define ACEM__CAPTURE_STEP(LOADV)                                                                         \
-        {                                                                                                 \
-            __m256i u = _mm256_and_si256(_mm256_castps_si256(LOADV), am);                                \
-            __m256i l = _mm256_cmpgt_epi32(vlo, u), g = _mm256_cmpgt_epi32(u, vhi);                       \
-            const uint64_t *e = acem__compact8 + (~_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_or_si256(l, g))) & 0xff); \
-            __m256i idx = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)e));          \
-            clt = _mm256_sub_epi32(clt, l);                                                               \
-            cgh = _mm256_sub_epi32(cgh, g);                                                               \
-            _mm256_storeu_si256((__m256i *)(void *)(cand + ns), _mm256_permutevar8x32_epi32(u, idx));    \
-            ns += (size_t)((*e >> 4) & 15u);                                                              \
-        }
-        if (b) ACEM__CAPTURE_LOOP(_mm256_sub_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(b + i)))
-        else ACEM__CAPTURE_LOOP(_mm256_loadu_ps(x + i))
-#undef ACEM__CAPTURE_STEP
-        _mm256_storeu_si256((__m256i *)(void *)tmp, _mm256_add_epi32(_mm256_unpacklo_epi32(clt, cgh), _mm256_unpackhi_epi32(clt, cgh)));
-        for (q = 0; q < 8; q += 2) { lt += tmp[q]; gthi += tmp[q + 1]; }
-    }
-#endif
-    for (; i < n; ++i) {
-        uint32_t u = acem__f2u(b ? x[i] - b[i] : x[i]) & 0x7fffffffu;
-        lt += (size_t)(u < lo);
-        gthi += (size_t)(u > hi);
-        if (u >= lo && u <= hi) {
-            if (ns < cap) cand[ns++] = u;
-            else h->overflow = 1;
-        }
-    }
-    h->lt += lt;
-    h->le_hi += n - gthi;
-    h->stored = ns;
-}
-#if defined(ACEM__EW_AVX2)
-#undef ACEM__CAPTURE_LOOP
 /* acem__ties_capture2 for the ng experts of a group at once, over the same
    values [0, n) of each (x[g] and b already offset; b NULL: x are the values):
    the ng + 1 streams are read together, 8 values of each a step, which keeps
    more loads in flight than one stream after another (5 streams: 0.0155 s
    against 0.0195 s for the same bytes read in blocks of 16 KiB). The same
-   counts and candidates, in the same order, as ng calls of acem__ties_capture2;
-   returns how many values were done (the caller finishes the rest with those
-   calls: a candidate region close to full, or fewer than 8 values left). */
+   counts and candidates, in the same order, as ng calls of acem__ties_capture2
+   (whose vector part is this, with ng = 1); returns how many values were done
+   (the caller finishes the rest with those calls: a candidate region close to
+   full, or fewer than 8 values left). */
 static size_t acem__ties_capture2_group(acem__cap *h, const float *const *x, size_t ng, const float *b, size_t n,
                                         const uint32_t *lo, const uint32_t *hi) {
     const __m256i am = _mm256_set1_epi32(0x7fffffff);
@@ -4469,7 +4421,7 @@ static size_t acem__ties_capture2_group(acem__cap *h, const float *const *x, siz
         size_t room = n - i, steps, s;
         ACEM__CG_ROOM(0) ACEM__CG_ROOM(1) ACEM__CG_ROOM(2) ACEM__CG_ROOM(3)
         steps = room / 8; /* each step stores at most 8 candidates per expert */
-        if (steps < 64) break;
+        if (!steps) break;
         for (s = 0; s < steps; ++s, i += 8) {
             __m256 bv = b ? _mm256_loadu_ps(b + i) : _mm256_setzero_ps();
             int pf = !(i & 15);
@@ -4485,6 +4437,31 @@ static size_t acem__ties_capture2_group(acem__cap *h, const float *const *x, siz
     return i;
 }
 #endif
+/* acem__ties_capture with the bracket's ends included and only two counts:
+   values below lo (lt) and at most hi (le_hi); the candidates are lo <= u <= hi. Cheaper;
+   used when the sample shows no heavy ties at the ends (which would all have
+   to be stored). */
+static void acem__ties_capture2(acem__cap *h, const float *x, const float *b, size_t n, uint32_t lo, uint32_t hi) {
+    size_t i = 0, i0, lt = 0, gthi = 0, ns, cap = h->cap;
+    uint32_t *cand = h->cand;
+#if defined(ACEM__EW_AVX2)
+    i = acem__ties_capture2_group(h, &x, 1, b, n, &lo, &hi); /* a group of one */
+#endif
+    i0 = i;
+    ns = h->stored;
+    for (; i < n; ++i) {
+        uint32_t u = acem__f2u(b ? x[i] - b[i] : x[i]) & 0x7fffffffu;
+        lt += (size_t)(u < lo);
+        gthi += (size_t)(u > hi);
+        if (u >= lo && u <= hi) {
+            if (ns < cap) cand[ns++] = u;
+            else h->overflow = 1;
+        }
+    }
+    h->lt += lt;
+    h->le_hi += n - i0 - gthi;
+    h->stored = ns;
+}
 static void acem__ties_capture_chunk(void *ctx, size_t c, size_t nc, void *work) {
     const acem__ew_job *J = ACEM__CAST(const acem__ew_job *, ctx);
     acem__ew_lane *h = ACEM__CAST(acem__ew_lane *, work);

@@ -1340,8 +1340,10 @@ static void test_ties_select_exact(void) {
 
 /* TIES's capture of a group of experts read together (the AVX2 path of the
    selection pass) gives the same counts and candidates, in the same order, as
-   the capture of one expert after another; with room for few candidates it
-   stops early and the per-expert calls finish. (White-box.) */
+   the capture of one expert after another (a group of one, then the scalar
+   tail); with room for few candidates it stops early and the per-expert calls
+   finish. (White-box; the thresholds themselves are checked against the
+   three-pass selection above.) */
 static void test_ties_capture_group(void) {
 #if defined(ACEM__EW_AVX2)
     static const size_t sizes[] = {0, 7, 512, 513, 4096, 16384, 20011};
