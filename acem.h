@@ -1775,7 +1775,8 @@ static void acem__trinv(int trans, size_t nb, const float *L, size_t ldl, float 
 }
 
 /* B (m x nb) := B op(L)^-1 for one diagonal block: MR rows of B at a time are
-   packed (so the kernel may overwrite them) and multiplied by W */
+   packed (so the kernel may overwrite them) and multiplied by W, each NR-column
+   strip over the depth where W is not zero (half the products of a square W) */
 static void acem__trsm_leaf(int trans, size_t m, size_t nb, const float *L, size_t ldl, float *B, size_t ldb) {
     float W[ACEM__TRSM_NB * ACEM__TRSM_NB], Ap[ACEM__TRSM_NB * ACEM__MR], tile[ACEM__MR * ACEM__NR];
     size_t r, s, ns = (nb + ACEM__NR - 1) / ACEM__NR;
@@ -1786,11 +1787,14 @@ static void acem__trsm_leaf(int trans, size_t m, size_t nb, const float *L, size
         for (s = 0; s < ns; ++s) {
             size_t nr = acem__min(ACEM__NR, nb - s * ACEM__NR);
             float *c = B + r * ldb + s * ACEM__NR;
-            const float *w = W + s * (ACEM__TRSM_NB * ACEM__NR);
+            /* W is triangular: the strip's column c of L^-T is zero in rows
+               p > c, of L^-1 in rows p < c */
+            size_t p0 = trans ? 0 : s * ACEM__NR, pe = trans ? acem__min(nb, (s + 1) * ACEM__NR) : nb;
+            const float *w = W + s * (ACEM__TRSM_NB * ACEM__NR) + p0 * ACEM__NR, *ap = Ap + p0 * ACEM__MR;
             if (mr == ACEM__MR && nr == ACEM__NR) {
-                acem__kern(nb, Ap, w, c, ldb, 0.0f);
+                acem__kern(pe - p0, ap, w, c, ldb, 0.0f);
             } else {
-                acem__kern(nb, Ap, w, tile, ACEM__NR, 0.0f);
+                acem__kern(pe - p0, ap, w, tile, ACEM__NR, 0.0f);
                 acem__tile_put(tile, c, ldb, mr, nr, 0.0f, 0, 0);
             }
         }
