@@ -119,6 +119,23 @@
                 workspace is acem_syev_work_bytes(n) bytes (about 4 n^2 + 1300 n
                 bytes and up to 1 MB of packing space: it keeps the Householder
                 vectors while the eigenvectors are built in A).
+     acem_syev_top  the same for the k largest eigenpairs only (what the ACE
+                refinement runs): the eigenvectors of the k largest as the
+                columns of V (n x k, column 0 for the largest); w (n doubles)
+                ascending, the k largest in w[n-k..n) (the built-in solver
+                fills in all n; with ACEM_USE_LAPACK the others are 0). A is
+                destroyed. Workspace: acem_syev_top_work_bytes(n) bytes.
+     acem_svd_top  truncated SVD of a float matrix F (rows x cols) through the
+                f64 Gram matrix of its smaller side: singular values descending
+                into s (min(rows, cols) doubles: all of them from the built-in
+                solver, the first max(k, 1) with ACEM_USE_LAPACK, then 0s), the
+                first k singular vectors into U (rows x k) and V (cols x k) as
+                floats, F ~ U diag(s) V^T. Pairs at or below the numerical-rank
+                tolerance max(rows, cols) * FLT_EPSILON * s[0] get zero
+                columns; *kept (may be NULL) counts the others. Workspace:
+                acem_svd_top_work_bytes(rows, cols) bytes.
+     Both run on the calling thread, return ACEM_ERR_INVALID_ARGUMENT when
+     k > n (or k > min(rows, cols)) and ACEM_ERR_NONFINITE on Inf or NaN input.
      The GEMM-family kernels (gemm, syrk, potrf, trsm_rl, chol_solve_right)
      take a workspace of acem_gemm_work_bytes(m,n,k) bytes (potrf: (n,n,n);
      the solves: (m,n,n)); NULL: they run slower, on small blocks packed on
@@ -354,6 +371,13 @@ ACEMDEF void acem_chol_solve_right(size_t m, size_t n, const float *L, size_t ld
                                    float *B, size_t ldb, void *work);
 ACEMDEF size_t acem_syev_work_bytes(size_t n);
 ACEMDEF acem_result acem_syev(size_t n, double *A, size_t lda, double *w, void *work);
+ACEMDEF size_t acem_syev_top_work_bytes(size_t n);
+ACEMDEF acem_result acem_syev_top(size_t n, double *A, size_t lda, size_t k, double *w,
+                                  double *V, size_t ldv, void *work);
+ACEMDEF size_t acem_svd_top_work_bytes(size_t rows, size_t cols);
+ACEMDEF acem_result acem_svd_top(size_t rows, size_t cols, const float *F, size_t ldf, size_t k,
+                                 double *s, float *U, size_t ldu, float *V, size_t ldv,
+                                 size_t *kept, void *work);
 
 ACEMDEF float acem_f16_to_f32(uint16_t h);
 ACEMDEF uint16_t acem_f32_to_f16(float f);
@@ -3821,21 +3845,19 @@ static void acem__widen_inplace(void *p, size_t n) {
     for (i = n; i-- > 0;) d[i] = (double)f[i];
 }
 
-/* Eigen-decomposition of the Gram matrix of the smaller side of F (R x C):
-   G gets the eigenvectors (n x n), s the singular values, descending. */
 /* Singular values of F (all n = min(R,C), descending, into s) and the
    singular vectors of the smaller side for the q largest, above the rank
    tolerance max(R,C) eps_f32 s_1, as the columns of Vec (n x q; room for
-   n x n). ework: ACEM__TOP_WORK(n) doubles; the Gram and the back-
-   transformation run on L's workers. */
-static acem_result acem__svd_small(size_t R, size_t C, const float *F, size_t ldf, double *G,
-                                   double *s, double *ework, size_t q, double *Vec, const acem_layer *L) {
-    acem__exec X = acem__lexec(L);
+   n x n). G: n x n doubles; ework: ACEM__TOP_WORK(n) doubles; the Gram and
+   the back-transformation run on X's workers (lane scratch: ACEM__LANE_F64
+   (max(R,C), n) doubles), the rest with gw (acem__dgemm_work(n, n, n)
+   doubles; it may be lane 0's scratch). */
+static acem_result acem__svd_small(size_t R, size_t C, const float *F, size_t ldf, double *G, double *s,
+                                   double *ework, size_t q, double *Vec, const acem__exec *X, double *gw) {
     size_t n = acem__min(R, C), i;
-    double *gw = ACEM__CAST(double *, L->buf[9]);
     acem_result r;
-    acem__pgram(&X, C <= R, n, C <= R ? R : C, F, ldf, G, n);
-    if ((r = acem__syev_top(n, G, n, q, (double)acem__max(R, C) * ACEM__FLT_EPS, s, Vec, q ? q : 1, ework, gw, &X)) != ACEM_OK)
+    acem__pgram(X, C <= R, n, C <= R ? R : C, F, ldf, G, n);
+    if ((r = acem__syev_top(n, G, n, q, (double)acem__max(R, C) * ACEM__FLT_EPS, s, Vec, q ? q : 1, ework, gw, X)) != ACEM_OK)
         return r;
     for (i = 0; i < n / 2; ++i) { double t = s[i]; s[i] = s[n - 1 - i]; s[n - 1 - i] = t; }
     for (i = 0; i < n; ++i) s[i] = s[i] > 0 ? ACEM_SQRT(s[i]) : 0.0;
@@ -3844,11 +3866,11 @@ static acem_result acem__svd_small(size_t R, size_t C, const float *F, size_t ld
 /* The first k singular pairs of F from acem__svd_small's output: U (R x k, ldu)
    and V (C x k, ldv). Pairs at or below the numerical-rank tolerance
    max(R,C) * eps_f32 * s_1 are written as zero columns. Returns how many are
-   kept. */
+   kept. The product with F runs on X's workers (lane scratch:
+   acem_gemm_work_bytes(max(R,C), k, max(R,C)) bytes). */
 static size_t acem__svd_vectors(size_t R, size_t C, const float *F, size_t ldf, const double *Vec,
                                 size_t ldvec, const double *s, size_t k, float *U, size_t ldu, float *V, size_t ldv,
-                                const acem_layer *L) {
-    acem__exec X = acem__lexec(L);
+                                const acem__exec *X) {
     size_t n = acem__min(R, C), i, j, kept = 0;
     double tol = (double)acem__max(R, C) * ACEM__FLT_EPS * s[0];
     int small_is_cols = C <= R;
@@ -3863,14 +3885,60 @@ static size_t acem__svd_vectors(size_t R, size_t C, const float *F, size_t ldf, 
         for (j = 0; j < n; ++j) Xs[j * lds + i] = keep ? (float)Vec[j * ldvec + i] : 0.0f;
     }
     if (small_is_cols) /* U = F V */
-        acem__pgemm(&X, 0, 0, R, k, C, 1.0f, F, ldf, V, ldv, 0.0f, U, ldu);
+        acem__pgemm(X, 0, 0, R, k, C, 1.0f, F, ldf, V, ldv, 0.0f, U, ldu);
     else /* V = F^T U */
-        acem__pgemm(&X, 1, 0, C, k, R, 1.0f, F, ldf, U, ldu, 0.0f, V, ldv);
+        acem__pgemm(X, 1, 0, C, k, R, 1.0f, F, ldf, U, ldu, 0.0f, V, ldv);
     for (i = 0; i < k; ++i) {
         float inv = (s[0] > 0 && s[i] > tol) ? (float)(1.0 / s[i]) : 0.0f;
         for (j = 0; j < no; ++j) Xo[j * ldo + i] *= inv;
     }
     return kept;
+}
+
+/* the public top-k forms: the caller's workspace, 64-byte aligned, carved
+   into the same buffers a layer gives these steps */
+static double *acem__align64d(void *work) {
+    unsigned char *w = ACEM__CAST(unsigned char *, work);
+    return ACEM__CAST(double *, (void *)(w + ((64u - ((size_t)w & 63u)) & 63u)));
+}
+ACEMDEF size_t acem_syev_top_work_bytes(size_t n) {
+    return (n * n + ACEM__TOP_WORK(n) + acem__dgemm_work(n, n, n)) * sizeof(double) + 64;
+}
+ACEMDEF acem_result acem_syev_top(size_t n, double *A, size_t lda, size_t k, double *w, double *V, size_t ldv,
+                                  void *work) {
+    double *Vec = acem__align64d(work), *ework = Vec + n * n, *gw = ework + ACEM__TOP_WORK(n);
+    size_t i, c;
+    acem_result r;
+    if (k > n) return ACEM_ERR_INVALID_ARGUMENT;
+    if (!n) return ACEM_OK;
+    /* Vec: room for the n x n fallback, then copied out (V may be n x k) */
+    if ((r = acem__syev_top(n, A, lda, k, 0.0, w, Vec, k ? k : 1, ework, gw, NULL)) != ACEM_OK) return r;
+    for (i = 0; i < n; ++i)
+        for (c = 0; c < k; ++c) V[i * ldv + c] = Vec[i * k + c];
+    return ACEM_OK;
+}
+/* lane scratch (f32 GEMM and f64 Gram / back-transformation), then G, the
+   eigenvectors (room for n x n) and the eigensolver's workspace */
+static size_t acem__svd_lane_bytes(size_t R, size_t C) {
+    size_t n = acem__min(R, C), mx = acem__max(R, C);
+    return (acem__max(acem_gemm_work_bytes(mx, mx, mx), ACEM__LANE_F64(mx, n) * sizeof(double)) + 63u) &
+           ~(size_t)63u;
+}
+ACEMDEF size_t acem_svd_top_work_bytes(size_t rows, size_t cols) {
+    size_t n = acem__min(rows, cols);
+    return acem__svd_lane_bytes(rows, cols) + (2 * n * n + ACEM__TOP_WORK(n)) * sizeof(double) + 64;
+}
+ACEMDEF acem_result acem_svd_top(size_t rows, size_t cols, const float *F, size_t ldf, size_t k, double *s,
+                                 float *U, size_t ldu, float *V, size_t ldv, size_t *kept, void *work) {
+    size_t n = acem__min(rows, cols), lane = acem__svd_lane_bytes(rows, cols), got = 0;
+    double *lw = acem__align64d(work), *G = lw + lane / sizeof(double), *Vec = G + n * n, *ework = Vec + n * n;
+    acem__exec X = acem__exec_serial(lw);
+    acem_result r = ACEM_OK;
+    if (k > n) r = ACEM_ERR_INVALID_ARGUMENT;
+    else if (n && (r = acem__svd_small(rows, cols, F, ldf, G, s, ework, k, Vec, &X, lw)) == ACEM_OK)
+        got = acem__svd_vectors(rows, cols, F, ldf, Vec, k ? k : 1, s, k, U, ldu, V, ldv, &X);
+    if (kept) *kept = got;
+    return r;
 }
 
 static void acem__write_base(float *out, const float *base, size_t n) {
@@ -5336,14 +5404,15 @@ static acem_result acem__feed_tsvm(acem_layer *L, const float *x, const float *b
     float *V = ACEM__CAST(float *, L->buf[2]);
     double *sall = ACEM__CAST(double *, L->buf[3]), *G = ACEM__CAST(double *, L->buf[4]);
     double *w = ACEM__CAST(double *, L->buf[7]);
+    acem__exec X = acem__lexec(L);
     acem_result r;
     if ((r = acem__load_delta(L, x, base, D, err)) != ACEM_OK) return r;
     if (!kt) return ACEM_OK;
-    if ((r = acem__svd_small(R, C, D, C, G, w, w + n, kt, ACEM__CAST(double *, L->buf[11]), L)) != ACEM_OK)
+    if ((r = acem__svd_small(R, C, D, C, G, w, w + n, kt, ACEM__CAST(double *, L->buf[11]), &X, ACEM__CAST(double *, L->buf[9]))) != ACEM_OK)
         return acem__fail(err, r, "tensor '%s': expert %zu: SVD failed: %s", acem__nm(L->name), t, acem_result_string(r));
     {
         double tol = (double)acem__max(R, C) * ACEM__FLT_EPS * w[0];
-        acem__svd_vectors(R, C, D, C, ACEM__CAST(double *, L->buf[11]), kt, w, kt, U + t * kt, n, V + t * kt, n, L);
+        acem__svd_vectors(R, C, D, C, ACEM__CAST(double *, L->buf[11]), kt, w, kt, U + t * kt, n, V + t * kt, n, &X);
         for (i = 0; i < kt; ++i) sall[t * kt + i] = (w[0] > 0 && w[i] > tol) ? w[i] : 0.0;
     }
     return ACEM_OK;
@@ -5509,12 +5578,12 @@ static acem_result acem__finish_ace(acem_layer *L, const float *base, float *out
         double *G = ACEM__CAST(double *, L->buf[4]), sig = 0;
         size_t kept;
         acem__paxpy(&X, R * C, 1.0f, E, Q);
-        if ((r = acem__svd_small(R, C, Q, C, G, ew, ew + n, k, ACEM__CAST(double *, L->buf[11]), L)) != ACEM_OK)
+        if ((r = acem__svd_small(R, C, Q, C, G, ew, ew + n, k, ACEM__CAST(double *, L->buf[11]), &X, ACEM__CAST(double *, L->buf[9]))) != ACEM_OK)
             return acem__fail(err, r, "tensor '%s': SVD of the refinement failed: %s", acem__nm(L->name),
                               acem_result_string(r));
         for (i = 0; i < k; ++i) sig += ew[i];
         sig /= (double)k;
-        kept = acem__svd_vectors(R, C, Q, C, ACEM__CAST(double *, L->buf[11]), k, ew, k, S, k, Dc, k, L);
+        kept = acem__svd_vectors(R, C, Q, C, ACEM__CAST(double *, L->buf[11]), k, ew, k, S, k, Dc, k, &X);
         acem__pgemm(&X, 0, 1, R, C, k, (float)(L->opt.lambda * sig), S, k, Dc, k, 1.0f, out, C);
         info->refined = 1;
         info->sigma_iso = sig;
@@ -5559,13 +5628,13 @@ static acem_result acem__finish_isoc(acem_layer *L, const float *base, float *ou
     double *G = ACEM__CAST(double *, L->buf[4]), *s = ACEM__CAST(double *, L->buf[7]), sig = 0;
     acem_result r;
     acem__write_base(out, base, R * C);
-    if ((r = acem__svd_small(R, C, F, C, G, s, s + n, n, ACEM__CAST(double *, L->buf[11]), L)) != ACEM_OK)
+    if ((r = acem__svd_small(R, C, F, C, G, s, s + n, n, ACEM__CAST(double *, L->buf[11]), &X, ACEM__CAST(double *, L->buf[9]))) != ACEM_OK)
         return acem__fail(err, r, "tensor '%s': SVD failed: %s", acem__nm(L->name), acem_result_string(r));
     for (i = 0; i < n; ++i) sig += s[i];
     sig /= (double)n;
     info->k = n;
     info->sigma_iso = sig;
-    info->directions = acem__svd_vectors(R, C, F, C, ACEM__CAST(double *, L->buf[11]), n, s, n, U, n, V, n, L);
+    info->directions = acem__svd_vectors(R, C, F, C, ACEM__CAST(double *, L->buf[11]), n, s, n, U, n, V, n, &X);
     acem__pgemm(&X, 0, 1, R, C, n, (float)(L->opt.lambda * sig), U, n, V, n, 1.0f, out, C);
     return ACEM_OK;
 }

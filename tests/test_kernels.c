@@ -12,12 +12,16 @@
                                 eigenpairs (internals): naive Gram, known spectra
                                 across the panel width, clusters, rank-deficient
                                 Grams, the QL fallback, repeatability
+     acem_syev_top, acem_svd_top      the public forms: the internal results,
+                                a Jacobi SVD in f64, residuals, orthonormality,
+                                rank tolerance, padding, exact workspace, errors
      f16 / bf16 conversions     exhaustive over 16-bit patterns, every halfway
                                 point, random f32, NaN payloads, array forms
    Run with any argument for a per-section summary. */
 #define ACEM_IMPLEMENTATION
 #include "../acem.h"
 #include "testing.h"
+#include "ref.h"
 
 #include <float.h>
 #include <math.h>
@@ -1199,6 +1203,177 @@ static void test_syev_top(void) {
     if (verbose) printf("# syev_top: %d cases\n", n_top_cases);
 }
 
+/* ---- the public top-k forms -------------------------------------------------------
+   acem_syev_top must give exactly the internal solver's pairs (it only carves
+   the workspace and copies V out); acem_svd_top is checked against a Jacobi
+   SVD in f64 (tests/ref.c): singular values, ||F v - s u||, ||F^T u - s v||,
+   orthonormal U and V, zero columns under the rank tolerance, *kept; both
+   with padded leading dimensions (NaN sentinels must survive), a workspace of
+   exactly the size asked for (8 bytes off alignment, guard bytes after it),
+   and the argument / non-finite errors. */
+#define TOP_GUARD 64
+static unsigned char *top_at(unsigned char *raw) { return raw + ((64u - ((size_t)raw & 63u)) & 63u) + 8; }
+static unsigned char *top_work(size_t bytes) {
+    unsigned char *raw = (unsigned char *)xmalloc(bytes + 72 + TOP_GUARD);
+    memset(top_at(raw) + bytes, 0xA5, TOP_GUARD);
+    return raw;
+}
+static int top_guard_ok(unsigned char *raw, size_t bytes) {
+    size_t i;
+    for (i = 0; i < TOP_GUARD; ++i)
+        if (top_at(raw)[bytes + i] != 0xA5) return 0;
+    return 1;
+}
+
+static void public_syev_top_case(size_t n, size_t k) {
+    size_t ldv = k + 3, i, c, bytes = acem_syev_top_work_bytes(n), diff = 0, pad = 0;
+    double *lam = dalloc(n), *A = dalloc(n * n), *A2 = dalloc(n * n);
+    double *w = dalloc(n), *w2 = dalloc(n), *V = dalloc(n * ldv), *V2 = dalloc(n * n);
+    double *ew = dalloc(ACEM__TOP_WORK(n)), *gw = dalloc(acem__dgemm_work(n, n, n));
+    unsigned char *raw = top_work(bytes);
+    acem_result r, r2;
+    for (i = 0; i < n; ++i) lam[i] = 4.0 * rnd_unit() - 2.0;
+    make_spectrum_fast(A, lam, n);
+    memcpy(A2, A, n * n * sizeof(double));
+    for (i = 0; i < n * ldv; ++i) V[i] = bitsd(SENT_BITS_D);
+    r = acem_syev_top(n, A, n, k, w, V, ldv, top_at(raw));
+    r2 = acem__syev_top(n, A2, n, k, 0.0, w2, V2, k ? k : 1, ew, gw, NULL);
+    CHECK(r == ACEM_OK && r2 == ACEM_OK, "acem_syev_top n=%zu k=%zu: returned %d (internal %d)", n, k, (int)r, (int)r2);
+    for (i = 0; i < n; ++i) {
+        diff += dbits(w[i]) != dbits(w2[i]);
+        for (c = 0; c < k; ++c) diff += dbits(V[i * ldv + c]) != dbits(V2[i * k + c]);
+        for (c = k; c < ldv; ++c) pad += dbits(V[i * ldv + c]) != SENT_BITS_D;
+    }
+    CHECK(diff == 0, "acem_syev_top n=%zu k=%zu: %zu values differ from the internal solver's", n, k, diff);
+    CHECK(pad == 0, "acem_syev_top n=%zu k=%zu: %zu padding values written", n, k, pad);
+    CHECK(top_guard_ok(raw, bytes), "acem_syev_top n=%zu k=%zu: wrote past acem_syev_top_work_bytes", n, k);
+    free(lam); free(A); free(A2); free(w); free(w2); free(V); free(V2); free(ew); free(gw); free(raw);
+}
+
+/* F: rows x cols, rank r (0: full), scaled by 10^scale */
+static void public_svd_top_case(size_t rows, size_t cols, size_t rank, size_t k, int scale) {
+    size_t n = rows < cols ? rows : cols, mx = rows < cols ? cols : rows, ldf = cols + 2, ldu = k + 1, ldv = k + 2;
+    size_t bytes = acem_svd_top_work_bytes(rows, cols), i, j, p, c, kept = 12345, want_kept = 0, pad = 0, zerobad = 0;
+    float *F = (float *)xmalloc(rows * ldf * sizeof(float)), *U = (float *)xmalloc(rows * ldu * sizeof(float));
+    float *V = (float *)xmalloc(cols * ldv * sizeof(float));
+    double *Fd = dalloc(rows * cols), *Ur = dalloc(rows * n), *sr = dalloc(n), *Vt = dalloc(n * cols), *s = dalloc(n);
+    double f = pow(10.0, scale), sdev = 0, res = 0, orth = 0, tol;
+    unsigned char *raw = top_work(bytes);
+    acem_result r;
+    for (i = 0; i < rows * ldf; ++i) F[i] = bitsf(SENT_BITS);
+    if (rank) { /* F = B C, B rows x rank, C rank x cols */
+        double *B = dalloc(rows * rank), *Cm = dalloc(rank * cols);
+        for (i = 0; i < rows * rank; ++i) B[i] = rnd_sym();
+        for (i = 0; i < rank * cols; ++i) Cm[i] = rnd_sym();
+        for (i = 0; i < rows; ++i)
+            for (j = 0; j < cols; ++j) {
+                double v = 0;
+                for (p = 0; p < rank; ++p) v += B[i * rank + p] * Cm[p * cols + j];
+                F[i * ldf + j] = (float)(f * v);
+            }
+        free(B); free(Cm);
+    } else {
+        for (i = 0; i < rows; ++i)
+            for (j = 0; j < cols; ++j) F[i * ldf + j] = (float)(f * rnd_sym() * (1.0 + (double)(j % 5)));
+    }
+    for (i = 0; i < rows; ++i)
+        for (j = 0; j < cols; ++j) Fd[i * cols + j] = F[i * ldf + j];
+    for (i = 0; i < rows * ldu; ++i) U[i] = bitsf(SENT_BITS);
+    for (i = 0; i < cols * ldv; ++i) V[i] = bitsf(SENT_BITS);
+    r = acem_svd_top(rows, cols, F, ldf, k, s, U, ldu, V, ldv, &kept, top_at(raw));
+    CHECK(r == ACEM_OK, "acem_svd_top %zux%zu k=%zu: returned %d", rows, cols, k, (int)r);
+    CHECK(ref_svd(rows, cols, Fd, Ur, sr, Vt) == 0, "ref_svd %zux%zu failed", rows, cols);
+    tol = (double)mx * FLT_EPSILON * sr[0];
+    for (i = 0; i < n; ++i) { /* f64 Gram: absolute error about eps64 s_1^2 / s_i, so 1e-6 s_1 is loose */
+        double d = fabs(s[i] - sr[i]);
+#ifdef ACEM_USE_LAPACK /* dsyevr computes the top max(k, 1) only, the rest are 0 */
+        if (i >= (k ? k : 1)) d = fabs(s[i]);
+#endif
+        if (!(d <= sdev)) sdev = d == d ? d : HUGE_VAL;
+        if (i + 1 < n) CHECK(s[i] >= s[i + 1], "acem_svd_top %zux%zu: s not descending at %zu", rows, cols, i);
+    }
+    CHECK(sdev <= 1e-6 * sr[0], "acem_svd_top %zux%zu: singular values off by %.3g (s_1 %.3g)", rows, cols, sdev, sr[0]);
+    for (c = 0; c < k; ++c) {
+        double nu = 0, nv = 0;
+        for (i = 0; i < rows; ++i) nu += (double)U[i * ldu + c] * U[i * ldu + c];
+        for (j = 0; j < cols; ++j) nv += (double)V[j * ldv + c] * V[j * ldv + c];
+        if (!(sr[c] > 1e3 * tol) && !(sr[c] < 1e-3 * tol)) continue; /* too close to the tolerance to judge */
+        if (sr[c] < 1e-3 * tol) { zerobad += nu != 0 || nv != 0; continue; }
+        ++want_kept;
+        for (i = 0; i < rows; ++i) { /* F v_c - s_c u_c */
+            double t = 0;
+            for (j = 0; j < cols; ++j) t += Fd[i * cols + j] * V[j * ldv + c];
+            t -= s[c] * U[i * ldu + c];
+            res += t * t;
+        }
+        for (j = 0; j < cols; ++j) { /* F^T u_c - s_c v_c */
+            double t = 0;
+            for (i = 0; i < rows; ++i) t += Fd[i * cols + j] * U[i * ldu + c];
+            t -= s[c] * V[j * ldv + c];
+            res += t * t;
+        }
+        for (p = 0; p <= c; ++p) {
+            double du = 0, dv = 0;
+            if (!(sr[p] > 1e3 * tol)) continue;
+            for (i = 0; i < rows; ++i) du += (double)U[i * ldu + c] * U[i * ldu + p];
+            for (j = 0; j < cols; ++j) dv += (double)V[j * ldv + c] * V[j * ldv + p];
+            du -= p == c; dv -= p == c;
+            orth += du * du + dv * dv;
+        }
+    }
+    CHECK(sqrt(res) <= 1e-4 * sr[0], "acem_svd_top %zux%zu k=%zu: residual %.3g (s_1 %.3g)", rows, cols, k, sqrt(res),
+          sr[0]);
+    CHECK(sqrt(orth) <= 1e-4, "acem_svd_top %zux%zu k=%zu: ||U^T U - I|| + ||V^T V - I|| = %.3g", rows, cols, k,
+          sqrt(orth));
+    CHECK(zerobad == 0, "acem_svd_top %zux%zu k=%zu: %zu pairs under the rank tolerance not zero", rows, cols, k, zerobad);
+    CHECK(kept == want_kept, "acem_svd_top %zux%zu rank %zu k=%zu: kept %zu, expected %zu", rows, cols, rank, k, kept,
+          want_kept);
+    for (i = 0; i < rows; ++i)
+        for (c = k; c < ldu; ++c) pad += fbits(U[i * ldu + c]) != SENT_BITS;
+    for (j = 0; j < cols; ++j)
+        for (c = k; c < ldv; ++c) pad += fbits(V[j * ldv + c]) != SENT_BITS;
+    CHECK(pad == 0, "acem_svd_top %zux%zu k=%zu: %zu padding values written", rows, cols, k, pad);
+    CHECK(top_guard_ok(raw, bytes), "acem_svd_top %zux%zu: wrote past acem_svd_top_work_bytes", rows, cols);
+    free(F); free(U); free(V); free(Fd); free(Ur); free(sr); free(Vt); free(s); free(raw);
+}
+
+static void test_top_public(void) {
+    static const size_t shapes[][3] = {{1, 1, 0}, {7, 3, 0}, {3, 7, 0}, {40, 33, 0}, {33, 40, 0}, {120, 20, 0},
+                                       {20, 120, 0}, {60, 45, 6}, {45, 60, 6}, {50, 50, 1}};
+    size_t a, i;
+    public_syev_top_case(1, 1);
+    public_syev_top_case(7, 0);
+    public_syev_top_case(7, 7);
+    public_syev_top_case(33, 10);
+    public_syev_top_case(257, 77);
+    for (a = 0; a < sizeof shapes / sizeof shapes[0]; ++a) {
+        size_t n = shapes[a][0] < shapes[a][1] ? shapes[a][0] : shapes[a][1];
+        public_svd_top_case(shapes[a][0], shapes[a][1], shapes[a][2], n, 0);
+        public_svd_top_case(shapes[a][0], shapes[a][1], shapes[a][2], (size_t)(0.3 * (double)n), a % 2 ? 30 : -30);
+    }
+    { /* errors: k > n; a NaN in F; an Inf in A */
+        float F[12], U[12], V[12];
+        double s[4], A[9], w[3], Vd[9];
+        size_t kept = 99;
+        unsigned char *raw = top_work(acem_svd_top_work_bytes(3, 4) + acem_syev_top_work_bytes(3));
+        for (i = 0; i < 12; ++i) F[i] = (float)i - 5.0f;
+        CHECK(acem_svd_top(3, 4, F, 4, 4, s, U, 4, V, 4, &kept, top_at(raw)) == ACEM_ERR_INVALID_ARGUMENT && kept == 0,
+              "acem_svd_top: k > min(rows, cols) not refused (kept %zu)", kept);
+        F[5] = NAN;
+        CHECK(acem_svd_top(3, 4, F, 4, 2, s, U, 2, V, 2, NULL, top_at(raw)) == ACEM_ERR_NONFINITE,
+              "acem_svd_top: NaN input not reported");
+        for (i = 0; i < 9; ++i) A[i] = 1.0;
+        CHECK(acem_syev_top(3, A, 3, 4, w, Vd, 3, top_at(raw)) == ACEM_ERR_INVALID_ARGUMENT,
+              "acem_syev_top: k > n not refused");
+        A[4] = HUGE_VAL;
+        CHECK(acem_syev_top(3, A, 3, 2, w, Vd, 3, top_at(raw)) == ACEM_ERR_NONFINITE,
+              "acem_syev_top: Inf input not reported");
+        CHECK(acem_svd_top(0, 4, F, 4, 0, s, U, 1, V, 1, &kept, top_at(raw)) == ACEM_OK && kept == 0,
+              "acem_svd_top: empty F");
+        free(raw);
+    }
+}
+
 /* ---- half precision ---------------------------------------------------------- */
 /* reference decoders (ldexp-based, independent of bit tricks) */
 static double ref_f16_value(uint16_t h) { /* finite |value| of a non-negative pattern */
@@ -1652,5 +1827,6 @@ int main(int argc, char **argv) {
     section("trsm/chol_solve", test_solves);
     section("syev", test_syev);
     section("syev_top/gram", test_syev_top);
+    section("syev_top/svd_top public", test_top_public);
     return TEST_END("test_kernels");
 }
