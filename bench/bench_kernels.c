@@ -342,7 +342,7 @@ static void bench_syev(size_t rows, size_t n) {
 }
 
 /* What the refinement runs: the top k eigenpairs of the same Gram matrix
-   (acem__syev_top, f64: all eigenvalues, k vectors) against LAPACKE_ssyevd
+   (acem_syev_top, f64: all eigenvalues, k vectors) against LAPACKE_ssyevd
    (all pairs) and LAPACKE_ssyevr (range 'I': the top k pairs only) */
 static void bench_syev_top(size_t rows, size_t n, size_t k) {
     float *G = gram_matrix(rows, n);
@@ -350,8 +350,8 @@ static void bench_syev_top(size_t rows, size_t n, size_t k) {
     float *w3 = (float *)xmalloc(n * sizeof(float)), *Z3 = (float *)xmalloc(n * k * sizeof(float));
     lapack_int *isup = (lapack_int *)xmalloc(2 * n * sizeof(lapack_int)), m3 = 0;
     double *A = (double *)xmalloc(n * n * sizeof(double)), *w1 = (double *)xmalloc(n * sizeof(double));
-    double *Vec = (double *)xmalloc(n * n * sizeof(double)), *ew = (double *)xmalloc(ACEM__TOP_WORK(n) * sizeof(double));
-    double *gw = (double *)xmalloc(acem__dgemm_work(n, n, n) * sizeof(double));
+    double *Vec = (double *)xmalloc(n * k * sizeof(double));
+    void *ew = xmalloc(acem_syev_top_work_bytes(n));
     double *t1 = (double *)xmalloc(sizeof(double) * (size_t)reps), *t2 = (double *)xmalloc(sizeof(double) * (size_t)reps);
     double *t3 = (double *)xmalloc(sizeof(double) * (size_t)reps);
     char shape[64];
@@ -361,7 +361,7 @@ static void bench_syev_top(size_t rows, size_t n, size_t k) {
         double t0;
         for (i = 0; i < n * n; ++i) A[i] = G[i];
         t0 = now();
-        if (acem__syev_top(n, A, n, k, 0.0, w1, Vec, k, ew, gw, NULL) != ACEM_OK) fprintf(stderr, "acem__syev_top failed\n");
+        if (acem_syev_top(n, A, n, k, w1, Vec, k, ew) != ACEM_OK) fprintf(stderr, "acem_syev_top failed\n");
         t1[r] = now() - t0;
         memcpy(W2, G, n * n * sizeof(float));
         t0 = now();
@@ -379,37 +379,29 @@ static void bench_syev_top(size_t rows, size_t n, size_t k) {
     print_row("syev top-k", shape, 0, median(t1, reps), median(t2, reps), rel_vals(w1 + n - 1, -1, w2 + n - 1, -1, k));
     snprintf(shape, sizeof shape, "top %zu, n=%zu vs ssyevr", k, n);
     print_row("syev top-k", shape, 0, median(t1, reps), median(t3, reps), rel_vals(w1 + n - 1, -1, w3 + k - 1, -1, k));
-    free(G); free(W2); free(w2); free(w3); free(Z3); free(isup); free(A); free(w1); free(Vec); free(ew); free(gw);
+    free(G); free(W2); free(w2); free(w3); free(Z3); free(isup); free(A); free(w1); free(Vec); free(ew);
     free(t1); free(t2); free(t3);
 }
 
 /* The refinement's whole top-k SVD of F (R x C): f64 Gram of the smaller
    side, top-k eigenpairs, singular vectors U (R x k) and V (C x k) in f32
-   (acem__svd_small + acem__svd_vectors), against LAPACKE_sgesdd (all
+   (acem_svd_top), against LAPACKE_sgesdd (all
    min(R,C) triplets, jobz 'S') on F; error: the top k singular values */
 static void bench_svd_top(size_t R, size_t C, size_t k) {
-    size_t n = R < C ? R : C, mx = R < C ? C : R, i;
+    size_t n = R < C ? R : C, i;
     float *F = frandom(R * C), *F2 = (float *)xmalloc(R * C * sizeof(float));
     float *U = (float *)xmalloc(R * k * sizeof(float)), *V = (float *)xmalloc(C * k * sizeof(float));
     float *s2 = (float *)xmalloc(n * sizeof(float)), *U2 = (float *)xmalloc(R * n * sizeof(float));
     float *V2 = (float *)xmalloc(n * C * sizeof(float));
-    double *G = (double *)xmalloc(n * n * sizeof(double)), *ew = (double *)xmalloc((n + ACEM__TOP_WORK(n)) * sizeof(double));
-    double *Vec = (double *)xmalloc(n * n * sizeof(double));
+    double *ew = (double *)xmalloc(n * sizeof(double));
+    void *work = xmalloc(acem_svd_top_work_bytes(R, C));
     double *t1 = (double *)xmalloc(sizeof(double) * (size_t)reps), *t2 = (double *)xmalloc(sizeof(double) * (size_t)reps);
-    size_t wb = acem_gemm_work_bytes(mx, mx, mx);
-    size_t wd = ACEM__LANE_F64(mx, n) * sizeof(double);
-    acem_layer L;
     char shape[64];
     int r;
-    memset(&L, 0, sizeof L); /* a layer only as the kernels' context: one worker, its workspace */
-    L.work_bytes = (wb > wd ? wb : wd);
-    L.buf[9] = xmalloc(L.work_bytes);
     for (i = 0; i < R * C; ++i) F[i] *= 1e-2f;
     for (r = 0; r < reps; ++r) {
         double t0 = now();
-        if (acem__svd_small(R, C, F, C, G, ew, ew + n, k, Vec, &L) != ACEM_OK)
-            fprintf(stderr, "acem__svd_small failed\n");
-        acem__svd_vectors(R, C, F, C, Vec, k, ew, k, U, k, V, k, &L);
+        if (acem_svd_top(R, C, F, C, k, ew, U, k, V, k, NULL, work) != ACEM_OK) fprintf(stderr, "acem_svd_top failed\n");
         t1[r] = now() - t0;
         memcpy(F2, F, R * C * sizeof(float));
         t0 = now(); /* row-major F is column-major F^T: same singular values */
@@ -420,7 +412,7 @@ static void bench_svd_top(size_t R, size_t C, size_t k) {
     }
     snprintf(shape, sizeof shape, "top %zu, F %zux%zu vs sgesdd", k, R, C);
     print_row("syev svd top-k", shape, 0, median(t1, reps), median(t2, reps), rel_vals(ew, 1, s2, 1, k));
-    free(F); free(F2); free(U); free(V); free(s2); free(U2); free(V2); free(G); free(ew); free(Vec); free(L.buf[9]);
+    free(F); free(F2); free(U); free(V); free(s2); free(U2); free(V2); free(ew); free(work);
     free(t1); free(t2);
 }
 
