@@ -5408,7 +5408,8 @@ static acem_result acem__feed_tsvm(acem_layer *L, const float *x, const float *b
     acem_result r;
     if ((r = acem__load_delta(L, x, base, D, err)) != ACEM_OK) return r;
     if (!kt) return ACEM_OK;
-    if ((r = acem__svd_small(R, C, D, C, G, w, w + n, kt, ACEM__CAST(double *, L->buf[11]), &X, ACEM__CAST(double *, L->buf[9]))) != ACEM_OK)
+    if ((r = acem__svd_small(R, C, D, C, G, w, w + n, kt, ACEM__CAST(double *, L->buf[11]), &X,
+                             ACEM__CAST(double *, L->buf[9]))) != ACEM_OK)
         return acem__fail(err, r, "tensor '%s': expert %zu: SVD failed: %s", acem__nm(L->name), t, acem_result_string(r));
     {
         double tol = (double)acem__max(R, C) * ACEM__FLT_EPS * w[0];
@@ -5578,7 +5579,8 @@ static acem_result acem__finish_ace(acem_layer *L, const float *base, float *out
         double *G = ACEM__CAST(double *, L->buf[4]), sig = 0;
         size_t kept;
         acem__paxpy(&X, R * C, 1.0f, E, Q);
-        if ((r = acem__svd_small(R, C, Q, C, G, ew, ew + n, k, ACEM__CAST(double *, L->buf[11]), &X, ACEM__CAST(double *, L->buf[9]))) != ACEM_OK)
+        if ((r = acem__svd_small(R, C, Q, C, G, ew, ew + n, k, ACEM__CAST(double *, L->buf[11]), &X,
+                                 ACEM__CAST(double *, L->buf[9]))) != ACEM_OK)
             return acem__fail(err, r, "tensor '%s': SVD of the refinement failed: %s", acem__nm(L->name),
                               acem_result_string(r));
         for (i = 0; i < k; ++i) sig += ew[i];
@@ -5628,7 +5630,8 @@ static acem_result acem__finish_isoc(acem_layer *L, const float *base, float *ou
     double *G = ACEM__CAST(double *, L->buf[4]), *s = ACEM__CAST(double *, L->buf[7]), sig = 0;
     acem_result r;
     acem__write_base(out, base, R * C);
-    if ((r = acem__svd_small(R, C, F, C, G, s, s + n, n, ACEM__CAST(double *, L->buf[11]), &X, ACEM__CAST(double *, L->buf[9]))) != ACEM_OK)
+    if ((r = acem__svd_small(R, C, F, C, G, s, s + n, n, ACEM__CAST(double *, L->buf[11]), &X,
+                             ACEM__CAST(double *, L->buf[9]))) != ACEM_OK)
         return acem__fail(err, r, "tensor '%s': SVD failed: %s", acem__nm(L->name), acem_result_string(r));
     for (i = 0; i < n; ++i) sig += s[i];
     sig /= (double)n;
