@@ -1150,6 +1150,22 @@ static void test_gram(void) {
             }
 }
 
+/* F (rows x cols, ld ldf) = scale B C with random B (rows x rank) and C
+   (rank x cols), drawn in that order; rank at most rank before the rounding to float */
+static void make_lowrank(float *F, size_t rows, size_t cols, size_t ldf, size_t rank, double scale) {
+    double *B = dalloc(rows * rank), *Cm = dalloc(rank * cols);
+    size_t i, j, p;
+    for (i = 0; i < rows * rank; ++i) B[i] = rnd_sym();
+    for (i = 0; i < rank * cols; ++i) Cm[i] = rnd_sym();
+    for (i = 0; i < rows; ++i)
+        for (j = 0; j < cols; ++j) {
+            double v = 0;
+            for (p = 0; p < rank; ++p) v += B[i * rank + p] * Cm[p * cols + j];
+            F[i * ldf + j] = (float)(scale * v);
+        }
+    free(B); free(Cm);
+}
+
 static void test_syev_top(void) {
     static const size_t sizes[] = {1, 2, 7, 33, 255, 257, 768};
     size_t s, i, j;
@@ -1169,22 +1185,14 @@ static void test_syev_top(void) {
         make_spectrum_fast(A, lam, n);
         top_case("repeated top eigenvalue", n, A, q, 0.0, lam, 5);
         if (n >= 7) { /* rank-deficient Gram F^T F, F = B C (n x r, r x n): eigenvalues ~0 get zero vectors */
-            size_t r = n / 4 + 1, k;
-            double *B = (double *)xmalloc(n * r * sizeof(double)), *Cm = (double *)xmalloc(r * n * sizeof(double));
+            size_t r = n / 4 + 1;
             float *F = (float *)xmalloc(n * n * sizeof(float));
             double *gw = (double *)xmalloc(acem__dgemm_work(n, n, n) * sizeof(double));
-            for (i = 0; i < n * r; ++i) B[i] = rnd_sym();
-            for (i = 0; i < r * n; ++i) Cm[i] = rnd_sym();
-            for (i = 0; i < n; ++i)
-                for (j = 0; j < n; ++j) {
-                    double v = 0;
-                    for (k = 0; k < r; ++k) v += B[i * r + k] * Cm[k * n + j];
-                    F[i * n + j] = (float)v;
-                }
+            make_lowrank(F, n, n, n, r, 1.0);
             acem__gram_f64(1, n, n, F, n, A, n, gw);
             sprintf(label, "rank-%zu Gram", r);
             top_case(label, n, A, q < r + 5 ? r + 5 < n ? r + 5 : n : q, (double)n * ACEM__FLT_EPS, NULL, 5);
-            free(B); free(Cm); free(F); free(gw);
+            free(F); free(gw);
         }
         if (n <= 257) { /* the QL fallback */
             for (i = 0; i < n; ++i) lam[i] = 4.0 * rnd_unit() - 2.0;
@@ -1261,17 +1269,8 @@ static void public_svd_top_case(size_t rows, size_t cols, size_t rank, size_t k,
     unsigned char *raw = top_work(bytes);
     acem_result r;
     for (i = 0; i < rows * ldf; ++i) F[i] = bitsf(SENT_BITS);
-    if (rank) { /* F = B C, B rows x rank, C rank x cols */
-        double *B = dalloc(rows * rank), *Cm = dalloc(rank * cols);
-        for (i = 0; i < rows * rank; ++i) B[i] = rnd_sym();
-        for (i = 0; i < rank * cols; ++i) Cm[i] = rnd_sym();
-        for (i = 0; i < rows; ++i)
-            for (j = 0; j < cols; ++j) {
-                double v = 0;
-                for (p = 0; p < rank; ++p) v += B[i * rank + p] * Cm[p * cols + j];
-                F[i * ldf + j] = (float)(f * v);
-            }
-        free(B); free(Cm);
+    if (rank) {
+        make_lowrank(F, rows, cols, ldf, rank, f);
     } else {
         for (i = 0; i < rows; ++i)
             for (j = 0; j < cols; ++j) F[i * ldf + j] = (float)(f * rnd_sym() * (1.0 + (double)(j % 5)));
