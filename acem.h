@@ -933,6 +933,11 @@ ACEMDEF void acem_f32_to_bf16_array(const float *s, uint16_t *d, size_t n) {
 #endif
 
 static size_t acem__roundup(size_t x, size_t m) { return (x + m - 1) / m * m; }
+/* p rounded up to a multiple of 64 bytes (workspaces carry 64 bytes of slack) */
+static unsigned char *acem__align64(void *p) {
+    unsigned char *w = ACEM__CAST(unsigned char *, p);
+    return w + ((64u - ((size_t)w & 63u)) & 63u);
+}
 
 ACEMDEF size_t acem_gemm_work_bytes(size_t m, size_t n, size_t k) {
     size_t kc = acem__min(ACEM__KC, k ? k : 1);
@@ -1377,7 +1382,7 @@ static void acem__gemm_tri(int ta, int tb, int tri, size_t m, size_t n, size_t k
 #if defined(ACEM__AVX512) || defined(ACEM__AVX2)
         /* no workspace: the same driver on small blocks packed on the stack */
         float sw[ACEM__SKC * (ACEM__SM3 + ACEM__SN2) + 16];
-        float *Ap = sw + ((64u - ((size_t)(void *)sw & 63u)) & 63u) / sizeof(float);
+        float *Ap = ACEM__CAST(float *, (void *)acem__align64(sw));
         size_t kcb = acem__min(ACEM__SKC, k);
         size_t m3 = acem__roundup(acem__min(ACEM__SM3, m), ACEM__MR);
         size_t n2 = acem__roundup(acem__min(ACEM__SN2, n), ACEM__NR);
@@ -1403,12 +1408,11 @@ static void acem__gemm_tri(int ta, int tb, int tri, size_t m, size_t n, size_t k
         return;
     }
     {
-        unsigned char *w = ACEM__CAST(unsigned char *, work);
+        unsigned char *w = acem__align64(work);
         size_t kcb = acem__min(ACEM__KC, k);
         size_t m3 = acem__roundup(acem__min(ACEM__M3, m), ACEM__MR);
         size_t n2 = acem__roundup(acem__min(ACEM__N2, n), ACEM__NR);
         float *Ap, *Bp;
-        w += (64u - ((size_t)w & 63u)) & 63u;
         Ap = ACEM__CAST(float *, (void *)w);
         Bp = Ap + m3 * kcb;
         acem__gemm_blk(ta, tb, tri, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, Ap, Bp, kcb,
@@ -3559,13 +3563,19 @@ static void acem__lrun(const acem_layer *L, size_t nchunks, acem__part_fn fn, vo
     acem__run(&X, nchunks, fn, ctx);
 }
 
+/* the kernel scratch of one lane for an R x C layer: the f32 GEMMs' packing, or
+   the f64 Gram / eigen back-transformation's, whichever is larger */
+static size_t acem__lane_bytes(size_t R, size_t C) {
+    size_t n = acem__min(R, C), mx = acem__max(R, C);
+    return (acem__max(acem_gemm_work_bytes(mx, mx, mx), ACEM__LANE_F64(mx, n) * sizeof(double)) + 63u) &
+           ~(size_t)63u;
+}
 static void acem__layout(acem_layer *L, acem__arena *a) {
-    size_t R = L->rows, C = L->cols, n = acem__min(R, C), RC = 0, mx = acem__max(R, C);
+    size_t R = L->rows, C = L->cols, n = acem__min(R, C), RC = 0;
     void **b = L->buf;
     int i;
     for (i = 0; i < 16; ++i) b[i] = NULL;
-    L->work_bytes = (acem__max(acem_gemm_work_bytes(mx, mx, mx), ACEM__LANE_F64(mx, n) * sizeof(double)) + 63u) &
-                    ~(size_t)63u;
+    L->work_bytes = acem__lane_bytes(R, C);
     if (acem__mul_ovf(R, C, &RC)) { a->overflow = 1; return; }
     if (L->rule == ACEM_RULE_KEEP || RC == 0) return;
     if (L->rule == ACEM_RULE_MEAN) {
@@ -3897,16 +3907,12 @@ static size_t acem__svd_vectors(size_t R, size_t C, const float *F, size_t ldf, 
 
 /* the public top-k forms: the caller's workspace, 64-byte aligned, carved
    into the same buffers a layer gives these steps */
-static double *acem__align64d(void *work) {
-    unsigned char *w = ACEM__CAST(unsigned char *, work);
-    return ACEM__CAST(double *, (void *)(w + ((64u - ((size_t)w & 63u)) & 63u)));
-}
 ACEMDEF size_t acem_syev_top_work_bytes(size_t n) {
     return (n * n + ACEM__TOP_WORK(n) + acem__dgemm_work(n, n, n)) * sizeof(double) + 64;
 }
 ACEMDEF acem_result acem_syev_top(size_t n, double *A, size_t lda, size_t k, double *w, double *V, size_t ldv,
                                   void *work) {
-    double *Vec = acem__align64d(work), *ework = Vec + n * n, *gw = ework + ACEM__TOP_WORK(n);
+    double *Vec = ACEM__CAST(double *, (void *)acem__align64(work)), *ework = Vec + n * n, *gw = ework + ACEM__TOP_WORK(n);
     size_t i, c;
     acem_result r;
     if (k > n) return ACEM_ERR_INVALID_ARGUMENT;
@@ -3917,21 +3923,16 @@ ACEMDEF acem_result acem_syev_top(size_t n, double *A, size_t lda, size_t k, dou
         for (c = 0; c < k; ++c) V[i * ldv + c] = Vec[i * k + c];
     return ACEM_OK;
 }
-/* lane scratch (f32 GEMM and f64 Gram / back-transformation), then G, the
-   eigenvectors (room for n x n) and the eigensolver's workspace */
-static size_t acem__svd_lane_bytes(size_t R, size_t C) {
-    size_t n = acem__min(R, C), mx = acem__max(R, C);
-    return (acem__max(acem_gemm_work_bytes(mx, mx, mx), ACEM__LANE_F64(mx, n) * sizeof(double)) + 63u) &
-           ~(size_t)63u;
-}
+/* a layer's lane scratch (f32 GEMM and f64 Gram / back-transformation), then
+   G, the eigenvectors (room for n x n) and the eigensolver's workspace */
 ACEMDEF size_t acem_svd_top_work_bytes(size_t rows, size_t cols) {
     size_t n = acem__min(rows, cols);
-    return acem__svd_lane_bytes(rows, cols) + (2 * n * n + ACEM__TOP_WORK(n)) * sizeof(double) + 64;
+    return acem__lane_bytes(rows, cols) + (2 * n * n + ACEM__TOP_WORK(n)) * sizeof(double) + 64;
 }
 ACEMDEF acem_result acem_svd_top(size_t rows, size_t cols, const float *F, size_t ldf, size_t k, double *s,
                                  float *U, size_t ldu, float *V, size_t ldv, size_t *kept, void *work) {
-    size_t n = acem__min(rows, cols), lane = acem__svd_lane_bytes(rows, cols), got = 0;
-    double *lw = acem__align64d(work), *G = lw + lane / sizeof(double), *Vec = G + n * n, *ework = Vec + n * n;
+    size_t n = acem__min(rows, cols), lane = acem__lane_bytes(rows, cols), got = 0;
+    double *lw = ACEM__CAST(double *, (void *)acem__align64(work)), *G = lw + lane / sizeof(double), *Vec = G + n * n, *ework = Vec + n * n;
     acem__exec X = acem__exec_serial(lw);
     acem_result r = ACEM_OK;
     if (k > n) r = ACEM_ERR_INVALID_ARGUMENT;
