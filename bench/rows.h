@@ -1,7 +1,8 @@
 /* bench/rows.h - the rows a benchmark contributes to the one table of `make bench`
    (bench/run.sh), and the two helpers every benchmark program needs (a wall
-   clock and a 64-byte-aligned allocation that exits on failure). When the environment names a file in ACEM_BENCH_ROWS, each
-   bench_row() call appends one tab-separated line to it:
+   clock and a 64-byte-aligned allocation that exits on failure). When the
+   environment names a file in ACEM_BENCH_ROWS, each bench_row() call appends
+   one tab-separated line to it:
 
      section  operation  shape  acem  reference  ratio  threads  target  note
 
