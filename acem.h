@@ -3716,15 +3716,10 @@ ACEMDEF acem_result acem_layer_init(acem_layer *L, const acem_options *opt, acem
         if (RC && rule != ACEM_RULE_KEEP) {
             if (rule == ACEM_RULE_MEAN) { /* the first expert writes the sum */
             } else switch (L->opt.method) {
-            case ACEM_ACE: { /* on the workers: for a large tensor this is the first touch of the arena */
-                acem__exec X = acem__lexec(L);
-                acem__pzero(&X, b[1], RC * sizeof(float));
-                acem__pzero(&X, b[2], RC * sizeof(float));
-                acem__pzero(&X, b[3], RC * sizeof(float));
-                acem__pzero(&X, b[4], C * C * sizeof(float));
+            case ACEM_ACE: /* the R x C accumulators are zeroed when pass 1 starts */
+                ACEM_MEMSET(b[4], 0, C * C * sizeof(float));
                 ACEM_MEMSET(b[5], 0, 5 * C * sizeof(double));
                 break;
-            }
             case ACEM_ACTMAT:
                 ACEM_MEMSET(b[1], 0, RC * sizeof(float));
                 ACEM_MEMSET(b[4], 0, C * C * sizeof(float));
@@ -3830,20 +3825,25 @@ static int acem__gate_decide(const acem_options *o, size_t T, double mean_l, dou
     return gated;
 }
 
-/* Sacc += alpha D^T D ; Q += alpha D (D^T D), choosing the cheaper association:
-   R >= C: Tmp = D^T D (C x C) ; R < C: Tmp = D D^T (R x R), Q += alpha Tmp D. */
-static void acem__gram_accum(const acem_layer *L, size_t R, size_t C, const float *D, float alpha, float *Sacc,
-                             float *Tmp, float *Q) {
+/* Sacc += alpha D^T D ; Q += alpha D (D^T D + ridge I), choosing the cheaper
+   association: R >= C: Tmp = D^T D (C x C) ; R < C: Tmp = D D^T (R x R),
+   Q += alpha (Tmp + ridge I) D. The ridge rides on Tmp's diagonal, so the
+   regularised product costs no pass of its own over the R x C matrices. */
+static void acem__gram_accum(const acem_layer *L, size_t R, size_t C, const float *D, float alpha, float ridge,
+                             float *Sacc, float *Tmp, float *Q) {
     acem__exec X = acem__lexec(L);
+    size_t n = acem__min(R, C), j;
     if (R >= C) {
         acem__psyrk(&X, 1, 1, C, R, 1.0f, D, C, 0.0f, Tmp, C);
-        acem__pgemm(&X, 0, 0, R, C, C, alpha, D, C, Tmp, C, 1.0f, Q, C);
         acem__paxpy(&X, C * C, alpha, Tmp, Sacc);
     } else {
         acem__psyrk(&X, 0, 1, R, C, 1.0f, D, C, 0.0f, Tmp, R);
-        acem__pgemm(&X, 0, 0, R, C, R, alpha, Tmp, R, D, C, 1.0f, Q, C);
         acem__psyrk(&X, 1, 1, C, R, alpha, D, C, 1.0f, Sacc, C);
     }
+    if (ridge != 0.0f)
+        for (j = 0; j < n; ++j) Tmp[j * n + j] += ridge;
+    if (R >= C) acem__pgemm(&X, 0, 0, R, C, C, alpha, D, C, Tmp, C, 1.0f, Q, C);
+    else acem__pgemm(&X, 0, 0, R, C, R, alpha, Tmp, R, D, C, 1.0f, Q, C);
 }
 
 /* Widen n f32 values at p to f64 in place (backwards, so nothing is
@@ -5182,8 +5182,8 @@ static double acem__sumsq_delta(const float *x, const float *b, size_t n, int *b
     return s;
 }
 
-/* One row of the centring: dr = float(d - mu), sr += dr, and (f64) acc[0] +=
-   sum dr^2, acc[1] = sum dr, acc[2] = sum dr mu. */
+/* One row of the centring: dr = float(d - mu), sr += dr (sr may be NULL), and
+   (f64) acc[0] += sum dr^2, acc[1] = sum dr, acc[2] = sum dr mu. */
 static void acem__ace_row(const float *xr, const float *br, const double *mu, size_t C, float *dr, float *sr,
                           double *acc) {
     size_t j = 0;
@@ -5196,7 +5196,7 @@ static void acem__ace_row(const float *xr, const float *br, const double *mu, si
         if (br) d = _mm_sub_ps(d, _mm_loadu_ps(br + j));
         v = _mm256_cvtpd_ps(_mm256_sub_pd(_mm256_cvtps_pd(d), m));
         _mm_storeu_ps(dr + j, v);
-        _mm_storeu_ps(sr + j, _mm_add_ps(_mm_loadu_ps(sr + j), v));
+        if (sr) _mm_storeu_ps(sr + j, _mm_add_ps(_mm_loadu_ps(sr + j), v));
         vd = _mm256_cvtps_pd(v);
         vq = _mm256_fmadd_pd(vd, vd, vq);
         v1 = _mm256_add_pd(v1, vd);
@@ -5213,7 +5213,7 @@ static void acem__ace_row(const float *xr, const float *br, const double *mu, si
         float d = br ? xr[j] - br[j] : xr[j];
         float v = (float)((double)d - mu[j]);
         dr[j] = v;
-        sr[j] += v;
+        if (sr) sr[j] += v;
         q += (double)v * v;
         t1 += (double)v;
         t2 += (double)v * mu[j];
@@ -5263,7 +5263,7 @@ static void acem__ace_center_slot(void *ctx, size_t s, size_t ns, void *work) {
     for (j = 0; j < C; ++j) y1[j] = y2[j] = 0;
     for (i = r0; i < r1; ++i) {
         float *dr = J->Dc + i * C;
-        acem__ace_row(J->x + i * C, J->base ? J->base + i * C : NULL, J->mu, C, dr, J->S + i * C, acc);
+        acem__ace_row(J->x + i * C, J->base ? J->base + i * C : NULL, J->mu, C, dr, J->S ? J->S + i * C : NULL, acc);
         for (j = 0; j < C; ++j) {
             y1[j] += (double)dr[j] * acc[1];
             y2[j] += (double)dr[j] * acc[2];
@@ -5323,6 +5323,12 @@ static void acem__lwrite_out(const acem_layer *L, float *out, const float *base,
 }
 
 /* ---- feed ------------------------------------------------------------------ */
+/* Whether the layer takes the spectral refinement (known once pass 0 has set
+   the gate). Only then are Res's accumulators E and S kept. */
+static int acem__ace_refines(const acem_layer *L) {
+    size_t k = (size_t)((double)acem__min(L->rows, L->cols) * L->opt.k_frac);
+    return L->stat[ACEM__ST_GATED] != 0 && !(L->opt.flags & ACEM_FLAG_NO_REFINE) && k > 0;
+}
 static acem_result acem__feed_ace(acem_layer *L, const float *x, const float *base, acem_error *err) {
     size_t R = L->rows, C = L->cols, t = L->fed, ns = acem__nslots(R), s, j;
     double *st = L->stat, *mu = ACEM__CAST(double *, L->buf[5]), *msum = mu + C, *vsum = msum + C;
@@ -5350,20 +5356,28 @@ static acem_result acem__feed_ace(acem_layer *L, const float *x, const float *ba
         float *Q = ACEM__CAST(float *, L->buf[1]), *E = ACEM__CAST(float *, L->buf[2]);
         float *Sacc = ACEM__CAST(float *, L->buf[4]), *Tmp = Sacc + C * C;
         double tr = 0, alpha, e;
-        int gated = st[ACEM__ST_GATED] != 0;
+        int gated = st[ACEM__ST_GATED] != 0, refines = acem__ace_refines(L);
+        if (t == 0) { /* on the workers: for a large tensor this is the first touch of the arena */
+            acem__pzero(&X, Q, R * C * sizeof(float));
+            if (refines) {
+                acem__pzero(&X, E, R * C * sizeof(float));
+                acem__pzero(&X, J.S, R * C * sizeof(float));
+            }
+        }
+        if (!refines) J.S = NULL;
         acem__run(&X, ns, acem__ace_colsum_slot, &J); /* mu: column means of the delta */
         for (j = 0; j < C; ++j) {
             double m = 0;
             for (s = 0; s < ns; ++s) m += P[s * C + j];
             mu[j] = m / (double)R;
         }
-        acem__run(&X, ns, acem__ace_center_slot, &J); /* Dc, S, trace, Sigma_t 1, Sigma_t mu */
+        acem__run(&X, ns, acem__ace_center_slot, &J); /* Dc, (S,) trace, Sigma_t 1, Sigma_t mu */
         for (s = 0; s < ns; ++s) tr += Ptr[s];
         tr += ACEM__GUARD;
         alpha = gated ? 1.0 / tr : 1.0;
         e = gated ? L->opt.eps / tr : L->opt.eps;
         st[ACEM__ST_ESUM] += e;
-        acem__paxpy(&X, R * C, (float)e, J.Dc, E);
+        if (refines) acem__paxpy(&X, R * C, (float)-e, J.Dc, E); /* Res takes Q without the ridge terms */
         for (j = 0; j < C; ++j) { /* column sums of Sigma_t and of Sigma_t mu */
             double y1 = 0, y2 = 0;
             for (s = 0; s < ns; ++s) {
@@ -5374,7 +5388,8 @@ static acem_result acem__feed_ace(acem_layer *L, const float *x, const float *ba
             vsum[j] += alpha * y2;
             musum[j] += mu[j];
         }
-        acem__gram_accum(L, R, C, J.Dc, (float)alpha, Sacc, Tmp, Q);
+        /* Q += Dc Sigmareg_t = alpha Dc (S_t + eps I): e / alpha is eps, gated or not */
+        acem__gram_accum(L, R, C, J.Dc, (float)alpha, (float)L->opt.eps, Sacc, Tmp, Q);
     }
     return ACEM_OK;
 }
@@ -5483,7 +5498,7 @@ ACEMDEF acem_result acem_layer_feed(acem_layer *L, const float *x, const float *
             float *D = ACEM__CAST(float *, L->buf[0]), *N = ACEM__CAST(float *, L->buf[1]);
             float *G = ACEM__CAST(float *, L->buf[4]);
             if ((r = acem__load_delta(L, x, base, D, err)) == ACEM_OK)
-                acem__gram_accum(L, L->rows, L->cols, D, 1.0f, G, G + L->cols * L->cols, N);
+                acem__gram_accum(L, L->rows, L->cols, D, 1.0f, 0.0f, G, G + L->cols * L->cols, N);
             break;
         }
         case ACEM_TSV_M: r = acem__feed_tsvm(L, x, base, err); break;
@@ -5526,7 +5541,7 @@ static acem_result acem__finish_ace(acem_layer *L, const float *base, float *out
     }
     info->gated = gated;
     info->gamma = st[ACEM__ST_GAMMA];
-    refine = gated && !(L->opt.flags & ACEM_FLAG_NO_REFINE) && k > 0;
+    refine = acem__ace_refines(L);
     info->k = refine ? k : 0;
     /* A0 = sum Sigma_t + (sum e_t) I ; m = column means of sum Sigma_t */
     for (j = 0; j < C; ++j) A0[j * C + j] += (float)st[ACEM__ST_ESUM];
@@ -5534,12 +5549,13 @@ static acem_result acem__finish_ace(acem_layer *L, const float *base, float *out
         m[j] /= (double)C;
         if (gated) m[j] /= st[ACEM__ST_SUM_N] / (double)T + ACEM__GUARD;
     }
-    /* B = Q + E */
-    acem__paxpy(&X, R * C, 1.0f, Q, E);
-    if (refine) { /* Res = Q + 1 v^T - (1/T) (S + 1 musum^T) A0, into Q */
-        acem__prows(&X, acem__rowadd_part, R, C, v, Q, 0);
+    /* B is Q (the ridge terms are in it); with E = -sum e_t Dc_t,
+       Res = (Q + E) + 1 v^T - (1/T) (S + 1 musum^T) A0, into E */
+    if (refine) {
+        acem__paxpy(&X, R * C, 1.0f, Q, E);
+        acem__prows(&X, acem__rowadd_part, R, C, v, E, 0);
         acem__prows(&X, acem__rowadd_part, R, C, musum, S, 0);
-        acem__pgemm(&X, 0, 0, R, C, C, -1.0f / (float)T, S, C, A0, C, 1.0f, Q, C);
+        acem__pgemm(&X, 0, 0, R, C, C, -1.0f / (float)T, S, C, A0, C, 1.0f, E, C);
     }
     /* W_pre = B (A0 + 1 m^T)^-1 by Cholesky and Sherman-Morrison */
     for (j = 0; j < C; ++j) diag[j] = A0[j * C + j];
@@ -5556,9 +5572,9 @@ static acem_result acem__finish_ace(acem_layer *L, const float *base, float *out
         for (j = 0; j < C; ++j) denom += z[j];
     }
     if (r == ACEM_OK && acem__fabs(denom) > 1e-6) {
-        acem__ptrsm(&X, 1, R, C, A0, C, E, C);
-        acem__ptrsm(&X, 0, R, C, A0, C, E, C);
-        acem__prows(&X, acem__sm_part, R, C, z, E, denom);
+        acem__ptrsm(&X, 1, R, C, A0, C, Q, C);
+        acem__ptrsm(&X, 0, R, C, A0, C, Q, C);
+        acem__prows(&X, acem__sm_part, R, C, z, Q, denom);
     } else { /* fallback: rebuild A = A0 + 1 m^T and solve by pivoted LU */
         info->fallback = 1;
         for (i = 0; i < C; ++i) {
@@ -5567,7 +5583,7 @@ static acem_result acem__finish_ace(acem_layer *L, const float *base, float *out
         }
         for (i = 0; i < C; ++i)
             for (j = 0; j < C; ++j) A0[i * C + j] += (float)m[j];
-        r = acem__lu_solve_right(R, C, A0, C, E, C, ACEM__CAST(size_t *, L->buf[8]), z);
+        r = acem__lu_solve_right(R, C, A0, C, Q, C, ACEM__CAST(size_t *, L->buf[8]), z);
         if (r != ACEM_OK) {
             acem__fail(err, r, "tensor '%s': the ACE system is singular (Cholesky %s at column %zu)",
                        acem__nm(L->name), col < C ? "failed" : "ok", col);
@@ -5575,18 +5591,18 @@ static acem_result acem__finish_ace(acem_layer *L, const float *base, float *out
             return r;
         }
     }
-    acem__lwrite_out(L, out, base, E, R * C, lam);
+    acem__lwrite_out(L, out, base, Q, R * C, lam);
     if (refine) { /* spectral refinement from F = Res + W_pre */
         double *G = ACEM__CAST(double *, L->buf[4]), sig = 0;
         size_t kept;
-        acem__paxpy(&X, R * C, 1.0f, E, Q);
-        if ((r = acem__svd_small(R, C, Q, C, G, ew, ew + n, k, ACEM__CAST(double *, L->buf[11]), &X,
+        acem__paxpy(&X, R * C, 1.0f, Q, E);
+        if ((r = acem__svd_small(R, C, E, C, G, ew, ew + n, k, ACEM__CAST(double *, L->buf[11]), &X,
                                  ACEM__CAST(double *, L->buf[9]))) != ACEM_OK)
             return acem__fail(err, r, "tensor '%s': SVD of the refinement failed: %s", acem__nm(L->name),
                               acem_result_string(r));
         for (i = 0; i < k; ++i) sig += ew[i];
         sig /= (double)k;
-        kept = acem__svd_vectors(R, C, Q, C, ACEM__CAST(double *, L->buf[11]), k, ew, k, S, k, Dc, k, &X);
+        kept = acem__svd_vectors(R, C, E, C, ACEM__CAST(double *, L->buf[11]), k, ew, k, S, k, Dc, k, &X);
         acem__pgemm(&X, 0, 1, R, C, k, (float)(L->opt.lambda * sig), S, k, Dc, k, 1.0f, out, C);
         info->refined = 1;
         info->sigma_iso = sig;
