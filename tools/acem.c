@@ -2529,10 +2529,15 @@ static int cmd_merge(int argc, char **argv) {
                     }
                 } else {
                     acem_layer L;
-                    float *B = (float *)(void *)buf_a, *X = (float *)(void *)buf_b, *Xn = X;
+                    float *X = (float *)(void *)buf_b, *Xn = X;
+                    const float *B;
                     int pass, npass;
                     size_t k2, nfeed, ra_for = (size_t)-1;
-                    read_f32_counted(bm, B);
+                    tmap bmp; /* the base, like the experts: mapped, or read into buf_a */
+                    if (!(B = tmap_open(&bmp, bm))) {
+                        read_f32_counted(bm, (float *)(void *)buf_a);
+                        B = (const float *)(void *)buf_a;
+                    }
                     if ((r = acem_layer_init(&L, &a.opt, p->rule, ot->name, p->rows, p->cols, T, work, p->arena, &err)) != ACEM_OK)
                         die(exit_code_of(r), "%s", err.message);
                     npass = acem_layer_passes(&L);
@@ -2569,6 +2574,7 @@ static int cmd_merge(int argc, char **argv) {
                         X = wbuf;
                     }
                     if ((r = acem_layer_finish(&L, B, X, &info, &err)) != ACEM_OK) die(exit_code_of(r), "%s", err.message);
+                    tmap_close(&bmp);
                     if (wbuf) io_post_write(&wb, &wio, ot, X);
                     else if ((r = acem_st_write_f32(&wio, ot, X, &err)) != ACEM_OK) die(exit_code_of(r), "%s", err.message);
                     count_layer(&info, p->rule, ot->name, &n_ace, &n_gated, &n_refined, fallback, &n_fallback);
