@@ -170,6 +170,9 @@ print('%d tensors, %.1f M parameters' % (len(h), sum(int(np.prod(v['shape'])) fo
     echo "runs: median of $REPS acem runs and $TORCH_REPS torch run(s) per thread count (min..max in brackets); total ${t_total} s"
     echo
     printf "%-8s %-26s %-11s %-26s %-11s %-9s %-9s\n" threads "acem wall s" "acem RSS" "torch wall s" "torch RSS" speed-up memory
+    # seconds as "median [min..max]", rounded by awk like the summary rows
+    # (the shell's printf rounds 30.45 up, awk's 30.4: one value, two numbers)
+    secs() { awk -v a="$1" -v b="$2" -v c="$3" 'BEGIN { printf "%.1f [%.1f..%.1f]", a, b, c }'; }
     for n in $THREADS; do
         read -r am amin amax an < <(stat "$tmp/acem-$n.times" 1)
         read -r arss _ _ _ < <(stat "$tmp/acem-$n.times" 2)
@@ -177,13 +180,13 @@ print('%d tensors, %.1f M parameters' % (len(h), sum(int(np.prod(v['shape'])) fo
             read -r tm tmin tmax tn < <(stat "$tmp/torch-$n.times" 1)
             read -r trss _ _ _ < <(stat "$tmp/torch-$n.times" 2)
             printf "%-8s %-26s %-11s %-26s %-11s %-9s %-9s\n" "$n" \
-                "$(printf '%.1f [%.1f..%.1f]' "$am" "$amin" "$amax")" "$(awk -v k="$arss" 'BEGIN { printf "%.0f MiB", k / 1024 }')" \
-                "$(printf '%.1f [%.1f..%.1f]' "$tm" "$tmin" "$tmax")" "$(awk -v k="$trss" 'BEGIN { printf "%.0f MiB", k / 1024 }')" \
+                "$(secs "$am" "$amin" "$amax")" "$(awk -v k="$arss" 'BEGIN { printf "%.0f MiB", k / 1024 }')" \
+                "$(secs "$tm" "$tmin" "$tmax")" "$(awk -v k="$trss" 'BEGIN { printf "%.0f MiB", k / 1024 }')" \
                 "$(awk -v a="$am" -v t="$tm" 'BEGIN { printf "%.2fx", t / a }')" \
                 "$(awk -v a="$arss" -v t="$trss" 'BEGIN { printf "%.1f%%", 100 * a / t }')"
         else
             printf "%-8s %-26s %-11s %-26s %-11s %-9s %-9s\n" "$n" \
-                "$(printf '%.1f [%.1f..%.1f]' "$am" "$amin" "$amax")" "$(awk -v k="$arss" 'BEGIN { printf "%.0f MiB", k / 1024 }')" \
+                "$(secs "$am" "$amin" "$amax")" "$(awk -v k="$arss" 'BEGIN { printf "%.0f MiB", k / 1024 }')" \
                 "-" "-" "-" "-"
         fi
     done
