@@ -866,11 +866,12 @@ static void read_counted(const mtensor *m, void *dst, int as_f32) {
 static void read_f32_counted(const mtensor *m, float *dst) { read_counted(m, dst, 1); }
 static void read_raw_counted(const mtensor *m, void *dst) { read_counted(m, dst, 0); }
 
-/* ---- zero-copy expert tensors: an F32 tensor whose bytes lie at a 4-byte
-   aligned offset is fed straight from the page cache (mmap, read-only, one
-   tensor at a time: unmapped after its feed), on a little-endian host. The
-   mapping counts as one of the plan's tensor buffers. Anything else (F16,
-   BF16, misaligned, a failed mmap) is read into a buffer as before. */
+/* ---- zero-copy input tensors: an F32 tensor whose bytes lie at a 4-byte
+   aligned offset is fed straight from the page cache (mmap, read-only; an
+   expert's tensor is unmapped after its feed, the base's after the tensor's
+   merge), on a little-endian host. The mapping takes the place of one of the
+   plan's tensor buffers. Anything else (F16, BF16, misaligned, a failed mmap)
+   is read into that buffer. */
 typedef struct tmap {
     void *base;
     size_t len;
@@ -907,6 +908,16 @@ static const float *tmap_open(tmap *mp, const mtensor *m) {
 static void tmap_close(tmap *mp) {
     if (mp->base) munmap(mp->base, mp->len);
     mp->base = NULL;
+}
+/* A base tensor that a merge only reads: mapped like the experts, or read
+   into buf (the plan keeps buf for that case). tmap_close(mp) when done. */
+static const float *base_open(tmap *mp, const mtensor *bm, float *buf) {
+    const float *b = tmap_open(mp, bm);
+    if (!b) {
+        read_f32_counted(bm, buf);
+        b = buf;
+    }
+    return b;
 }
 
 /* ---- read-ahead and write-behind: with --threads N > 1, two more threads move
@@ -1695,7 +1706,7 @@ static void plan_lora(ptensor *p, lmod *lm, const acem_options *opt, const acem_
        in base coordinates, buf_c scratch for a transposed read + GEMM work.
        The merged delta lambda*M = B A comes from acem_lora_merge; the model gets
        base + B A (one GEMM), the adapter output the first q directions.
-     dense: buf_a the base, buf_b one expert at a time: base (untouched), the
+     dense: buf_a the base (unless it is mapped), buf_b one expert at a time: base (untouched), the
        saved weight (modules_to_save) or base + scale*B A expanded with acem_gemm,
        fed to the layer API exactly as a checkpoint holding it would be.
    Returns the merged tensor (f32, in the work block) for the model output, or
@@ -1786,7 +1797,8 @@ static float *lora_run(const lora_ctx *c, const ptensor *p, const mtensor *bm, u
         void *gw = bc + 2 * round_up64(lm->rmax * (R + C) * sizeof(float));
         acem_layer L;
         int pass;
-        read_f32_counted(bm, base);
+        tmap bmp;
+        const float *B = base_open(&bmp, bm, base);
         for (t = 0; t < T; ++t) Tm += lora_takes_part(c, p, t);
         if ((r = acem_layer_init(&L, c->opt, p->rule, p->bt->name, R, C, Tm, work, p->arena, &err)) != ACEM_OK)
             die(exit_code_of(r), "%s", err.message);
@@ -1796,17 +1808,18 @@ static float *lora_run(const lora_ctx *c, const ptensor *p, const mtensor *bm, u
                 if (!lora_takes_part(c, p, t)) continue;
                 if (pp->kind == LK_FULL) read_f32_counted(pp->W, X);
                 else {
-                    memcpy(X, base, R * C * sizeof(float));
+                    memcpy(X, B, R * C * sizeof(float));
                     if (pp->kind == LK_LORA) {
                         const float *Bp, *Ap;
                         lora_factors(pp, R, C, raw, dst, &Bp, &Ap);
                         acem_gemm(0, 0, R, C, pp->r, pp->scale, Bp, pp->r, Ap, C, 1.0f, X, C, gw);
                     }
                 }
-                if ((r = acem_layer_feed(&L, X, base, &err)) != ACEM_OK)
+                if ((r = acem_layer_feed(&L, X, B, &err)) != ACEM_OK)
                     die(exit_code_of(r), "%s (adapter %s)", err.message, c->ads[t].dir);
             }
-        if ((r = acem_layer_finish(&L, base, X, info, &err)) != ACEM_OK) die(exit_code_of(r), "%s", err.message);
+        if ((r = acem_layer_finish(&L, B, X, info, &err)) != ACEM_OK) die(exit_code_of(r), "%s", err.message);
+        tmap_close(&bmp);
         if (!c->to_adapter) return X;
         lm->ofull = (float *)xmalloc(R * C * sizeof(float) + 1);
         memcpy(lm->ofull, X, R * C * sizeof(float));
@@ -2533,11 +2546,8 @@ static int cmd_merge(int argc, char **argv) {
                     const float *B;
                     int pass, npass;
                     size_t k2, nfeed, ra_for = (size_t)-1;
-                    tmap bmp; /* the base, like the experts: mapped, or read into buf_a */
-                    if (!(B = tmap_open(&bmp, bm))) {
-                        read_f32_counted(bm, (float *)(void *)buf_a);
-                        B = (const float *)(void *)buf_a;
-                    }
+                    tmap bmp;
+                    B = base_open(&bmp, bm, (float *)(void *)buf_a);
                     if ((r = acem_layer_init(&L, &a.opt, p->rule, ot->name, p->rows, p->cols, T, work, p->arena, &err)) != ACEM_OK)
                         die(exit_code_of(r), "%s", err.message);
                     npass = acem_layer_passes(&L);
