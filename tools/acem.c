@@ -1706,9 +1706,10 @@ static void plan_lora(ptensor *p, lmod *lm, const acem_options *opt, const acem_
        in base coordinates, buf_c scratch for a transposed read + GEMM work.
        The merged delta lambda*M = B A comes from acem_lora_merge; the model gets
        base + B A (one GEMM), the adapter output the first q directions.
-     dense: buf_a the base (unless it is mapped), buf_b one expert at a time: base (untouched), the
-       saved weight (modules_to_save) or base + scale*B A expanded with acem_gemm,
-       fed to the layer API exactly as a checkpoint holding it would be.
+     dense: buf_a the base (unless it is mapped), buf_b one expert at a time:
+       base (untouched), the saved weight (modules_to_save) or base + scale*B A
+       expanded with acem_gemm, fed to the layer API exactly as a checkpoint
+       holding it would be.
    Returns the merged tensor (f32, in the work block) for the model output, or
    NULL after keeping the adapter output in lm. */
 typedef struct lora_ctx {
