@@ -5323,11 +5323,14 @@ static void acem__lwrite_out(const acem_layer *L, float *out, const float *base,
 }
 
 /* ---- feed ------------------------------------------------------------------ */
-/* Whether the layer takes the spectral refinement (known once pass 0 has set
-   the gate). Only then are Res's accumulators E and S kept. */
+/* the refinement's k = floor(min(R, C) k_frac), and whether the layer takes
+   the refinement (known once pass 0 has set the gate): only then are Res's
+   accumulators E and S kept */
+static size_t acem__ace_k(const acem_layer *L) {
+    return (size_t)((double)acem__min(L->rows, L->cols) * L->opt.k_frac);
+}
 static int acem__ace_refines(const acem_layer *L) {
-    size_t k = (size_t)((double)acem__min(L->rows, L->cols) * L->opt.k_frac);
-    return L->stat[ACEM__ST_GATED] != 0 && !(L->opt.flags & ACEM_FLAG_NO_REFINE) && k > 0;
+    return L->stat[ACEM__ST_GATED] != 0 && !(L->opt.flags & ACEM_FLAG_NO_REFINE) && acem__ace_k(L) > 0;
 }
 static acem_result acem__feed_ace(acem_layer *L, const float *x, const float *base, acem_error *err) {
     size_t R = L->rows, C = L->cols, t = L->fed, ns = acem__nslots(R), s, j;
@@ -5532,7 +5535,7 @@ static acem_result acem__finish_ace(acem_layer *L, const float *base, float *out
     double *ew = ACEM__CAST(double *, L->buf[7]);
     double *st = L->stat, denom = 0;
     int gated = st[ACEM__ST_GATED] != 0, refine;
-    size_t k = (size_t)((double)n * L->opt.k_frac), col = 0;
+    size_t k = acem__ace_k(L), col = 0;
     float lam = (float)L->opt.lambda;
     acem_result r;
     if (T == 1) { /* a single expert: its own delta */
