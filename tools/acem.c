@@ -909,15 +909,16 @@ static void tmap_close(tmap *mp) {
     if (mp->base) munmap(mp->base, mp->len);
     mp->base = NULL;
 }
-/* A base tensor that a merge only reads: mapped like the experts, or read
-   into buf (the plan keeps buf for that case). tmap_close(mp) when done. */
-static const float *base_open(tmap *mp, const mtensor *bm, float *buf) {
-    const float *b = tmap_open(mp, bm);
-    if (!b) {
-        read_f32_counted(bm, buf);
-        b = buf;
+/* An input tensor that a merge only reads (the base or an expert's): mapped,
+   or read into buf (the plan keeps buf for that case). tmap_close(mp) when
+   done (nothing to undo for a read). */
+static const float *input_open(tmap *mp, const mtensor *m, float *buf) {
+    const float *p = tmap_open(mp, m);
+    if (!p) {
+        read_f32_counted(m, buf);
+        p = buf;
     }
-    return b;
+    return p;
 }
 
 /* ---- read-ahead and write-behind: with --threads N > 1, two more threads move
@@ -1799,7 +1800,7 @@ static float *lora_run(const lora_ctx *c, const ptensor *p, const mtensor *bm, u
         acem_layer L;
         int pass;
         tmap bmp;
-        const float *B = base_open(&bmp, bm, base);
+        const float *B = input_open(&bmp, bm, base);
         for (t = 0; t < T; ++t) Tm += lora_takes_part(c, p, t);
         if ((r = acem_layer_init(&L, c->opt, p->rule, p->bt->name, R, C, Tm, work, p->arena, &err)) != ACEM_OK)
             die(exit_code_of(r), "%s", err.message);
@@ -2548,7 +2549,7 @@ static int cmd_merge(int argc, char **argv) {
                     int pass, npass;
                     size_t k2, nfeed, ra_for = (size_t)-1;
                     tmap bmp;
-                    B = base_open(&bmp, bm, (float *)(void *)buf_a);
+                    B = input_open(&bmp, bm, (float *)(void *)buf_a);
                     if ((r = acem_layer_init(&L, &a.opt, p->rule, ot->name, p->rows, p->cols, T, work, p->arena, &err)) != ACEM_OK)
                         die(exit_code_of(r), "%s", err.message);
                     npass = acem_layer_passes(&L);
@@ -2571,10 +2572,7 @@ static int cmd_merge(int argc, char **argv) {
                             io_post_read(&ra, &ms[1 + (k2 + 1) % T].tensors[p->idx], k2 % 2 ? X : Xn);
                             ra_for = k2 + 1;
                         }
-                        if (!cur && !(cur = tmap_open(&mp, em))) {
-                            read_f32_counted(em, nb);
-                            cur = nb;
-                        }
+                        if (!cur) cur = input_open(&mp, em, nb);
                         r = acem_layer_feed(&L, cur, B, &err);
                         tmap_close(&mp);
                         if (r != ACEM_OK)
