@@ -5248,8 +5248,15 @@ static void acem__ace_colsum_slot(void *ctx, size_t s, size_t ns, void *work) {
     for (j = 0; j < C; ++j) p[j] = 0;
     for (i = r0; i < r1; ++i) {
         const float *xr = J->x + i * C, *br = J->base ? J->base + i * C : NULL;
-        if (br) for (j = 0; j < C; ++j) p[j] += (double)(xr[j] - br[j]);
-        else for (j = 0; j < C; ++j) p[j] += (double)xr[j];
+        j = 0;
+#if defined(ACEM__AVX2) || defined(ACEM__AVX512)
+        for (; j + 4 <= C; j += 4) {
+            __m128 d = _mm_loadu_ps(xr + j);
+            if (br) d = _mm_sub_ps(d, _mm_loadu_ps(br + j));
+            _mm256_storeu_pd(p + j, _mm256_add_pd(_mm256_loadu_pd(p + j), _mm256_cvtps_pd(d)));
+        }
+#endif
+        for (; j < C; ++j) p[j] += (double)(br ? xr[j] - br[j] : xr[j]);
     }
 }
 /* slot s: Dc = delta - mu and S += Dc row by row; the trace partial; the
@@ -5264,7 +5271,18 @@ static void acem__ace_center_slot(void *ctx, size_t s, size_t ns, void *work) {
     for (i = r0; i < r1; ++i) {
         float *dr = J->Dc + i * C;
         acem__ace_row(J->x + i * C, J->base ? J->base + i * C : NULL, J->mu, C, dr, J->S ? J->S + i * C : NULL, acc);
-        for (j = 0; j < C; ++j) {
+        j = 0;
+#if defined(ACEM__AVX2) || defined(ACEM__AVX512)
+        { /* a product, then a sum: the same rounding as the scalar tail */
+            __m256d a1 = _mm256_set1_pd(acc[1]), a2 = _mm256_set1_pd(acc[2]);
+            for (; j + 4 <= C; j += 4) {
+                __m256d d = _mm256_cvtps_pd(_mm_loadu_ps(dr + j));
+                _mm256_storeu_pd(y1 + j, _mm256_add_pd(_mm256_loadu_pd(y1 + j), _mm256_mul_pd(d, a1)));
+                _mm256_storeu_pd(y2 + j, _mm256_add_pd(_mm256_loadu_pd(y2 + j), _mm256_mul_pd(d, a2)));
+            }
+        }
+#endif
+        for (; j < C; ++j) {
             y1[j] += (double)dr[j] * acc[1];
             y2[j] += (double)dr[j] * acc[2];
         }
