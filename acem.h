@@ -1651,6 +1651,24 @@ static void acem__psyrk(const acem__exec *X, int trans, int mirror, size_t n, si
     acem__run(X, acem__nparts(X, n), acem__syrk_part, &J);
 }
 
+/* the strict upper triangle of the n x n C from its lower one, split over
+   the workers (equal areas: rows [i0, i1) write columns [i0, i1) above the
+   diagonal, which no other part touches) */
+typedef struct acem__mirror_job {
+    size_t n, ldc;
+    float *C;
+} acem__mirror_job;
+static void acem__mirror_part(void *ctx, size_t c, size_t np, void *work) {
+    const acem__mirror_job *J = ACEM__CAST(const acem__mirror_job *, ctx);
+    (void)work;
+    acem__mirror_rows(J->C, J->ldc, acem__bound(J->n, c, np, 1), acem__bound(J->n, c + 1, np, 1));
+}
+static void acem__pmirror(const acem__exec *X, size_t n, float *C, size_t ldc) {
+    acem__mirror_job J;
+    J.n = n; J.ldc = ldc; J.C = C;
+    acem__run(X, acem__nparts(X, n), acem__mirror_part, &J);
+}
+
 /* y += a x over n floats, split over the workers */
 typedef struct acem__axpy_job {
     size_t n;
@@ -3828,7 +3846,11 @@ static int acem__gate_decide(const acem_options *o, size_t T, double mean_l, dou
 /* Sacc += alpha D^T D ; Q += alpha D (D^T D + ridge I), choosing the cheaper
    association: R >= C: Tmp = D^T D (C x C) ; R < C: Tmp = D D^T (R x R),
    Q += alpha (Tmp + ridge I) D. The ridge rides on Tmp's diagonal, so the
-   regularised product costs no pass of its own over the R x C matrices. */
+   regularised product costs no pass of its own over the R x C matrices.
+   R < C: only Sacc's lower triangle is accumulated (mirroring the C x C
+   matrix for every expert cost more than the SYRK's packing); the finishes
+   (ACE, ActMat) mirror it once. R >= C: Tmp is needed whole anyway, so Sacc
+   is too. */
 static void acem__gram_accum(const acem_layer *L, size_t R, size_t C, const float *D, float alpha, float ridge,
                              float *Sacc, float *Tmp, float *Q) {
     acem__exec X = acem__lexec(L);
@@ -3838,7 +3860,7 @@ static void acem__gram_accum(const acem_layer *L, size_t R, size_t C, const floa
         acem__paxpy(&X, C * C, alpha, Tmp, Sacc);
     } else {
         acem__psyrk(&X, 0, 1, R, C, 1.0f, D, C, 0.0f, Tmp, R);
-        acem__psyrk(&X, 1, 1, C, R, alpha, D, C, 1.0f, Sacc, C);
+        acem__psyrk(&X, 1, 0, C, R, alpha, D, C, 1.0f, Sacc, C);
     }
     if (ridge != 0.0f)
         for (j = 0; j < n; ++j) Tmp[j * n + j] += ridge;
@@ -5565,6 +5587,7 @@ static acem_result acem__finish_ace(acem_layer *L, const float *base, float *out
     refine = acem__ace_refines(L);
     info->k = refine ? k : 0;
     /* A0 = sum Sigma_t + (sum e_t) I ; m = column means of sum Sigma_t */
+    if (R < C) acem__pmirror(&X, C, A0, C); /* the feeds summed its lower triangle only */
     for (j = 0; j < C; ++j) A0[j * C + j] += (float)st[ACEM__ST_ESUM];
     for (j = 0; j < C; ++j) {
         m[j] /= (double)C;
@@ -5640,6 +5663,7 @@ static acem_result acem__finish_actmat(acem_layer *L, const float *base, float *
     double *G = ACEM__CAST(double *, L->buf[4]), *w = ACEM__CAST(double *, L->buf[7]), lmax, tol;
     acem_result r;
     acem__write_base(out, base, R * C);
+    if (R < C) acem__pmirror(&X, C, ACEM__CAST(float *, L->buf[4]), C); /* acem__gram_accum: lower only */
     acem__widen_inplace(G, C * C);
     if ((r = acem_syev(C, G, C, w, V32)) != ACEM_OK) /* V32's space is free until the vectors are kept */
         return acem__fail(err, r, "tensor '%s': eigen-decomposition failed: %s", acem__nm(L->name), acem_result_string(r));
