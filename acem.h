@@ -1250,6 +1250,10 @@ static void acem__kern(size_t kc, const float *Ap, const float *Bp, float *C, si
                        float beta) {
     size_t p;
     ACEM__YD(0); ACEM__YD(1); ACEM__YD(2); ACEM__YD(3); ACEM__YD(4); ACEM__YD(5);
+    for (p = 0; p < ACEM__MR; ++p) { /* the tile of C is needed at the end */
+        _mm_prefetch(ACEM__CAST(const char *, (const void *)(C + p * ldc)), _MM_HINT_T0);
+        _mm_prefetch(ACEM__CAST(const char *, (const void *)(C + p * ldc + ACEM__NR - 1)), _MM_HINT_T0);
+    }
     for (p = 0; p + 2 <= kc; p += 2) {
         ACEM__YSTEP(0);
         ACEM__YSTEP(1);
