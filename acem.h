@@ -628,6 +628,14 @@ ACEMDEF void acem_stdio_writer(acem_write_io *io, FILE *f, const char *path);
 #define ACEM__AVX2 1
 #include <immintrin.h>
 #endif
+/* An empty asm that "modifies" two vectors loaded once and used by several
+   FMAs: GCC otherwise folds the load into every one of them (more loads than
+   the load ports take, in the AVX2 GEMM kernel and the f64 symv). */
+#if (defined(ACEM__AVX2) || defined(ACEM__AVX512)) && (defined(__GNUC__) || defined(__clang__))
+#define ACEM__PIN2(x, y) __asm__("" : "+x"(x), "+x"(y))
+#else
+#define ACEM__PIN2(x, y) ((void)0)
+#endif
 
 #ifdef __cplusplus
 #define ACEM__CAST(T, x) static_cast<T>(x)
@@ -1225,13 +1233,7 @@ static void acem__ystore(float *c, __m256 x0, __m256 x1, float beta) {
 /* With 12 accumulators, two B vectors and a broadcast the tile uses 15 of the
    16 ymm registers; GCC then folds the B loads into the FMAs (one load per
    FMA: 3 loads a cycle at 2 FMAs a cycle, beyond what the load ports take:
-   66 instead of 99 GFLOP/s on Zen 3). An empty asm that "modifies" b0 and b1
-   keeps them in registers. */
-#if defined(__GNUC__) || defined(__clang__)
-#define ACEM__PIN2(x, y) __asm__("" : "+x"(x), "+x"(y))
-#else
-#define ACEM__PIN2(x, y) ((void)0)
-#endif
+   66 instead of 99 GFLOP/s on Zen 3). ACEM__PIN2 keeps them in registers. */
 #define ACEM__YD(r) __m256 c##r##a = _mm256_setzero_ps(), c##r##b = _mm256_setzero_ps()
 #define ACEM__YF(r, o)                                                                        \
     do {                                                                                      \
@@ -2311,6 +2313,8 @@ static void acem__dsymv(size_t m, const double *S, size_t lds, const double *x, 
                 __m256d v0 = _mm256_loadu_pd(s0 + r), v1 = _mm256_loadu_pd(s1 + r);
                 __m256d v2 = _mm256_loadu_pd(s2 + r), v3 = _mm256_loadu_pd(s3 + r);
                 __m256d xv = _mm256_loadu_pd(x + r), yv = _mm256_loadu_pd(y + r);
+                ACEM__PIN2(v0, v1); /* else GCC loads each of them twice, into both FMAs */
+                ACEM__PIN2(v2, v3);
                 yv = _mm256_fmadd_pd(v0, x0, yv);
                 yv = _mm256_fmadd_pd(v1, x1, yv);
                 yv = _mm256_fmadd_pd(v2, x2, yv);
