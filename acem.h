@@ -3855,10 +3855,9 @@ static int acem__gate_decide(const acem_options *o, size_t T, double mean_l, dou
    association: R >= C: Tmp = D^T D (C x C) ; R < C: Tmp = D D^T (R x R),
    Q += alpha (Tmp + ridge I) D. The ridge rides on Tmp's diagonal, so the
    regularised product costs no pass of its own over the R x C matrices.
-   R < C: only Sacc's lower triangle is accumulated (mirroring the C x C
-   matrix for every expert cost more than the SYRK's packing); the finishes
-   (ACE, ActMat) mirror it once. R >= C: Tmp is needed whole anyway, so Sacc
-   is too. */
+   Only Sacc's lower triangle counts (for R < C only that half is summed:
+   mirroring the C x C matrix for every expert cost more than the SYRK's
+   packing); the finishes (ACE, ActMat) mirror it once. */
 static void acem__gram_accum(const acem_layer *L, size_t R, size_t C, const float *D, float alpha, float ridge,
                              float *Sacc, float *Tmp, float *Q) {
     acem__exec X = acem__lexec(L);
@@ -5595,7 +5594,7 @@ static acem_result acem__finish_ace(acem_layer *L, const float *base, float *out
     refine = acem__ace_refines(L);
     info->k = refine ? k : 0;
     /* A0 = sum Sigma_t + (sum e_t) I ; m = column means of sum Sigma_t */
-    if (R < C) acem__pmirror(&X, C, A0, C); /* the feeds summed its lower triangle only */
+    acem__pmirror(&X, C, A0, C); /* acem__gram_accum: the lower triangle */
     for (j = 0; j < C; ++j) A0[j * C + j] += (float)st[ACEM__ST_ESUM];
     for (j = 0; j < C; ++j) {
         m[j] /= (double)C;
@@ -5671,7 +5670,7 @@ static acem_result acem__finish_actmat(acem_layer *L, const float *base, float *
     double *G = ACEM__CAST(double *, L->buf[4]), *w = ACEM__CAST(double *, L->buf[7]), lmax, tol;
     acem_result r;
     acem__write_base(out, base, R * C);
-    if (R < C) acem__pmirror(&X, C, ACEM__CAST(float *, L->buf[4]), C); /* acem__gram_accum: lower only */
+    acem__pmirror(&X, C, ACEM__CAST(float *, L->buf[4]), C); /* acem__gram_accum: the lower triangle */
     acem__widen_inplace(G, C * C);
     if ((r = acem_syev(C, G, C, w, V32)) != ACEM_OK) /* V32's space is free until the vectors are kept */
         return acem__fail(err, r, "tensor '%s': eigen-decomposition failed: %s", acem__nm(L->name), acem_result_string(r));
