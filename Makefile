@@ -188,7 +188,7 @@ $(B)/fuzz_seeds: tests/fuzz_safetensors.c $(HDR) | $(B)
 #   against the PyTorch transcription of the reference (1 and 2 threads). The table
 #   and each benchmark's detailed output go to bench/results/<name>-<date>.txt.
 #   bench/deps.sh installs the Debian packages the benchmarks need (OpenBLAS,
-#   LAPACKE, PyTorch, numpy, GNU time). Takes about 20 minutes (the torch runs);
+#   LAPACKE, PyTorch, numpy, GNU time). Takes about 35 minutes (the torch runs);
 #   run it without -j on a quiet machine.
 # make bench-kernels / bench-elementwise / bench-lora / bench-merge: one section
 #   (the table then has only its rows).
