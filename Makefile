@@ -187,7 +187,7 @@ $(B)/fuzz_seeds: tests/fuzz_safetensors.c $(HDR) | $(B)
 #   the LoRA low-rank path against the dense one, and a whole GPT-2-small ACE merge
 #   against the PyTorch transcription of the reference (1 and 2 threads). The table
 #   and each benchmark's detailed output go to bench/results/<name>-<date>.txt.
-#   bench/deps.sh installs the Debian packages the benchmarks need (OpenBLAS,
+#   tools/deps.sh bench installs the Debian packages the benchmarks need (OpenBLAS,
 #   LAPACKE, PyTorch, numpy, GNU time). Takes about 35 minutes (the torch runs);
 #   run it without -j on a quiet machine.
 # make bench-kernels / bench-elementwise / bench-lora / bench-merge: one section
@@ -212,7 +212,7 @@ bench-lora:
 bench-merge: bench-deps
 	@$(BENCH_RUN) SECTIONS=merge bench/run.sh
 bench-deps:
-	@bench/deps.sh
+	@tools/deps.sh bench
 # bench_kernels: the build's SIMD tier follows the flags (-march=native; AVX2 without
 # AVX-512; -DACEM_NO_SIMD; -DACEM_USE_CBLAS)
 $(B)/bench_kernels: bench/bench_kernels.c bench/rows.h $(HDR) | $(B)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/run.sh - what `make bench` runs: every benchmark, then one table.
 #
-#   make bench                  # builds what it needs, installs bench/deps.sh's packages
+#   make bench                  # builds what it needs, installs tools/deps.sh bench's packages
 #   SECTIONS="kernels lora" bench/run.sh      # a subset (default: all of
 #                                             # kernels elementwise lora merge)
 #
@@ -78,7 +78,7 @@ if want lora; then
     "$B/bench_lora" ${BENCH_LORA_ARGS:-} | tee "$RESULTS/lora-$date_tag.txt"
 fi
 if want merge; then
-    bench/deps.sh >&2
+    tools/deps.sh bench >&2
     make --no-print-directory cli >&2
     log "whole GPT-2-small merge vs PyTorch (takes a while: the torch runs)"
     bench/whole_merge.sh

@@ -59,7 +59,7 @@ DATA=${DATA:-bench/data/$tag}
 
 [ -x "$ACEM" ] || make --no-print-directory cli >/dev/null
 [ -x "$ACEM" ] || { echo "whole_merge: $ACEM not built (make cli)" >&2; exit 1; }
-[ -x /usr/bin/time ] || { echo "whole_merge: /usr/bin/time missing (bench/deps.sh)" >&2; exit 1; }
+[ -x /usr/bin/time ] || { echo "whole_merge: /usr/bin/time missing (tools/deps.sh bench)" >&2; exit 1; }
 
 mkdir -p bench/data
 # one benchmark at a time on this machine: two overlapping runs time each other

@@ -1,32 +1,64 @@
 #!/usr/bin/env bash
-# tools/deps.sh - install, only if missing, the Debian packages `make test` needs:
-#   g++ make clang lld wasi-libc nodejs libopenblas-dev liblapacke-dev
-#   libclang-rt-<llvm>-dev-wasm32
-#   (libopenblas-dev, liblapacke-dev: the ACEM_USE_CBLAS + ACEM_USE_LAPACK test
-#   variant links OpenBLAS and LAPACKE)
-# (clang + lld build the freestanding WebAssembly test, Node runs it; the
-# compiler-rt wasm32 builtins are linked if clang ever needs them).
+# tools/deps.sh [test|bench] - install, only if missing, the Debian packages that
+# `make test` (the default) or `make bench` needs:
+#   test:  g++ make clang lld wasi-libc nodejs libopenblas-dev liblapacke-dev
+#          libclang-rt-<llvm>-dev-wasm32
+#          (clang + lld build the freestanding WebAssembly test, Node runs it;
+#          the compiler-rt wasm32 builtins are linked if clang ever needs them;
+#          OpenBLAS and LAPACKE: the ACEM_USE_CBLAS + ACEM_USE_LAPACK variant)
+#   bench: python3-numpy python3-torch time libopenblas-dev liblapacke-dev
+#          (PyTorch: the whole-merge reference; OpenBLAS and LAPACKE: the
+#          reference of the kernel benchmarks; GNU time: peak memory)
 # Quick when everything is present (one dpkg-query). Missing packages: as root,
-# `apt-get update` then a non-interactive `apt-get install`; otherwise prints the
-# command to run and exits non-zero. On a system without dpkg it only checks that
-# the commands exist.
+# `apt-get update` then a non-interactive `apt-get install` (waiting for the dpkg
+# lock); otherwise prints the command to run and exits non-zero. On a system
+# without dpkg it only checks that the commands (and, for bench, Python's numpy
+# and torch) are there.
 set -euo pipefail
 
-base_pkgs=(g++ make clang lld wasi-libc nodejs libopenblas-dev liblapacke-dev)
+set_name=${1:-test}
+case "$set_name" in
+test)
+    tag="deps"
+    pkgs=(g++ make clang lld wasi-libc nodejs libopenblas-dev liblapacke-dev)
+    apt_opts=(--no-install-recommends)
+    lock_s=600
+    ;;
+bench)
+    tag="bench deps"
+    pkgs=(python3-numpy python3-torch time libopenblas-dev liblapacke-dev)
+    apt_opts=() # python3-torch with its recommends, as it has always been installed
+    lock_s=1200
+    ;;
+*)
+    echo "usage: tools/deps.sh [test|bench]" >&2
+    exit 1
+    ;;
+esac
 
-if ! command -v dpkg-query >/dev/null 2>&1; then
-    miss=()
-    for c in cc c++ make clang wasm-ld node; do
-        command -v "$c" >/dev/null 2>&1 || miss+=("$c")
-    done
-    if [ "${#miss[@]}" -gt 0 ]; then
-        echo "deps: missing commands: ${miss[*]} (not a Debian system: install a C/C++" \
-             "compiler, make, clang with wasm-ld (lld) and Node.js)" >&2
-        exit 1
+# without dpkg: only check that what the set uses is there
+no_dpkg_check() {
+    local miss=() c
+    if [ "$set_name" = test ]; then
+        for c in cc c++ make clang wasm-ld node; do
+            command -v "$c" >/dev/null 2>&1 || miss+=("$c")
+        done
+        [ "${#miss[@]}" -eq 0 ] || {
+            echo "$tag: missing commands: ${miss[*]} (not a Debian system: install a C/C++" \
+                 "compiler, make, clang with wasm-ld (lld) and Node.js)" >&2
+            exit 1
+        }
+        echo "$tag: ok (no dpkg; commands present)"
+    else
+        /usr/bin/python3 -c 'import numpy, torch' 2>/dev/null && [ -x /usr/bin/time ] || {
+            echo "$tag: need /usr/bin/python3 with numpy and torch, and GNU time in /usr/bin/time" >&2
+            exit 1
+        }
+        echo "$tag: ok (no dpkg; numpy, torch and /usr/bin/time present)"
     fi
-    echo "deps: ok (no dpkg; commands present)"
     exit 0
-fi
+}
+command -v dpkg-query >/dev/null 2>&1 || no_dpkg_check
 
 # the wasm32 compiler-rt package follows clang's major version (14 on Debian 12)
 rt_pkg() {
@@ -46,30 +78,32 @@ missing() {
 
 apt_install() {
     if [ "$(id -u)" != 0 ]; then
-        echo "deps: missing packages: $*" >&2
-        echo "deps: run as root:  apt-get update && apt-get install -y --no-install-recommends $*" >&2
+        echo "$tag: missing packages: $*" >&2
+        echo "$tag: run as root:  apt-get update && apt-get install -y ${apt_opts[*]:+${apt_opts[*]} }$*" >&2
         exit 1
     fi
-    echo "deps: installing: $*"
+    echo "$tag: installing: $*"
     export DEBIAN_FRONTEND=noninteractive
-    local apt=(apt-get -q -o DPkg::Lock::Timeout=600)
+    local apt=(apt-get -q -o DPkg::Lock::Timeout=$lock_s)
     if [ -z "${DEPS_UPDATED:-}" ]; then
         "${apt[@]}" update >/dev/null
         DEPS_UPDATED=1
     fi
-    "${apt[@]}" install -y --no-install-recommends "$@" >/dev/null
-    echo "deps: installed: $*"
+    "${apt[@]}" install -y ${apt_opts[@]+"${apt_opts[@]}"} "$@" >/dev/null
+    echo "$tag: installed: $*"
 }
 
-want=("${base_pkgs[@]}")
-command -v clang >/dev/null 2>&1 && want+=("$(rt_pkg)")
+want=("${pkgs[@]}")
+[ "$set_name" = test ] && command -v clang >/dev/null 2>&1 && want+=("$(rt_pkg)")
 mapfile -t need < <(missing "${want[@]}")
 if [ "${#need[@]}" -eq 0 ]; then
-    echo "deps: ok (${want[*]} installed)"
+    echo "$tag: ok (${want[*]} installed)"
     exit 0
 fi
 apt_install "${need[@]}"
-# clang was just installed: now its version names the compiler-rt package
-mapfile -t need < <(missing "$(rt_pkg)")
-[ "${#need[@]}" -eq 0 ] || apt_install "${need[@]}"
-echo "deps: ok"
+if [ "$set_name" = test ]; then
+    # clang was just installed: now its version names the compiler-rt package
+    mapfile -t need < <(missing "$(rt_pkg)")
+    [ "${#need[@]}" -eq 0 ] || apt_install "${need[@]}"
+fi
+echo "$tag: ok"
