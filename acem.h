@@ -1503,15 +1503,21 @@ ACEMDEF void acem_syrk(int trans, size_t n, size_t k, float alpha, const float *
 
 /* ---- caller-driven parallelism ----------------------------------------------
    acem never starts a thread: an operation is cut into parts handed to the
-   caller's parallel_for (acem_options), at most one part per lane, each lane
-   with its own kernel scratch. Two kinds of cuts keep the outputs bitwise
-   identical for every number of workers and any scheduling:
+   caller's parallel_for (acem_options), one index per lane, each lane with
+   its own kernel scratch and taking the parts round robin. Three kinds of
+   cuts keep the outputs bitwise identical for every number of workers and
+   any scheduling:
+   - independent items (the inverse iteration's eigenvalue clusters, the
+     eigen back-transformation's column chunks): each computed whole, in a
+     fixed order, by whichever lane takes it;
    - output splits (GEMM, SYRK, the triangular solves and the Cholesky
-     updates, element-wise loops): every output element is computed by the
+     updates, the tridiagonalisation's trailing updates, element-wise
+     loops): every output element is computed by the
      same arithmetic whichever part it falls in (the kernels' summation order
      depends only on the depth blocking), so the cuts follow the number of
      workers and balance the work; they fall on multiples of ACEM__SPLIT (a
-     multiple of every micro-tile side), so that a cut adds no edge tiles;
+     multiple of every micro-tile side; counted from the end for the
+     tridiagonalisation's upper triangle), so that a cut adds few edge tiles;
    - reductions: ACEM__SLOTS fixed slots of rows whose boundaries depend on
      the shapes only, each summed in order by one lane; the partial results
      are combined in slot order. */
@@ -2630,14 +2636,34 @@ static acem_result acem__sterf(size_t n, double *d, double *e) {
     return ACEM_OK;
 }
 
+/* the trailing update A22 -= V W^T + W V^T of acem__trd (the upper triangle
+   in memory), rows cut into parts of equal area: an element's sum does not
+   depend on the cut (the depth loop is the same for every row); tiles across
+   the diagonal also write entries below it, which nothing reads */
+typedef struct acem__trdu_job {
+    size_t mt, k, ldx, lda;
+    const double *Xv, *Wv;
+    double *A;
+} acem__trdu_job;
+static void acem__trdu_part(void *ctx, size_t c, size_t np, void *work) {
+    const acem__trdu_job *J = ACEM__CAST(const acem__trdu_job *, ctx);
+    size_t r0 = J->mt - acem__bound(J->mt, np - c, np, 1), r1 = J->mt - acem__bound(J->mt, np - c - 1, np, 1);
+    if (r0 < r1)
+        acem__dgemm(1, 0, 2, r1 - r0, J->mt - r0, J->k, -1.0, J->Xv + r0, NULL, J->ldx, J->Wv + r0, NULL, J->ldx, 1.0,
+                    J->A + r0 * J->lda + r0, J->lda, ACEM__CAST(double *, work));
+}
+#define ACEM__TRDU_PAR 256 /* smaller updates run on the calling thread */
+
 /* Tridiagonalise the symmetric n x n A (only A(r, c), r >= c, at A[c*lda + r]
    is read): d (diagonal), e (e[j] couples j and j+1), tau. On return memory
    row j holds v_j at positions i0+1 .. n-1 of its panel [i0, i0+NB), with
    explicit zeros before its unit entry at j+1, so that a panel's V is the
    dense row-major block A[i0*lda + i0+1] (rows i0.., ld lda); Tf gets each
-   panel's upper triangular T (NB x NB). X: 3 NB n doubles; gw: dgemm scratch. */
+   panel's upper triangular T (NB x NB). X: 3 NB n doubles; gw: dgemm scratch.
+   E (may be NULL): the larger trailing updates run on its workers (lane
+   scratch: the dgemm's, which ACEM__LANE_F64 bounds). */
 static void acem__trd(size_t n, double *A, size_t lda, double *d, double *e, double *tau, double *X, double *Tf,
-                      double *gw) {
+                      double *gw, const acem__exec *E) {
     const size_t nb = ACEM__TRD_NB, nbx = acem__min(nb, n), tl = ACEM__TLD(n);
     double *W = X + nbx * n; /* rows: V copies [0, nb), W [nb, 2nb), V copies [2nb, 3nb) */
     size_t i0;
@@ -2685,7 +2711,12 @@ static void acem__trd(size_t n, double *A, size_t lda, double *d, double *e, dou
                 ACEM_MEMCPY(X + q * n + s, A + (i0 + q) * lda + s, mt * sizeof(double));
                 ACEM_MEMCPY(X + (2 * nbx + q) * n + s, A + (i0 + q) * lda + s, mt * sizeof(double));
             }
-            acem__dgemm(1, 0, 2, mt, mt, 2 * nb, -1.0, X + s, NULL, n, W + s, NULL, n, 1.0, A + s * lda + s, lda, gw);
+            if (E && E->pfor && E->work && E->lanes > 1 && mt >= ACEM__TRDU_PAR) {
+                acem__trdu_job J;
+                J.mt = mt; J.k = 2 * nb; J.ldx = n; J.lda = lda; J.Xv = X + s; J.Wv = W + s; J.A = A + s * lda + s;
+                acem__run(E, acem__nparts(E, mt), acem__trdu_part, &J);
+            } else
+                acem__dgemm(1, 0, 2, mt, mt, 2 * nb, -1.0, X + s, NULL, n, W + s, NULL, n, 1.0, A + s * lda + s, lda, gw);
         }
         /* the panel's diagonal, then V as a dense block for its pair of panels
            (zeros from the pair's start on), then the pair's T once both are done */
@@ -2808,7 +2839,7 @@ static void acem__sort2(size_t *idx, size_t n, const double *a, const double *b)
    ACEM__CLV of them also kept contiguous in cv (rows of length n, stride n),
    read from there with vector dots; classical Gram-Schmidt, one pass. */
 #define ACEM__CLV 16
-#define ACEM__STEIN_WORK(n) ((11 + acem__min(ACEM__CLV, n)) * (n))
+#define ACEM__STEIN_WORK(n) ((11 + acem__min(ACEM__CLV, n)) * (n)) /* 4 n, then ACEM__STEIN_LANE(n) */
 static void acem__reorth(size_t bl, size_t cs, const double *Zc, size_t ldz, const double *cv, size_t ldc, double *x,
                          double *dots) {
     size_t i, j, nc = acem__min(cs, ACEM__CLV);
@@ -2827,14 +2858,150 @@ static void acem__reorth(size_t bl, size_t cs, const double *Zc, size_t ldz, con
 #ifndef ACEM__STEIN_MAXITS
 #define ACEM__STEIN_MAXITS 5
 #endif
-static acem_result acem__steig(size_t n, const double *d, const double *e, size_t q, double tolf, double *w,
-                               double *Z, size_t ldz, double *work, int maxits) {
-    double *tag = work, *x = tag + n, *u0 = x + n, *u1 = u0 + n, *u2 = u1 + n, *ml = u2 + n, *pv = ml + n;
-    double *qd = pv + n, *qe = qd + n, *key = qe + n, *srt = key + n, *cv = srt + n;
-    size_t *idx = ACEM__CAST(size_t *, (void *)srt); /* n indices in the last n doubles' space */
+/* an unreduced block of the tridiagonal from its start bb: its end (the
+   split test) and its 1-norm */
+static size_t acem__stein_block(size_t n, const double *d, const double *e, size_t bb, double *onenrm) {
     const double eps = 2.220446049250313e-16;
+    size_t be = bb + 1, i;
+    double m = 0.0;
+    while (be < n && acem__fabs(e[be - 1]) > eps * (acem__fabs(d[be - 1]) + acem__fabs(d[be]))) ++be;
+    for (i = bb; i < be; ++i) {
+        double s = acem__fabs(d[i]) + (i > bb ? acem__fabs(e[i - 1]) : 0.0) + (i + 1 < be ? acem__fabs(e[i]) : 0.0);
+        if (s > m) m = s;
+    }
+    *onenrm = m;
+    return be;
+}
+/* The inverse iteration of the vectors t in [t0, t1) of the grouped order
+   (t0 a cluster's start, t1 the next one's or q): each vector depends only
+   on its shift, its block and the earlier vectors of its cluster, so the
+   clusters may run on any lanes in any order with the same result. */
+#define ACEM__STEIN_LANE(n) ((7 + acem__min(ACEM__CLV, n)) * (n)) /* x, 5 factors, dots, cv */
+#define ACEM__STEIN_PARTS 64
+typedef struct acem__stein_job {
+    size_t n, q, ldz, np;
+    const double *d, *e, *w, *tag, *lam; /* lam: each vector's shift (perturbed) */
+    const size_t *idx, *gp;              /* t -> eigenvalue; t -> its cluster's first t */
     double vmin;
-    size_t i, j, b0, t;
+    double *Z, *scratch;                 /* scratch: ACEM__STEIN_LANE(n) for a serial run */
+    int maxits;
+    int fail[ACEM__STEIN_PARTS];
+} acem__stein_job;
+/* part c of np: from the first cluster start at or after c q / np */
+static size_t acem__stein_start(const acem__stein_job *J, size_t c) {
+    size_t t = c * J->q / J->np;
+    if (c >= J->np) return J->q;
+    while (t < J->q && J->gp[t] != t) ++t;
+    return t;
+}
+static void acem__stein_part(void *ctx, size_t c, size_t np, void *work) {
+    acem__stein_job *J = ACEM__CAST(acem__stein_job *, ctx);
+    const double eps = 2.220446049250313e-16, *d = J->d, *e = J->e;
+    size_t n = J->n, ldz = J->ldz, t0 = acem__stein_start(J, c), t1 = acem__stein_start(J, c + 1), t, i;
+    double *x = work ? ACEM__CAST(double *, work) : J->scratch, *u0 = x + n, *u1 = u0 + n, *u2 = u1 + n;
+    double *ml = u2 + n, *pv = ml + n, *key = pv + n, *cv = key + n, *Z = J->Z;
+    size_t prevb = (size_t)-1, be = 0, bl = 0;
+    double onenrm = 0.0, dtpcrt = 0.0;
+    (void)np;
+    for (t = t0; t < t1; ++t) {
+        size_t ev = J->idx[t], bb = (size_t)J->tag[ev], gp = J->gp[t], it, nrmchk = 0;
+        double lam = J->lam[t], nrm, tiny;
+        if (bb != prevb) {
+            be = acem__stein_block(n, d, e, bb, &onenrm);
+            bl = be - bb;
+            dtpcrt = ACEM_SQRT(0.1 / (double)bl);
+            prevb = bb;
+        }
+        if (!(J->w[ev] > J->vmin)) {
+            if (t - gp < ACEM__CLV) ACEM_MEMSET(cv + (t - gp) * n, 0, bl * sizeof(double));
+            continue;
+        }
+        if (bl == 1) { Z[bb * ldz + t] = 1.0; continue; }
+        /* T - lam I = P L U, partial pivoting (U: diagonal u0, two superdiagonals), branch-free;
+           then U's rows scaled by 1/u0 (tiny pivots replaced, as dlagts does) */
+        {
+            double cd = d[bb] - lam, cu = e[bb];
+            for (i = 0; i + 1 < bl; ++i) {
+                double sub = e[bb + i], nd = d[bb + i + 1] - lam, nu = i + 2 < bl ? e[bb + i + 1] : 0.0;
+                int p = acem__fabs(cd) < acem__fabs(sub);
+                double piv = p ? sub : cd, num = p ? cd : sub, mm = piv != 0 ? num / piv : 0.0;
+                double a1 = p ? nd : cu;
+                pv[i] = p ? -1.0 : 1.0; /* the sign bit: a blend mask */
+                u0[i] = piv; u1[i] = a1; u2[i] = p ? nu : 0.0; ml[i] = mm;
+                cd = (p ? cu : nd) - mm * a1;
+                cu = p ? -mm * nu : nu;
+            }
+            u0[bl - 1] = cd; u1[bl - 1] = u2[bl - 1] = 0.0;
+        }
+        tiny = eps * (onenrm > 0 ? onenrm : 1.0);
+        for (i = 0; i < bl; ++i) {
+            double p = acem__fabs(u0[i]) < tiny ? (u0[i] < 0 ? -tiny : tiny) : u0[i];
+            u0[i] = 1.0 / p;
+            u1[i] *= u0[i];
+            u2[i] *= u0[i];
+        }
+        for (i = 0; i < bl; ++i) x[i] = 1.0 + (double)((i * 7919u + t * 104729u) % 1009u) / 1009.0;
+        for (it = 0;; ++it) {
+            double scl, xi;
+            if (it >= (size_t)J->maxits) { J->fail[c] = 1; return; }
+            scl = (double)bl * onenrm * acem__fmax(acem__fabs(1.0 / u0[bl - 1]), eps) / acem__dabs_red(bl, x, 0);
+            acem__dscal(bl, scl, x);
+#if defined(ACEM__AVX2) || defined(ACEM__AVX512)
+            { /* forward: the row operations (SSE blends keep the select off the integer unit) */
+                __m128d cx = _mm_load_sd(x);
+                for (i = 0; i + 1 < bl; ++i) {
+                    __m128d nx = _mm_load_sd(x + i + 1), mk = _mm_load_sd(pv + i);
+                    __m128d a = _mm_blendv_pd(cx, nx, mk), b = _mm_blendv_pd(nx, cx, mk);
+                    _mm_store_sd(x + i, a);
+                    cx = _mm_fnmadd_sd(_mm_load_sd(ml + i), a, b);
+                }
+                _mm_store_sd(&xi, cx);
+            }
+#else
+            xi = x[0];
+            for (i = 0; i + 1 < bl; ++i) { /* forward: the row operations */
+                double nx = x[i + 1], a = pv[i] < 0 ? nx : xi, b = pv[i] < 0 ? xi : nx;
+                x[i] = a;
+                xi = b - ml[i] * a;
+            }
+#endif
+            x[bl - 1] = xi;
+            { /* back: U x = y, the last two x kept in registers (u1, u2 vanish past the end) */
+                double x1 = 0.0, x2 = 0.0;
+                for (i = bl; i-- > 0;) {
+                    double v = (x[i] * u0[i] - u2[i] * x2) - u1[i] * x1;
+                    x[i] = v;
+                    x2 = x1;
+                    x1 = v;
+                }
+            }
+            if (gp < t) acem__reorth(bl, t - gp, Z + bb * ldz + gp, ldz, cv, n, x, key);
+            nrm = acem__dabs_red(bl, x, 1);
+            if (nrm < dtpcrt) continue;
+            if (++nrmchk < ACEM__STEIN_EXTRA + 1) continue;
+            break;
+        }
+        if (gp < t) acem__reorth(bl, t - gp, Z + bb * ldz + gp, ldz, cv, n, x, key); /* twice is enough */
+        if (t - gp < ACEM__CLV) ACEM_MEMCPY(cv + (t - gp) * n, x, bl * sizeof(double)); /* unnormalised: see below */
+        nrm = acem__dabs_red(bl, x, 1); /* the sign: largest component positive */
+        for (i = 0; i < bl && acem__fabs(x[i]) != nrm; ++i) {}
+        nrm = (x[i] < 0 ? -1.0 : 1.0) / ACEM_SQRT(acem__ddot(bl, x, x));
+        for (i = 0; i < bl; ++i) Z[(bb + i) * ldz + t] = x[i] * nrm;
+        if (t - gp < ACEM__CLV) acem__dscal(bl, nrm, cv + (t - gp) * n);
+    }
+}
+/* E (may be NULL): the clusters run on its workers (lane scratch at least
+   ACEM__STEIN_LANE(n) doubles; acem__lane_bytes sees to it) */
+static acem_result acem__steig(size_t n, const double *d, const double *e, size_t q, double tolf, double *w,
+                               double *Z, size_t ldz, double *work, int maxits, const acem__exec *E) {
+    double *tag = work, *qd = tag + n, *qe = qd + n, *srt = qe + n, *key = srt + n;
+    double *scratch = key; /* a serial run's vector scratch: key is not needed while vectors are made */
+    size_t *idx = ACEM__CAST(size_t *, (void *)srt); /* n indices in n doubles' space */
+    size_t *gpv = ACEM__CAST(size_t *, (void *)qe);  /* after the eigenvalues: t -> its cluster's start */
+    double *lamv = qd;                              /* and t -> its shift */
+    const double eps = 2.220446049250313e-16;
+    size_t i, j, b0, t, ncl = 0, lanes = E && E->pfor && E->work ? E->lanes : 1;
+    acem__stein_job J;
     acem_result r;
     /* unreduced blocks: e[i] negligible next to its diagonal neighbours */
     for (b0 = 0; b0 < n;) {
@@ -2853,7 +3020,7 @@ static acem_result acem__steig(size_t n, const double *d, const double *e, size_
     acem__sort2(idx, n, qd, tag);
     for (i = 0; i < n; ++i) { w[i] = qd[idx[i]]; key[i] = tag[idx[i]]; }
     for (i = 0; i < n; ++i) tag[i] = key[i];
-    vmin = tolf > 0 ? tolf * tolf * w[n - 1] : -1e308;
+    J.vmin = tolf > 0 ? tolf * tolf * w[n - 1] : -1e308;
     if (q > n) q = n;
     if (!q) return ACEM_OK;
     /* the q largest, grouped by block, descending within a block: order by
@@ -2862,23 +3029,15 @@ static acem_result acem__steig(size_t n, const double *d, const double *e, size_
     acem__sort2(idx, q, tag, key);
     for (i = 0; i < n; ++i)
         for (j = 0; j < q; ++j) Z[i * ldz + j] = 0.0;
-    {
-        size_t gp = 0, prevb = (size_t)-1, be = 0, bl = 0;
-        double xjm = 0.0, onenrm = 0.0, ortol = 0.0, dtpcrt = 0.0;
+    { /* each vector's shift (coincident eigenvalues separated) and cluster */
+        size_t gp = 0, prevb = (size_t)-1;
+        double xjm = 0.0, ortol = 0.0, onenrm;
         for (t = 0; t < q; ++t) {
-            size_t ev = idx[t], bb = (size_t)tag[ev], it, nrmchk = 0;
-            double lam = w[ev], nrm, tiny;
-            if (bb != prevb) { /* a new block: its end (the split test again), norm and tolerances */
-                be = bb + 1;
-                while (be < n && acem__fabs(e[be - 1]) > eps * (acem__fabs(d[be - 1]) + acem__fabs(d[be]))) ++be;
-                bl = be - bb;
-                onenrm = 0.0;
-                for (i = bb; i < be; ++i) {
-                    double s = acem__fabs(d[i]) + (i > bb ? acem__fabs(e[i - 1]) : 0.0) + (i + 1 < be ? acem__fabs(e[i]) : 0.0);
-                    if (s > onenrm) onenrm = s;
-                }
+            size_t ev = idx[t], bb = (size_t)tag[ev];
+            double lam = w[ev];
+            if (bb != prevb) { /* a new block */
+                (void)acem__stein_block(n, d, e, bb, &onenrm);
                 ortol = 1e-3 * onenrm;
-                dtpcrt = ACEM_SQRT(0.1 / (double)bl);
                 gp = t;
                 prevb = bb;
             } else {
@@ -2887,89 +3046,24 @@ static acem_result acem__steig(size_t n, const double *d, const double *e, size_
                 if (acem__fabs(xjm - lam) > ortol) gp = t;  /* a new cluster */
             }
             xjm = lam;
-            if (!(w[ev] > vmin)) {
-                if (t - gp < ACEM__CLV) ACEM_MEMSET(cv + (t - gp) * n, 0, bl * sizeof(double));
-                continue;
-            }
-            if (bl == 1) { Z[bb * ldz + t] = 1.0; continue; }
-            /* T - lam I = P L U, partial pivoting (U: diagonal u0, two superdiagonals), branch-free;
-               then U's rows scaled by 1/u0 (tiny pivots replaced, as dlagts does) */
-            {
-                double cd = d[bb] - lam, cu = e[bb];
-                for (i = 0; i + 1 < bl; ++i) {
-                    double sub = e[bb + i], nd = d[bb + i + 1] - lam, nu = i + 2 < bl ? e[bb + i + 1] : 0.0;
-                    int p = acem__fabs(cd) < acem__fabs(sub);
-                    double piv = p ? sub : cd, num = p ? cd : sub, mm = piv != 0 ? num / piv : 0.0;
-                    double a1 = p ? nd : cu;
-                    pv[i] = p ? -1.0 : 1.0; /* the sign bit: a blend mask */
-                    u0[i] = piv; u1[i] = a1; u2[i] = p ? nu : 0.0; ml[i] = mm;
-                    cd = (p ? cu : nd) - mm * a1;
-                    cu = p ? -mm * nu : nu;
-                }
-                u0[bl - 1] = cd; u1[bl - 1] = u2[bl - 1] = 0.0;
-            }
-            tiny = eps * (onenrm > 0 ? onenrm : 1.0);
-            for (i = 0; i < bl; ++i) {
-                double p = acem__fabs(u0[i]) < tiny ? (u0[i] < 0 ? -tiny : tiny) : u0[i];
-                u0[i] = 1.0 / p;
-                u1[i] *= u0[i];
-                u2[i] *= u0[i];
-            }
-            for (i = 0; i < bl; ++i) x[i] = 1.0 + (double)((i * 7919u + t * 104729u) % 1009u) / 1009.0;
-            for (it = 0;; ++it) {
-                double scl, xi;
-                if (it >= (size_t)maxits) return ACEM_ERR_NO_CONVERGENCE;
-                scl = (double)bl * onenrm * acem__fmax(acem__fabs(1.0 / u0[bl - 1]), eps) / acem__dabs_red(bl, x, 0);
-                acem__dscal(bl, scl, x);
-#if defined(ACEM__AVX2) || defined(ACEM__AVX512)
-                { /* forward: the row operations (SSE blends keep the select off the integer unit) */
-                    __m128d cx = _mm_load_sd(x);
-                    for (i = 0; i + 1 < bl; ++i) {
-                        __m128d nx = _mm_load_sd(x + i + 1), mk = _mm_load_sd(pv + i);
-                        __m128d a = _mm_blendv_pd(cx, nx, mk), b = _mm_blendv_pd(nx, cx, mk);
-                        _mm_store_sd(x + i, a);
-                        cx = _mm_fnmadd_sd(_mm_load_sd(ml + i), a, b);
-                    }
-                    _mm_store_sd(&xi, cx);
-                }
-#else
-                xi = x[0];
-                for (i = 0; i + 1 < bl; ++i) { /* forward: the row operations */
-                    double nx = x[i + 1], a = pv[i] < 0 ? nx : xi, b = pv[i] < 0 ? xi : nx;
-                    x[i] = a;
-                    xi = b - ml[i] * a;
-                }
-#endif
-                x[bl - 1] = xi;
-                { /* back: U x = y, the last two x kept in registers (u1, u2 vanish past the end) */
-                    double x1 = 0.0, x2 = 0.0;
-                    for (i = bl; i-- > 0;) {
-                        double v = (x[i] * u0[i] - u2[i] * x2) - u1[i] * x1;
-                        x[i] = v;
-                        x2 = x1;
-                        x1 = v;
-                    }
-                }
-                if (gp < t) acem__reorth(bl, t - gp, Z + bb * ldz + gp, ldz, cv, n, x, key);
-                nrm = acem__dabs_red(bl, x, 1);
-                if (nrm < dtpcrt) continue;
-                if (++nrmchk < ACEM__STEIN_EXTRA + 1) continue;
-                break;
-            }
-            if (gp < t) acem__reorth(bl, t - gp, Z + bb * ldz + gp, ldz, cv, n, x, key); /* twice is enough */
-            if (t - gp < ACEM__CLV) ACEM_MEMCPY(cv + (t - gp) * n, x, bl * sizeof(double)); /* unnormalised: see below */
-            nrm = acem__dabs_red(bl, x, 1); /* the sign: largest component positive */
-            for (i = 0; i < bl && acem__fabs(x[i]) != nrm; ++i) {}
-            nrm = (x[i] < 0 ? -1.0 : 1.0) / ACEM_SQRT(acem__ddot(bl, x, x));
-            for (i = 0; i < bl; ++i) Z[(bb + i) * ldz + t] = x[i] * nrm;
-            if (t - gp < ACEM__CLV) acem__dscal(bl, nrm, cv + (t - gp) * n);
+            lamv[t] = lam;
+            gpv[t] = gp;
+            ncl += gp == t;
         }
     }
+    J.n = n; J.q = q; J.ldz = ldz; J.d = d; J.e = e; J.w = w; J.tag = tag; J.lam = lamv; J.idx = idx; J.gp = gpv;
+    J.Z = Z; J.scratch = scratch; J.maxits = maxits;
+    J.np = lanes > 1 ? acem__min(acem__min(4 * lanes, ncl), ACEM__STEIN_PARTS) : 1;
+    for (i = 0; i < J.np; ++i) J.fail[i] = 0;
+    if (J.np > 1) acem__run(E, J.np, acem__stein_part, &J);
+    else acem__stein_part(&J, 0, 1, NULL);
+    for (i = 0; i < J.np; ++i)
+        if (J.fail[i]) return ACEM_ERR_NO_CONVERGENCE;
     /* columns from the grouped order to descending eigenvalue order */
     for (i = 0; i < n; ++i) {
         double *zi = Z + i * ldz;
-        for (t = 0; t < q; ++t) x[n - 1 - idx[t]] = zi[t];
-        for (t = 0; t < q; ++t) zi[t] = x[t];
+        for (t = 0; t < q; ++t) key[n - 1 - idx[t]] = zi[t];
+        for (t = 0; t < q; ++t) zi[t] = key[t];
     }
     return ACEM_OK;
 }
@@ -3043,8 +3137,8 @@ static acem_result acem__syev_top_its(size_t n, double *A, size_t lda, size_t q,
     if ((sc = acem__eig_scale(n, A, lda)) == 0.0) return ACEM_ERR_NONFINITE;
     acem__scale_sq(n, A, lda, sc);
     if (q > n) q = n;
-    acem__trd(n, A, lda, d, e, tau, X, Tf, gw);
-    r = acem__steig(n, d, e, q, tolf, w, Vec, ldvec, sw, maxits);
+    acem__trd(n, A, lda, d, e, tau, X, Tf, gw, E);
+    r = acem__steig(n, d, e, q, tolf, w, Vec, ldvec, sw, maxits, E);
     if (r == ACEM_ERR_NO_CONVERGENCE) { /* rotate instead (Vec as n x n), then keep the top q */
         if ((r = acem__tri_ql(n, d, e, w, Vec, n, sw)) != ACEM_OK) return r;
         vmin = tolf > 0 ? tolf * tolf * w[n - 1] : -1e308;
@@ -3132,13 +3226,13 @@ static acem_result acem__syev_its(size_t n, double *A, size_t lda, double *w, vo
     if (!n) return ACEM_OK;
     if ((sc = acem__eig_scale(n, A, lda)) == 0.0) return ACEM_ERR_NONFINITE;
     acem__scale_sq(n, A, lda, sc);
-    acem__trd(n, A, lda, d, e, tau, X, Tf, gw);
+    acem__trd(n, A, lda, d, e, tau, X, Tf, gw, NULL);
     for (b = 0; b < ACEM__NBT(n); ++b) {
         size_t i0 = b * ACEM__BT_NB, bs = acem__min(ACEM__BT_NB, n - i0), m0 = n - 1 - i0;
         for (i = 0; i < bs && m0; ++i) ACEM_MEMCPY(Vp + off + i * m0, A + (i0 + i) * lda + i0 + 1, m0 * sizeof(double));
         off += bs * m0;
     }
-    r = acem__steig(n, d, e, n, 0.0, w, A, lda, sw, maxits);
+    r = acem__steig(n, d, e, n, 0.0, w, A, lda, sw, maxits, NULL);
     if (r == ACEM_OK) /* descending columns -> ascending */
         for (i = 0; i < n; ++i)
             for (j = 0; j < n / 2; ++j) {
@@ -3593,8 +3687,8 @@ static void acem__lrun(const acem_layer *L, size_t nchunks, acem__part_fn fn, vo
    the f64 Gram / eigen back-transformation's, whichever is larger */
 static size_t acem__lane_bytes(size_t R, size_t C) {
     size_t n = acem__min(R, C), mx = acem__max(R, C);
-    return (acem__max(acem_gemm_work_bytes(mx, mx, mx), ACEM__LANE_F64(mx, n) * sizeof(double)) + 63u) &
-           ~(size_t)63u;
+    size_t f64 = acem__max(ACEM__LANE_F64(mx, n), ACEM__STEIN_LANE(n)); /* the inverse iteration's too */
+    return (acem__max(acem_gemm_work_bytes(mx, mx, mx), f64 * sizeof(double)) + 63u) & ~(size_t)63u;
 }
 static void acem__layout(acem_layer *L, acem__arena *a) {
     size_t R = L->rows, C = L->cols, n = acem__min(R, C), RC = 0;
