@@ -291,7 +291,9 @@ ACEMDEF acem_rule acem_tensor_rule(const acem_options *opt, const char *name, si
 
 /* Small regular expressions (search semantics, like Python's re.search):
    literals, ., [...] and [^...] with ranges, \d \w \s \D \W \S and escaped
-   metacharacters, * + ? (greedy), | and ( ), ^ and $. */
+   metacharacters, * + ?, | and ( ), ^ and $. Matching takes time linear in
+   the text for any pattern and about 24 KB of stack, no heap; patterns of
+   more than 128 atoms or 512 compiled instructions are rejected. */
 ACEMDEF acem_result acem_regex_check(const char *pattern);
 ACEMDEF int acem_regex_search(const char *pattern, const char *text);
 
@@ -3282,29 +3284,35 @@ static void acem__gram_f64(int trans, size_t n, size_t k, const float *F, size_t
 }
 
 /* =========================================================================== */
-/* regular expressions for exclusion patterns (backtracking, no allocation)    */
+/* regular expressions for exclusion patterns (NFA simulation, no allocation)  */
 /* =========================================================================== */
-/* Compiled into a small node array on the stack: each node is an atom with a
+/* Parsed into a small node array on the stack: each node is an atom with a
    repetition range; GROUP nodes hold alternatives (branch heads), each branch a
-   chain through `next`. Matching is continuation-passing backtracking. */
+   chain through `next`. The nodes are then compiled into a Thompson NFA
+   program (consume a byte, split, jump, assert ^ or $, match) that is run on
+   all its states at once, one text byte at a time (Pike's method): time
+   linear in the text, for any pattern, and a fixed stack (names and patterns
+   may come from untrusted files; a backtracking matcher is exponential on
+   patterns like (a|aa)*c and recurses once per repetition). */
 #define ACEM__RE_MAXN 128
-enum { ACEM__RE_CHAR, ACEM__RE_ANY, ACEM__RE_CLASS, ACEM__RE_BOL, ACEM__RE_EOL, ACEM__RE_GROUP };
+#define ACEM__RE_MAXI 512 /* program instructions; longer programs are rejected */
+enum { ACEM__RE_CHAR, ACEM__RE_ANY, ACEM__RE_CLASS, ACEM__RE_BOL, ACEM__RE_EOL, ACEM__RE_GROUP, ACEM__RE_SPLIT,
+       ACEM__RE_JMP, ACEM__RE_MATCH };
 typedef struct acem__re_node {
     int kind, next, min, max; /* max -1: unbounded */
     int c;                    /* CHAR: the byte; CLASS: offset of '[' in pattern */
     int nbr, br[16];          /* GROUP: branch heads (-1 for an empty branch) */
 } acem__re_node;
+typedef struct acem__re_ins {
+    int op, x, y;             /* CHAR: x the byte; CLASS: x as acem__re_node.c; SPLIT: x, y; JMP: x */
+} acem__re_ins;
 typedef struct acem__re {
     const char *pat;
     acem__re_node n[ACEM__RE_MAXN];
     int count, err;
+    acem__re_ins prog[ACEM__RE_MAXI];
+    int np;
 } acem__re;
-typedef struct acem__re_cont {
-    int node;                 /* continue with this node ...                         */
-    int rep_node, rep_count;  /* ... or, if rep_node >= 0, with one more repetition  */
-    const char *rep_start;
-    const struct acem__re_cont *up;
-} acem__re_cont;
 
 static int acem__re_new(acem__re *re, int kind) {
     acem__re_node *nd;
@@ -3400,13 +3408,55 @@ static int acem__re_alt(acem__re *re, int *pos) {
     }
     return g;
 }
+/* the program: an instruction appended (its index), or -1 when full */
+static int acem__re_emit(acem__re *re, int op, int x, int y) {
+    if (re->np >= ACEM__RE_MAXI) { re->err = 1; return -1; }
+    re->prog[re->np].op = op; re->prog[re->np].x = x; re->prog[re->np].y = y;
+    return re->np++;
+}
+static void acem__re_emit_chain(acem__re *re, int h);
+static void acem__re_emit_atom(acem__re *re, const acem__re_node *nd) {
+    int b, s, jmp[16];
+    if (nd->kind != ACEM__RE_GROUP) {
+        acem__re_emit(re, nd->kind, nd->c, 0);
+        return;
+    }
+    for (b = 0; b < nd->nbr && !re->err; ++b) { /* b1 | b2 | ...: split to each, jump past the rest */
+        s = b + 1 < nd->nbr ? acem__re_emit(re, ACEM__RE_SPLIT, re->np + 1, 0) : -1;
+        acem__re_emit_chain(re, nd->br[b]);
+        if (s < 0 || re->err) break;
+        jmp[b] = acem__re_emit(re, ACEM__RE_JMP, 0, 0);
+        if (re->err) return;
+        re->prog[s].y = re->np;
+    }
+    if (!re->err)
+        for (b = 0; b + 1 < nd->nbr; ++b) re->prog[jmp[b]].x = re->np;
+}
+static void acem__re_emit_chain(acem__re *re, int h) {
+    for (; h >= 0 && !re->err; h = re->n[h].next) {
+        const acem__re_node *nd = &re->n[h];
+        int s, l = re->np;
+        if (nd->min == 1 && nd->max == 1) {
+            acem__re_emit_atom(re, nd);
+        } else if (nd->min == 1) { /* e+: e, then split back or on */
+            acem__re_emit_atom(re, nd);
+            acem__re_emit(re, ACEM__RE_SPLIT, l, re->np + 1);
+        } else if ((s = acem__re_emit(re, ACEM__RE_SPLIT, re->np + 1, 0)) >= 0) { /* e? and e* */
+            acem__re_emit_atom(re, nd);
+            if (nd->max < 0) acem__re_emit(re, ACEM__RE_JMP, s, 0);
+            if (!re->err) re->prog[s].y = re->np;
+        }
+    }
+}
 static int acem__re_compile(acem__re *re, const char *pat) {
     int pos = 0;
-    re->pat = pat; re->count = 0; re->err = 0;
+    re->pat = pat; re->count = 0; re->err = 0; re->np = 0;
     if (acem__re_new(re, ACEM__RE_GROUP) < 0) return -1;
     acem__re_alt(re, &pos);
     if (re->err || pat[pos] != 0) return -1;
-    return 0;
+    acem__re_emit_chain(re, 0);
+    acem__re_emit(re, ACEM__RE_MATCH, 0, 0);
+    return re->err ? -1 : 0;
 }
 static int acem__re_in_class(const acem__re *re, int c, unsigned char ch) {
     const char *p;
@@ -3435,56 +3485,30 @@ static int acem__re_in_class(const acem__re *re, int c, unsigned char ch) {
     } while (p[i] != ']');
     return hit != neg;
 }
-static int acem__re_m(const acem__re *re, int node, const char *s, const char *text,
-                      const acem__re_cont *k);
-static int acem__re_one(const acem__re *re, const acem__re_node *nd, const char *s) {
-    unsigned char ch = (unsigned char)*s;
-    if (!ch) return 0;
-    if (nd->kind == ACEM__RE_CHAR) return ch == (unsigned char)nd->c;
-    if (nd->kind == ACEM__RE_ANY) return ch != '\n';
-    return acem__re_in_class(re, nd->c, ch);
-}
-static int acem__re_next(const acem__re *re, const char *s, const char *text, const acem__re_cont *k) {
-    if (!k) return 1; /* search: any end is fine */
-    if (k->rep_node >= 0) {
-        /* one more repetition of a group, or stop repeating */
-        const acem__re_node *g = &re->n[k->rep_node];
-        acem__re_cont c;
-        int b;
-        if ((g->max < 0 || k->rep_count < g->max) && s != k->rep_start) {
-            c.node = -1; c.rep_node = k->rep_node; c.rep_count = k->rep_count + 1;
-            c.rep_start = s; c.up = k->up;
-            for (b = 0; b < g->nbr; ++b)
-                if (acem__re_m(re, g->br[b], s, text, &c)) return 1;
+/* adds pc and what it reaches without consuming (at text position s) to the
+   state list l (n states, each once: mark[pc] == gen); 1 if MATCH is reached.
+   stk: room for 2 ACEM__RE_MAXI entries (each instruction pushes at most 2 and
+   is expanded once) */
+static int acem__re_add(const acem__re *re, short *l, int *n, int pc, const char *s, const char *text, int *mark,
+                        int gen, short *stk) {
+    int sp = 0;
+    stk[sp++] = (short)pc;
+    while (sp > 0) {
+        const acem__re_ins *in;
+        pc = stk[--sp];
+        if (mark[pc] == gen) continue;
+        mark[pc] = gen;
+        in = &re->prog[pc];
+        switch (in->op) {
+        case ACEM__RE_MATCH: return 1;
+        case ACEM__RE_JMP: stk[sp++] = (short)in->x; break;
+        case ACEM__RE_SPLIT: stk[sp++] = (short)in->y; stk[sp++] = (short)in->x; break;
+        case ACEM__RE_BOL: if (s == text) stk[sp++] = (short)(pc + 1); break;
+        case ACEM__RE_EOL: if (!*s) stk[sp++] = (short)(pc + 1); break;
+        default: l[(*n)++] = (short)pc; break; /* consumes a byte */
         }
-        if (k->rep_count >= g->min) return acem__re_m(re, g->next, s, text, k->up);
-        return 0;
     }
-    return acem__re_m(re, k->node, s, text, k->up);
-}
-static int acem__re_m(const acem__re *re, int node, const char *s, const char *text,
-                      const acem__re_cont *k) {
-    const acem__re_node *nd;
-    if (node < 0) return acem__re_next(re, s, text, k);
-    nd = &re->n[node];
-    switch (nd->kind) {
-    case ACEM__RE_BOL: return s == text && acem__re_m(re, nd->next, s, text, k);
-    case ACEM__RE_EOL: return *s == 0 && acem__re_m(re, nd->next, s, text, k);
-    case ACEM__RE_GROUP: {
-        acem__re_cont c;
-        c.node = -1; c.rep_node = node; c.rep_count = 0; c.rep_start = NULL; c.up = k;
-        /* rep_count counts completed repetitions; start with zero done */
-        return acem__re_next(re, s, text, &c);
-    }
-    default: { /* single-character atom, greedy with backtracking */
-        size_t cnt = 0, i;
-        while ((nd->max < 0 || cnt < (size_t)nd->max) && acem__re_one(re, nd, s + cnt)) ++cnt;
-        if (cnt < (size_t)nd->min) return 0;
-        for (i = cnt + 1; i-- > (size_t)nd->min;)
-            if (acem__re_m(re, nd->next, s + i, text, k)) return 1;
-        return 0;
-    }
-    }
+    return 0;
 }
 ACEMDEF acem_result acem_regex_check(const char *pattern) {
     acem__re re;
@@ -3493,13 +3517,29 @@ ACEMDEF acem_result acem_regex_check(const char *pattern) {
 }
 ACEMDEF int acem_regex_search(const char *pattern, const char *text) {
     acem__re re;
+    short la[ACEM__RE_MAXI], lb[ACEM__RE_MAXI], stk[2 * ACEM__RE_MAXI], *cl = la, *nl = lb, *t;
+    int mark[ACEM__RE_MAXI], nc = 0, nn, i, gen = 1;
     const char *s = text;
     if (!pattern || !text || acem__re_compile(&re, pattern)) return 0;
-    for (;;) {
-        if (acem__re_m(&re, 0, s, text, NULL)) return 1;
-        if (!*s) return 0;
-        ++s;
+    for (i = 0; i < re.np; ++i) mark[i] = 0;
+    /* search: a thread starts at every position, the first with the list */
+    if (acem__re_add(&re, cl, &nc, 0, s, text, mark, gen, stk)) return 1;
+    for (; *s; ++s) {
+        unsigned char ch = (unsigned char)*s;
+        ++gen;
+        nn = 0;
+        for (i = 0; i < nc; ++i) {
+            const acem__re_ins *in = &re.prog[cl[i]];
+            int ok = in->op == ACEM__RE_CHAR ? ch == (unsigned char)in->x
+                     : in->op == ACEM__RE_ANY ? ch != '\n'
+                     : acem__re_in_class(&re, in->x, ch);
+            if (ok && acem__re_add(&re, nl, &nn, cl[i] + 1, s + 1, text, mark, gen, stk)) return 1;
+        }
+        if (acem__re_add(&re, nl, &nn, 0, s + 1, text, mark, gen, stk)) return 1;
+        t = cl; cl = nl; nl = t;
+        nc = nn;
     }
+    return 0;
 }
 
 /* =========================================================================== */

@@ -2,8 +2,10 @@
    The input is a whole file: open it, check everything an opened file promises,
    read every tensor raw and (where the dtype allows) as f32, write it back out
    with acem's writer and read that again (same tensors, same bytes); the input
-   is also given to the sharded-index parser. Any crash, sanitizer report or
-   abort() here is a library bug.
+   is also given to the sharded-index parser, and, cut at its first NUL byte,
+   to the regular-expression matcher as a pattern and a text (tensor names and
+   the patterns in PEFT configs come from files too). Any crash, sanitizer
+   report or abort() here is a library bug.
 
    Build and run (see `make fuzz`):
      clang -g -O1 -fsanitize=fuzzer,address,undefined -I. -o build/fuzz_safetensors \
@@ -229,6 +231,22 @@ static void fz_index(const unsigned char *data, size_t size) {
     free(buf);
 }
 
+/* pattern NUL text: a pattern that checks out searches without failing
+   (the matcher is linear: libFuzzer's timeout catches a slow one); an
+   invalid one never matches */
+static void fz_regex(const unsigned char *data, size_t size) {
+    char *buf = (char *)malloc(size + 2);
+    const char *text;
+    size_t k;
+    memcpy(buf, data, size);
+    buf[size] = buf[size + 1] = 0;
+    for (k = 0; k < size && buf[k]; ++k) {}
+    text = buf + k + 1;
+    if (acem_regex_check(buf) != ACEM_OK) FZ_ASSERT(acem_regex_search(buf, text) == 0, buf);
+    else (void)acem_regex_search(buf, text);
+    free(buf);
+}
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -253,6 +271,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         free(arena);
     }
     fz_index(file, size);
+    fz_regex(file, size);
     free(file);
     return 0;
 }
@@ -303,7 +322,7 @@ int main(int argc, char **argv) {
         "\"F16\"", "\"BF16\"", "\"F64\"", "\"F8_E4M3\"", "\"F8_E5M2\"", "\"F4\"", "\"F6_E2M3\"", "\"U8\"", "\"I64\"",
         "\"BOOL\"", "\"C64\"", "null", "true", "false", "\\u0000", "\\ud83d\\ude00", "\\\"", "18446744073709551615",
         "4294967296", "100000000", "[0,0]", "[]", "{}", "\"weight_map\"", "\"metadata\"", "\"total_size\"",
-        "\xc3\xa9", "\xf0\x9f\x98\x80", "1e2", "-1", "1.5"};
+        "\xc3\xa9", "\xf0\x9f\x98\x80", "1e2", "-1", "1.5", "(a|aa)*", "[^a-z]", "\\d+", "$", "^", ")?", "|"};
     const char *meta[] = {"k", "v", "note", "\xc3\xa9t\xc3\xa9 \"q\" \\"};
     acem_st_tensor t[24];
     size_t k, d, n;
@@ -344,6 +363,10 @@ int main(int argc, char **argv) {
         static const char idx[] = "{\"metadata\":{\"total_size\":1234},\"weight_map\":{\"a\":\"model-00001-of-00002."
                                   "safetensors\",\"b\":\"model-00002-of-00002.safetensors\"}}";
         seed_write(argv[1], "index.json", idx, sizeof idx - 1);
+    }
+    { /* pattern NUL text, for the regular-expression matcher */
+        static const char re[] = "^(q|k|v)_proj$|h\\.[0-9]+\\.(attn|mlp)*[^.]\0h.11.mlp.c_fc";
+        seed_write(argv[1], "regex.txt", re, sizeof re - 1);
     }
     fp = fopen(argv[2], "w");
     if (!fp) { perror(argv[2]); return 1; }

@@ -9,6 +9,7 @@
 #include "ref.h"
 
 #include <math.h>
+#include <regex.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -974,7 +975,125 @@ static void test_rules_and_base(void) {
     }
 }
 
-/* ---- 4. tensor rules -------------------------------------------------------- */
+/* ---- 4. tensor rules and the regular expressions behind them ------------------ */
+/* a random pattern over {a, b, c} for the differential test against POSIX
+   extended regular expressions (the same meaning for this subset: literals,
+   ., [..], [^..], groups, |, * + ?; ^ and $ only at the ends of the whole
+   pattern: glibc's regexec mishandles some anchors inside groups, e.g. it
+   finds ($.|bb?)+[ab]([ab]$|b*ab|($|aa|$).([^a]ca|^|c[ab]^)*)+ in
+   cbabbbacabb, which Python's re does not; the unit cases check anchors
+   inside groups against values from Python's re) */
+static unsigned long long re_rng = 0x2545F4914F6CDD1Dull;
+static unsigned re_rand(unsigned n) {
+    re_rng ^= re_rng >> 12; re_rng ^= re_rng << 25; re_rng ^= re_rng >> 27;
+    return (unsigned)((re_rng * 0x2545F4914F6CDD1Dull) >> 33) % n;
+}
+static void re_gen(char *p, size_t *len, size_t cap, int depth) {
+    int k, n = 1 + (int)re_rand(3);
+    for (k = 0; k < n && *len + 12 < cap; ++k) {
+        unsigned a = re_rand(depth > 0 ? 8 : 6);
+        if (a < 3) p[(*len)++] = (char)('a' + a);
+        else if (a == 3) p[(*len)++] = '.';
+        else if (a == 4) { memcpy(p + *len, re_rand(2) ? "[ab]" : "[^a]", 4); *len += 4; }
+        else if (a == 5) p[(*len)++] = (char)('a' + re_rand(3));
+        else { /* a group of 1-3 alternatives */
+            int b, nb = 1 + (int)re_rand(3);
+            p[(*len)++] = '(';
+            for (b = 0; b < nb && *len + 12 < cap; ++b) {
+                if (b) p[(*len)++] = '|';
+                re_gen(p, len, cap, depth - 1);
+            }
+            p[(*len)++] = ')';
+        }
+        if (re_rand(3) == 0) p[(*len)++] = "*+?"[re_rand(3)];
+    }
+    p[*len] = 0;
+}
+static void test_regex(void) {
+    static const struct { const char *pat, *text; int want; } cases[] = {
+        {"a|b", "xbx", 1}, {"^ab", "ab", 1}, {"^ab", "cab", 0}, {"b$", "ab", 1}, {"b$", "ba", 0},
+        {"a.c", "abc", 1}, {"a.c", "a\nc", 0}, {"[a-c]+", "zzb", 1}, {"[^a-c]", "abc", 0}, {"\\d+", "x12", 1},
+        {"\\D", "123", 0}, {"\\w", "-", 0}, {"\\s", "a b", 1}, {"\\S", " \t", 0}, {"\\.", "a.b", 1},
+        {"\\.", "ab", 0}, {"(ab)+c", "ababc", 1}, {"(ab)+c", "abac", 0}, {"(a|)b", "b", 1}, {"()", "", 1},
+        {"", "", 1}, {"", "xyz", 1}, {"x*", "", 1}, {"^$", "", 1}, {"^$", "a", 0}, {"(a*)*b", "aaab", 1},
+        {"(a*)*b", "aaa", 0}, {"(^a|b$)", "ca", 0}, {"(^a|b$)", "ab", 1}, {"a\\|b", "a|b", 1},
+        {"q_proj|k_proj", "model.layers.0.self_attn.k_proj", 1}, {"h\\.[0-9]+\\.mlp$", "h.11.mlp", 1},
+        {"h\\.[0-9]+\\.mlp$", "h.11.mlp.c_fc", 0}, {"[]a]", "]", 1}, {"[\\]]", "]", 1}, {"[a\\-]", "-", 1},
+        /* anchors inside groups (values from Python's re.search) */
+        {"(^a|b)c", "xbc", 1}, {"(^a|b)c", "ac", 1}, {"(^a|b)c", "xac", 0}, {"a(^b)", "ab", 0}, {"a$b", "ab", 0},
+        {"(a|$)$", "", 1}, {"(a|$)$", "b", 1}, {"x($|y)", "x", 1}, {"x($|y)", "xz", 0}, {"(^|a)b", "b", 1},
+        {"(^|a)b", "cb", 0},
+    };
+    static const char *bad[] = {"(", ")", "a)", "[a", "\\", "*a", "a**", "a+?", "a{2}", "^*", "$+", "(|"};
+    char pat[64], posix[64], text[16], *big;
+    size_t i, k, len, n = 200000;
+    int agree = 1, compiled = 0;
+    for (i = 0; i < sizeof cases / sizeof cases[0]; ++i) {
+        CHECK(acem_regex_check(cases[i].pat) == ACEM_OK, "regex '%s' rejected", cases[i].pat);
+        CHECK(acem_regex_search(cases[i].pat, cases[i].text) == cases[i].want, "regex '%s' on '%s': want %d",
+              cases[i].pat, cases[i].text, cases[i].want);
+    }
+    for (i = 0; i < sizeof bad / sizeof bad[0]; ++i)
+        CHECK(acem_regex_check(bad[i]) == ACEM_ERR_BAD_PATTERN && !acem_regex_search(bad[i], "a"),
+              "regex '%s' accepted", bad[i]);
+    /* patterns that take a backtracking matcher exponential time, or one stack
+       frame per repetition; and the program-size limit */
+    big = (char *)malloc(n + 2);
+    memset(big, 'a', n);
+    big[n] = 0;
+    CHECK(acem_regex_search("(a|aa)*c", big) == 0, "(a|aa)*c on %zu a's", n);
+    CHECK(acem_regex_search("(a*)*c", big) == 0, "(a*)*c on %zu a's", n);
+    CHECK(acem_regex_search("(a|aa)*$", big) == 1, "(a|aa)*$ on %zu a's", n);
+    big[n] = 'c';
+    big[n + 1] = 0;
+    CHECK(acem_regex_search("^(a)*c$", big) == 1, "^(a)*c$ on %zu a's and a c", n);
+    free(big);
+    memset(pat, 'x', 63);
+    pat[63] = 0;
+    CHECK(acem_regex_check(pat) == ACEM_OK, "a 63-byte literal");
+    big = (char *)malloc(40010); /* a class beyond 32767 bytes into the pattern */
+    big[0] = '[';
+    memset(big + 1, 'a', 40000);
+    memcpy(big + 40001, "]x[yz]", 7);
+    CHECK(acem_regex_search(big, "axz") == 1 && acem_regex_search(big, "axa") == 0, "a class at offset 40001");
+    free(big);
+    {
+        char many[400];
+        for (len = 0; len + 18 < sizeof many;) { memcpy(many + len, "(|||||||||||||||)", 17); len += 17; }
+        many[len] = 0;
+        CHECK(acem_regex_check(many) == ACEM_ERR_BAD_PATTERN, "a program beyond the instruction limit is rejected");
+    }
+    /* differential: random patterns and texts against POSIX regexec */
+    for (i = 0; i < 4000 && agree; ++i) {
+        regex_t rx;
+        len = 0;
+        if (re_rand(4) == 0) pat[len++] = '^';
+        re_gen(pat, &len, sizeof pat - 1, 2);
+        if (re_rand(4) == 0) pat[len++] = '$';
+        pat[len] = 0;
+        memcpy(posix, pat, len + 1);
+        CHECK(acem_regex_check(pat) == ACEM_OK, "regex '%s' rejected", pat);
+        if (regcomp(&rx, posix, REG_EXTENDED | REG_NOSUB) != 0) continue;
+        ++compiled;
+        for (k = 0; k < 24; ++k) {
+            size_t j, tl = re_rand(12);
+            int want, got;
+            for (j = 0; j < tl; ++j) text[j] = (char)('a' + re_rand(3));
+            text[tl] = 0;
+            want = regexec(&rx, text, 0, NULL, 0) == 0;
+            got = acem_regex_search(pat, text);
+            if (want != got) {
+                CHECK(0, "regex '%s' on '%s': %d, POSIX says %d", pat, text, got, want);
+                agree = 0;
+                break;
+            }
+        }
+        regfree(&rx);
+    }
+    CHECK(!agree || compiled >= 3000, "only %d of the random patterns compiled with POSIX regcomp", compiled);
+}
+
+/* ---- 4b. tensor rules -------------------------------------------------------- */
 static void test_tensor_rules(void) {
     static const char *ex1[1] = {"classifier|bias|LayerNorm|embeddings"};
     static const char *ex3[3] = {"^lm_head", "score$", "classifier"};
@@ -1551,6 +1670,7 @@ int main(void) {
     test_matrix_methods();
     test_rules_and_base();
     test_tensor_rules();
+    test_regex();
     test_arena();
     test_determinism();
     test_fused_streaming();
