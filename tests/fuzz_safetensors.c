@@ -2,7 +2,8 @@
    The input is a whole file: open it, check everything an opened file promises,
    read every tensor raw and (where the dtype allows) as f32, write it back out
    with acem's writer and read that again (same tensors, same bytes); the input
-   is also given to the sharded-index parser, and, cut at its first NUL byte,
+   is also given to the sharded-index parser and to the PEFT adapter_config
+   parser (then the scale of a few module names), and, cut at its first NUL byte,
    to the regular-expression matcher as a pattern and a text (tensor names and
    the patterns in PEFT configs come from files too). Any crash, sanitizer
    report or abort() here is a library bug.
@@ -231,6 +232,28 @@ static void fz_index(const unsigned char *data, size_t size) {
     free(buf);
 }
 
+/* adapter_config.json: parsed in a buffer and an arena of the sizes the
+   library asks for; the scales it then gives must be numbers */
+static void fz_peft(const unsigned char *data, size_t size) {
+    static const char *const mods[] = {"model.layers.0.self_attn.q_proj", "h.11.mlp.c_fc", "", "q_proj"};
+    char *buf = (char *)malloc(size + 1);
+    size_t bytes = acem_peft_config_bytes(size), k;
+    void *arena = malloc(bytes ? bytes : 1);
+    acem_peft_config cfg;
+    acem_error err;
+    memcpy(buf, data, size);
+    buf[size] = 0;
+    if (acem_peft_config_parse(buf, size, &cfg, arena, bytes, "adapter_config.json", &err) == ACEM_OK) {
+        for (k = 0; k < sizeof mods / sizeof mods[0]; ++k) {
+            double r = -1, sc = acem_peft_scaling(&cfg, mods[k], 8, &r);
+            FZ_ASSERT(sc == sc && r == r, mods[k]);
+        }
+    } else
+        FZ_ASSERT(err.message[0] != 0, "peft error message");
+    free(arena);
+    free(buf);
+}
+
 /* pattern NUL text: a pattern that checks out searches without failing
    (the matcher is linear: libFuzzer's timeout catches a slow one); an
    invalid one never matches */
@@ -271,6 +294,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         free(arena);
     }
     fz_index(file, size);
+    fz_peft(file, size);
     fz_regex(file, size);
     free(file);
     return 0;
@@ -322,7 +346,7 @@ int main(int argc, char **argv) {
         "\"F16\"", "\"BF16\"", "\"F64\"", "\"F8_E4M3\"", "\"F8_E5M2\"", "\"F4\"", "\"F6_E2M3\"", "\"U8\"", "\"I64\"",
         "\"BOOL\"", "\"C64\"", "null", "true", "false", "\\u0000", "\\ud83d\\ude00", "\\\"", "18446744073709551615",
         "4294967296", "100000000", "[0,0]", "[]", "{}", "\"weight_map\"", "\"metadata\"", "\"total_size\"",
-        "\xc3\xa9", "\xf0\x9f\x98\x80", "1e2", "-1", "1.5", "(a|aa)*", "[^a-z]", "\\d+", "$", "^", ")?", "|"};
+        "\xc3\xa9", "\xf0\x9f\x98\x80", "1e2", "-1", "1.5", "(a|aa)*", "\"rank_pattern\"", "\"alpha_pattern\"", "\"target_modules\"", "\"lora_alpha\"", "[^a-z]", "\\d+", "$", "^", ")?", "|"};
     const char *meta[] = {"k", "v", "note", "\xc3\xa9t\xc3\xa9 \"q\" \\"};
     acem_st_tensor t[24];
     size_t k, d, n;
@@ -363,6 +387,12 @@ int main(int argc, char **argv) {
         static const char idx[] = "{\"metadata\":{\"total_size\":1234},\"weight_map\":{\"a\":\"model-00001-of-00002."
                                   "safetensors\",\"b\":\"model-00002-of-00002.safetensors\"}}";
         seed_write(argv[1], "index.json", idx, sizeof idx - 1);
+    }
+    { /* a PEFT adapter config with patterns */
+        static const char cfg[] = "{\"peft_type\":\"LORA\",\"r\":8,\"lora_alpha\":16,\"use_rslora\":false,"
+                                  "\"target_modules\":[\"q_proj\",\"v_proj\"],\"rank_pattern\":{\"^h\\\\.1[0-9]\":4},"
+                                  "\"alpha_pattern\":{\"c_fc\":32},\"fan_in_fan_out\":true,\"modules_to_save\":null}";
+        seed_write(argv[1], "adapter_config.json", cfg, sizeof cfg - 1);
     }
     { /* pattern NUL text, for the regular-expression matcher */
         static const char re[] = "^(q|k|v)_proj$|h\\.[0-9]+\\.(attn|mlp)*[^.]\0h.11.mlp.c_fc";
