@@ -2713,7 +2713,7 @@ static void acem__trd(size_t n, double *A, size_t lda, double *d, double *e, dou
                 ACEM_MEMCPY(X + q * n + s, A + (i0 + q) * lda + s, mt * sizeof(double));
                 ACEM_MEMCPY(X + (2 * nbx + q) * n + s, A + (i0 + q) * lda + s, mt * sizeof(double));
             }
-            if (E && E->pfor && E->work && E->lanes > 1 && mt >= ACEM__TRDU_PAR) {
+            if (E && mt >= ACEM__TRDU_PAR) {
                 acem__trdu_job J;
                 J.mt = mt; J.k = 2 * nb; J.ldx = n; J.lda = lda; J.Xv = X + s; J.Wv = W + s; J.A = A + s * lda + s;
                 acem__run(E, acem__nparts(E, mt), acem__trdu_part, &J);
@@ -2860,13 +2860,18 @@ static void acem__reorth(size_t bl, size_t cs, const double *Zc, size_t ldz, con
 #ifndef ACEM__STEIN_MAXITS
 #define ACEM__STEIN_MAXITS 5
 #endif
-/* an unreduced block of the tridiagonal from its start bb: its end (the
-   split test) and its 1-norm */
-static size_t acem__stein_block(size_t n, const double *d, const double *e, size_t bb, double *onenrm) {
+/* the end of the unreduced block of the tridiagonal that starts at bb: the
+   first e[i] negligible next to its diagonal neighbours */
+static size_t acem__stein_end(size_t n, const double *d, const double *e, size_t bb) {
     const double eps = 2.220446049250313e-16;
-    size_t be = bb + 1, i;
-    double m = 0.0;
+    size_t be = bb + 1;
     while (be < n && acem__fabs(e[be - 1]) > eps * (acem__fabs(d[be - 1]) + acem__fabs(d[be]))) ++be;
+    return be;
+}
+/* that block's end and its 1-norm */
+static size_t acem__stein_block(size_t n, const double *d, const double *e, size_t bb, double *onenrm) {
+    size_t be = acem__stein_end(n, d, e, bb), i;
+    double m = 0.0;
     for (i = bb; i < be; ++i) {
         double s = acem__fabs(d[i]) + (i > bb ? acem__fabs(e[i - 1]) : 0.0) + (i + 1 < be ? acem__fabs(e[i]) : 0.0);
         if (s > m) m = s;
@@ -3002,13 +3007,12 @@ static acem_result acem__steig(size_t n, const double *d, const double *e, size_
     size_t *gpv = ACEM__CAST(size_t *, (void *)qe);  /* after the eigenvalues: t -> its cluster's start */
     double *lamv = qd;                              /* and t -> its shift */
     const double eps = 2.220446049250313e-16;
-    size_t i, j, b0, t, ncl = 0, lanes = E && E->pfor && E->work ? E->lanes : 1;
+    size_t i, j, b0, t, ncl = 0, lanes = E && E->pfor ? E->lanes : 1;
     acem__stein_job J;
     acem_result r;
-    /* unreduced blocks: e[i] negligible next to its diagonal neighbours */
+    /* the eigenvalues of each unreduced block */
     for (b0 = 0; b0 < n;) {
-        size_t b1 = b0 + 1;
-        while (b1 < n && acem__fabs(e[b1 - 1]) > eps * (acem__fabs(d[b1 - 1]) + acem__fabs(d[b1]))) ++b1;
+        size_t b1 = acem__stein_end(n, d, e, b0);
         for (i = b0; i < b1; ++i) {
             qd[i] = d[i];
             qe[i] = e[i];
