@@ -490,20 +490,48 @@ ACEMDEF double acem_peft_scaling(const acem_peft_config *cfg, const char *module
     X(ACEM_DT_C64, "C64", 64) X(ACEM_DT_F64, "F64", 64) X(ACEM_DT_I64, "I64", 64)    \
     X(ACEM_DT_U64, "U64", 64)
 
+/* GGUF's block-quantized types (ggml type id, elements per block, bytes per
+   block); they occur only in GGUF files. The other ggml types are the plain
+   ones above (F32, F16, BF16, F64, I8, I16, I32, I64). */
+#define ACEM_GGUF_BLOCK_LIST(X)                                                    \
+    X(ACEM_DT_Q4_0, "Q4_0", 2, 32, 18) X(ACEM_DT_Q4_1, "Q4_1", 3, 32, 20)             \
+    X(ACEM_DT_Q5_0, "Q5_0", 6, 32, 22) X(ACEM_DT_Q5_1, "Q5_1", 7, 32, 24)             \
+    X(ACEM_DT_Q8_0, "Q8_0", 8, 32, 34) X(ACEM_DT_Q8_1, "Q8_1", 9, 32, 36)             \
+    X(ACEM_DT_Q2_K, "Q2_K", 10, 256, 84) X(ACEM_DT_Q3_K, "Q3_K", 11, 256, 110)        \
+    X(ACEM_DT_Q4_K, "Q4_K", 12, 256, 144) X(ACEM_DT_Q5_K, "Q5_K", 13, 256, 176)       \
+    X(ACEM_DT_Q6_K, "Q6_K", 14, 256, 210) X(ACEM_DT_Q8_K, "Q8_K", 15, 256, 292)       \
+    X(ACEM_DT_IQ2_XXS, "IQ2_XXS", 16, 256, 66) X(ACEM_DT_IQ2_XS, "IQ2_XS", 17, 256, 74) \
+    X(ACEM_DT_IQ3_XXS, "IQ3_XXS", 18, 256, 98) X(ACEM_DT_IQ1_S, "IQ1_S", 19, 256, 50)   \
+    X(ACEM_DT_IQ4_NL, "IQ4_NL", 20, 32, 18) X(ACEM_DT_IQ3_S, "IQ3_S", 21, 256, 110)     \
+    X(ACEM_DT_IQ2_S, "IQ2_S", 22, 256, 82) X(ACEM_DT_IQ4_XS, "IQ4_XS", 23, 256, 136)    \
+    X(ACEM_DT_IQ1_M, "IQ1_M", 29, 256, 56) X(ACEM_DT_TQ1_0, "TQ1_0", 34, 256, 54)       \
+    X(ACEM_DT_TQ2_0, "TQ2_0", 35, 256, 66) X(ACEM_DT_MXFP4, "MXFP4", 39, 32, 17)
+
 typedef enum acem_dtype {
     ACEM_DT_UNKNOWN = 0,
 #define ACEM__ENUM(code, name, bits) code,
     ACEM_DTYPE_LIST(ACEM__ENUM)
 #undef ACEM__ENUM
-    ACEM_DT_COUNT
+    ACEM_DT_COUNT,             /* the safetensors dtypes are 1 .. COUNT-1        */
+    ACEM_DT__GGUF_BEFORE = 63, /* GGUF block types: GGUF_FIRST .. GGUF_END-1      */
+#define ACEM__ENUM(code, name, id, blk, size) code,
+    ACEM_GGUF_BLOCK_LIST(ACEM__ENUM)
+#undef ACEM__ENUM
+    ACEM_DT_GGUF_END
 } acem_dtype;
+#define ACEM_DT_GGUF_FIRST ACEM_DT_Q4_0
 
 ACEMDEF const char *acem_dtype_name(acem_dtype d);
 ACEMDEF acem_dtype acem_dtype_from_name(const char *name); /* ACEM_DT_UNKNOWN if none */
 ACEMDEF unsigned acem_dtype_bits(acem_dtype d);
-/* 1 for the dtypes acem reads as f32 (F32, F16, BF16, F64, F8_E4M3, F8_E5M2).
+/* 1 for the dtypes acem reads as f32 (F32, F16, BF16, F64, F8_E4M3, F8_E5M2,
+   and the GGUF blocks Q4_0, Q4_1, Q5_0, Q5_1, Q8_0).
    Names cannot hold NUL: a \u0000 escape in a header is rejected. */
 ACEMDEF int acem_dtype_is_float(acem_dtype d);
+/* Storage bytes of numel elements of d into *bytes. 0 (and *bytes = 0) when
+   d is unknown, numel is not a whole number of d's blocks (or bytes), or the
+   size overflows. Block types: elements per block in *block (may be NULL). */
+ACEMDEF int acem_dtype_bytes(acem_dtype d, uint64_t numel, uint64_t *bytes, uint64_t *block);
 
 #define ACEM_ST_MAX_DIMS 8
 #define ACEM_ST_MAX_HEADER 100000000u
@@ -515,6 +543,8 @@ typedef struct acem_st_tensor {
     uint64_t shape[ACEM_ST_MAX_DIMS];
     uint64_t numel;
     uint64_t begin, end;       /* byte range relative to the data buffer       */
+    uint64_t pad;              /* writing: zero bytes that follow the data
+                                  (GGUF alignment; set by the header writers)  */
 } acem_st_tensor;
 
 typedef struct acem_read_io {
@@ -531,15 +561,35 @@ typedef struct acem_write_io {
     const char *path;          /* for messages (may be NULL)                    */
 } acem_write_io;
 
+typedef enum acem_format { ACEM_FORMAT_SAFETENSORS = 0, ACEM_FORMAT_GGUF = 1 } acem_format;
+
+/* one GGUF key/value pair: the value rendered as text (numbers in decimal,
+   bool as true/false, a string as itself, an array as "[N x TYPE]"), and the
+   pair's bytes in the file (key through value) for copying it verbatim */
+typedef struct acem_gguf_kv {
+    const char *key, *value;
+    uint32_t type;             /* GGUF value type (8 string, 9 array, ...)       */
+    uint64_t begin, end;       /* absolute file offsets                          */
+} acem_gguf_kv;
+
 typedef struct acem_st_file {
     acem_read_io io;
     uint64_t header_len, data_start, data_len;
     acem_st_tensor *tensors;   /* sorted by name                                 */
     size_t n_tensors;
-    const char **meta;         /* n_meta pairs: meta[2i] key, meta[2i+1] value  */
+    const char **meta;         /* n_meta pairs: meta[2i] key, meta[2i+1] value,
+                                  sorted by key (GGUF: the kv pairs' text)      */
     size_t n_meta;
+    acem_format format;        /* detected from the first bytes                 */
+    uint32_t gguf_version, alignment; /* GGUF only                               */
+    acem_gguf_kv *kv;          /* GGUF only: n_kv pairs in file order           */
+    size_t n_kv;
 } acem_st_file;
 
+/* Both open a safetensors file or a GGUF file (version 2 or 3, little-endian;
+   told apart by the magic "GGUF"). GGUF tensors get shape = ggml's dims
+   reversed (row-major, as PyTorch: a weight stored with dims [in, out] is
+   out x in) and begin/end relative to the data section. */
 ACEMDEF acem_result acem_st_open_bytes(const acem_read_io *io, size_t *bytes, acem_error *err);
 ACEMDEF acem_result acem_st_open(acem_st_file *f, const acem_read_io *io, void *arena, size_t arena_bytes,
                                  acem_error *err);
@@ -560,6 +610,30 @@ ACEMDEF acem_result acem_st_write_f32(const acem_write_io *io, const acem_st_ten
                                       acem_error *err);
 ACEMDEF acem_result acem_st_write_raw(const acem_write_io *io, const acem_st_tensor *t, const void *src,
                                       acem_error *err);
+
+/* ---- GGUF -------------------------------------------------------------------
+   Reading is acem_st_open() above; it validates what ggml's gguf reader
+   validates: magic and version (2, 3), value types, no nested arrays, no
+   duplicate keys or tensor names, general.alignment a UINT32 power of two,
+   names under 64 bytes, at most 4 dims, sizes without overflow, the first
+   dim a whole number of blocks, offsets sequential from 0 and padded to the
+   alignment, and every tensor's data inside the file. acem_st_read_f32()
+   dequantizes Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0; the other block types can be
+   copied with acem_st_read_raw() only.
+
+   Writing: acem_gguf_write_header() writes version 3 with src's key/value pairs
+   copied verbatim in their order (src may be NULL), except general.alignment
+   and any key also in meta; then meta as STRING pairs; general.alignment when
+   alignment is not 32 (0: src's alignment, or 32). The tensors are laid out in
+   the order given, each padded to the alignment: begin, end, pad and numel of
+   every descriptor are filled in. Then acem_st_write_f32() or
+   acem_st_write_raw() once per tensor in that order (they write the padding);
+   acem_st_write_f32() can produce F32, F16, BF16 and Q8_0. */
+ACEMDEF acem_result acem_gguf_write_header(const acem_write_io *io, const acem_st_file *src, acem_st_tensor *tensors,
+                                           size_t n, const char *const *meta, size_t n_meta, uint32_t alignment,
+                                           uint64_t *header_bytes, acem_error *err);
+/* ggml's type id of d, or -1 if GGUF cannot hold d */
+ACEMDEF int acem_gguf_type_id(acem_dtype d);
 
 /* Sharded checkpoints: parse model.safetensors.index.json in place (strings are
    decoded into the buffer, which must hold len + 1 bytes). names[i] and
@@ -6499,8 +6573,37 @@ ACEMDEF const char *acem_dtype_name(acem_dtype d) {
                                         ACEM_DTYPE_LIST(ACEM__NAME)
 #undef ACEM__NAME
     };
+    static const char *const gnames[] = {
+#define ACEM__NAME(code, name, id, blk, size) name,
+        ACEM_GGUF_BLOCK_LIST(ACEM__NAME)
+#undef ACEM__NAME
+    };
+    if ((int)d >= (int)ACEM_DT_GGUF_FIRST && (int)d < (int)ACEM_DT_GGUF_END) return gnames[d - ACEM_DT_GGUF_FIRST];
     if ((int)d < 0 || (int)d >= (int)ACEM_DT_COUNT) return "UNKNOWN";
     return names[d];
+}
+/* GGUF block types: ggml id, elements and bytes per block (0 for the others) */
+static const unsigned short acem__gguf_blk[][3] = {
+#define ACEM__BLK(code, name, id, blk, size) {id, blk, size},
+    ACEM_GGUF_BLOCK_LIST(ACEM__BLK)
+#undef ACEM__BLK
+};
+static int acem__is_block(acem_dtype d) { return (int)d >= (int)ACEM_DT_GGUF_FIRST && (int)d < (int)ACEM_DT_GGUF_END; }
+ACEMDEF int acem_dtype_bytes(acem_dtype d, uint64_t numel, uint64_t *bytes, uint64_t *block) {
+    uint64_t blk = 1, size, bits;
+    if (bytes) *bytes = 0;
+    if (block) *block = 1;
+    if (acem__is_block(d)) {
+        blk = acem__gguf_blk[d - ACEM_DT_GGUF_FIRST][1];
+        size = acem__gguf_blk[d - ACEM_DT_GGUF_FIRST][2];
+        if (block) *block = blk;
+        if (numel % blk || numel / blk > ~(uint64_t)0 / size) return 0;
+        if (bytes) *bytes = numel / blk * size;
+        return 1;
+    }
+    if (!(bits = acem_dtype_bits(d)) || numel > ~(uint64_t)0 / 64u || numel * bits % 8) return 0;
+    if (bytes) *bytes = numel * bits / 8;
+    return 1;
 }
 ACEMDEF unsigned acem_dtype_bits(acem_dtype d) {
     static const unsigned char bits[] = {0,
@@ -6524,11 +6627,34 @@ ACEMDEF acem_dtype acem_dtype_from_name(const char *name) {
     if (!name) return ACEM_DT_UNKNOWN;
     for (d = 1; d < (int)ACEM_DT_COUNT; ++d)
         if (acem__streq(acem_dtype_name((acem_dtype)d), name)) return (acem_dtype)d;
+    for (d = (int)ACEM_DT_GGUF_FIRST; d < (int)ACEM_DT_GGUF_END; ++d)
+        if (acem__streq(acem_dtype_name((acem_dtype)d), name)) return (acem_dtype)d;
     return ACEM_DT_UNKNOWN;
 }
 ACEMDEF int acem_dtype_is_float(acem_dtype d) {
     return d == ACEM_DT_F32 || d == ACEM_DT_F16 || d == ACEM_DT_BF16 || d == ACEM_DT_F64 ||
-           d == ACEM_DT_F8_E4M3 || d == ACEM_DT_F8_E5M2;
+           d == ACEM_DT_F8_E4M3 || d == ACEM_DT_F8_E5M2 || d == ACEM_DT_Q4_0 || d == ACEM_DT_Q4_1 ||
+           d == ACEM_DT_Q5_0 || d == ACEM_DT_Q5_1 || d == ACEM_DT_Q8_0;
+}
+ACEMDEF int acem_gguf_type_id(acem_dtype d) {
+    switch (d) {
+    case ACEM_DT_F32: return 0;
+    case ACEM_DT_F16: return 1;
+    case ACEM_DT_I8: return 24;
+    case ACEM_DT_I16: return 25;
+    case ACEM_DT_I32: return 26;
+    case ACEM_DT_I64: return 27;
+    case ACEM_DT_F64: return 28;
+    case ACEM_DT_BF16: return 30;
+    default: return acem__is_block(d) ? (int)acem__gguf_blk[d - ACEM_DT_GGUF_FIRST][0] : -1;
+    }
+}
+static acem_dtype acem__gguf_dtype(uint32_t id) {
+    int d;
+    for (d = 1; d < (int)ACEM_DT_GGUF_END; ++d)
+        if ((d < (int)ACEM_DT_COUNT || d >= (int)ACEM_DT_GGUF_FIRST) && acem_gguf_type_id((acem_dtype)d) == (int)id)
+            return (acem_dtype)d;
+    return ACEM_DT_UNKNOWN;
 }
 
 /* ---- a strict JSON reader for headers (strings decoded in place) ---------- */
@@ -6722,6 +6848,9 @@ static int acem__utf8_valid(const unsigned char *s, size_t n) {
 /* ---- reading ---------------------------------------------------------------- */
 static const char *acem__path(const char *p) { return p ? p : "(input)"; }
 
+static acem_result acem__gguf_parse(const acem_read_io *io, acem_st_file *f, unsigned char *arena, size_t *need,
+                                    acem_error *err);
+static int acem__is_gguf(const unsigned char *m);
 ACEMDEF acem_result acem_st_open_bytes(const acem_read_io *io, size_t *bytes, acem_error *err) {
     unsigned char h[8];
     uint64_t n = 0;
@@ -6732,6 +6861,7 @@ ACEMDEF acem_result acem_st_open_bytes(const acem_read_io *io, size_t *bytes, ac
         return acem__fail(err, ACEM_ERR_FORMAT, "%s: file is %zu bytes, shorter than the 8-byte header length",
                           acem__path(io->path), (size_t)io->size);
     if (io->read(io->user, 0, h, 8)) return acem__fail(err, ACEM_ERR_IO, "%s: cannot read the header length", acem__path(io->path));
+    if (acem__is_gguf(h)) return acem__gguf_parse(io, NULL, NULL, bytes, err);
     for (k = 7; k >= 0; --k) n = (n << 8) | h[k];
     if (n > ACEM_ST_MAX_HEADER)
         return acem__fail(err, ACEM_ERR_FORMAT, "%s: header length %zu exceeds the limit of 100000000 bytes",
@@ -6822,7 +6952,7 @@ static acem_result acem__st_tensor_entry(acem__json *j, acem_st_tensor *t, const
             char *dt;
             if (have_dt++) return acem__fail(err, ACEM_ERR_FORMAT, "%s: tensor '%s': duplicate key 'dtype'", path, t->name);
             if (!(dt = acem__jstr(j))) return acem__fail(err, ACEM_ERR_FORMAT, "%s: tensor '%s': dtype is not a string", path, t->name);
-            if ((t->dtype = acem_dtype_from_name(dt)) == ACEM_DT_UNKNOWN)
+            if ((t->dtype = acem_dtype_from_name(dt)) == ACEM_DT_UNKNOWN || acem__is_block(t->dtype))
                 return acem__fail(err, ACEM_ERR_FORMAT, "%s: tensor '%s': unknown dtype '%s'", path, t->name, dt);
         } else if (acem__streq(key, "shape")) {
             int more;
@@ -6860,6 +6990,319 @@ static acem_result acem__st_tensor_entry(acem__json *j, acem_st_tensor *t, const
     return ACEM_OK;
 }
 
+/* ---- GGUF reading -------------------------------------------------------------
+   One parser, run twice: acem_st_open_bytes() counts the arena bytes (strings
+   skipped, not read), acem_st_open() fills the arena and checks the rest. The
+   header is read through a 4 KB buffer; tensor data is never touched. */
+#define ACEM__GGUF_MAX_NAME 64 /* ggml's GGML_MAX_NAME, with the NUL */
+#define ACEM__GGUF_VTEXT 48    /* arena bytes for a non-string value's text */
+typedef struct acem__gr {
+    const acem_read_io *io;
+    const char *path;
+    acem_error *err;
+    acem_result r;             /* first failure (ACEM_OK while none)          */
+    uint64_t pos;              /* absolute offset of the next byte            */
+    uint64_t boff;
+    size_t blen;
+    unsigned char buf[4096];
+} acem__gr;
+static uint64_t acem__minu64(uint64_t a, uint64_t b) { return a < b ? a : b; }
+/* n bytes at pos into dst (dst NULL: skip them); 1 on failure */
+static int acem__gr_get(acem__gr *g, void *dst, uint64_t n, const char *what) {
+    unsigned char *d = ACEM__CAST(unsigned char *, dst);
+    if (g->r != ACEM_OK) return 1;
+    if (n > g->io->size || g->pos > g->io->size - n) {
+        g->r = acem__fail(g->err, ACEM_ERR_FORMAT, "%s: the file ends inside %s (at byte %zu of %zu)", g->path, what,
+                          (size_t)g->pos, (size_t)g->io->size);
+        return 1;
+    }
+    while (n) {
+        uint64_t in = g->boff + g->blen;
+        if (g->pos >= g->boff && g->pos < in) {
+            uint64_t k = acem__minu64(in - g->pos, n);
+            if (d) { ACEM_MEMCPY(d, g->buf + (size_t)(g->pos - g->boff), (size_t)k); d += k; }
+            g->pos += k;
+            n -= k;
+        } else if (!d) {
+            g->pos += n;
+            n = 0;
+        } else if (n >= sizeof g->buf) {
+            if ((uint64_t)(size_t)n != n || g->io->read(g->io->user, g->pos, d, (size_t)n)) {
+                g->r = acem__fail(g->err, ACEM_ERR_IO, "%s: read error at byte %zu", g->path, (size_t)g->pos);
+                return 1;
+            }
+            g->pos += n;
+            n = 0;
+        } else {
+            size_t m = (size_t)acem__minu64(sizeof g->buf, g->io->size - g->pos);
+            if (g->io->read(g->io->user, g->pos, g->buf, m)) {
+                g->r = acem__fail(g->err, ACEM_ERR_IO, "%s: read error at byte %zu", g->path, (size_t)g->pos);
+                return 1;
+            }
+            g->boff = g->pos;
+            g->blen = m;
+        }
+    }
+    return 0;
+}
+static uint64_t acem__le(const unsigned char *b, int n) {
+    uint64_t v = 0;
+    while (n-- > 0) v = (v << 8) | b[n];
+    return v;
+}
+static uint64_t acem__gr_u(acem__gr *g, int n, const char *what) {
+    unsigned char b[8];
+    if (acem__gr_get(g, b, (uint64_t)n, what)) return 0;
+    return acem__le(b, n);
+}
+/* a GGUF string: its length into *len, then its bytes into dst, NUL-terminated,
+   if dst is not NULL and len < cap (else skipped, dst "") */
+static int acem__gr_str(acem__gr *g, char *dst, uint64_t cap, uint64_t *len, const char *what) {
+    *len = acem__gr_u(g, 8, what);
+    if (g->r != ACEM_OK) return 1;
+    if (dst && *len < cap) {
+        if (acem__gr_get(g, dst, *len, what)) return 1;
+        dst[*len] = 0;
+        return 0;
+    }
+    if (dst) dst[0] = 0;
+    return acem__gr_get(g, NULL, *len, what);
+}
+static const unsigned char acem__gguf_vsize[13] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
+static const char *const acem__gguf_vname[13] = {"UINT8", "INT8",   "UINT16", "INT16", "UINT32", "INT32", "FLOAT32",
+                                                   "BOOL",  "STRING", "ARRAY",  "UINT64", "INT64", "FLOAT64"};
+/* a scalar value's text */
+static void acem__gguf_text(acem__sbuf *b, uint32_t type, uint64_t v) {
+    switch (type) {
+    case 1: case 3: case 5: case 11: {
+        long long x = type == 1 ? (long long)(signed char)(unsigned char)v
+                    : type == 3 ? (long long)(int16_t)(uint16_t)v
+                    : type == 5 ? (long long)(int32_t)(uint32_t)v : (long long)(int64_t)v;
+        if (x < 0) { acem__putc(b, '-'); acem__putu(b, (unsigned long long)(-(x + 1)) + 1); }
+        else acem__putu(b, (unsigned long long)x);
+        break;
+    }
+    case 6: acem__putg(b, (double)acem__u2f((uint32_t)v)); break;
+    case 12: { double x; ACEM_MEMCPY(&x, &v, 8); acem__putg(b, x); break; }
+    case 7: acem__puts(b, v ? "true" : "false"); break;
+    default: acem__putu(b, (unsigned long long)v); break;
+    }
+}
+
+/* Parses the header. f NULL: counts the arena bytes into *need; else fills f
+   from arena (need bytes, from a counting run). */
+static acem_result acem__gguf_parse(const acem_read_io *io, acem_st_file *f, unsigned char *arena, size_t *need,
+                                    acem_error *err) {
+    acem__gr *g, gs;
+    uint64_t n_t, n_kv, k, strings = 0, expect, align = 32, version;
+    size_t sp = 0, nkv = 0;
+    char *str = NULL, kbuf[256];
+    const char *path = acem__path(io->path);
+    unsigned char magic[4];
+    g = &gs;
+    g->io = io; g->path = path; g->err = err; g->r = ACEM_OK; g->pos = 0; g->boff = 0; g->blen = 0;
+    if (acem__gr_get(g, magic, 4, "the magic")) return g->r;
+    version = acem__gr_u(g, 4, "the version");
+    if (g->r != ACEM_OK) return g->r;
+    if (version == 1) return acem__fail(err, ACEM_ERR_FORMAT, "%s: GGUF version 1 is not supported (version 2 and 3 are)", path);
+    if (version != 2 && version != 3) {
+        if ((version & 0xffffu) == 0 && (version >> 16))
+            return acem__fail(err, ACEM_ERR_FORMAT, "%s: a big-endian GGUF file; acem reads little-endian GGUF only", path);
+        return acem__fail(err, ACEM_ERR_FORMAT, "%s: GGUF version %zu is not supported (version 2 and 3 are)", path,
+                          (size_t)version);
+    }
+    n_t = acem__gr_u(g, 8, "the tensor count");
+    n_kv = acem__gr_u(g, 8, "the key/value count");
+    if (g->r != ACEM_OK) return g->r;
+    /* each pair takes 13 bytes or more, each tensor info 24 or more */
+    if (n_kv > io->size / 13)
+        return acem__fail(err, ACEM_ERR_FORMAT, "%s: declares %zu key/value pairs, more than its %zu bytes can hold", path,
+                          (size_t)acem__min((size_t)-1, n_kv), (size_t)io->size);
+    if (n_t > io->size / 24)
+        return acem__fail(err, ACEM_ERR_FORMAT, "%s: declares %zu tensors, more than its %zu bytes can hold", path,
+                          (size_t)acem__min((size_t)-1, n_t), (size_t)io->size);
+    if (f) {
+        size_t off = 0;
+        f->format = ACEM_FORMAT_GGUF;
+        f->gguf_version = (uint32_t)version;
+        f->kv = ACEM__CAST(acem_gguf_kv *, (void *)arena);
+        off += ((size_t)n_kv * sizeof(acem_gguf_kv) + 7) / 8 * 8;
+        f->meta = ACEM__CAST(const char **, (void *)(arena + off));
+        off += (size_t)n_kv * 2 * sizeof(char *);
+        f->tensors = ACEM__CAST(acem_st_tensor *, (void *)(arena + off));
+        off += (size_t)n_t * sizeof(acem_st_tensor);
+        str = ACEM__CAST(char *, (void *)(arena + off));
+    }
+    /* key/value pairs */
+    for (k = 0; k < n_kv; ++k) {
+        uint64_t klen, v = 0;
+        uint32_t type;
+        char *key = str ? str + sp : kbuf; /* counting: a key under 256 bytes, for messages */
+        acem__sbuf tb;
+        char text[ACEM__GGUF_VTEXT];
+        uint64_t begin = g->pos;
+        if (acem__gr_str(g, key, str ? ~(uint64_t)0 : sizeof kbuf, &klen, "a key")) return g->r;
+        if (acem__strlen(key) != klen && (str || klen < sizeof kbuf))
+            return acem__fail(err, ACEM_ERR_FORMAT, "%s: key %zu holds a NUL byte", path, (size_t)k);
+        strings += klen + 1;
+        if (str) sp += (size_t)klen + 1;
+        type = (uint32_t)acem__gr_u(g, 4, "a value type");
+        if (g->r != ACEM_OK) return g->r;
+        if (type > 12)
+            return acem__fail(err, ACEM_ERR_FORMAT, "%s: key '%s': unknown value type %u", path, key, (unsigned)type);
+        tb.p = text; tb.n = 0; tb.cap = sizeof text;
+        if (type == 8) { /* string: its text is itself */
+            uint64_t len;
+            char *val = str ? str + sp : NULL;
+            if (acem__gr_str(g, val, ~(uint64_t)0, &len, "a string value")) return g->r;
+            strings += len + 1;
+            if (val) {
+                if (f) f->kv[nkv].value = val;
+                sp += (size_t)len + 1;
+            }
+        } else {
+            if (type == 9) {
+                uint32_t et = (uint32_t)acem__gr_u(g, 4, "an array type");
+                uint64_t n = acem__gr_u(g, 8, "an array length"), i;
+                if (g->r != ACEM_OK) return g->r;
+                if (et > 12) return acem__fail(err, ACEM_ERR_FORMAT, "%s: key '%s': array of unknown type %u", path, key, (unsigned)et);
+                if (et == 9) return acem__fail(err, ACEM_ERR_FORMAT, "%s: key '%s': nested arrays are not supported", path, key);
+                if (et == 8) {
+                    for (i = 0; i < n; ++i) {
+                        uint64_t len;
+                        if (acem__gr_str(g, NULL, 0, &len, "a string in an array")) return g->r;
+                    }
+                } else {
+                    if (n > io->size / acem__gguf_vsize[et]) n = io->size; /* the get below fails */
+                    if (acem__gr_get(g, NULL, n * acem__gguf_vsize[et], "an array")) return g->r;
+                }
+                acem__putc(&tb, '[');
+                acem__putu(&tb, (unsigned long long)n);
+                acem__puts(&tb, " x ");
+                acem__puts(&tb, acem__gguf_vname[et]);
+                acem__putc(&tb, ']');
+            } else {
+                v = acem__gr_u(g, acem__gguf_vsize[type], "a value");
+                if (g->r != ACEM_OK) return g->r;
+                acem__gguf_text(&tb, type, v);
+            }
+            text[tb.n < sizeof text ? tb.n : sizeof text - 1] = 0;
+            strings += ACEM__GGUF_VTEXT;
+            if (str) {
+                ACEM_MEMCPY(str + sp, text, acem__strlen(text) + 1);
+                f->kv[nkv].value = str + sp;
+                sp += acem__strlen(text) + 1;
+            }
+        }
+        if (f) {
+            f->kv[nkv].key = key;
+            f->kv[nkv].type = type;
+            f->kv[nkv].begin = begin;
+            f->kv[nkv].end = g->pos;
+            if (acem__streq(key, "general.alignment")) {
+                if (type != 4)
+                    return acem__fail(err, ACEM_ERR_FORMAT, "%s: general.alignment is a %s; it must be a UINT32", path,
+                                      acem__gguf_vname[type]);
+                if (!v || (v & (v - 1)))
+                    return acem__fail(err, ACEM_ERR_FORMAT, "%s: general.alignment is %zu; it must be a power of two", path, (size_t)v);
+                align = v;
+            }
+        }
+        ++nkv;
+    }
+    /* tensor infos */
+    for (k = 0; k < n_t; ++k) {
+        uint64_t nlen, ne[4] = {1, 1, 1, 1}, numel = 1, bytes, blk;
+        uint32_t nd, d, id;
+        char *name = str ? str + sp : kbuf;
+        acem_st_tensor *t = f ? &f->tensors[k] : NULL;
+        acem_dtype dt;
+        if (acem__gr_str(g, name, ACEM__GGUF_MAX_NAME, &nlen, "a tensor name")) return g->r;
+        if (nlen >= ACEM__GGUF_MAX_NAME)
+            return acem__fail(err, ACEM_ERR_FORMAT, "%s: tensor %zu: name is %zu bytes; GGUF allows 63", path, (size_t)k, (size_t)nlen);
+        if (acem__strlen(name) != nlen)
+            return acem__fail(err, ACEM_ERR_FORMAT, "%s: tensor %zu: name holds a NUL byte", path, (size_t)k);
+        strings += nlen + 1;
+        if (str) sp += (size_t)nlen + 1;
+        nd = (uint32_t)acem__gr_u(g, 4, "a tensor's dimension count");
+        if (g->r != ACEM_OK) return g->r;
+        if (nd > 4)
+            return acem__fail(err, ACEM_ERR_FORMAT, "%s: tensor '%s': %u dimensions; GGUF allows 4", path, name, (unsigned)nd);
+        for (d = 0; d < nd; ++d) {
+            ne[d] = acem__gr_u(g, 8, "a tensor's dimensions");
+            if (g->r != ACEM_OK) return g->r;
+            if (ne[d] > (uint64_t)0x7fffffffffffffffull)
+                return acem__fail(err, ACEM_ERR_FORMAT, "%s: tensor '%s': negative dimension", path, name);
+            if (ne[d] && numel > (uint64_t)0x7fffffffffffffffull / ne[d])
+                return acem__fail(err, ACEM_ERR_FORMAT, "%s: tensor '%s': shape overflows", path, name);
+            numel *= ne[d];
+        }
+        id = (uint32_t)acem__gr_u(g, 4, "a tensor's type");
+        if (g->r != ACEM_OK) return g->r;
+        if ((dt = acem__gguf_dtype(id)) == ACEM_DT_UNKNOWN)
+            return acem__fail(err, ACEM_ERR_FORMAT, "%s: tensor '%s': unknown or retired ggml type %u", path, name, (unsigned)id);
+        if (!acem_dtype_bytes(dt, numel, &bytes, &blk) || ne[0] % blk)
+            return acem__fail(err, ACEM_ERR_FORMAT, "%s: tensor '%s': first dimension %zu is not a whole number of %s blocks (%zu)",
+                              path, name, (size_t)ne[0], acem_dtype_name(dt), (size_t)blk);
+        expect = acem__gr_u(g, 8, "a tensor's offset");
+        if (g->r != ACEM_OK) return g->r;
+        if (t) {
+            ACEM_MEMSET(t, 0, sizeof *t);
+            t->name = name;
+            t->dtype = dt;
+            t->ndim = nd;
+            for (d = 0; d < nd; ++d) t->shape[d] = ne[nd - 1 - d];
+            t->numel = numel;
+            t->begin = expect;
+            t->end = bytes; /* the size, for now */
+        }
+    }
+    if (!f) { /* n_kv and n_t are below size / 13: these products fit */
+        uint64_t b = (n_kv * sizeof(acem_gguf_kv) + 7) / 8 * 8 + n_kv * 2 * sizeof(char *) + n_t * sizeof(acem_st_tensor);
+        if (strings > (uint64_t)((size_t)-1 / 4) || b > (uint64_t)((size_t)-1 / 4))
+            return acem__fail(err, ACEM_ERR_SIZE_OVERFLOW, "%s: the GGUF header is too large for this build's address space", path);
+        *need = (size_t)(b + strings);
+        return ACEM_OK;
+    }
+    f->n_kv = nkv;
+    f->alignment = (uint32_t)align;
+    /* the data section: after the header, padded to the alignment; offsets
+       sequential in info order, each tensor padded */
+    f->data_start = (g->pos + align - 1) / align * align;
+    f->header_len = f->data_start;
+    if (f->data_start > io->size) f->data_start = io->size;
+    f->data_len = io->size - f->data_start;
+    expect = 0;
+    for (k = 0; k < n_t; ++k) {
+        acem_st_tensor *t = &f->tensors[k];
+        uint64_t bytes = t->end;
+        if (t->begin != expect)
+            return acem__fail(err, ACEM_ERR_FORMAT, "%s: tensor '%s': data offset %zu, expected %zu (sequential, padded to %zu)",
+                              path, t->name, (size_t)t->begin, (size_t)expect, (size_t)align);
+        if (bytes > f->data_len || t->begin > f->data_len - bytes || f->header_len > io->size)
+            return acem__fail(err, ACEM_ERR_FORMAT, "%s: tensor '%s': its data runs past the end of the file (truncated?)", path,
+                              t->name);
+        t->end = t->begin + bytes;
+        expect = t->end + (align - bytes % align) % align;
+    }
+    f->n_tensors = (size_t)n_t;
+    for (k = 0; k < nkv; ++k) {
+        f->meta[2 * k] = f->kv[k].key;
+        f->meta[2 * k + 1] = f->kv[k].value;
+    }
+    f->n_meta = nkv;
+    acem__heapsort_meta(f->meta, f->n_meta);
+    for (k = 1; k < f->n_meta; ++k)
+        if (acem__streq(f->meta[2 * k - 2], f->meta[2 * k]))
+            return acem__fail(err, ACEM_ERR_FORMAT, "%s: duplicate key '%s'", path, f->meta[2 * k]);
+    acem__heapsort_t(f->tensors, f->n_tensors, acem__cmp_name);
+    for (k = 1; k < f->n_tensors; ++k)
+        if (acem__streq(f->tensors[k - 1].name, f->tensors[k].name))
+            return acem__fail(err, ACEM_ERR_FORMAT, "%s: duplicate tensor '%s'", path, f->tensors[k].name);
+    return ACEM_OK;
+}
+static int acem__is_gguf(const unsigned char *m) { return m[0] == 'G' && m[1] == 'G' && m[2] == 'U' && m[3] == 'F'; }
+
 ACEMDEF acem_result acem_st_open(acem_st_file *f, const acem_read_io *io, void *arena, size_t arena_bytes,
                                  acem_error *err) {
     size_t need, nt_max, nm_max, k;
@@ -6879,6 +7322,7 @@ ACEMDEF acem_result acem_st_open(acem_st_file *f, const acem_read_io *io, void *
         unsigned char h[8];
         int b;
         if (io->read(io->user, 0, h, 8)) return acem__fail(err, ACEM_ERR_IO, "%s: read error", path);
+        if (acem__is_gguf(h)) return acem__gguf_parse(io, f, ACEM__CAST(unsigned char *, arena), &need, err);
         for (n = 0, b = 7; b >= 0; --b) n = (n << 8) | h[b];
     }
     hdr = ACEM__CAST(char *, arena);
@@ -7028,6 +7472,43 @@ static float acem__f8e4m3_to_f32(unsigned char b) {
     }
     return s ? -v : v;
 }
+/* ggml's reference dequantization of one block of 32 (dequantize_row_*) */
+static void acem__dequant_block(acem_dtype dt, const unsigned char *b, float *y) {
+    float d = acem_f16_to_f32((uint16_t)acem__le(b, 2)), m = 0;
+    int j;
+    switch (dt) {
+    case ACEM_DT_Q8_0:
+        for (j = 0; j < 32; ++j) y[j] = (float)(signed char)b[2 + j] * d;
+        break;
+    case ACEM_DT_Q4_0:
+        for (j = 0; j < 16; ++j) {
+            y[j] = (float)((b[2 + j] & 15) - 8) * d;
+            y[j + 16] = (float)((b[2 + j] >> 4) - 8) * d;
+        }
+        break;
+    case ACEM_DT_Q4_1:
+        m = acem_f16_to_f32((uint16_t)acem__le(b + 2, 2));
+        for (j = 0; j < 16; ++j) {
+            y[j] = (float)(b[4 + j] & 15) * d + m;
+            y[j + 16] = (float)(b[4 + j] >> 4) * d + m;
+        }
+        break;
+    case ACEM_DT_Q5_0:
+    case ACEM_DT_Q5_1: {
+        int q1 = dt == ACEM_DT_Q5_1, off = q1 ? 8 : 6, sub = q1 ? 0 : 16;
+        uint32_t qh = (uint32_t)acem__le(b + off - 4, 4);
+        if (q1) m = acem_f16_to_f32((uint16_t)acem__le(b + 2, 2));
+        for (j = 0; j < 16; ++j) {
+            int h0 = (int)(((qh >> j) << 4) & 0x10), h1 = (int)((qh >> (j + 12)) & 0x10);
+            y[j] = (float)(((b[off + j] & 15) | h0) - sub) * d;
+            y[j + 16] = (float)(((b[off + j] >> 4) | h1) - sub) * d;
+            if (q1) { y[j] += m; y[j + 16] += m; }
+        }
+        break;
+    }
+    default: break;
+    }
+}
 ACEMDEF acem_result acem_st_read_f32(const acem_st_file *f, const acem_st_tensor *t, float *dst, acem_error *err) {
     size_t n = (size_t)t->numel, i;
     acem_result r;
@@ -7061,6 +7542,21 @@ ACEMDEF acem_result acem_st_read_f32(const acem_st_file *f, const acem_st_tensor
                 return acem__fail(err, ACEM_ERR_IO, "%s: tensor '%s': read error", path, t->name);
             for (i = 0; i < m; ++i) dst[done + i] = (float)chunk[i];
             done += m;
+        }
+        return ACEM_OK;
+    }
+    case ACEM_DT_Q4_0:
+    case ACEM_DT_Q4_1:
+    case ACEM_DT_Q5_0:
+    case ACEM_DT_Q5_1:
+    case ACEM_DT_Q8_0: { /* in place, last block first: block i's floats start at or after its bytes */
+        size_t size = acem__gguf_blk[t->dtype - ACEM_DT_GGUF_FIRST][2], nb = n / 32;
+        const unsigned char *raw = ACEM__CAST(const unsigned char *, (void *)dst);
+        if ((r = acem_st_read_raw(f, t, dst, err)) != ACEM_OK) return r;
+        while (nb-- > 0) {
+            unsigned char b[36];
+            ACEM_MEMCPY(b, raw + nb * size, size);
+            acem__dequant_block(t->dtype, b, dst + nb * 32);
         }
         return ACEM_OK;
     }
@@ -7205,6 +7701,7 @@ ACEMDEF acem_result acem_st_write_header(const acem_write_io *io, acem_st_tensor
         if (bits % 8) return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "%s: tensor '%s': not a whole number of bytes", path, t[k].name);
         t[k].numel = numel;
         t[k].end = bits / 8; /* size for now */
+        t[k].pad = 0;
         order[k] = k;
     }
     /* names must be unique: sort the indices by name and compare neighbours;
@@ -7237,28 +7734,190 @@ ACEMDEF acem_result acem_st_write_header(const acem_write_io *io, acem_st_tensor
     if (header_bytes) *header_bytes = 8 + hlen;
     return ACEM_OK;
 }
+/* the zero bytes after a tensor (GGUF's alignment) */
+static acem_result acem__write_pad(const acem_write_io *io, const acem_st_tensor *t, acem_error *err) {
+    static const unsigned char zeros[64] = {0};
+    uint64_t left = t->pad;
+    while (left) {
+        size_t m = (size_t)acem__minu64(left, sizeof zeros);
+        if (io->write(io->user, zeros, m))
+            return acem__fail(err, ACEM_ERR_IO, "%s: tensor '%s': write error", acem__path(io->path), t->name);
+        left -= m;
+    }
+    return ACEM_OK;
+}
 ACEMDEF acem_result acem_st_write_raw(const acem_write_io *io, const acem_st_tensor *t, const void *src, acem_error *err) {
     size_t nb = (size_t)(t->end - t->begin);
     if (nb && io->write(io->user, src, nb))
         return acem__fail(err, ACEM_ERR_IO, "%s: tensor '%s': write error", acem__path(io->path), t->name);
-    return ACEM_OK;
+    return acem__write_pad(io, t, err);
+}
+/* ggml's quantize_row_q8_0_ref: d = max|x| / 127 (stored as f16), q = round(x / d)
+   (halves away from zero); 0 when not all 32 values are finite */
+static int acem__quant_q8_0(const float *x, unsigned char *b) {
+    float amax = 0, d, id;
+    int j;
+    for (j = 0; j < 32; ++j) {
+        float a = x[j] < 0 ? -x[j] : x[j];
+        if (!acem__finite(x[j])) return 0;
+        if (a > amax) amax = a;
+    }
+    d = amax / 127.0f;
+    id = d != 0 ? 1.0f / d : 0.0f;
+    {
+        uint16_t h = acem_f32_to_f16(d);
+        b[0] = (unsigned char)(h & 255u);
+        b[1] = (unsigned char)(h >> 8);
+    }
+    for (j = 0; j < 32; ++j) {
+        float v = x[j] * id, r = (float)(int)v; /* |v| <= 127 (plus rounding) */
+        if (v - r >= 0.5f) r += 1.0f;
+        else if (r - v >= 0.5f) r -= 1.0f;
+        b[2 + j] = (unsigned char)(signed char)(int)r;
+    }
+    return 1;
 }
 ACEMDEF acem_result acem_st_write_f32(const acem_write_io *io, const acem_st_tensor *t, const float *src, acem_error *err) {
     size_t n = (size_t)t->numel, done = 0, i;
     const char *path = acem__path(io->path);
-    union { uint16_t h[1024]; double d[512]; } buf;
+    union { uint16_t h[1024]; double d[512]; unsigned char q[32 * 34]; } buf;
     if (t->dtype == ACEM_DT_F32) return acem_st_write_raw(io, t, src, err);
-    if (t->dtype != ACEM_DT_F16 && t->dtype != ACEM_DT_BF16 && t->dtype != ACEM_DT_F64)
+    if (t->dtype != ACEM_DT_F16 && t->dtype != ACEM_DT_BF16 && t->dtype != ACEM_DT_F64 && t->dtype != ACEM_DT_Q8_0)
         return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "%s: tensor '%s': cannot write f32 data as %s", path, t->name,
                           acem_dtype_name(t->dtype));
+    if (t->dtype == ACEM_DT_Q8_0 && n % 32)
+        return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "%s: tensor '%s': %zu values are not whole Q8_0 blocks of 32", path,
+                          t->name, n);
     while (done < n) {
         size_t m = acem__min(t->dtype == ACEM_DT_F64 ? 512 : 1024, n - done), nb;
         if (t->dtype == ACEM_DT_F16) { acem_f32_to_f16_array(src + done, buf.h, m); nb = m * 2; }
         else if (t->dtype == ACEM_DT_BF16) { acem_f32_to_bf16_array(src + done, buf.h, m); nb = m * 2; }
-        else { for (i = 0; i < m; ++i) buf.d[i] = src[done + i]; nb = m * 8; }
+        else if (t->dtype == ACEM_DT_Q8_0) {
+            for (i = 0; i < m / 32; ++i)
+                if (!acem__quant_q8_0(src + done + 32 * i, buf.q + 34 * i))
+                    return acem__fail(err, ACEM_ERR_NONFINITE, "%s: tensor '%s': a value near element %zu is not finite; Q8_0 "
+                                      "cannot hold it", path, t->name, done + 32 * i);
+            nb = m / 32 * 34;
+        } else { for (i = 0; i < m; ++i) buf.d[i] = src[done + i]; nb = m * 8; }
         if (io->write(io->user, &buf, nb)) return acem__fail(err, ACEM_ERR_IO, "%s: tensor '%s': write error", path, t->name);
         done += m;
     }
+    return acem__write_pad(io, t, err);
+}
+
+/* ---- GGUF writing --------------------------------------------------------------- */
+static void acem__eraw(acem__emit *e, const void *p, size_t n) {
+    const char *c = ACEM__CAST(const char *, p);
+    while (n--) acem__ec(e, *c++);
+}
+static void acem__ele(acem__emit *e, uint64_t v, int n) {
+    while (n-- > 0) { acem__ec(e, (char)(unsigned char)(v & 255u)); v >>= 8; }
+}
+static void acem__egstr(acem__emit *e, const char *s) {
+    size_t n = acem__strlen(s);
+    acem__ele(e, n, 8);
+    acem__eraw(e, s, n);
+}
+static int acem__meta_has(const char *const *meta, size_t n_meta, const char *key) {
+    size_t k;
+    for (k = 0; k < n_meta; ++k)
+        if (acem__streq(meta[2 * k], key)) return 1;
+    return 0;
+}
+ACEMDEF acem_result acem_gguf_write_header(const acem_write_io *io, const acem_st_file *src, acem_st_tensor *t, size_t n,
+                                           const char *const *meta, size_t n_meta, uint32_t alignment,
+                                           uint64_t *header_bytes, acem_error *err) {
+    size_t k, i, d, n_kv = 0;
+    uint64_t off = 0, align;
+    acem__emit e;
+    const char *path = io ? acem__path(io->path) : "(output)";
+    if (!io || !io->write || (n && !t) || (n_meta && !meta))
+        return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "%s: acem_gguf_write_header: NULL argument", path);
+    if (src && src->format != ACEM_FORMAT_GGUF)
+        return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "%s: the key/value source %s is not a GGUF file", path,
+                          acem__path(src->io.path));
+    align = alignment ? alignment : src ? src->alignment : 32;
+    if (!align || (align & (align - 1)))
+        return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "%s: alignment %zu is not a power of two", path, (size_t)align);
+    for (k = 0; k < n_meta; ++k) {
+        if (!meta[2 * k] || !meta[2 * k + 1])
+            return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "%s: metadata pair %zu is NULL", path, k);
+        if (acem__streq(meta[2 * k], "general.alignment"))
+            return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "%s: general.alignment is set by the alignment argument", path);
+        for (i = 0; i < k; ++i)
+            if (acem__streq(meta[2 * i], meta[2 * k]))
+                return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "%s: duplicate metadata key '%s'", path, meta[2 * k]);
+    }
+    for (k = 0; k < n; ++k) {
+        uint64_t numel = 1, bytes, blk;
+        if (!t[k].name || acem__strlen(t[k].name) >= ACEM__GGUF_MAX_NAME)
+            return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "%s: tensor %zu: GGUF names are 1 to 63 bytes: '%s'", path, k,
+                              acem__nm(t[k].name));
+        if (acem_gguf_type_id(t[k].dtype) < 0 || t[k].ndim > 4)
+            return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "%s: tensor '%s': GGUF cannot hold dtype %s with %zu dimensions",
+                              path, t[k].name, acem_dtype_name(t[k].dtype), t[k].ndim);
+        for (d = 0; d < t[k].ndim; ++d) {
+            if (t[k].shape[d] && numel > (uint64_t)0x7fffffffffffffffull / t[k].shape[d])
+                return acem__fail(err, ACEM_ERR_SIZE_OVERFLOW, "%s: tensor '%s': shape overflows", path, t[k].name);
+            numel *= t[k].shape[d];
+        }
+        if (!acem_dtype_bytes(t[k].dtype, numel, &bytes, &blk) || (t[k].ndim && t[k].shape[t[k].ndim - 1] % blk) ||
+            (!t[k].ndim && blk > 1))
+            return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "%s: tensor '%s': the last dimension is not a whole number of "
+                              "%s blocks", path, t[k].name, acem_dtype_name(t[k].dtype));
+        for (i = 0; i < k; ++i)
+            if (acem__streq(t[i].name, t[k].name))
+                return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "%s: duplicate tensor '%s'", path, t[k].name);
+        t[k].numel = numel;
+        t[k].begin = off;
+        t[k].end = off + bytes;
+        t[k].pad = (align - bytes % align) % align;
+        off = t[k].end + t[k].pad;
+    }
+    if (src)
+        for (k = 0; k < src->n_kv; ++k)
+            n_kv += !acem__streq(src->kv[k].key, "general.alignment") && !acem__meta_has(meta, n_meta, src->kv[k].key);
+    n_kv += n_meta + (align != 32);
+    ACEM_MEMSET(&e, 0, sizeof e);
+    e.io = io;
+    acem__eraw(&e, "GGUF", 4);
+    acem__ele(&e, 3, 4);
+    acem__ele(&e, n, 8);
+    acem__ele(&e, n_kv, 8);
+    if (src)
+        for (k = 0; k < src->n_kv; ++k) {
+            uint64_t at = src->kv[k].begin;
+            if (acem__streq(src->kv[k].key, "general.alignment") || acem__meta_has(meta, n_meta, src->kv[k].key)) continue;
+            while (at < src->kv[k].end) { /* verbatim */
+                unsigned char chunk[1024];
+                size_t m = (size_t)acem__minu64(sizeof chunk, src->kv[k].end - at);
+                if (src->io.read(src->io.user, at, chunk, m))
+                    return acem__fail(err, ACEM_ERR_IO, "%s: cannot read key '%s' back", acem__path(src->io.path), src->kv[k].key);
+                acem__eraw(&e, chunk, m);
+                at += m;
+            }
+        }
+    for (k = 0; k < n_meta; ++k) {
+        acem__egstr(&e, meta[2 * k]);
+        acem__ele(&e, 8, 4);
+        acem__egstr(&e, meta[2 * k + 1]);
+    }
+    if (align != 32) {
+        acem__egstr(&e, "general.alignment");
+        acem__ele(&e, 4, 4);
+        acem__ele(&e, align, 4);
+    }
+    for (k = 0; k < n; ++k) {
+        acem__egstr(&e, t[k].name);
+        acem__ele(&e, t[k].ndim, 4);
+        for (d = t[k].ndim; d-- > 0;) acem__ele(&e, t[k].shape[d], 8);
+        acem__ele(&e, (uint64_t)acem_gguf_type_id(t[k].dtype), 4);
+        acem__ele(&e, t[k].begin, 8);
+    }
+    while (e.count % align) acem__ec(&e, 0);
+    acem__eflush(&e);
+    if (e.failed) return acem__fail(err, ACEM_ERR_IO, "%s: write error", path);
+    if (header_bytes) *header_bytes = e.count;
     return ACEM_OK;
 }
 
