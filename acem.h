@@ -6652,7 +6652,8 @@ ACEMDEF int acem_gguf_type_id(acem_dtype d) {
 static acem_dtype acem__gguf_dtype(uint32_t id) {
     int d;
     for (d = 1; d < (int)ACEM_DT_GGUF_END; ++d)
-        if ((d < (int)ACEM_DT_COUNT || d >= (int)ACEM_DT_GGUF_FIRST) && acem_gguf_type_id((acem_dtype)d) == (int)id)
+        if ((d < (int)ACEM_DT_COUNT || d >= (int)ACEM_DT_GGUF_FIRST) && acem_gguf_type_id((acem_dtype)d) >= 0 &&
+            (uint32_t)acem_gguf_type_id((acem_dtype)d) == id)
             return (acem_dtype)d;
     return ACEM_DT_UNKNOWN;
 }
@@ -6995,7 +6996,7 @@ static acem_result acem__st_tensor_entry(acem__json *j, acem_st_tensor *t, const
    skipped, not read), acem_st_open() fills the arena and checks the rest. The
    header is read through a 4 KB buffer; tensor data is never touched. */
 #define ACEM__GGUF_MAX_NAME 64 /* ggml's GGML_MAX_NAME, with the NUL */
-#define ACEM__GGUF_VTEXT 48    /* arena bytes for a non-string value's text */
+#define ACEM__GGUF_VTEXT 48    /* room for a non-string value's text */
 typedef struct acem__gr {
     const acem_read_io *io;
     const char *path;
@@ -7187,7 +7188,7 @@ static acem_result acem__gguf_parse(const acem_read_io *io, acem_st_file *f, uns
                 acem__gguf_text(&tb, type, v);
             }
             text[tb.n < sizeof text ? tb.n : sizeof text - 1] = 0;
-            strings += ACEM__GGUF_VTEXT;
+            strings += acem__strlen(text) + 1;
             if (str) {
                 ACEM_MEMCPY(str + sp, text, acem__strlen(text) + 1);
                 f->kv[nkv].value = str + sp;
@@ -7856,7 +7857,7 @@ ACEMDEF acem_result acem_gguf_write_header(const acem_write_io *io, const acem_s
         if (acem_gguf_type_id(t[k].dtype) < 0 || t[k].ndim > 4)
             return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "%s: tensor '%s': GGUF cannot hold dtype %s with %zu dimensions",
                               path, t[k].name, acem_dtype_name(t[k].dtype), t[k].ndim);
-        for (d = 0; d < t[k].ndim; ++d) {
+        for (d = t[k].ndim; d-- > 0;) { /* in ggml's order, as the reader checks it */
             if (t[k].shape[d] && numel > (uint64_t)0x7fffffffffffffffull / t[k].shape[d])
                 return acem__fail(err, ACEM_ERR_SIZE_OVERFLOW, "%s: tensor '%s': shape overflows", path, t[k].name);
             numel *= t[k].shape[d];

@@ -5,10 +5,15 @@
        the rule, the tensors as f32 exactly as acem_st_read_f32 gives them),
        converts the result to the output tensor's dtype with acem's converters
        and requires OUT's bytes to be identical (bitwise). Non-float tensors
-       must be the base's bytes. OUT, BASE and EXPERT are .safetensors files or
-       directories (every *.safetensors in it; an index, if present, must agree).
+       must be the base's bytes. OUT, BASE and EXPERT are .safetensors files,
+       directories (every *.safetensors in it; an index, if present, must agree)
+       or GGUF files. A GGUF OUT must also hold the base's key/value pairs
+       byte for byte, in order, and its tensors in the base's order; its dtypes
+       follow the GGUF rule (--out-dtype for 2+ dims, q8_0 where the last dim is
+       whole blocks; merged block-quantized tensors as F16).
        options: --method M --eps E --tau T --k-frac K --lambda L --density D
-                --drop P --seed S --exclude REGEX (repeatable) --out-dtype f32|f16|bf16
+                --drop P --seed S --exclude REGEX (repeatable)
+                --out-dtype f32|f16|bf16|q8_0
                 --partial (OUT may hold a subset of the tensors: a --shard output)
    cli_check same A B
        A and B hold the same tensors (names, dtypes, shapes, bytes).
@@ -168,6 +173,65 @@ static float *read_f32(const tref *t) {
     return p;
 }
 
+/* a tensor's bytes as acem_st_write_f32 encodes res (for Q8_0) */
+typedef struct mbuf { unsigned char *p; size_t n; } mbuf;
+static int mbuf_write(void *user, const void *src, size_t n) {
+    mbuf *b = (mbuf *)user;
+    memcpy(b->p + b->n, src, n);
+    b->n += n;
+    return 0;
+}
+static void encode(const acem_st_tensor *like, acem_dtype dt, const float *res, unsigned char *dst, size_t nb) {
+    acem_st_tensor t = *like;
+    acem_write_io io;
+    acem_error err;
+    mbuf b;
+    b.p = dst;
+    b.n = 0;
+    io.user = &b;
+    io.write = mbuf_write;
+    io.path = "(memory)";
+    t.dtype = dt;
+    t.begin = 0;
+    t.end = nb;
+    t.pad = 0;
+    if (acem_st_write_f32(&io, &t, res, &err) != ACEM_OK || b.n != nb) FAIL("%s: cannot encode as %s", t.name, acem_dtype_name(dt));
+}
+/* GGUF: the base's pairs (all but general.alignment) byte for byte and in
+   order, and the tensors in the base's order */
+static int cmp_begin(const void *a, const void *b) {
+    uint64_t x = (*(const acem_st_tensor *const *)a)->begin, y = (*(const acem_st_tensor *const *)b)->begin;
+    return x < y ? -1 : x > y;
+}
+static void check_gguf_layout(const acem_st_file *out, const acem_st_file *base, int partial) {
+    size_t k, j = 0, nb = 0, no = 0;
+    const acem_st_tensor **bo = (const acem_st_tensor **)calloc(base->n_tensors + 1, sizeof(void *));
+    const acem_st_tensor **oo = (const acem_st_tensor **)calloc(out->n_tensors + 1, sizeof(void *));
+    for (k = 0; k < base->n_kv; ++k) {
+        const acem_gguf_kv *b = &base->kv[k];
+        size_t len = (size_t)(b->end - b->begin);
+        unsigned char *x, *y;
+        if (!strcmp(b->key, "general.alignment")) continue;
+        while (j < out->n_kv && strcmp(out->kv[j].key, b->key)) ++j;
+        if (j == out->n_kv) { FAIL("GGUF pair %s of the base is missing or out of order", b->key); return; }
+        x = (unsigned char *)malloc(len + 1);
+        y = (unsigned char *)malloc(len + 1);
+        if (out->kv[j].end - out->kv[j].begin != len || base->io.read(base->io.user, b->begin, x, len) ||
+            out->io.read(out->io.user, out->kv[j].begin, y, len) || memcmp(x, y, len))
+            FAIL("GGUF pair %s is not the base's bytes", b->key);
+        free(x);
+        free(y);
+    }
+    for (k = 0; k < base->n_tensors; ++k) bo[nb++] = &base->tensors[k];
+    for (k = 0; k < out->n_tensors; ++k) oo[no++] = &out->tensors[k];
+    qsort(bo, nb, sizeof(void *), cmp_begin);
+    qsort(oo, no, sizeof(void *), cmp_begin);
+    for (k = 0, j = 0; k < nb && !partial; ++k)
+        if (j >= no || strcmp(bo[k]->name, oo[j++]->name)) { FAIL("GGUF tensor order differs at %s", bo[k]->name); break; }
+    free(bo);
+    free(oo);
+}
+
 static int same_shape(const acem_st_tensor *a, const acem_st_tensor *b) {
     size_t d;
     if (a->ndim != b->ndim) return 0;
@@ -206,6 +270,7 @@ static int cmd_merge(int argc, char **argv) {
     int npos = 0;
     model out, base, ex[32];
     size_t T, k, e, checked = 0;
+    int gguf;
     memset(&opt, 0, sizeof opt);
     opt.exclude = excl;
     for (i = 0; i < argc; ++i) {
@@ -222,7 +287,8 @@ static int cmd_merge(int argc, char **argv) {
         else if (!strcmp(s, "--partial")) partial = 1;
         else if (!strcmp(s, "--out-dtype")) {
             const char *v = argv[++i];
-            out_dt = !strcmp(v, "f16") ? ACEM_DT_F16 : !strcmp(v, "bf16") ? ACEM_DT_BF16 : ACEM_DT_F32;
+            out_dt = !strcmp(v, "f16") ? ACEM_DT_F16 : !strcmp(v, "bf16") ? ACEM_DT_BF16 : !strcmp(v, "q8_0") ? ACEM_DT_Q8_0
+                                                                                                        : ACEM_DT_F32;
         } else pos[npos++] = s;
     }
     if (npos < 3 || opt.method == ACEM_METHOD_COUNT) { fprintf(stderr, "usage: cli_check merge [options] OUT BASE EXPERT...\n"); return 2; }
@@ -230,6 +296,8 @@ static int cmd_merge(int argc, char **argv) {
     model_open(&base, pos[1]);
     T = (size_t)npos - 2;
     for (e = 0; e < T; ++e) model_open(&ex[e], pos[2 + e]);
+    gguf = out.nf == 1 && out.f[0].format == ACEM_FORMAT_GGUF;
+    if (gguf) check_gguf_layout(&out.f[0], &base.f[0], partial);
     {
         const char *m = out.nf ? acem_st_meta(&out.f[0], "acem.method") : NULL;
         if (!m || strcmp(m, acem_method_name(opt.method))) FAIL("acem.method is %s, expected %s", m ? m : "(none)", acem_method_name(opt.method));
@@ -252,7 +320,16 @@ static int cmd_merge(int argc, char **argv) {
             free(q);
             continue;
         }
-        want = out_dt != ACEM_DT_UNKNOWN ? out_dt : b->t->dtype;
+        if (gguf) {
+            const acem_st_tensor *t = b->t;
+            if (out_dt != ACEM_DT_UNKNOWN && t->ndim >= 2 && (out_dt != ACEM_DT_Q8_0 || t->shape[t->ndim - 1] % 32 == 0))
+                want = out_dt;
+            else if (t->dtype >= ACEM_DT_GGUF_FIRST && acem_tensor_rule(&opt, t->name, t->ndim) != ACEM_RULE_KEEP)
+                want = ACEM_DT_F16;
+            else
+                want = t->dtype;
+        } else
+            want = out_dt != ACEM_DT_UNKNOWN ? out_dt : b->t->dtype;
         if (want == ACEM_DT_F8_E4M3 || want == ACEM_DT_F8_E5M2) want = ACEM_DT_F16;
         if (o->t->dtype != want) { FAIL("%s: dtype %s, expected %s", b->t->name, acem_dtype_name(o->t->dtype), acem_dtype_name(want)); continue; }
         {
@@ -276,6 +353,7 @@ static int cmd_merge(int argc, char **argv) {
             else if (want == ACEM_DT_F16) acem_f32_to_f16_array(res, (uint16_t *)(void *)expect, n);
             else if (want == ACEM_DT_BF16) acem_f32_to_bf16_array(res, (uint16_t *)(void *)expect, n);
             else if (want == ACEM_DT_F64) for (j = 0; j < n; ++j) ((double *)(void *)expect)[j] = res[j];
+            else encode(o->t, want, res, expect, nb);
             got = (unsigned char *)read_raw(o);
             if (memcmp(expect, got, nb)) {
                 for (j = 0; j < nb && expect[j] == got[j]; ++j) {}

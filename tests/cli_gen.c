@@ -13,6 +13,11 @@
      e_dtype.safetensors      e1 with one tensor stored as F16
      e_nan.safetensors        e1 with a NaN in one matrix
      sharded_bad/             an index that names a tensor no shard holds
+     kv.gguf                  GGUF key/value pairs of every kind, no tensors
+     base.gguf e1.gguf ... e3.gguf            the F32 models as GGUF (kv.gguf's pairs),
+                                              plus "blk.2.ffn.weight" 8 x 64
+     base_q8.gguf e1_q8.gguf ... e3_q8.gguf   the same with blk.2.ffn.weight in Q8_0
+                                              and a Q4_K vector "blk.2.ffn.q4k"
    cli_gen --slow DIR writes slow_base, slow_e1 and slow_e2 .safetensors: 24
    F32 matrices of 64 x 3072, each an ACE merge with a 3072 x 3072 Cholesky
    (a few seconds in all), for the tests that interrupt a merge under way.
@@ -23,6 +28,7 @@
 #define ACEM_IMPLEMENTATION
 #include "../acem.h"
 #include "gen_rng.h"
+#include "gguf_build.h"
 
 #include <sys/stat.h>
 
@@ -53,7 +59,8 @@ static const spec k_specs[] = {
 #define NS (sizeof k_specs / sizeof k_specs[0])
 #define NM 4 /* base + 3 experts */
 
-static float *g_data[NM][NS];
+static float *g_data[NM][NS + 1]; /* [NS]: the GGUF files' extra tensor */
+static const spec k_gguf_extra = {"blk.2.ffn.weight", ACEM_DT_F32, 2, {8, 64, 0, 0}};
 
 
 static size_t numel(const spec *s) {
@@ -64,8 +71,8 @@ static size_t numel(const spec *s) {
 
 static void make_data(void) {
     size_t k, m, i;
-    for (k = 0; k < NS; ++k) {
-        const spec *s = &k_specs[k];
+    for (k = 0; k <= NS; ++k) {
+        const spec *s = k < NS ? &k_specs[k] : &k_gguf_extra;
         size_t n = numel(s);
         for (m = 0; m < NM; ++m) g_data[m][k] = (float *)calloc(n ? n : 1, sizeof(float));
         if (s->dtype == ACEM_DT_I32) { /* the same integers everywhere */
@@ -142,6 +149,56 @@ static void write_model(const char *path, size_t m, acem_dtype dt, const size_t 
             d = nan_copy;
         }
         r = x->dtype == ACEM_DT_I32 ? acem_st_write_raw(&io, x, d, &err) : acem_st_write_f32(&io, x, d, &err);
+        if (r != ACEM_OK) { fprintf(stderr, "%s\n", err.message); exit(1); }
+    }
+    if (fclose(f)) { perror(path); exit(1); }
+}
+
+/* kv.gguf: pairs of every kind, for the GGUF models to copy */
+static void write_kv_template(const char *path) {
+    gb b;
+    FILE *f;
+    memset(&b, 0, sizeof b);
+    gb_head(&b, 3, 0, 6);
+    gb_kv_str(&b, "general.architecture", "test");
+    gb_kv_str(&b, "general.name", "cli_gen model");
+    gb_kv_int(&b, "test.block_count", 4, 3, 4);
+    gb_kv_int(&b, "test.rope.freq_base", 6, 0x461c4000u, 4); /* 10000.0f */
+    gb_str(&b, "tokenizer.ggml.tokens");
+    gb_le(&b, 9, 4); gb_le(&b, 8, 4); gb_le(&b, 3, 8);
+    gb_str(&b, "<s>"); gb_str(&b, "hello"); gb_str(&b, "</s>");
+    gb_kv_str(&b, "tokenizer.chat_template", "{% for m in messages %}\n{{ m.content }}{% endfor %}");
+    if (!(f = fopen(path, "wb")) || fwrite(b.p, 1, b.n, f) != b.n || fclose(f)) { perror(path); exit(1); }
+    free(b.p);
+}
+
+/* model m as GGUF with kv's pairs; q8: the extra tensor in Q8_0 plus a Q4_K vector */
+static void write_gguf(const char *path, size_t m, const acem_st_file *kv, int q8) {
+    acem_st_tensor t[NS + 2];
+    size_t src[NS + 2], k, nt = 0;
+    unsigned char q4k[144];
+    const char *meta[2] = {"generator", "tests/cli_gen.c"};
+    acem_write_io io;
+    acem_error err;
+    FILE *f = fopen(path, "wb");
+    if (!f) { perror(path); exit(1); }
+    acem_stdio_writer(&io, f, path);
+    for (k = 0; k <= NS + (size_t)(q8 != 0); ++k) {
+        const spec *s = k < NS ? &k_specs[k] : &k_gguf_extra;
+        memset(&t[nt], 0, sizeof t[nt]);
+        t[nt].name = k <= NS ? s->name : "blk.2.ffn.q4k";
+        t[nt].dtype = k == NS && q8 ? ACEM_DT_Q8_0 : k > NS ? ACEM_DT_Q4_K : s->dtype;
+        t[nt].ndim = k > NS ? 1 : s->ndim;
+        memcpy(t[nt].shape, s->shape, sizeof s->shape);
+        if (k > NS) t[nt].shape[0] = 256;
+        src[nt++] = k;
+    }
+    for (k = 0; k < sizeof q4k; ++k) q4k[k] = (unsigned char)(k * 11 + 5);
+    if (acem_gguf_write_header(&io, kv, t, nt, meta, 1, 0, NULL, &err) != ACEM_OK) { fprintf(stderr, "%s\n", err.message); exit(1); }
+    for (k = 0; k < nt; ++k) {
+        acem_result r = t[k].dtype == ACEM_DT_Q4_K ? acem_st_write_raw(&io, &t[k], q4k, &err)
+                        : t[k].dtype == ACEM_DT_I32 ? acem_st_write_raw(&io, &t[k], g_data[m][src[k]], &err)
+                                                    : acem_st_write_f32(&io, &t[k], g_data[m][src[k]], &err);
         if (r != ACEM_OK) { fprintf(stderr, "%s\n", err.message); exit(1); }
     }
     if (fclose(f)) { perror(path); exit(1); }
@@ -251,5 +308,28 @@ int main(int argc, char **argv) {
     write_model(p, 1, ACEM_DT_F32, all, NS, 4);
     snprintf(p, sizeof p, "%s/e_nan.safetensors", argv[1]);
     write_model(p, 1, ACEM_DT_F32, all, NS, 5);
+    snprintf(p, sizeof p, "%s/kv.gguf", argv[1]);
+    write_kv_template(p);
+    {
+        acem_st_file kv;
+        acem_read_io io;
+        acem_error err;
+        size_t need;
+        void *arena;
+        FILE *f = fopen(p, "rb");
+        if (!f || acem_stdio_reader(&io, f, p) != ACEM_OK || acem_st_open_bytes(&io, &need, &err) != ACEM_OK ||
+            !(arena = malloc(need)) || acem_st_open(&kv, &io, arena, need, &err) != ACEM_OK) {
+            fprintf(stderr, "%s: cannot read back\n", p);
+            return 1;
+        }
+        for (m = 0; m < NM; ++m) {
+            snprintf(p, sizeof p, "%s/%s.gguf", argv[1], mname[m]);
+            write_gguf(p, m, &kv, 0);
+            snprintf(p, sizeof p, "%s/%s_q8.gguf", argv[1], mname[m]);
+            write_gguf(p, m, &kv, 1);
+        }
+        fclose(f);
+        free(arena);
+    }
     return 0;
 }

@@ -1,5 +1,6 @@
-/* tests/fuzz_safetensors.c - libFuzzer target for the safetensors reader.
-   The input is a whole file: open it, check everything an opened file promises,
+/* tests/fuzz_safetensors.c - libFuzzer target for the safetensors and GGUF
+   readers. The input is a whole file: open it (a GGUF file is told apart by
+   its magic), check everything an opened file promises,
    read every tensor raw and (where the dtype allows) as f32, write it back out
    with acem's writer and read that again (same tensors, same bytes); the input
    is also given to the sharded-index parser and to the PEFT adapter_config
@@ -69,7 +70,8 @@ static int fz_write(void *user, const void *src, size_t n) {
 
 static int fz_f32_ok(acem_dtype d) {
     return d == ACEM_DT_F32 || d == ACEM_DT_F16 || d == ACEM_DT_BF16 || d == ACEM_DT_F64 || d == ACEM_DT_F8_E4M3 ||
-           d == ACEM_DT_F8_E5M2;
+           d == ACEM_DT_F8_E5M2 || d == ACEM_DT_Q4_0 || d == ACEM_DT_Q4_1 || d == ACEM_DT_Q5_0 || d == ACEM_DT_Q5_1 ||
+           d == ACEM_DT_Q8_0;
 }
 
 /* Opens p[0..n); returns the arena (caller frees) or NULL if refused. */
@@ -86,8 +88,8 @@ static void *fz_open(const unsigned char *p, size_t n, fz_src *src, acem_st_file
     io.path = "fuzz.safetensors";
     *res = acem_st_open_bytes(&io, &need, &err);
     if (*res != ACEM_OK) return NULL;
-    FZ_ASSERT(need > 0 && need <= 8 * n + 4096, "open_bytes asks for too much");
-    arena = malloc(need);
+    FZ_ASSERT(need <= 8 * n + 4096, "open_bytes asks for too much"); /* 0 for a GGUF file without pairs or tensors */
+    arena = malloc(need ? need : 1);
     if (!arena) return NULL;
     *res = acem_st_open(f, &io, arena, need, &err);
     if (*res != ACEM_OK) {
@@ -98,9 +100,41 @@ static void *fz_open(const unsigned char *p, size_t n, fz_src *src, acem_st_file
     return arena;
 }
 
+static void fz_check_gguf(const acem_st_file *f, size_t size) {
+    size_t k, d;
+    uint64_t prev_end = 0;
+    FZ_ASSERT(f->alignment && !(f->alignment & (f->alignment - 1)), "alignment");
+    FZ_ASSERT(f->data_start + f->data_len == size && f->data_start <= size, "data layout");
+    for (k = 0; k < f->n_kv; ++k) {
+        FZ_ASSERT(f->kv[k].key && f->kv[k].value && f->kv[k].type <= 12, "kv");
+        FZ_ASSERT(f->kv[k].begin >= 24 && f->kv[k].begin < f->kv[k].end && f->kv[k].end <= size, f->kv[k].key);
+        FZ_ASSERT(f->kv[k].begin >= prev_end, f->kv[k].key);
+        prev_end = f->kv[k].end;
+    }
+    FZ_ASSERT(f->n_meta == f->n_kv, "one meta pair per kv pair");
+    for (k = 0; k < f->n_meta; ++k) FZ_ASSERT(acem_st_meta(f, f->meta[2 * k]) == f->meta[2 * k + 1], f->meta[2 * k]);
+    for (k = 0; k < f->n_tensors; ++k) {
+        const acem_st_tensor *t = &f->tensors[k];
+        uint64_t numel = 1, bytes, blk;
+        FZ_ASSERT(t->name != NULL && strlen(t->name) < 64, "name");
+        if (k) FZ_ASSERT(strcmp(f->tensors[k - 1].name, t->name) < 0, t->name);
+        FZ_ASSERT(acem_st_find(f, t->name) == t, t->name);
+        FZ_ASSERT(acem_gguf_type_id(t->dtype) >= 0 && t->ndim <= 4, t->name);
+        for (d = 0; d < t->ndim; ++d) numel *= t->shape[d];
+        FZ_ASSERT(numel == t->numel, t->name);
+        FZ_ASSERT(acem_dtype_bytes(t->dtype, numel, &bytes, &blk) && t->end - t->begin == bytes, t->name);
+        FZ_ASSERT(t->begin % f->alignment == 0 && t->end <= f->data_len, t->name);
+        FZ_ASSERT(t->ndim == 0 ? blk == 1 : t->shape[t->ndim - 1] % blk == 0, t->name);
+    }
+}
+
 static void fz_check_file(const acem_st_file *f, size_t size) {
     size_t k, d;
     uint64_t total = 0;
+    if (f->format == ACEM_FORMAT_GGUF) {
+        fz_check_gguf(f, size);
+        return;
+    }
     FZ_ASSERT(f->data_start == 8 + f->header_len && f->data_start + f->data_len == size, "data layout");
     for (k = 0; k < f->n_tensors; ++k) {
         const acem_st_tensor *t = &f->tensors[k];
@@ -146,6 +180,64 @@ static void fz_read_all(const acem_st_file *f, const unsigned char *file) {
     }
 }
 
+/* GGUF: write it again with acem's writer (its pairs copied, the tensors in
+   file order), read it back, compare pairs and bytes */
+static int fz_cmp_begin(const void *a, const void *b) {
+    uint64_t x = ((const acem_st_tensor *)a)->begin, y = ((const acem_st_tensor *)b)->begin;
+    return x < y ? -1 : x > y;
+}
+static void fz_rewrite_gguf(const acem_st_file *f, const unsigned char *file) {
+    size_t n = f->n_tensors, k, d, j = 0;
+    acem_st_tensor *t = (acem_st_tensor *)malloc((n ? n : 1) * sizeof *t);
+    fz_out out;
+    acem_write_io io;
+    acem_error err;
+    acem_result r;
+    acem_st_file g;
+    fz_src src2;
+    void *arena;
+    if ((uint64_t)f->alignment * (n + 2) > FZ_CAP / 2) { /* the padding alone would pass the writer's cap */
+        free(t);
+        return;
+    }
+    memcpy(t, f->tensors, n * sizeof *t);
+    qsort(t, n, sizeof *t, fz_cmp_begin);
+    memset(&out, 0, sizeof out);
+    io.user = &out;
+    io.write = fz_write;
+    io.path = "fuzz.out";
+    r = acem_gguf_write_header(&io, f, t, n, NULL, 0, 0, NULL, &err);
+    FZ_ASSERT(r == ACEM_OK, err.message);
+    for (k = 0; k < n; ++k) {
+        const acem_st_tensor *orig = acem_st_find(f, t[k].name);
+        if (r == ACEM_OK) r = acem_st_write_raw(&io, &t[k], file + f->data_start + orig->begin, &err);
+    }
+    FZ_ASSERT(r == ACEM_OK, err.message);
+    arena = fz_open(out.p, out.n, &src2, &g, &r);
+    FZ_ASSERT(arena != NULL, "acem cannot read back the GGUF it wrote");
+    FZ_ASSERT(g.n_tensors == n && g.alignment == f->alignment && g.gguf_version == 3, "GGUF rewrite");
+    for (k = 0; k < f->n_kv; ++k) { /* every pair byte for byte, general.alignment moved to the end */
+        const acem_gguf_kv *a = &f->kv[k];
+        if (!strcmp(a->key, "general.alignment")) continue;
+        FZ_ASSERT(j < g.n_kv && !strcmp(g.kv[j].key, a->key), a->key);
+        FZ_ASSERT(g.kv[j].end - g.kv[j].begin == a->end - a->begin &&
+                      !memcmp(out.p + g.kv[j].begin, file + a->begin, (size_t)(a->end - a->begin)), a->key);
+        ++j;
+    }
+    FZ_ASSERT(g.n_kv == j + (f->alignment != 32), "GGUF pair count");
+    for (k = 0; k < n; ++k) {
+        const acem_st_tensor *a = &f->tensors[k], *b = &g.tensors[k];
+        size_t nb = (size_t)(a->end - a->begin);
+        FZ_ASSERT(!strcmp(a->name, b->name) && a->dtype == b->dtype && a->ndim == b->ndim && a->numel == b->numel, a->name);
+        for (d = 0; d < a->ndim; ++d) FZ_ASSERT(a->shape[d] == b->shape[d], a->name);
+        FZ_ASSERT(b->end - b->begin == nb, a->name);
+        FZ_ASSERT(nb == 0 || memcmp(file + f->data_start + a->begin, out.p + g.data_start + b->begin, nb) == 0, a->name);
+    }
+    free(arena);
+    free(out.p);
+    free(t);
+}
+
 /* write the opened file with acem's writer, read it back, compare */
 static void fz_rewrite(const acem_st_file *f, const unsigned char *file) {
     size_t n = f->n_tensors, k, d, n_meta = 0;
@@ -159,6 +251,10 @@ static void fz_rewrite(const acem_st_file *f, const unsigned char *file) {
     acem_st_file g;
     fz_src src2;
     void *arena;
+    if (f->format == ACEM_FORMAT_GGUF) {
+        fz_rewrite_gguf(f, file);
+        return;
+    }
     for (k = 0; k < n; ++k)
         if (!f->tensors[k].name[0]) return; /* the writer refuses empty names */
     t = (acem_st_tensor *)malloc((n ? n : 1) * sizeof *t);
@@ -302,6 +398,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
 /* ---- seed corpus and dictionary ------------------------------------------------ */
 #ifdef FUZZ_SEEDS_MAIN
+#include "gguf_build.h"
 static void seed_write(const char *dir, const char *name, const void *p, size_t n) {
     char path[1024];
     FILE *fp;
@@ -346,7 +443,7 @@ int main(int argc, char **argv) {
         "\"F16\"", "\"BF16\"", "\"F64\"", "\"F8_E4M3\"", "\"F8_E5M2\"", "\"F4\"", "\"F6_E2M3\"", "\"U8\"", "\"I64\"",
         "\"BOOL\"", "\"C64\"", "null", "true", "false", "\\u0000", "\\ud83d\\ude00", "\\\"", "18446744073709551615",
         "4294967296", "100000000", "[0,0]", "[]", "{}", "\"weight_map\"", "\"metadata\"", "\"total_size\"",
-        "\xc3\xa9", "\xf0\x9f\x98\x80", "1e2", "-1", "1.5", "(a|aa)*", "\"rank_pattern\"", "\"alpha_pattern\"", "\"target_modules\"", "\"lora_alpha\"", "[^a-z]", "\\d+", "$", "^", ")?", "|"};
+        "\xc3\xa9", "\xf0\x9f\x98\x80", "1e2", "-1", "1.5", "(a|aa)*", "GGUF", "general.alignment", "\"rank_pattern\"", "\"alpha_pattern\"", "\"target_modules\"", "\"lora_alpha\"", "[^a-z]", "\\d+", "$", "^", ")?", "|"};
     const char *meta[] = {"k", "v", "note", "\xc3\xa9t\xc3\xa9 \"q\" \\"};
     acem_st_tensor t[24];
     size_t k, d, n;
@@ -397,6 +494,30 @@ int main(int argc, char **argv) {
     { /* pattern NUL text, for the regular-expression matcher */
         static const char re[] = "^(q|k|v)_proj$|h\\.[0-9]+\\.(attn|mlp)*[^.]\0h.11.mlp.c_fc";
         seed_write(argv[1], "regex.txt", re, sizeof re - 1);
+    }
+    { /* GGUF: pairs of every kind, a custom alignment, plain and block tensors */
+        gb b;
+        static const uint64_t ne2[2] = {32, 2}, ne1[1] = {3};
+        unsigned char data[256];
+        memset(&b, 0, sizeof b);
+        gb_head(&b, 3, 4, 5);
+        gb_kv_str(&b, "general.architecture", "llama");
+        gb_kv_int(&b, "general.alignment", 4, 64, 4);
+        gb_kv_int(&b, "n", 11, (uint64_t)-3, 8);
+        gb_str(&b, "toks"); gb_le(&b, 9, 4); gb_le(&b, 8, 4); gb_le(&b, 2, 8); gb_str(&b, "a"); gb_str(&b, "bc");
+        gb_str(&b, "f"); gb_le(&b, 9, 4); gb_le(&b, 6, 4); gb_le(&b, 1, 8); gb_le(&b, 0x3f800000u, 4);
+        gb_info(&b, "q8", 2, ne2, 8, 0);
+        gb_info(&b, "q4", 2, ne2, 2, 128);
+        gb_info(&b, "b", 1, ne1, 0, 192);
+        gb_info(&b, "q5", 2, ne2, 7, 256);
+        gb_pad(&b, 64);
+        for (k = 0; k < sizeof data; ++k) data[k] = (unsigned char)(k * 29 + 7);
+        gb_put(&b, data, 68); gb_pad(&b, 64);
+        gb_put(&b, data, 36); gb_pad(&b, 64);
+        gb_put(&b, data, 12); gb_pad(&b, 64);
+        gb_put(&b, data, 48);
+        seed_write(argv[1], "small.gguf", b.p, b.n);
+        free(b.p);
     }
     fp = fopen(argv[2], "w");
     if (!fp) { perror(argv[2]); return 1; }

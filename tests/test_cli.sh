@@ -37,7 +37,8 @@ E3="e1.safetensors e2.safetensors e3.safetensors"
 # ---- generate the checkpoints; remember the inputs' checksums ---------------------
 t "cli_gen" "$GEN" .
 head -c 3000 e2.safetensors >trunc.safetensors
-inputs=$(find . -type f \( -name '*.safetensors' -o -name '*.json' \) | sort)
+head -c 2000 e2.gguf >trunc.gguf
+inputs=$(find . -type f \( -name '*.safetensors' -o -name '*.json' -o -name '*.gguf' \) | sort)
 sums_before=$(cksum $inputs)
 
 # ---- basics ---------------------------------------------------------------------------
@@ -128,6 +129,45 @@ done
 t "--out-dtype f32 from bf16" "$ACEM" merge -q --method average --out-dtype f32 --base base_bf16.safetensors -o bf_to_f32.safetensors \
     e1_bf16.safetensors e2_bf16.safetensors
 t "  == acem_merge" "$CHECK" merge --method average --out-dtype f32 bf_to_f32.safetensors base_bf16.safetensors e1_bf16.safetensors e2_bf16.safetensors
+
+# ---- GGUF in, GGUF out ---------------------------------------------------------------------------
+G3="e1.gguf e2.gguf e3.gguf"
+Q3="e1_q8.gguf e2_q8.gguf e3_q8.gguf"
+for m in ace ties task-arithmetic; do
+    t "GGUF merge --method $m" "$ACEM" merge -q --method "$m" --base base.gguf -o "g_$m.gguf" $G3
+    t "  == acem_merge, the base's pairs and tensor order kept" "$CHECK" merge --method "$m" "g_$m.gguf" base.gguf $G3
+done
+t "GGUF inspect: version, pairs in order, escaped text, provenance" sh -c "'$ACEM' inspect g_ace.gguf >ins.txt &&
+    grep -q 'GGUF version 3, alignment 32' ins.txt && grep -q '^    general.architecture: test' ins.txt &&
+    grep -qF 'tokenizer.ggml.tokens: [3 x STRING]' ins.txt && grep -qF 'messages %}\\n{{' ins.txt &&
+    grep -qF 'acem.experts: [\"e1.gguf\",\"e2.gguf\",\"e3.gguf\"]' ins.txt &&
+    grep -q 'blk.2.ffn.weight  *F32  *\[8, 64\]' ins.txt"
+t "GGUF inspect of a file without tensors" sh -c "'$ACEM' inspect kv.gguf | grep -q '0 tensors'"
+t "GGUF --threads 2: identical bytes" sh -c "'$ACEM' merge -q --threads 2 --base base.gguf -o g_thr.gguf $G3 && cmp -s g_thr.gguf g_ace.gguf"
+t "GGUF of a GGUF output (its acem pairs replaced, not doubled)" sh -c "'$ACEM' merge -q --method average --base g_ace.gguf \
+    -o g_again.gguf g_ties.gguf g_task-arithmetic.gguf && '$ACEM' inspect g_again.gguf | grep -c '^    acem.method: average' | grep -qx 1 &&
+    ! '$ACEM' inspect g_again.gguf | grep -q 'acem.method: ace'"
+t "GGUF --out-dtype f16 (1-D tensors keep F32)" "$ACEM" merge -q --out-dtype f16 --base base.gguf -o g_f16.gguf $G3
+t "  == acem_merge" "$CHECK" merge --method ace --out-dtype f16 g_f16.gguf base.gguf $G3
+t "GGUF --out-dtype q8_0 (Q8_0 where the last dim is whole blocks)" "$ACEM" merge -q --out-dtype q8_0 --base base.gguf -o g_q8.gguf $G3
+t "  == acem_merge, quantized by ggml's rule" "$CHECK" merge --method ace --out-dtype q8_0 g_q8.gguf base.gguf $G3
+t "  blk.2.ffn.weight is Q8_0, layers.0.attn.weight stays F32" sh -c "'$ACEM' inspect g_q8.gguf >ins.txt &&
+    grep -q 'blk.2.ffn.weight  *Q8_0' ins.txt && grep -q 'layers.0.attn.weight  *F32' ins.txt"
+t "Q8_0 base: merged, written as F16; the excluded Q4_K copied verbatim" "$ACEM" merge -q --exclude q4k --base base_q8.gguf \
+    -o g_fromq8.gguf $Q3
+t "  == acem_merge on the dequantized values" "$CHECK" merge --method ace --exclude q4k g_fromq8.gguf base_q8.gguf $Q3
+t "  the plan says so" sh -c "'$ACEM' merge --dry-run --exclude q4k --base base_q8.gguf -o x.gguf $Q3 2>&1 |
+    grep -q '1 block-quantized tensor will be written as F16'"
+expect_error "GGUF: a block type acem cannot dequantize" 2 "base_q8.gguf|blk.2.ffn.q4k|Q4_K|--exclude" merge --base base_q8.gguf -o o/x.gguf $Q3
+expect_error "GGUF base, safetensors output name" 1 "base.gguf|*.gguf" merge --base base.gguf -o o/x.safetensors $G3
+expect_error "safetensors base, GGUF output name" 1 "o/x.gguf|GGUF base" merge --base base.safetensors -o o/x.gguf $E3
+expect_error "GGUF with --out-shard-size" 1 "--out-shard-size" merge --out-shard-size 1K --base base.gguf -o o/x.gguf $G3
+expect_error "GGUF with --shard" 1 "--shard" merge --shard 1/2 --base base.gguf -o o/x.gguf $G3
+expect_error "--out-dtype q8_0 for safetensors" 1 "q8_0" merge --out-dtype q8_0 --base base.safetensors -o o/x.safetensors $E3
+expect_error "GGUF expert of another model" 2 "e1.gguf|blk.2.ffn.weight" merge --base base.safetensors -o o/x.safetensors e1.gguf
+expect_error "GGUF expert of another dtype" 2 "e1_q8.gguf|blk.2.ffn.weight" merge --base base.gguf -o o/x.gguf e1.gguf e1_q8.gguf
+expect_error "truncated GGUF expert" 2 "trunc.gguf" merge --base base.gguf -o o/x.gguf e1.gguf trunc.gguf
+expect_error "join: a GGUF file" 2 "g_ace.gguf|GGUF" join -o o/j g_ace.gguf
 
 # ---- the plan, --dry-run, --memory-limit -------------------------------------------------------
 rm -rf o && mkdir o

@@ -21,60 +21,8 @@
 
 #include "memio.h"
 
-/* ---- a GGUF builder (bytes, little-endian) ------------------------------------ */
-typedef struct gb {
-    unsigned char *p;
-    size_t n, cap;
-} gb;
-static void gb_put(gb *b, const void *s, size_t n) {
-    if (b->n + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->n + n) cap *= 2;
-        b->p = (unsigned char *)realloc(b->p, cap);
-        b->cap = cap;
-    }
-    if (n) memcpy(b->p + b->n, s, n);
-    b->n += n;
-}
-static void gb_le(gb *b, uint64_t v, int n) {
-    unsigned char t[8];
-    int k;
-    for (k = 0; k < n; ++k) t[k] = (unsigned char)(v >> (8 * k));
-    gb_put(b, t, (size_t)n);
-}
-static void gb_str(gb *b, const char *s) {
-    gb_le(b, strlen(s), 8);
-    gb_put(b, s, strlen(s));
-}
-static void gb_head(gb *b, uint32_t version, uint64_t n_t, uint64_t n_kv) {
-    gb_put(b, "GGUF", 4);
-    gb_le(b, version, 4);
-    gb_le(b, n_t, 8);
-    gb_le(b, n_kv, 8);
-}
-static void gb_kv_int(gb *b, const char *key, uint32_t type, uint64_t v, int bytes) {
-    gb_str(b, key);
-    gb_le(b, type, 4);
-    gb_le(b, v, bytes);
-}
-static void gb_kv_str(gb *b, const char *key, const char *v) {
-    gb_str(b, key);
-    gb_le(b, 8, 4);
-    gb_str(b, v);
-}
-/* a tensor info: dims as ggml writes them (innermost first) */
-static void gb_info(gb *b, const char *name, uint32_t nd, const uint64_t *ne, uint32_t type, uint64_t off) {
-    uint32_t d;
-    gb_str(b, name);
-    gb_le(b, nd, 4);
-    for (d = 0; d < nd; ++d) gb_le(b, ne[d], 8);
-    gb_le(b, type, 4);
-    gb_le(b, off, 8);
-}
-static void gb_pad(gb *b, size_t align) {
-    static const unsigned char z[256] = {0};
-    gb_put(b, z, (align - b->n % align) % align);
-}
+#include "gguf_build.h"
+
 static uint16_t f16_bits(float x) { return acem_f32_to_f16(x); }
 
 /* ---- independent decoders of the 32-value blocks ---------------------------------
@@ -434,6 +382,25 @@ static void test_writer(void) {
         close_mem(&o);
     }
     free(w.p);
+    /* an empty tensor whose other dims overflow if multiplied first: the reader
+       takes it (ggml's order: innermost, 0, first), so must the writer */
+    {
+        gb e;
+        static const uint64_t ne[3] = {0, 1ull << 40, 1ull << 40};
+        memset(&e, 0, sizeof e);
+        gb_head(&e, 3, 1, 0);
+        gb_info(&e, "z", 3, ne, 0, 0);
+        gb_pad(&e, 32);
+        if (open_ok(&o, &e, "empty tensor with huge dims")) {
+            acem_st_tensor z = o.f.tensors[0];
+            CHECK(z.numel == 0 && z.ndim == 3 && z.shape[2] == 0, "empty tensor: numel %llu", (unsigned long long)z.numel);
+            wbuf_init(&w, &io, "z.gguf");
+            CHECK(acem_gguf_write_header(&io, NULL, &z, 1, NULL, 0, 0, NULL, &err) == ACEM_OK, "write it back: %s", err.message);
+            free(w.p);
+            close_mem(&o);
+        }
+        free(e.p);
+    }
     /* the rules */
     {
         struct { const char *name; acem_dtype dt; size_t nd; uint64_t s0, s1; uint32_t align; const char *m0; const char *want; } bad[] = {
@@ -557,6 +524,7 @@ MOD(m_neg, s->t1_ne1 = 0x8000000000000000ull)
 MOD(m_ovf, s->t1_ne1 = 0x4000000000000000ull)
 MOD(m_retired, s->t0_type = 4)
 MOD(m_unknown, s->t0_type = 99)
+MOD(m_minus1, s->t0_type = 0xffffffffu)
 MOD(m_block, s->t0_type = 8)
 MOD(m_off, s->t1_off = 16)
 MOD(m_off2, s->t1_off = 64)
@@ -584,6 +552,7 @@ static void test_corpus(void) {
         {"shape overflow", m_ovf, "tensor 'weight': shape overflows"},
         {"retired type", m_retired, "tensor 'bias': unknown or retired ggml type 4"},
         {"unknown type", m_unknown, "tensor 'bias': unknown or retired ggml type 99"},
+        {"type -1", m_minus1, "tensor 'bias': unknown or retired ggml type 4294967295"},
         {"partial block", m_block, "tensor 'bias': first dimension 4 is not a whole number of Q8_0 blocks"},
         {"offset inside padding", m_off, "tensor 'weight': data offset 16, expected 32"},
         {"offset with a hole", m_off2, "tensor 'weight': data offset 64, expected 32"},

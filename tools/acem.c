@@ -516,6 +516,7 @@ static void model_open(model *m, const char *path) {
             m->n_files = 1;
             m->files = (st_in *)xcalloc(1, sizeof(st_in));
             st_in_open(&m->files[0], single);
+            if (m->files[0].st.format != ACEM_FORMAT_SAFETENSORS) die(CLI_INPUT, "%s: a GGUF file named model.safetensors", single);
             model_build_table(m);
             return;
         }
@@ -542,6 +543,8 @@ static void model_open(model *m, const char *path) {
                 die(CLI_INPUT, "%s: weight_map names the file '%s', which is not a file name in the same directory", idx, uniq[k]);
             fp = path_join(path, uniq[k]);
             st_in_open(&m->files[k], fp);
+            if (m->files[k].st.format != ACEM_FORMAT_SAFETENSORS)
+                die(CLI_INPUT, "%s: a GGUF file in a sharded safetensors checkpoint (%s)", fp, idx);
         }
         model_build_table(m);
         /* the index and the shards must agree exactly */
@@ -670,9 +673,10 @@ static void usage_merge(FILE *o) {
             "Usage: acem merge --base BASE -o OUT [options] EXPERT...\n"
             "\n"
             "Merges the experts (fine-tunes of BASE) tensor by tensor. BASE and each EXPERT\n"
-            "are .safetensors files or checkpoint directories (model.safetensors.index.json\n"
-            "or model.safetensors). Every expert must hold exactly the base's tensors (names,\n"
-            "shapes, dtypes); this is checked, from the headers only, before any work.\n"
+            "are .safetensors files, checkpoint directories (model.safetensors.index.json\n"
+            "or model.safetensors) or GGUF files. Every expert must hold exactly the base's\n"
+            "tensors (names, shapes, dtypes); this is checked, from the headers only, before\n"
+            "any work.\n"
             "\n"
             "Method and parameters:\n"
             "  --method M        ace (default), average, task-arithmetic, ties, dare-ta,\n"
@@ -691,18 +695,25 @@ static void usage_merge(FILE *o) {
             "                      gpt2      exclude 'score', eps 4e-2\n"
             "                      roberta   exclude 'classifier|bias|LayerNorm|embeddings', eps 2e-4\n"
             "                      clip-vit  no exclusions, eps 1e-5\n"
-            "                      llama     exclude 'embed_tokens|lm_head', eps 1e-5\n"
+            "                      llama     exclude 'embed_tokens|lm_head' (GGUF: token_embd.weight,\n"
+            "                                output.weight), eps 1e-5\n"
             "                    an explicit --eps wins; --exclude adds to the preset's\n"
             "\n"
             "Output:\n"
-            "  -o, --output OUT  the merged .safetensors file; with --out-shard-size, a\n"
+            "  -o, --output OUT  the merged .safetensors file (a .gguf file when BASE is\n"
+            "                    GGUF: the base's key/value pairs and tensor order are kept,\n"
+            "                    merged block-quantized tensors are written as F16, kept\n"
+            "                    ones copied verbatim); with --out-shard-size, a\n"
             "                    directory of model-0000i-of-0000N.safetensors shards plus\n"
             "                    model.safetensors.index.json. Written under a temporary\n"
             "                    name in the same directory and renamed when complete.\n"
             "  --out-dtype T     f32, f16 or bf16 for every floating-point tensor (default:\n"
             "                    each base tensor's dtype; F8 tensors are written as F16)\n"
+            "                    GGUF: q8_0 too; applies to tensors of 2 or more dims\n"
+            "                    (1-D ones keep the base's dtype, as llama.cpp expects)\n"
             "  --out-shard-size BYTES   largest shard (K, M, G suffixes: powers of 1024)\n"
-            "\n"
+            "\n");
+    fprintf(o,
             "LoRA adapters (every EXPERT a PEFT directory: adapter_config.json +\n"
             "adapter_model.safetensors; full checkpoints and adapters do not mix):\n"
             "                    each adapter's delta is scale * B A on the base tensor\n"
@@ -1221,7 +1232,7 @@ static const struct { const char *name, *exclude; double eps; } k_presets[] = {
     {"gpt2", "score", 4e-2},
     {"roberta", "classifier|bias|LayerNorm|embeddings", 2e-4},
     {"clip-vit", NULL, 1e-5},
-    {"llama", "embed_tokens|lm_head", 1e-5},
+    {"llama", "embed_tokens|lm_head|^token_embd\\.weight$|^output\\.weight$", 1e-5}, /* HF and GGUF names */
 };
 
 static void parse_merge_args(merge_args *a, int argc, char **argv) {
@@ -1306,7 +1317,8 @@ static void parse_merge_args(merge_args *a, int argc, char **argv) {
             if (!strcmp(v, "f32") || !strcmp(v, "F32") || !strcmp(v, "float32")) a->out_dtype = ACEM_DT_F32;
             else if (!strcmp(v, "f16") || !strcmp(v, "F16") || !strcmp(v, "float16")) a->out_dtype = ACEM_DT_F16;
             else if (!strcmp(v, "bf16") || !strcmp(v, "BF16") || !strcmp(v, "bfloat16")) a->out_dtype = ACEM_DT_BF16;
-            else die(CLI_USAGE, "--out-dtype: '%s' is not one of f32, f16, bf16", v);
+            else if (!strcmp(v, "q8_0") || !strcmp(v, "Q8_0")) a->out_dtype = ACEM_DT_Q8_0;
+            else die(CLI_USAGE, "--out-dtype: '%s' is not one of f32, f16, bf16, q8_0", v);
             continue;
         }
         if (opt_is(s, "--out-shard-size", &eq)) {
@@ -1994,6 +2006,30 @@ static void print_names(const char *label, const char *const *names, size_t n, s
     note("\n");
 }
 
+/* GGUF: tensors in the base file's order */
+static const model *g_sort_model;
+static int cmp_by_offset(const void *x, const void *y) {
+    uint64_t a = g_sort_model->tensors[*(const size_t *)x].t->begin, b = g_sort_model->tensors[*(const size_t *)y].t->begin;
+    return a < b ? -1 : a > b;
+}
+/* GGUF output dtype of a float tensor: --out-dtype for tensors of 2+ dims
+   (q8_0 where the last dim is whole blocks); otherwise the base's, except that
+   merged block-quantized tensors become F16 (as llama.cpp's export-lora does) */
+static acem_dtype gguf_out_dtype(acem_dtype want, const acem_st_tensor *bt, acem_rule rule) {
+    if (want != ACEM_DT_UNKNOWN && bt->ndim >= 2 && (want != ACEM_DT_Q8_0 || bt->shape[bt->ndim - 1] % 32 == 0)) return want;
+    if (rule == ACEM_RULE_KEEP || bt->dtype < ACEM_DT_GGUF_FIRST) return bt->dtype;
+    return ACEM_DT_F16;
+}
+/* an output header: safetensors, or GGUF with src's key/value pairs in the
+   given order (order[] then is the identity) */
+static acem_result write_out_header(const acem_write_io *io, outfile *o, const acem_st_file *gguf_src, const char *const *meta,
+                                    size_t n_meta, uint64_t *header_bytes, acem_error *err) {
+    size_t i;
+    if (!gguf_src) return acem_st_write_header(io, o->t, o->n, meta, n_meta, o->order, header_bytes, err);
+    for (i = 0; i < o->n; ++i) o->order[i] = i;
+    return acem_gguf_write_header(io, gguf_src, o->t, o->n, meta, n_meta, 0, header_bytes, err);
+}
+
 static int cmd_merge(int argc, char **argv) {
     merge_args a;
     acem_options ro;    /* resolved */
@@ -2015,7 +2051,9 @@ static int cmd_merge(int argc, char **argv) {
     size_t counts[4] = {0, 0, 0, 0}, n_keep = 0, n_copy = 0, n_f8 = 0;
     const char **keep_names, **copy_names;
     size_t planned;
-    int has_ace = 0;
+    int has_ace = 0, gguf = 0;
+    size_t *ord, n_deq = 0;  /* ord: base tensors in plan order (GGUF: file order) */
+    const acem_st_file *gguf_src = NULL;
     /* LoRA adapters as experts */
     int lora = 0, fifo_out = 0;
     adapter *ads = NULL;
@@ -2049,6 +2087,21 @@ static int cmd_merge(int argc, char **argv) {
     ms = (model *)xcalloc(nm, sizeof(model));
     model_open(&ms[0], a.base);
     base = &ms[0];
+    gguf = !base->sharded && base->files[0].st.format == ACEM_FORMAT_GGUF;
+    if (gguf) {
+        gguf_src = &base->files[0].st;
+        if (lora) die(CLI_USAGE, "the base %s is GGUF: LoRA adapters (PEFT directories) need a safetensors base", a.base);
+        if (a.shard_size) die(CLI_USAGE, "--out-shard-size: a GGUF output is one file (the base %s is GGUF)", a.base);
+        if (a.shard_n) die(CLI_USAGE, "--shard: not available with a GGUF base (acem join writes safetensors)");
+    } else if (a.out_dtype == ACEM_DT_Q8_0)
+        die(CLI_USAGE, "--out-dtype q8_0: only for GGUF output (the base %s is safetensors)", a.base);
+    if (a.out && !a.out_adapter) {
+        int named = ends_with(a.out, ".gguf") || ends_with(a.out, ".GGUF");
+        if (gguf && !named) die(CLI_USAGE, "the base %s is GGUF, so the output is GGUF: name it *.gguf (not %s)", a.base, a.out);
+        if (!gguf && named)
+            die(CLI_USAGE, "%s: a GGUF output needs a GGUF base (its key/value pairs describe the model to llama.cpp); the base %s "
+                "is safetensors", a.out, a.base);
+    }
     if (lora) {
         ads = (adapter *)xcalloc(T, sizeof(adapter));
         for (k = 0; k < T; ++k) {
@@ -2081,15 +2134,26 @@ static int cmd_merge(int argc, char **argv) {
     plan = (ptensor *)xcalloc(base->n ? base->n : 1, sizeof(ptensor));
     keep_names = (const char **)xcalloc(base->n ? base->n : 1, sizeof(char *));
     copy_names = (const char **)xcalloc(base->n ? base->n : 1, sizeof(char *));
-    for (k = 0; k < base->n; ++k) {
-        const acem_st_tensor *bt = base->tensors[k].t;
+    ord = (size_t *)xcalloc(base->n ? base->n : 1, sizeof(size_t));
+    for (k = 0; k < base->n; ++k) ord[k] = k;
+    if (gguf) { g_sort_model = base; qsort(ord, base->n, sizeof(size_t), cmp_by_offset); }
+    for (i = 0; i < base->n; ++i) {
+        const acem_st_tensor *bt;
         ptensor *p;
-        uint64_t in_bytes = bt->end - bt->begin, need;
+        uint64_t in_bytes, need;
+        k = ord[i];
+        bt = base->tensors[k].t;
+        in_bytes = bt->end - bt->begin;
         if (shard_of && shard_of[k] != a.shard_i) continue;
         p = &plan[np++];
         p->idx = k;
         p->bt = bt;
         if (bt->numel > (uint64_t)((size_t)-1 / 8)) die(CLI_RESOURCE, "tensor '%s' is too large for this machine", bt->name);
+        if (bt->dtype >= ACEM_DT_GGUF_FIRST && !acem_dtype_is_float(bt->dtype) &&
+            acem_tensor_rule(&a.opt, bt->name, bt->ndim) != ACEM_RULE_KEEP)
+            die(CLI_INPUT, "%s: tensor '%s' is %s, which acem cannot dequantize (it reads F32, F16, BF16, Q8_0, Q4_0, Q4_1, "
+                "Q5_0, Q5_1); convert the model to F16 or Q8_0 first, or --exclude the tensor", base->files[0].path, bt->name,
+                acem_dtype_name(bt->dtype));
         if (!acem_dtype_is_float(bt->dtype)) {
             p->action = ACT_COPY;
             p->out_dtype = bt->dtype;
@@ -2097,9 +2161,13 @@ static int cmd_merge(int argc, char **argv) {
             p->read_bytes = in_bytes;
             copy_names[n_copy++] = bt->name;
         } else {
-            p->out_dtype = a.out_dtype != ACEM_DT_UNKNOWN ? a.out_dtype : bt->dtype;
-            if (p->out_dtype == ACEM_DT_F8_E4M3 || p->out_dtype == ACEM_DT_F8_E5M2) { p->out_dtype = ACEM_DT_F16; ++n_f8; }
             p->rule = acem_tensor_rule(&a.opt, bt->name, bt->ndim);
+            if (gguf) {
+                p->out_dtype = gguf_out_dtype(a.out_dtype, bt, p->rule);
+                n_deq += bt->dtype >= ACEM_DT_GGUF_FIRST && p->out_dtype != bt->dtype;
+            } else
+                p->out_dtype = a.out_dtype != ACEM_DT_UNKNOWN ? a.out_dtype : bt->dtype;
+            if (p->out_dtype == ACEM_DT_F8_E4M3 || p->out_dtype == ACEM_DT_F8_E5M2) { p->out_dtype = ACEM_DT_F16; ++n_f8; }
             if (bt->ndim == 2) { p->rows = (size_t)bt->shape[0]; p->cols = (size_t)bt->shape[1]; }
             else { p->rows = (size_t)bt->numel; p->cols = 1; }
             if (p->rule == ACEM_RULE_KEEP || (lora && !lm_of[k])) {
@@ -2152,7 +2220,9 @@ static int cmd_merge(int argc, char **argv) {
         need = (uint64_t)round_up64(p->arena) + round_up64(p->buf_a) + round_up64(p->buf_b) + round_up64(p->buf_c);
         if (need > (uint64_t)((size_t)-1 / 2)) die(CLI_RESOURCE, "tensor '%s' is too large for this machine", bt->name);
         if ((size_t)need > work_max) { work_max = (size_t)need; work_arg = np - 1; }
-        p->out_bytes = (uint64_t)bt->numel * acem_dtype_bits(p->out_dtype) / 8;
+        if (!acem_dtype_bytes(p->out_dtype, bt->numel, &p->out_bytes, NULL))
+            die(CLI_INPUT, "tensor '%s': %llu values do not fit %s", bt->name, (unsigned long long)bt->numel,
+                acem_dtype_name(p->out_dtype));
         read_total += p->read_bytes;
         out_data += p->out_bytes;
     }
@@ -2236,10 +2306,10 @@ static int cmd_merge(int argc, char **argv) {
         cio.user = &count;
         cio.write = counting_write;
         cio.path = a.out ? a.out : "(output)";
-        if ((r = acem_st_write_header(&cio, outs[k].t, outs[k].n, meta, n_meta, outs[k].order, &outs[k].header_bytes, &err)) != ACEM_OK)
+        if ((r = write_out_header(&cio, &outs[k], gguf_src, meta, n_meta, &outs[k].header_bytes, &err)) != ACEM_OK)
             die(exit_code_of(r), "%s", err.message);
         outs[k].size = outs[k].header_bytes;
-        for (i = 0; i < outs[k].n; ++i) outs[k].size += plan[outs[k].pidx[i]].out_bytes;
+        for (i = 0; i < outs[k].n; ++i) outs[k].size += outs[k].t[i].end - outs[k].t[i].begin + outs[k].t[i].pad;
         out_total += outs[k].size;
     }
     /* output names */
@@ -2311,6 +2381,10 @@ static int cmd_merge(int argc, char **argv) {
             note("\n");
         }
         if (n_f8) note("  note       %zu F8 tensor%s will be written as F16 (acem writes F32, F16, BF16, F64)\n", n_f8, n_f8 == 1 ? "" : "s");
+        if (n_deq)
+            note("  note       %zu block-quantized tensor%s will be written as %s (merged values are not requantized%s)\n", n_deq,
+                 n_deq == 1 ? "" : "s", a.out_dtype != ACEM_DT_UNKNOWN ? acem_dtype_name(a.out_dtype) : "F16",
+                 a.out_dtype == ACEM_DT_Q8_0 ? " but to Q8_0" : "; --out-dtype q8_0 stores Q8_0");
         if (a.out_adapter)
             note("  output     %s/: a PEFT LoRA adapter (adapter_config.json + adapter_model.safetensors), factors %s, %s; "
                  "results held until written: at most %s\n", a.out_adapter,
@@ -2513,7 +2587,7 @@ static int cmd_merge(int argc, char **argv) {
             FILE *fp = create_temp(o->write_path);
             acem_write_io wio;
             acem_stdio_writer(&wio, fp, o->final_path);
-            if ((r = acem_st_write_header(&wio, o->t, o->n, meta, n_meta, o->order, NULL, &err)) != ACEM_OK)
+            if ((r = write_out_header(&wio, o, gguf_src, meta, n_meta, NULL, &err)) != ACEM_OK)
                 die(exit_code_of(r), "%s", err.message);
             for (i = 0; i < o->n; ++i) {
                 const acem_st_tensor *ot = &o->t[o->order[i]];
@@ -2666,16 +2740,31 @@ static int cmd_merge(int argc, char **argv) {
 }
 
 /* ---- inspect ------------------------------------------------------------------- */
+/* a value on one line: control characters escaped, at most max bytes shown */
+static void print_text(const char *v, size_t max) {
+    size_t n = strlen(v), k;
+    for (k = 0; k < n && k < max; ++k) {
+        unsigned char c = (unsigned char)v[k];
+        if (c == '\n') printf("\\n");
+        else if (c == '\t') printf("\\t");
+        else if (c < 0x20 || c == 0x7f) printf("\\x%02x", c);
+        else putchar(c);
+    }
+    if (k < n) printf("... (%zu bytes)", n);
+}
+
 static int cmd_inspect(int argc, char **argv) {
     model m;
-    size_t k, w = 4, dcount[ACEM_DT_COUNT];
-    uint64_t dbytes[ACEM_DT_COUNT];
+    size_t k, w = 4, dcount[ACEM_DT_GGUF_END];
+    uint64_t dbytes[ACEM_DT_GGUF_END];
     char b[PATH_MAX], hb[64];
     const char *path = NULL;
     for (k = 0; k < (size_t)argc; ++k) {
         if (!strcmp(argv[k], "-h") || !strcmp(argv[k], "--help")) {
             printf("Usage: acem inspect FILE|DIR\n\nLists the tensors (name, dtype, shape, bytes), the dtype counts, the\n"
-                   "total size and the metadata of a .safetensors file or a checkpoint directory.\n\n%s", k_exit_codes);
+                   "total size and the metadata of a .safetensors file, a checkpoint directory or a\n"
+                   "GGUF file (its key/value pairs in file order; shapes row-major, ggml's dims\n"
+                   "reversed).\n\n%s", k_exit_codes);
             return CLI_OK;
         }
         if (path) die(CLI_USAGE, "inspect: one FILE or DIR at a time");
@@ -2686,15 +2775,29 @@ static int cmd_inspect(int argc, char **argv) {
     memset(dcount, 0, sizeof dcount);
     memset(dbytes, 0, sizeof dbytes);
     printf("%s: %s, %zu file%s, %zu tensors, %llu bytes of tensor data (%s)\n", path,
-           m.sharded ? "sharded safetensors checkpoint" : "safetensors", m.n_files, m.n_files == 1 ? "" : "s", m.n,
+           m.sharded ? "sharded safetensors checkpoint"
+           : m.files[0].st.format == ACEM_FORMAT_GGUF ? xprintf("GGUF version %u, alignment %u", m.files[0].st.gguf_version,
+                                                                 m.files[0].st.alignment)
+                                                       : "safetensors",
+           m.n_files, m.n_files == 1 ? "" : "s", m.n,
            (unsigned long long)m.data_bytes, human(hb, sizeof hb, m.data_bytes));
     for (k = 0; k < m.n_files; ++k) {
         const st_in *f = &m.files[k];
         size_t j;
-        printf("file %s: %zu tensors, header %llu bytes (with its 8-byte length), file %llu bytes\n", f->path, f->st.n_tensors,
-               (unsigned long long)f->st.data_start, (unsigned long long)f->st.io.size);
-        printf("  metadata (%zu):\n", f->st.n_meta);
-        for (j = 0; j < f->st.n_meta; ++j) printf("    %s: %s\n", f->st.meta[2 * j], f->st.meta[2 * j + 1]);
+        printf("file %s: %zu tensors, header %llu bytes%s, file %llu bytes\n", f->path, f->st.n_tensors,
+               (unsigned long long)f->st.data_start, f->st.format == ACEM_FORMAT_GGUF ? " (with its padding)" : " (with its 8-byte length)",
+               (unsigned long long)f->st.io.size);
+        if (f->st.format == ACEM_FORMAT_GGUF) {
+            printf("  key/value pairs (%zu):\n", f->st.n_kv);
+            for (j = 0; j < f->st.n_kv; ++j) {
+                printf("    %s: ", f->st.kv[j].key);
+                print_text(f->st.kv[j].value, 100);
+                printf("\n");
+            }
+        } else {
+            printf("  metadata (%zu):\n", f->st.n_meta);
+            for (j = 0; j < f->st.n_meta; ++j) printf("    %s: %s\n", f->st.meta[2 * j], f->st.meta[2 * j + 1]);
+        }
     }
     for (k = 0; k < m.n; ++k) {
         size_t l = strlen(m.tensors[k].t->name);
@@ -2713,7 +2816,7 @@ static int cmd_inspect(int argc, char **argv) {
         dbytes[t->dtype] += t->end - t->begin;
     }
     printf("dtypes:");
-    for (k = 1; k < ACEM_DT_COUNT; ++k)
+    for (k = 1; k < ACEM_DT_GGUF_END; ++k)
         if (dcount[k]) printf(" %s %zu (%llu bytes)", acem_dtype_name((acem_dtype)k), dcount[k], (unsigned long long)dbytes[k]);
     printf("\ntotal: %zu tensors, %llu bytes (%s)\n", m.n, (unsigned long long)m.data_bytes, human(hb, sizeof hb, m.data_bytes));
     return CLI_OK;
@@ -2768,6 +2871,8 @@ static int cmd_join(int argc, char **argv) {
         unsigned long i, n = 0;
         char *e1, *e2;
         st_in_open(&in[k].f, paths[k]);
+        if (in[k].f.st.format != ACEM_FORMAT_SAFETENSORS)
+            die(CLI_INPUT, "%s: a GGUF file; acem join takes the .safetensors outputs of `acem merge --shard I/N`", paths[k]);
         if (!(s = acem_st_meta(&in[k].f.st, "acem.shard")))
             die(CLI_INPUT, "%s: no acem.shard metadata (not an output of `acem merge --shard I/N`)", paths[k]);
         i = strtoul(s, &e1, 10);
