@@ -21,6 +21,7 @@ CC     ?= cc
 CXX    ?= g++
 CLANG  ?= clang
 NODE   ?= node
+NPM    ?= npm
 CFLAGS ?= -O2 -g
 # The SIMD kernels are chosen at compile time from __AVX2__ / __AVX512F__ / ...:
 # without -march=native the "normal" build would only exercise the scalar code.
@@ -113,7 +114,13 @@ test: deps
 	@$(MAKE) --no-print-directory -k $(if $(filter -j%,$(MAKEFLAGS)),,-j$(NPROC)) test-build || true
 	@BUILD=$(B) tests/run.sh $(TEST_BINS) $(WASM_RUNS) $(CLI_TESTS) $(COMPILE_RESULTS)
 
-test-build: $(TEST_BINS) $(WASM_BINS) $(COMPILE_RESULTS) $(EXAMPLE_BINS) $(CLI_BIN) $(CLI_HELPERS)
+test-build: $(TEST_BINS) $(WASM_BINS) $(COMPILE_RESULTS) $(EXAMPLE_BINS) $(CLI_BIN) $(CLI_HELPERS) $(GGUF_JS)
+
+# Hugging Face's GGUF parser, the second reader tests/test_cli.sh checks acem's
+# GGUF files with (tests/gguf_check.mjs); from the npm registry, into build/npm.
+GGUF_JS := $(B)/npm/node_modules/@huggingface/gguf/package.json
+$(GGUF_JS): | $(B)
+	$(NPM) install --prefix $(B)/npm --no-save --no-package-lock --no-audit --no-fund --loglevel=error @huggingface/gguf@0.4.6
 
 deps:
 	@tools/deps.sh

@@ -574,7 +574,9 @@ typedef struct acem_gguf_kv {
 
 typedef struct acem_st_file {
     acem_read_io io;
-    uint64_t header_len, data_start, data_len;
+    uint64_t header_len, data_start, data_len; /* GGUF: header_len is the header
+                                  padded to the alignment; data_start the same,
+                                  unless the file ends before (no tensor data) */
     acem_st_tensor *tensors;   /* sorted by name                                 */
     size_t n_tensors;
     const char **meta;         /* n_meta pairs: meta[2i] key, meta[2i+1] value,

@@ -17,6 +17,11 @@
                 --partial (OUT may hold a subset of the tensors: a --shard output)
    cli_check same A B
        A and B hold the same tensors (names, dtypes, shapes, bytes).
+   cli_check gguf-view FILE
+       acem's reading of a GGUF file as JSON (for tests/gguf_check.mjs, which
+       compares it with another GGUF reader's): version, data offset, the
+       pairs in order (key, type, text), the tensors in file order (name, dims
+       in ggml's order, type id, offset).
    Prints what it found; exits 0 when everything matches, 1 otherwise. */
 #define _POSIX_C_SOURCE 200809L
 #define ACEM_IMPLEMENTATION
@@ -370,9 +375,50 @@ static int cmd_merge(int argc, char **argv) {
     return g_fail;
 }
 
+static void json_str(const char *s) {
+    putchar('"');
+    for (; *s; ++s) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') printf("\\%c", c);
+        else if (c < 0x20) printf("\\u%04x", c);
+        else putchar(c);
+    }
+    putchar('"');
+}
+static int cmd_gguf_view(const char *path) {
+    acem_st_file f;
+    const acem_st_tensor **t;
+    size_t k, d;
+    open_file(&f, path);
+    if (f.format != ACEM_FORMAT_GGUF) { printf("FAIL: %s is not GGUF\n", path); return 1; }
+    printf("{\"version\":%u,\"data\":%llu,\"kv\":[", f.gguf_version, (unsigned long long)f.header_len); /* before clamping to the file */
+    for (k = 0; k < f.n_kv; ++k) {
+        printf("%s[", k ? "," : "");
+        json_str(f.kv[k].key);
+        printf(",%u,", f.kv[k].type);
+        json_str(f.kv[k].value);
+        printf("]");
+    }
+    printf("],\"tensors\":[");
+    t = (const acem_st_tensor **)calloc(f.n_tensors + 1, sizeof(void *));
+    for (k = 0; k < f.n_tensors; ++k) t[k] = &f.tensors[k];
+    qsort(t, f.n_tensors, sizeof(void *), cmp_begin);
+    for (k = 0; k < f.n_tensors; ++k) {
+        printf("%s[", k ? "," : "");
+        json_str(t[k]->name);
+        printf(",[");
+        for (d = t[k]->ndim; d-- > 0;) printf("%s%llu", d + 1 < t[k]->ndim ? "," : "", (unsigned long long)t[k]->shape[d]);
+        printf("],%d,%llu]", acem_gguf_type_id(t[k]->dtype), (unsigned long long)t[k]->begin);
+    }
+    printf("]}\n");
+    free(t);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc >= 4 && !strcmp(argv[1], "same")) return cmd_same(argv[2], argv[3]);
+    if (argc == 3 && !strcmp(argv[1], "gguf-view")) return cmd_gguf_view(argv[2]);
     if (argc >= 2 && !strcmp(argv[1], "merge")) return cmd_merge(argc - 2, argv + 2);
-    fprintf(stderr, "usage: cli_check merge [options] OUT BASE EXPERT... | cli_check same A B\n");
+    fprintf(stderr, "usage: cli_check merge [options] OUT BASE EXPERT... | cli_check same A B | cli_check gguf-view FILE\n");
     return 2;
 }

@@ -21,6 +21,8 @@ for p in "$ACEM" "$GEN" "$CHECK"; do
     fi
 done
 # absolute paths: the tests run in the scratch directory
+NPM_PREFIX=$(cd "$B" && pwd)/npm # @huggingface/gguf, installed there by make test
+NODE=${NODE:-node}
 ACEM=$(cd "$(dirname "$ACEM")" && pwd)/acem
 GEN=$(cd "$(dirname "$GEN")" && pwd)/cli_gen
 CHECK=$(cd "$(dirname "$CHECK")" && pwd)/cli_check
@@ -158,6 +160,12 @@ t "Q8_0 base: merged, written as F16; the excluded Q4_K copied verbatim" "$ACEM"
 t "  == acem_merge on the dequantized values" "$CHECK" merge --method ace --exclude q4k g_fromq8.gguf base_q8.gguf $Q3
 t "  the plan says so" sh -c "'$ACEM' merge --dry-run --exclude q4k --base base_q8.gguf -o x.gguf $Q3 2>&1 |
     grep -q '1 block-quantized tensor will be written as F16'"
+# a second reader: Hugging Face's GGUF parser sees what acem sees (pairs, types,
+# values, tensors, dims, types, offsets), in acem's outputs and in cli_gen's files
+for f in g_ace.gguf g_q8.gguf g_fromq8.gguf g_again.gguf base_q8.gguf kv.gguf; do
+    t "@huggingface/gguf reads $f as acem does" sh -c "'$CHECK' gguf-view $f >view.json &&
+        '$NODE' '$TESTS_DIR/gguf_check.mjs' '$NPM_PREFIX' view.json $f"
+done
 expect_error "GGUF: a block type acem cannot dequantize" 2 "base_q8.gguf|blk.2.ffn.q4k|Q4_K|--exclude" merge --base base_q8.gguf -o o/x.gguf $Q3
 expect_error "GGUF base, safetensors output name" 1 "base.gguf|*.gguf" merge --base base.gguf -o o/x.safetensors $G3
 expect_error "safetensors base, GGUF output name" 1 "o/x.gguf|GGUF base" merge --base base.safetensors -o o/x.gguf $E3

@@ -2,8 +2,9 @@
 # tools/deps.sh [test|bench] - install, only if missing, the Debian packages that
 # `make test` (the default) or `make bench` needs:
 #   test:  g++ make clang lld wasi-libc nodejs libopenblas-dev liblapacke-dev
-#          libclang-rt-<llvm>-dev-wasm32
+#          libclang-rt-<llvm>-dev-wasm32, and npm if nodejs came without it
 #          (clang + lld build the freestanding WebAssembly test, Node runs it;
+#          npm installs the GGUF parser the CLI test compares acem with;
 #          the compiler-rt wasm32 builtins are linked if clang ever needs them;
 #          OpenBLAS and LAPACKE: the ACEM_USE_CBLAS + ACEM_USE_LAPACK variant)
 #   bench: python3-numpy python3-torch time libopenblas-dev liblapacke-dev
@@ -40,12 +41,12 @@ esac
 no_dpkg_check() {
     local miss=() c
     if [ "$set_name" = test ]; then
-        for c in cc c++ make clang wasm-ld node; do
+        for c in cc c++ make clang wasm-ld node npm; do
             command -v "$c" >/dev/null 2>&1 || miss+=("$c")
         done
         [ "${#miss[@]}" -eq 0 ] || {
             echo "$tag: missing commands: ${miss[*]} (not a Debian system: install a C/C++" \
-                 "compiler, make, clang with wasm-ld (lld) and Node.js)" >&2
+                 "compiler, make, clang with wasm-ld (lld), Node.js and npm)" >&2
             exit 1
         }
         echo "$tag: ok (no dpkg; commands present)"
@@ -93,10 +94,16 @@ apt_install() {
     echo "$tag: installed: $*"
 }
 
+# Debian's nodejs comes without npm (NodeSource's includes it)
+npm_check() {
+    [ "$set_name" != test ] || command -v npm >/dev/null 2>&1 || apt_install npm
+}
+
 want=("${pkgs[@]}")
 [ "$set_name" = test ] && command -v clang >/dev/null 2>&1 && want+=("$(rt_pkg)")
 mapfile -t need < <(missing "${want[@]}")
 if [ "${#need[@]}" -eq 0 ]; then
+    npm_check
     echo "$tag: ok (${want[*]} installed)"
     exit 0
 fi
@@ -106,4 +113,5 @@ if [ "$set_name" = test ]; then
     mapfile -t need < <(missing "$(rt_pkg)")
     [ "${#need[@]}" -eq 0 ] || apt_install "${need[@]}"
 fi
+npm_check
 echo "$tag: ok"
