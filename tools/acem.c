@@ -1,5 +1,5 @@
 /* tools/acem.c - the `acem` command-line program: merge fine-tuned checkpoints
-   (safetensors files or sharded directories) with ACE-Merging and the other
+   (safetensors files, sharded directories or GGUF files) with ACE-Merging and the other
    data-free rules of acem.h, inspect checkpoints, join per-shard outputs, and
    run the embedded demo.
 
@@ -662,8 +662,9 @@ static void usage_main(FILE *o) {
             "  acem demo                                          the embedded demo (no files needed)\n"
             "  acem --version | help | merge --help\n"
             "\n"
-            "BASE and each EXPERT: a .safetensors file, or a directory holding\n"
-            "model.safetensors.index.json (sharded) or model.safetensors.\n"
+            "BASE and each EXPERT: a .safetensors file, a directory holding\n"
+            "model.safetensors.index.json (sharded) or model.safetensors, a GGUF file\n"
+            "(then the output is GGUF), or (experts) a PEFT LoRA adapter directory.\n"
             "\n%s",
             ACEM_VERSION_STRING, k_exit_codes);
 }
