@@ -114,13 +114,15 @@ test: deps
 	@$(MAKE) --no-print-directory -k $(if $(filter -j%,$(MAKEFLAGS)),,-j$(NPROC)) test-build || true
 	@BUILD=$(B) tests/run.sh $(TEST_BINS) $(WASM_RUNS) $(CLI_TESTS) $(COMPILE_RESULTS)
 
-test-build: $(TEST_BINS) $(WASM_BINS) $(COMPILE_RESULTS) $(EXAMPLE_BINS) $(CLI_BIN) $(CLI_HELPERS) $(GGUF_JS)
-
 # Hugging Face's GGUF parser, the second reader tests/test_cli.sh checks acem's
 # GGUF files with (tests/gguf_check.mjs); from the npm registry, into build/npm.
+# (Defined before test-build: make expands a rule's prerequisites as it reads it.)
 GGUF_JS := $(B)/npm/node_modules/@huggingface/gguf/package.json
 $(GGUF_JS): | $(B)
 	$(NPM) install --prefix $(B)/npm --no-save --no-package-lock --no-audit --no-fund --loglevel=error @huggingface/gguf@0.4.6
+
+test-build: $(TEST_BINS) $(WASM_BINS) $(COMPILE_RESULTS) $(EXAMPLE_BINS) $(CLI_BIN) $(CLI_HELPERS) $(GGUF_JS)
+
 
 deps:
 	@tools/deps.sh
