@@ -18,6 +18,12 @@
                                               plus "blk.2.ffn.weight" 8 x 64
      base_q8.gguf e1_q8.gguf ... e3_q8.gguf   the same with blk.2.ffn.weight in Q8_0
                                               and a Q4_K vector "blk.2.ffn.q4k"
+     lora1.gguf lora2.gguf    GGUF LoRA adapters of base.gguf (llama.cpp's layout:
+                              <tensor>.lora_a dims [in, r], .lora_b [r, out]) on
+                              layers.0.attn.weight and blk.2.ffn.weight: rank 4,
+                              alpha 16, F32; rank 2, alpha 0 (scale 1), F16
+     lora1_dense.gguf lora2_dense.gguf   base + scale * B A (in double, then f32)
+     lora_bad.gguf            a lora_a without its lora_b
    cli_gen --slow DIR writes slow_base, slow_e1 and slow_e2 .safetensors: 24
    F32 matrices of 64 x 3072, each an ACE merge with a 3072 x 3072 Cholesky
    (a few seconds in all), for the tests that interrupt a merge under way.
@@ -172,8 +178,9 @@ static void write_kv_template(const char *path) {
     free(b.p);
 }
 
-/* model m as GGUF with kv's pairs; q8: the extra tensor in Q8_0 plus a Q4_K vector */
-static void write_gguf(const char *path, size_t m, const acem_st_file *kv, int q8) {
+/* a model (data: one array per tensor, k_specs then the extra one) as GGUF
+   with kv's pairs; q8: the extra tensor in Q8_0 plus a Q4_K vector */
+static void write_gguf(const char *path, float *const *data, const acem_st_file *kv, int q8) {
     acem_st_tensor t[NS + 2];
     size_t src[NS + 2], k, nt = 0;
     unsigned char q4k[144];
@@ -197,11 +204,105 @@ static void write_gguf(const char *path, size_t m, const acem_st_file *kv, int q
     if (acem_gguf_write_header(&io, kv, t, nt, meta, 1, 0, NULL, &err) != ACEM_OK) { fprintf(stderr, "%s\n", err.message); exit(1); }
     for (k = 0; k < nt; ++k) {
         acem_result r = t[k].dtype == ACEM_DT_Q4_K ? acem_st_write_raw(&io, &t[k], q4k, &err)
-                        : t[k].dtype == ACEM_DT_I32 ? acem_st_write_raw(&io, &t[k], g_data[m][src[k]], &err)
-                                                    : acem_st_write_f32(&io, &t[k], g_data[m][src[k]], &err);
+                        : t[k].dtype == ACEM_DT_I32 ? acem_st_write_raw(&io, &t[k], data[src[k]], &err)
+                                                    : acem_st_write_f32(&io, &t[k], data[src[k]], &err);
         if (r != ACEM_OK) { fprintf(stderr, "%s\n", err.message); exit(1); }
     }
     if (fclose(f)) { perror(path); exit(1); }
+}
+
+/* a GGUF LoRA adapter of base.gguf and its dense checkpoint */
+static void write_gguf_lora(const char *dir, const char *name, unsigned rank, float alpha, acem_dtype dt, int bad) {
+    static const char *const targets[2] = {"layers.0.attn.weight", "blk.2.ffn.weight"};
+    static const size_t tidx[2] = {0, NS};
+    char path[1024], an[2][64], bn[2][64];
+    float *f[4], *dense[2];
+    acem_st_tensor t[4];
+    acem_write_io io;
+    acem_error err;
+    acem_st_file kv;
+    acem_read_io rio;
+    size_t k, i, j, q, need;
+    void *arena;
+    gb b;
+    FILE *fp;
+    double scale = alpha != 0 ? alpha / rank : 1.0;
+    uint32_t ab;
+    /* the pairs, through a template file */
+    memcpy(&ab, &alpha, 4);
+    memset(&b, 0, sizeof b);
+    gb_head(&b, 3, 0, 5);
+    gb_kv_str(&b, "general.architecture", "test");
+    gb_kv_str(&b, "general.type", "adapter");
+    gb_kv_str(&b, "general.name", name);
+    gb_kv_str(&b, "adapter.type", "lora");
+    gb_kv_int(&b, "adapter.lora.alpha", 6, ab, 4);
+    snprintf(path, sizeof path, "%s/.%s.kv", dir, name);
+    if (!(fp = fopen(path, "w+b")) || fwrite(b.p, 1, b.n, fp) != b.n || fflush(fp) || acem_stdio_reader(&rio, fp, path) != ACEM_OK ||
+        acem_st_open_bytes(&rio, &need, &err) != ACEM_OK || !(arena = malloc(need)) || acem_st_open(&kv, &rio, arena, need, &err) != ACEM_OK) {
+        fprintf(stderr, "%s: cannot write the template\n", path);
+        exit(1);
+    }
+    for (k = 0; k < 2; ++k) {
+        const spec *s = tidx[k] < NS ? &k_specs[tidx[k]] : &k_gguf_extra;
+        size_t R = (size_t)s->shape[0], C = (size_t)s->shape[1];
+        float *A = f[2 * k] = (float *)calloc(rank * C, sizeof(float)), *B = f[2 * k + 1] = (float *)calloc(R * rank, sizeof(float));
+        for (i = 0; i < rank * C; ++i) A[i] = (float)(0.3 * gauss());
+        for (i = 0; i < R * rank; ++i) B[i] = (float)(0.05 * gauss());
+        if (dt == ACEM_DT_F16) { /* the values the file will hold */
+            for (i = 0; i < rank * C; ++i) A[i] = acem_f16_to_f32(acem_f32_to_f16(A[i]));
+            for (i = 0; i < R * rank; ++i) B[i] = acem_f16_to_f32(acem_f32_to_f16(B[i]));
+        }
+        dense[k] = (float *)malloc(R * C * sizeof(float));
+        for (i = 0; i < R; ++i)
+            for (j = 0; j < C; ++j) {
+                double d = 0;
+                for (q = 0; q < rank; ++q) d += (double)B[i * rank + q] * A[q * C + j];
+                dense[k][i * C + j] = (float)((double)g_data[0][tidx[k]][i * C + j] + scale * d);
+            }
+        snprintf(an[k], sizeof an[k], "%s.lora_a", targets[k]);
+        snprintf(bn[k], sizeof bn[k], "%s.lora_b", targets[k]);
+        memset(&t[2 * k], 0, 2 * sizeof t[0]);
+        t[2 * k].name = an[k]; t[2 * k].dtype = dt; t[2 * k].ndim = 2; t[2 * k].shape[0] = rank; t[2 * k].shape[1] = C;
+        t[2 * k + 1].name = bn[k]; t[2 * k + 1].dtype = dt; t[2 * k + 1].ndim = 2; t[2 * k + 1].shape[0] = R; t[2 * k + 1].shape[1] = rank;
+    }
+    snprintf(path, sizeof path, "%s/%s.gguf", dir, name);
+    {
+        FILE *o = fopen(path, "wb");
+        size_t nt = bad ? 3 : 4;
+        if (!o) { perror(path); exit(1); }
+        acem_stdio_writer(&io, o, path);
+        if (acem_gguf_write_header(&io, &kv, t, nt, NULL, 0, 0, NULL, &err) != ACEM_OK) { fprintf(stderr, "%s\n", err.message); exit(1); }
+        for (k = 0; k < nt; ++k)
+            if (acem_st_write_f32(&io, &t[k], f[k], &err) != ACEM_OK) { fprintf(stderr, "%s\n", err.message); exit(1); }
+        if (fclose(o)) { perror(path); exit(1); }
+    }
+    fclose(fp);
+    snprintf(path, sizeof path, "%s/.%s.kv", dir, name);
+    remove(path);
+    free(arena);
+    free(b.p);
+    if (!bad) { /* the dense checkpoint: base.gguf's pairs and tensors, the two targets changed */
+        float *d[NS + 1];
+        acem_st_file bkv;
+        FILE *bf;
+        snprintf(path, sizeof path, "%s/kv.gguf", dir);
+        if (!(bf = fopen(path, "rb")) || acem_stdio_reader(&rio, bf, path) != ACEM_OK || acem_st_open_bytes(&rio, &need, &err) != ACEM_OK ||
+            !(arena = malloc(need)) || acem_st_open(&bkv, &rio, arena, need, &err) != ACEM_OK) {
+            fprintf(stderr, "%s: cannot read back\n", path);
+            exit(1);
+        }
+        for (k = 0; k <= NS; ++k) d[k] = g_data[0][k];
+        d[tidx[0]] = dense[0];
+        d[tidx[1]] = dense[1];
+        snprintf(path, sizeof path, "%s/%s_dense.gguf", dir, name);
+        write_gguf(path, d, &bkv, 0);
+        fclose(bf);
+        free(arena);
+    }
+    for (k = 0; k < 4; ++k) free(f[k]);
+    free(dense[0]);
+    free(dense[1]);
 }
 
 static void write_text(const char *path, const char *text) {
@@ -324,12 +425,15 @@ int main(int argc, char **argv) {
         }
         for (m = 0; m < NM; ++m) {
             snprintf(p, sizeof p, "%s/%s.gguf", argv[1], mname[m]);
-            write_gguf(p, m, &kv, 0);
+            write_gguf(p, g_data[m], &kv, 0);
             snprintf(p, sizeof p, "%s/%s_q8.gguf", argv[1], mname[m]);
-            write_gguf(p, m, &kv, 1);
+            write_gguf(p, g_data[m], &kv, 1);
         }
         fclose(f);
         free(arena);
     }
+    write_gguf_lora(argv[1], "lora1", 4, 16.0f, ACEM_DT_F32, 0);
+    write_gguf_lora(argv[1], "lora2", 2, 0.0f, ACEM_DT_F16, 0);
+    write_gguf_lora(argv[1], "lora_bad", 2, 8.0f, ACEM_DT_F32, 1);
     return 0;
 }

@@ -13,7 +13,8 @@ B=${1:-build}
 ACEM=$B/acem
 GEN=$B/cli_gen
 CHECK=$B/cli_check
-for p in "$ACEM" "$GEN" "$CHECK"; do
+LORA=$B/cli_lora
+for p in "$ACEM" "$GEN" "$CHECK" "$LORA"; do
     if [ ! -x "$p" ]; then
         echo "FAIL: $p is not built (make $p)"
         echo "test_cli: 0 passed, 1 failed"
@@ -26,6 +27,7 @@ NODE=${NODE:-node}
 ACEM=$(cd "$(dirname "$ACEM")" && pwd)/acem
 GEN=$(cd "$(dirname "$GEN")" && pwd)/cli_gen
 CHECK=$(cd "$(dirname "$CHECK")" && pwd)/cli_check
+LORA=$(cd "$(dirname "$LORA")" && pwd)/cli_lora
 
 W=$(mktemp -d "${TMPDIR:-/tmp}/acem_cli.XXXXXX")
 trap 'rm -rf "$W"' EXIT
@@ -160,9 +162,24 @@ t "Q8_0 base: merged, written as F16; the excluded Q4_K copied verbatim" "$ACEM"
 t "  == acem_merge on the dequantized values" "$CHECK" merge --method ace --exclude q4k g_fromq8.gguf base_q8.gguf $Q3
 t "  the plan says so" sh -c "'$ACEM' merge --dry-run --exclude q4k --base base_q8.gguf -o x.gguf $Q3 2>&1 |
     grep -q '1 block-quantized tensor will be written as F16'"
+# GGUF LoRA adapters (llama.cpp's layout): the low-rank merge equals the merge of
+# the dense checkpoints base + alpha / r * B A (alpha 0: scale 1; F16 factors)
+for m in ace average task-arithmetic ties; do
+    t "GGUF LoRA adapters, $m" "$ACEM" merge -q --method "$m" --base base.gguf -o "gl_$m.gguf" lora1.gguf lora2.gguf
+    t "  the dense checkpoints, $m" "$ACEM" merge -q --method "$m" --base base.gguf -o "gd_$m.gguf" lora1_dense.gguf lora2_dense.gguf
+    t "  low-rank == dense within 1e-4" "$LORA" close "gl_$m.gguf" "gd_$m.gguf" 1e-4
+done
+t "GGUF LoRA --threads 2: identical bytes" sh -c "'$ACEM' merge -q --threads 2 --base base.gguf -o gl_thr.gguf lora1.gguf lora2.gguf &&
+    cmp -s gl_thr.gguf gl_ace.gguf"
+t "GGUF LoRA plan: the adapters and their scales" sh -c "'$ACEM' merge --dry-run --base base.gguf -o x.gguf lora1.gguf lora2.gguf 2>&1 |
+    grep -q 'lora2.gguf: r from the shapes, adapter.lora.alpha 0 (scale 1): 2 LoRA modules'"
+expect_error "GGUF LoRA: lora_a without lora_b" 2 "lora_bad.gguf|blk.2.ffn.weight.lora_b" merge --base base.gguf -o o/x.gguf lora1.gguf lora_bad.gguf
+expect_error "GGUF LoRA on a safetensors base" 2 "lora1.gguf|base.safetensors" merge --base base.safetensors -o o/x.safetensors lora1.gguf
+expect_error "GGUF LoRA mixed with a checkpoint" 2 "lora1.gguf|e1.gguf|all checkpoints or all adapters" merge --base base.gguf -o o/x.gguf lora1.gguf e1.gguf
+expect_error "GGUF LoRA with --output-adapter" 1 "--output-adapter|lora1.gguf" merge --base base.gguf --output-adapter o/ad lora1.gguf lora2.gguf
 # a second reader: Hugging Face's GGUF parser sees what acem sees (pairs, types,
 # values, tensors, dims, types, offsets), in acem's outputs and in cli_gen's files
-for f in g_ace.gguf g_q8.gguf g_fromq8.gguf g_again.gguf base_q8.gguf kv.gguf; do
+for f in g_ace.gguf g_q8.gguf g_fromq8.gguf g_again.gguf gl_ace.gguf base_q8.gguf kv.gguf lora2.gguf; do
     t "@huggingface/gguf reads $f as acem does" sh -c "'$CHECK' gguf-view $f >view.json &&
         '$NODE' '$TESTS_DIR/gguf_check.mjs' '$NPM_PREFIX' view.json $f"
 done

@@ -716,7 +716,9 @@ static void usage_merge(FILE *o) {
             "\n");
     fprintf(o,
             "LoRA adapters (every EXPERT a PEFT directory: adapter_config.json +\n"
-            "adapter_model.safetensors; full checkpoints and adapters do not mix):\n"
+            "adapter_model.safetensors, or, with a GGUF base, a GGUF LoRA adapter file:\n"
+            "general.type adapter, scale adapter.lora.alpha / r; full checkpoints and\n"
+            "adapters do not mix):\n"
             "                    each adapter's delta is scale * B A on the base tensor\n"
             "                    <module>.weight (lora_alpha / r or / sqrt(r) with use_rslora,\n"
             "                    rank_pattern / alpha_pattern, fan_in_fan_out, embeddings);\n"
@@ -1396,10 +1398,12 @@ enum { LK_NONE = 0, LK_LORA, LK_FULL };
 enum { LP_LOW = 1, LP_DENSE };
 
 typedef struct adapter {
-    const char *dir;
+    const char *dir;        /* the PEFT directory, or the GGUF adapter file */
     char *cfg_path;
-    acem_peft_config cfg;
-    model m;                /* adapter_model.safetensors */
+    acem_peft_config cfg;   /* PEFT only */
+    int gguf;               /* a GGUF LoRA adapter (general.type = adapter) */
+    double alpha;           /* GGUF: adapter.lora.alpha (0: scale 1)        */
+    model m;                /* adapter_model.safetensors, or the GGUF file   */
     size_t n_lora, n_full;  /* modules / full weights it changes */
 } adapter;
 
@@ -1435,6 +1439,57 @@ static int is_adapter_dir(const char *path) {
     y = exists(c);
     free(c);
     return y;
+}
+
+/* a GGUF LoRA adapter file: a GGUF file whose general.type is "adapter" */
+static int is_gguf_adapter(const char *path) {
+    FILE *fp;
+    unsigned char m[4];
+    acem_read_io io;
+    acem_st_file f;
+    acem_error err;
+    size_t need = 0;
+    void *arena = NULL;
+    const char *ty;
+    int y = 0;
+    if (is_dir(path) || !(fp = fopen(path, "rb"))) return 0;
+    /* a malformed file is not an adapter here: model_open reports it later */
+    if (fread(m, 1, 4, fp) == 4 && !memcmp(m, "GGUF", 4) && acem_stdio_reader(&io, fp, path) == ACEM_OK &&
+        acem_st_open_bytes(&io, &need, &err) == ACEM_OK && (arena = malloc(need ? need : 1)) != NULL &&
+        acem_st_open(&f, &io, arena, need, &err) == ACEM_OK)
+        y = (ty = acem_st_meta(&f, "general.type")) != NULL && !strcmp(ty, "adapter");
+    free(arena);
+    fclose(fp);
+    return y;
+}
+static int is_adapter(const char *path) { return is_adapter_dir(path) || is_gguf_adapter(path); }
+
+/* a GGUF LoRA adapter (llama.cpp's convert_lora_to_gguf.py): adapter.type
+   "lora", adapter.lora.alpha, tensors <base tensor>.lora_a (dims [in, r]) and
+   .lora_b ([r, out]); the delta is alpha / r * B A (scale 1 when alpha is 0) */
+static void adapter_open_gguf(adapter *ad, const char *path, const model *base) {
+    const acem_st_file *st;
+    const char *ty, *al, *a1, *a2;
+    char *end;
+    memset(ad, 0, sizeof *ad);
+    ad->dir = path;
+    ad->cfg_path = xstrdup(path);
+    ad->gguf = 1;
+    model_open(&ad->m, path);
+    st = &ad->m.files[0].st;
+    if (!(ty = acem_st_meta(st, "adapter.type")) || strcmp(ty, "lora"))
+        die(CLI_INPUT, "%s: adapter.type is '%s'; acem merges LoRA adapters (adapter.type lora)", path, ty ? ty : "(missing)");
+    if ((al = acem_st_meta(st, "adapter.lora.alpha")) != NULL) {
+        ad->alpha = strtod(al, &end);
+        if (*end || !isfinite(ad->alpha)) die(CLI_INPUT, "%s: adapter.lora.alpha is '%s', not a number", path, al);
+    }
+    if (base->sharded || base->files[0].st.format != ACEM_FORMAT_GGUF)
+        die(CLI_INPUT, "%s is a GGUF LoRA adapter: its tensors are named after a GGUF model's, so the base must be a GGUF "
+            "file (%s is not)", path, base->path);
+    a1 = acem_st_meta(st, "general.architecture");
+    a2 = acem_st_meta(&base->files[0].st, "general.architecture");
+    if (a1 && a2 && strcmp(a1, a2))
+        die(CLI_INPUT, "%s: an adapter for architecture '%s', but the base %s is '%s'", path, a1, base->path, a2);
 }
 
 static void adapter_open(adapter *ad, const char *dir) {
@@ -1504,6 +1559,111 @@ static lmod *lmod_get(lmod **lm_of, size_t bidx, size_t T, const char *module, c
    lm_of[k] (k: index in base->tensors) is NULL for a tensor no adapter
    changes. Dies (exit 2) naming the adapter directory and the key on anything
    wrong. */
+/* registers adapter t's LoRA pair A (r x in), B (out x r) on the base tensor bt
+   (emb: an embedding LoRA, whose delta is transposed; so is a fan_in_fan_out
+   one), after checking the shapes, the rank and the scale */
+static void lora_pair(lmod **lm_of, const model *base, adapter *ad, size_t t, size_t T, const char *module, const char *key,
+                      const char *bkey, const mtensor *mt, const mtensor *B, const mtensor *bt, int emb) {
+    size_t rA, rB, in, out, R, C;
+    lmod *lm;
+    lpart *pp;
+    double r_used = 0, sc;
+    int trans;
+    char s1[160], s2[160];
+    if (mt->t->ndim != 2 || B->t->ndim != 2) {
+        shape_str(s1, sizeof s1, mt->t);
+        shape_str(s2, sizeof s2, B->t);
+        die(CLI_INPUT, "%s: module '%s': lora A %s and B %s must both be 2-D (convolution LoRA is not supported)",
+            ad->dir, module, s1, s2);
+    }
+    rA = (size_t)mt->t->shape[0]; in = (size_t)mt->t->shape[1];
+    out = (size_t)B->t->shape[0]; rB = (size_t)B->t->shape[1];
+    if (rA != rB || !rA) {
+        shape_str(s1, sizeof s1, mt->t);
+        shape_str(s2, sizeof s2, B->t);
+        die(CLI_INPUT, "%s: key '%s' %s and '%s' %s: the ranks (rows of A, columns of B) %s", ad->dir, key, s1, bkey, s2,
+            rA ? "differ" : "are zero");
+    }
+    trans = emb || ad->cfg.fan_in_fan_out;
+    R = trans ? in : out;
+    C = trans ? out : in;
+    if (bt->t->ndim != 2 || bt->t->shape[0] != R || bt->t->shape[1] != C) {
+        shape_str(s1, sizeof s1, bt->t);
+        die(CLI_INPUT, "%s: key '%s': B A is %zu x %zu, so the base tensor '%s' should be %zu x %zu%s, but it is %s%s",
+            ad->dir, key, out, in, bt->t->name, R, C,
+            emb ? " (an embedding: transposed)" : ad->cfg.fan_in_fan_out ? " (fan_in_fan_out: transposed)" : "", s1,
+            !ad->gguf && !emb && bt->t->ndim == 2 && bt->t->shape[0] == C && bt->t->shape[1] == R && R != C
+                ? (ad->cfg.fan_in_fan_out ? "; the shapes fit fan_in_fan_out = false"
+                                          : "; the shapes fit fan_in_fan_out = true (GPT-2 Conv1D)")
+                : "");
+    }
+    if (!acem_dtype_is_float(bt->t->dtype))
+        die(CLI_INPUT, "%s: key '%s': the base tensor '%s' is %s, not floating point", ad->dir, key, bt->t->name,
+            acem_dtype_name(bt->t->dtype));
+    if (ad->gguf)
+        sc = ad->alpha != 0 ? ad->alpha / (double)rA : 1.0;
+    else {
+        sc = acem_peft_scaling(&ad->cfg, module, rA, &r_used);
+        if (r_used != (double)rA)
+            die(CLI_INPUT, "%s: key '%s': adapter_config.json gives module '%s' rank %g (r or rank_pattern), but its "
+                "tensors have rank %zu", ad->dir, key, module, r_used, rA);
+    }
+    if (!isfinite(sc) || !isfinite((float)sc))
+        die(CLI_INPUT, "%s: key '%s': the scaling (lora_alpha / r) is not finite", ad->dir, key);
+    lm = lmod_get(lm_of, (size_t)(bt - base->tensors), T, module, "weight");
+    pp = &lm->part[t];
+    if (pp->kind != LK_NONE)
+        die(CLI_INPUT, "%s: key '%s': the base tensor '%s' is changed twice by this adapter", ad->dir, key, bt->t->name);
+    if (lm->n_lora && lm->trans != trans) lm->trans_conflict = 1;
+    if (!lm->n_lora) { lm->trans = trans; lm->emb = emb; }
+    pp->kind = LK_LORA;
+    pp->trans = trans;
+    pp->r = rA;
+    pp->scale = (float)sc;
+    pp->A = mt;
+    pp->B = B;
+    lm->n_lora++;
+    lm->rsum += rA;
+    if (rA > lm->rmax) lm->rmax = rA;
+    ad->n_lora++;
+}
+
+/* a GGUF adapter's pairs: <base tensor>.lora_a / .lora_b, nothing else */
+static void lora_map_gguf(lmod **lm_of, const model *base, adapter *ad, size_t t, size_t T) {
+    const model *m = &ad->m;
+    size_t j;
+    for (j = 0; j < m->n; ++j) {
+        const mtensor *mt = &m->tensors[j], *B, *bt;
+        const char *key = mt->t->name;
+        char *bname, *bkey, *module;
+        size_t bl;
+        if (ends_with(key, ".lora_b")) {
+            char *an = xprintf("%.*s.lora_a", (int)(strlen(key) - 7), key);
+            if (!model_find(m, an)) die(CLI_INPUT, "%s: tensor '%s' has no partner: '%s' is missing", ad->dir, key, an);
+            free(an);
+            continue;
+        }
+        if (!ends_with(key, ".lora_a"))
+            die(CLI_INPUT, "%s: tensor '%s' is not a LoRA tensor (a GGUF adapter holds <base tensor>.lora_a and .lora_b)",
+                ad->dir, key);
+        if (!acem_dtype_is_float(mt->t->dtype))
+            die(CLI_INPUT, "%s: tensor '%s': dtype %s cannot be read as floating point", ad->dir, key, acem_dtype_name(mt->t->dtype));
+        bl = strlen(key) - 7;
+        bname = xprintf("%.*s", (int)bl, key);
+        bkey = xprintf("%s.lora_b", bname);
+        if (!(B = model_find(m, bkey))) die(CLI_INPUT, "%s: tensor '%s' has no partner: '%s' is missing", ad->dir, key, bkey);
+        if (!acem_dtype_is_float(B->t->dtype))
+            die(CLI_INPUT, "%s: tensor '%s': dtype %s cannot be read as floating point", ad->dir, bkey, acem_dtype_name(B->t->dtype));
+        if (!(bt = model_find(base, bname)))
+            die(CLI_INPUT, "%s: tensor '%s': the base %s has no tensor '%s'", ad->dir, key, base->path, bname);
+        module = ends_with(bname, ".weight") ? xprintf("%.*s", (int)(bl - 7), bname) : xstrdup(bname);
+        lora_pair(lm_of, base, ad, t, T, module, key, bkey, mt, B, bt, 0);
+        free(module);
+        free(bname);
+        free(bkey);
+    }
+}
+
 static lmod **lora_map(const model *base, adapter *ads, size_t T) {
     lmod **lm_of = (lmod **)xcalloc(base->n ? base->n : 1, sizeof(lmod *));
     size_t t, j;
@@ -1512,7 +1672,11 @@ static lmod **lora_map(const model *base, adapter *ads, size_t T) {
     for (t = 0; t < T; ++t) {
         adapter *ad = &ads[t];
         const model *m = &ad->m;
-        if (!m->n) die(CLI_INPUT, "%s: adapter_model.safetensors holds no tensors", ad->dir);
+        if (!m->n) die(CLI_INPUT, "%s: %s holds no tensors", ad->dir, ad->gguf ? "the adapter" : "adapter_model.safetensors");
+        if (ad->gguf) {
+            lora_map_gguf(lm_of, base, ad, t, T);
+            continue;
+        }
         for (j = 0; j < m->n; ++j) {
             const mtensor *mt = &m->tensors[j];
             const char *key = mt->t->name, *rest = key + pl;
@@ -1538,69 +1702,14 @@ static lmod **lora_map(const model *base, adapter *ads, size_t T) {
                 continue;
             }
             if (s == 0 || s == 2) { /* a LoRA pair */
-                size_t ml = strlen(rest) - strlen(suf[s]), rA, rB, in, out, R, C;
+                size_t ml = strlen(rest) - strlen(suf[s]);
                 char *module = xprintf("%.*s", (int)ml, rest), *bn, *bkey = xprintf("%s%s%s", k_peft_prefix, module, suf[s + 1]);
                 const mtensor *B = model_find(m, bkey), *bt;
-                lmod *lm;
-                lpart *pp;
-                double r_used = 0, sc;
-                int emb = s == 2, trans;
                 if (!B) die(CLI_INPUT, "%s: key '%s' has no partner: '%s' is missing", ad->dir, key, bkey);
-                if (mt->t->ndim != 2 || B->t->ndim != 2) {
-                    shape_str(s1, sizeof s1, mt->t);
-                    shape_str(s2, sizeof s2, B->t);
-                    die(CLI_INPUT, "%s: module '%s': lora A %s and B %s must both be 2-D (convolution LoRA is not supported)",
-                        ad->dir, module, s1, s2);
-                }
-                rA = (size_t)mt->t->shape[0]; in = (size_t)mt->t->shape[1];
-                out = (size_t)B->t->shape[0]; rB = (size_t)B->t->shape[1];
-                if (rA != rB || !rA) {
-                    shape_str(s1, sizeof s1, mt->t);
-                    shape_str(s2, sizeof s2, B->t);
-                    die(CLI_INPUT, "%s: key '%s' %s and '%s' %s: the ranks (rows of A, columns of B) %s", ad->dir, key, s1, bkey, s2,
-                        rA ? "differ" : "are zero");
-                }
                 bn = xprintf("%s.weight", module);
                 if (!(bt = resolve_base(base, bn)))
                     die(CLI_INPUT, "%s: key '%s': the base %s has no tensor '%s' for module '%s'", ad->dir, key, base->path, bn, module);
-                trans = emb || ad->cfg.fan_in_fan_out;
-                R = trans ? in : out;
-                C = trans ? out : in;
-                if (bt->t->ndim != 2 || bt->t->shape[0] != R || bt->t->shape[1] != C) {
-                    shape_str(s1, sizeof s1, bt->t);
-                    die(CLI_INPUT, "%s: key '%s': B A is %zu x %zu, so the base tensor '%s' should be %zu x %zu%s, but it is %s%s",
-                        ad->dir, key, out, in, bt->t->name, R, C,
-                        emb ? " (an embedding: transposed)" : ad->cfg.fan_in_fan_out ? " (fan_in_fan_out: transposed)" : "", s1,
-                        !emb && bt->t->ndim == 2 && bt->t->shape[0] == C && bt->t->shape[1] == R && R != C
-                            ? (ad->cfg.fan_in_fan_out ? "; the shapes fit fan_in_fan_out = false"
-                                                      : "; the shapes fit fan_in_fan_out = true (GPT-2 Conv1D)")
-                            : "");
-                }
-                if (!acem_dtype_is_float(bt->t->dtype))
-                    die(CLI_INPUT, "%s: key '%s': the base tensor '%s' is %s, not floating point", ad->dir, key, bt->t->name,
-                        acem_dtype_name(bt->t->dtype));
-                sc = acem_peft_scaling(&ad->cfg, module, rA, &r_used);
-                if (r_used != (double)rA)
-                    die(CLI_INPUT, "%s: key '%s': adapter_config.json gives module '%s' rank %g (r or rank_pattern), but its "
-                        "tensors have rank %zu", ad->dir, key, module, r_used, rA);
-                if (!isfinite(sc) || !isfinite((float)sc))
-                    die(CLI_INPUT, "%s: key '%s': the scaling (lora_alpha / r) is not finite", ad->dir, key);
-                lm = lmod_get(lm_of, (size_t)(bt - base->tensors), T, module, "weight");
-                pp = &lm->part[t];
-                if (pp->kind != LK_NONE)
-                    die(CLI_INPUT, "%s: key '%s': the base tensor '%s' is changed twice by this adapter", ad->dir, key, bt->t->name);
-                if (lm->n_lora && lm->trans != trans) lm->trans_conflict = 1;
-                if (!lm->n_lora) { lm->trans = trans; lm->emb = emb; }
-                pp->kind = LK_LORA;
-                pp->trans = trans;
-                pp->r = rA;
-                pp->scale = (float)sc;
-                pp->A = mt;
-                pp->B = B;
-                lm->n_lora++;
-                lm->rsum += rA;
-                if (rA > lm->rmax) lm->rmax = rA;
-                ad->n_lora++;
+                lora_pair(lm_of, base, ad, t, T, module, key, bkey, mt, B, bt, s == 2);
                 free(bn);
                 free(bkey);
                 free(module);
@@ -1845,9 +1954,14 @@ static float *lora_run(const lora_ctx *c, const ptensor *p, const mtensor *bm, u
 static void print_lora_plan(const adapter *ads, size_t T, lmod *const *lm_of, const model *base, const acem_options *ro,
                             size_t n_low, size_t n_dense, size_t n_dense_full, size_t n_msave, size_t n_untouched) {
     size_t t, k, shown = 0;
-    note("  adapters   %zu PEFT LoRA adapter%s\n", T, T == 1 ? "" : "s");
+    note("  adapters   %zu %s LoRA adapter%s\n", T, T && ads[0].gguf ? "GGUF" : "PEFT", T == 1 ? "" : "s");
     for (t = 0; t < T; ++t) {
         const acem_peft_config *c = &ads[t].cfg;
+        if (ads[t].gguf) {
+            note("    %s: r from the shapes, adapter.lora.alpha %g (scale %s): %zu LoRA module%s\n", ads[t].dir, ads[t].alpha,
+                 ads[t].alpha != 0 ? "alpha / r" : "1", ads[t].n_lora, ads[t].n_lora == 1 ? "" : "s");
+            continue;
+        }
         note("    %s: r ", ads[t].dir);
         if (c->r > 0) note("%g", c->r);
         else note("from the shapes");
@@ -2075,13 +2189,13 @@ static int cmd_merge(int argc, char **argv) {
     /* 1. open every input (headers only) and check them */
     T = a.n_experts;
     nm = T + 1;
-    for (k = 0; k < T; ++k) n_ad += is_adapter_dir(a.experts[k]) != 0;
+    for (k = 0; k < T; ++k) n_ad += is_adapter(a.experts[k]) != 0;
     if (n_ad && n_ad < T) {
         size_t x = 0, y = 0;
-        while (!is_adapter_dir(a.experts[x])) ++x;
-        while (is_adapter_dir(a.experts[y])) ++y;
-        die(CLI_INPUT, "%s is a LoRA adapter (adapter_config.json) but %s is not: the experts must be all checkpoints or all "
-            "adapters", a.experts[x], a.experts[y]);
+        while (!is_adapter(a.experts[x])) ++x;
+        while (is_adapter(a.experts[y])) ++y;
+        die(CLI_INPUT, "%s is a LoRA adapter (%s) but %s is not: the experts must be all checkpoints or all adapters",
+            a.experts[x], is_adapter_dir(a.experts[x]) ? "adapter_config.json" : "GGUF, general.type adapter", a.experts[y]);
     }
     lora = n_ad == T;
     if (a.out_adapter && !lora) die(CLI_USAGE, "merge: --output-adapter needs LoRA adapters as experts (directories with adapter_config.json)");
@@ -2091,7 +2205,6 @@ static int cmd_merge(int argc, char **argv) {
     gguf = !base->sharded && base->files[0].st.format == ACEM_FORMAT_GGUF;
     if (gguf) {
         gguf_src = &base->files[0].st;
-        if (lora) die(CLI_USAGE, "the base %s is GGUF: LoRA adapters (PEFT directories) need a safetensors base", a.base);
         if (a.shard_size) die(CLI_USAGE, "--out-shard-size: a GGUF output is one file (the base %s is GGUF)", a.base);
         if (a.shard_n) die(CLI_USAGE, "--shard: not available with a GGUF base (acem join writes safetensors)");
     } else if (a.out_dtype == ACEM_DT_Q8_0)
@@ -2106,7 +2219,16 @@ static int cmd_merge(int argc, char **argv) {
     if (lora) {
         ads = (adapter *)xcalloc(T, sizeof(adapter));
         for (k = 0; k < T; ++k) {
-            adapter_open(&ads[k], a.experts[k]);
+            if (!is_adapter_dir(a.experts[k])) {
+                adapter_open_gguf(&ads[k], a.experts[k], base);
+                if (a.out_adapter)
+                    die(CLI_USAGE, "--output-adapter writes a PEFT adapter; %s is a GGUF adapter: merge into the model "
+                        "(-o merged.gguf)", a.experts[k]);
+            } else {
+                if (gguf) die(CLI_INPUT, "%s is a PEFT adapter: its keys name a safetensors model's tensors, but the base %s is "
+                              "GGUF", a.experts[k], a.base);
+                adapter_open(&ads[k], a.experts[k]);
+            }
             ms[1 + k] = ads[k].m;
         }
         lm_of = lora_map(base, ads, T);
