@@ -6993,6 +6993,21 @@ static acem_result acem__st_tensor_entry(acem__json *j, acem_st_tensor *t, const
     return ACEM_OK;
 }
 
+/* Both readers end here: metadata sorted by key and tensors by name (for the
+   binary searches of acem_st_meta and acem_st_find), neither twice. */
+static acem_result acem__st_sort(acem_st_file *f, const char *path, const char *key_what, acem_error *err) {
+    size_t k;
+    acem__heapsort_meta(f->meta, f->n_meta);
+    for (k = 1; k < f->n_meta; ++k)
+        if (acem__streq(f->meta[2 * k - 2], f->meta[2 * k]))
+            return acem__fail(err, ACEM_ERR_FORMAT, "%s: duplicate %s '%s'", path, key_what, f->meta[2 * k]);
+    acem__heapsort_t(f->tensors, f->n_tensors, acem__cmp_name);
+    for (k = 1; k < f->n_tensors; ++k)
+        if (acem__streq(f->tensors[k - 1].name, f->tensors[k].name))
+            return acem__fail(err, ACEM_ERR_FORMAT, "%s: duplicate tensor '%s'", path, f->tensors[k].name);
+    return ACEM_OK;
+}
+
 /* ---- GGUF reading -------------------------------------------------------------
    One parser, run twice: acem_st_open_bytes() counts the arena bytes (strings
    skipped, not read), acem_st_open() fills the arena and checks the rest. The
@@ -7294,15 +7309,7 @@ static acem_result acem__gguf_parse(const acem_read_io *io, acem_st_file *f, uns
         f->meta[2 * k + 1] = f->kv[k].value;
     }
     f->n_meta = nkv;
-    acem__heapsort_meta(f->meta, f->n_meta);
-    for (k = 1; k < f->n_meta; ++k)
-        if (acem__streq(f->meta[2 * k - 2], f->meta[2 * k]))
-            return acem__fail(err, ACEM_ERR_FORMAT, "%s: duplicate key '%s'", path, f->meta[2 * k]);
-    acem__heapsort_t(f->tensors, f->n_tensors, acem__cmp_name);
-    for (k = 1; k < f->n_tensors; ++k)
-        if (acem__streq(f->tensors[k - 1].name, f->tensors[k].name))
-            return acem__fail(err, ACEM_ERR_FORMAT, "%s: duplicate tensor '%s'", path, f->tensors[k].name);
-    return ACEM_OK;
+    return acem__st_sort(f, path, "key", err);
 }
 static int acem__is_gguf(const unsigned char *m) { return m[0] == 'G' && m[1] == 'G' && m[2] == 'U' && m[3] == 'F'; }
 
@@ -7421,15 +7428,7 @@ ACEMDEF acem_result acem_st_open(acem_st_file *f, const acem_read_io *io, void *
     if (expect != data_len)
         return acem__fail(err, ACEM_ERR_FORMAT, "%s: the tensors cover %zu data bytes but the file holds %zu (%s)", path,
                           (size_t)expect, (size_t)data_len, expect < data_len ? "trailing bytes" : "truncated");
-    acem__heapsort_meta(f->meta, f->n_meta);
-    for (k = 1; k < f->n_meta; ++k)
-        if (acem__streq(f->meta[2 * k - 2], f->meta[2 * k]))
-            return acem__fail(err, ACEM_ERR_FORMAT, "%s: duplicate metadata key '%s'", path, f->meta[2 * k]);
-    acem__heapsort_t(f->tensors, f->n_tensors, acem__cmp_name);
-    for (k = 1; k < f->n_tensors; ++k)
-        if (acem__streq(f->tensors[k - 1].name, f->tensors[k].name))
-            return acem__fail(err, ACEM_ERR_FORMAT, "%s: duplicate tensor '%s'", path, f->tensors[k].name);
-    return ACEM_OK;
+    return acem__st_sort(f, path, "metadata key", err);
 }
 
 ACEMDEF const acem_st_tensor *acem_st_find(const acem_st_file *f, const char *name) {
