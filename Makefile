@@ -8,8 +8,10 @@
 #                 ASan+UBSan, -DACEM_USE_CBLAS -DACEM_USE_LAPACK with OpenBLAS and
 #                 LAPACKE), the compile matrix (tests/compile/check.sh) and the
 #                 freestanding WebAssembly build run under Node (tests/wasm/),
-#                 and the CLI end to end (tests/test_cli.sh, with its helper
-#                 programs tests/cli_*.c).
+#                 the CLI end to end (tests/test_cli.sh, with its helper
+#                 programs tests/cli_*.c), and acem's GGUF block types against
+#                 llama.cpp's own (tests/ggml_check.c; the references come
+#                 from npm into build/npm).
 #                 The last line printed is "N passed, N failed".
 #   make wasm     only build build/acem.wasm and build/acem_simd128.wasm
 #   make clean    remove build/
@@ -112,16 +114,25 @@ $(CLI_HELPERS): $(B)/%: tests/%.c $(HDR) $(TEST_HDRS) | $(B)
 # not build as failed, and prints the closing "N passed, N failed" line.
 test: deps
 	@$(MAKE) --no-print-directory -k $(if $(filter -j%,$(MAKEFLAGS)),,-j$(NPROC)) test-build || true
-	@BUILD=$(B) tests/run.sh $(TEST_BINS) $(WASM_RUNS) $(CLI_TESTS) $(COMPILE_RESULTS)
+	@BUILD=$(B) tests/run.sh $(TEST_BINS) $(WASM_RUNS) $(GGML_RUNS) $(CLI_TESTS) $(COMPILE_RESULTS)
 
-# Hugging Face's GGUF parser, the second reader tests/test_cli.sh checks acem's
-# GGUF files with (tests/gguf_check.mjs); from the npm registry, into build/npm.
-# (Defined before test-build: make expands a rule's prerequisites as it reads it.)
-GGUF_JS := $(B)/npm/node_modules/@huggingface/gguf/package.json
-$(GGUF_JS): | $(B)
-	$(NPM) install --prefix $(B)/npm --no-save --no-package-lock --no-audit --no-fund --loglevel=error @huggingface/gguf@0.4.6
+# Two references from the npm registry, into build/npm (defined before
+# test-build: make expands a rule's prerequisites as it reads it):
+# - Hugging Face's GGUF parser, the second reader tests/test_cli.sh checks
+#   acem's GGUF files with (tests/gguf_check.mjs);
+# - llama.cpp's prebuilt libggml-base.so (x86-64 Linux), whose reference
+#   quantizers and dequantizers tests/ggml_check.c compares acem's with.
+NPM_PKGS  := @huggingface/gguf@0.4.6 @node-llama-cpp/linux-x64@3.22.1
+NPM_STAMP := $(B)/npm/installed-gguf-0.4.6-ggml-3.22.1
+GGML_SO   := $(B)/npm/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64/libggml-base.so
+GGML_RUNS := "$(B)/ggml_check $(GGML_SO)"
+$(NPM_STAMP): | $(B)
+	$(NPM) install --prefix $(B)/npm --no-save --no-package-lock --no-audit --no-fund --ignore-scripts --loglevel=error $(NPM_PKGS)
+	@touch $@
+$(B)/ggml_check: tests/ggml_check.c $(HDR) $(TEST_HDRS) | $(B)
+	$(CC) $(CFLAGS) $(ARCH) -Wall -Wextra -Werror -I. -Itests -o $@ $< -ldl $(LDLIBS)
 
-test-build: $(TEST_BINS) $(WASM_BINS) $(COMPILE_RESULTS) $(EXAMPLE_BINS) $(CLI_BIN) $(CLI_HELPERS) $(GGUF_JS)
+test-build: $(TEST_BINS) $(WASM_BINS) $(COMPILE_RESULTS) $(EXAMPLE_BINS) $(CLI_BIN) $(CLI_HELPERS) $(NPM_STAMP) $(B)/ggml_check
 
 
 deps:

@@ -505,7 +505,9 @@ ACEMDEF double acem_peft_scaling(const acem_peft_config *cfg, const char *module
     X(ACEM_DT_IQ4_NL, "IQ4_NL", 20, 32, 18) X(ACEM_DT_IQ3_S, "IQ3_S", 21, 256, 110)     \
     X(ACEM_DT_IQ2_S, "IQ2_S", 22, 256, 82) X(ACEM_DT_IQ4_XS, "IQ4_XS", 23, 256, 136)    \
     X(ACEM_DT_IQ1_M, "IQ1_M", 29, 256, 56) X(ACEM_DT_TQ1_0, "TQ1_0", 34, 256, 54)       \
-    X(ACEM_DT_TQ2_0, "TQ2_0", 35, 256, 66) X(ACEM_DT_MXFP4, "MXFP4", 39, 32, 17)
+    X(ACEM_DT_TQ2_0, "TQ2_0", 35, 256, 66) X(ACEM_DT_MXFP4, "MXFP4", 39, 32, 17)       \
+    X(ACEM_DT_NVFP4, "NVFP4", 40, 64, 36) X(ACEM_DT_Q1_0, "Q1_0", 41, 128, 18)          \
+    X(ACEM_DT_Q2_0, "Q2_0", 42, 64, 18)
 
 typedef enum acem_dtype {
     ACEM_DT_UNKNOWN = 0,
@@ -525,7 +527,8 @@ ACEMDEF const char *acem_dtype_name(acem_dtype d);
 ACEMDEF acem_dtype acem_dtype_from_name(const char *name); /* ACEM_DT_UNKNOWN if none */
 ACEMDEF unsigned acem_dtype_bits(acem_dtype d);
 /* 1 for the dtypes acem reads as f32 (F32, F16, BF16, F64, F8_E4M3, F8_E5M2,
-   and the GGUF blocks Q4_0, Q4_1, Q5_0, Q5_1, Q8_0).
+   and the GGUF blocks Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K,
+   Q6_K, TQ2_0, MXFP4: ggml's reference dequantizers, bit for bit).
    Names cannot hold NUL: a \u0000 escape in a header is rejected. */
 ACEMDEF int acem_dtype_is_float(acem_dtype d);
 /* Storage bytes of numel elements of d into *bytes. 0 (and *bytes = 0) when
@@ -6633,10 +6636,17 @@ ACEMDEF acem_dtype acem_dtype_from_name(const char *name) {
         if (acem__streq(acem_dtype_name((acem_dtype)d), name)) return (acem_dtype)d;
     return ACEM_DT_UNKNOWN;
 }
+static int acem__dequantizes(acem_dtype d) {
+    switch (d) {
+    case ACEM_DT_Q4_0: case ACEM_DT_Q4_1: case ACEM_DT_Q5_0: case ACEM_DT_Q5_1: case ACEM_DT_Q8_0:
+    case ACEM_DT_Q2_K: case ACEM_DT_Q3_K: case ACEM_DT_Q4_K: case ACEM_DT_Q5_K: case ACEM_DT_Q6_K:
+    case ACEM_DT_TQ2_0: case ACEM_DT_MXFP4: return 1;
+    default: return 0;
+    }
+}
 ACEMDEF int acem_dtype_is_float(acem_dtype d) {
     return d == ACEM_DT_F32 || d == ACEM_DT_F16 || d == ACEM_DT_BF16 || d == ACEM_DT_F64 ||
-           d == ACEM_DT_F8_E4M3 || d == ACEM_DT_F8_E5M2 || d == ACEM_DT_Q4_0 || d == ACEM_DT_Q4_1 ||
-           d == ACEM_DT_Q5_0 || d == ACEM_DT_Q5_1 || d == ACEM_DT_Q8_0;
+           d == ACEM_DT_F8_E4M3 || d == ACEM_DT_F8_E5M2 || acem__dequantizes(d);
 }
 ACEMDEF int acem_gguf_type_id(acem_dtype d) {
     switch (d) {
@@ -7474,11 +7484,122 @@ static float acem__f8e4m3_to_f32(unsigned char b) {
     }
     return s ? -v : v;
 }
+/* K-quants: the 6-bit scale and min of sub-block j of Q4_K / Q5_K */
+static void acem__scale_min_k4(int j, const unsigned char *q, int *d, int *m) {
+    if (j < 4) {
+        *d = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *d = (q[j + 4] & 15) | ((q[j - 4] >> 6) << 4);
+        *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+    }
+}
+static float acem__h(const unsigned char *b) { return acem_f16_to_f32((uint16_t)acem__le(b, 2)); }
+/* ggml's reference dequantization of one block (dequantize_row_*): 32, 256
+   or 64 values; the layouts are ggml-common.h's block structs */
+static void acem__dequant_kblock(acem_dtype dt, const unsigned char *b, float *y) {
+    int j, l, n;
+    switch (dt) {
+    case ACEM_DT_Q2_K: { /* scales[16] qs[64] d dmin */
+        float d = acem__h(b + 80), mn = acem__h(b + 82);
+        const unsigned char *q = b + 16;
+        int is = 0;
+        for (n = 0; n < 256; n += 128, q += 32) {
+            int shift = 0;
+            for (j = 0; j < 4; ++j, shift += 2) {
+                int sc = b[is++];
+                float dl = d * (float)(sc & 15), ml = mn * (float)(sc >> 4);
+                for (l = 0; l < 16; ++l) *y++ = dl * (float)((q[l] >> shift) & 3) - ml;
+                sc = b[is++];
+                dl = d * (float)(sc & 15);
+                ml = mn * (float)(sc >> 4);
+                for (l = 0; l < 16; ++l) *y++ = dl * (float)((q[l + 16] >> shift) & 3) - ml;
+            }
+        }
+        break;
+    }
+    case ACEM_DT_Q3_K: { /* hmask[32] qs[64] scales[12] d */
+        uint32_t aux[4], tmp;
+        signed char sc[16];
+        const unsigned char *hm = b, *q = b + 32;
+        float d = acem__h(b + 108);
+        int is = 0;
+        unsigned m = 1;
+        for (j = 0; j < 3; ++j) aux[j] = (uint32_t)acem__le(b + 96 + 4 * j, 4);
+        tmp = aux[2];
+        aux[2] = ((aux[0] >> 4) & 0x0f0f0f0fu) | (((tmp >> 4) & 0x03030303u) << 4);
+        aux[3] = ((aux[1] >> 4) & 0x0f0f0f0fu) | (((tmp >> 6) & 0x03030303u) << 4);
+        aux[0] = (aux[0] & 0x0f0f0f0fu) | (((tmp >> 0) & 0x03030303u) << 4);
+        aux[1] = (aux[1] & 0x0f0f0f0fu) | (((tmp >> 2) & 0x03030303u) << 4);
+        for (j = 0; j < 16; ++j) sc[j] = (signed char)(unsigned char)(aux[j / 4] >> (8 * (j % 4)));
+        for (n = 0; n < 256; n += 128, q += 32) {
+            int shift = 0;
+            for (j = 0; j < 4; ++j, shift += 2, m <<= 1) {
+                float dl = d * (float)(sc[is++] - 32);
+                for (l = 0; l < 16; ++l) *y++ = dl * (float)(((q[l] >> shift) & 3) - ((hm[l] & m) ? 0 : 4));
+                dl = d * (float)(sc[is++] - 32);
+                for (l = 0; l < 16; ++l) *y++ = dl * (float)(((q[l + 16] >> shift) & 3) - ((hm[l + 16] & m) ? 0 : 4));
+            }
+        }
+        break;
+    }
+    case ACEM_DT_Q4_K:
+    case ACEM_DT_Q5_K: { /* d dmin scales[12] (Q5_K: qh[32]) qs[128] */
+        int k5 = dt == ACEM_DT_Q5_K, is = 0, sc, mm;
+        float d = acem__h(b), mn = acem__h(b + 2);
+        const unsigned char *sc12 = b + 4, *qh = b + 16, *q = b + (k5 ? 48 : 16);
+        unsigned u1 = 1, u2 = 2;
+        for (j = 0; j < 256; j += 64, q += 32, is += 2, u1 <<= 2, u2 <<= 2) {
+            float d1, m1, d2, m2;
+            acem__scale_min_k4(is, sc12, &sc, &mm);
+            d1 = d * (float)sc; m1 = mn * (float)mm;
+            acem__scale_min_k4(is + 1, sc12, &sc, &mm);
+            d2 = d * (float)sc; m2 = mn * (float)mm;
+            for (l = 0; l < 32; ++l) *y++ = d1 * (float)((q[l] & 15) + (k5 && (qh[l] & u1) ? 16 : 0)) - m1;
+            for (l = 0; l < 32; ++l) *y++ = d2 * (float)((q[l] >> 4) + (k5 && (qh[l] & u2) ? 16 : 0)) - m2;
+        }
+        break;
+    }
+    case ACEM_DT_Q6_K: { /* ql[128] qh[64] scales[16] d */
+        const unsigned char *ql = b, *qh = b + 128;
+        const signed char *sc = ACEM__CAST(const signed char *, (const void *)(b + 192));
+        float d = acem__h(b + 208);
+        for (n = 0; n < 256; n += 128, y += 128, ql += 64, qh += 32, sc += 8)
+            for (l = 0; l < 32; ++l) {
+                int is = l / 16;
+                int q1 = ((ql[l] & 15) | (((qh[l] >> 0) & 3) << 4)) - 32, q2 = ((ql[l + 32] & 15) | (((qh[l] >> 2) & 3) << 4)) - 32;
+                int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32, q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+                y[l] = d * (float)sc[is] * (float)q1;
+                y[l + 32] = d * (float)sc[is + 2] * (float)q2;
+                y[l + 64] = d * (float)sc[is + 4] * (float)q3;
+                y[l + 96] = d * (float)sc[is + 6] * (float)q4;
+            }
+        break;
+    }
+    case ACEM_DT_TQ2_0: { /* qs[64] d: 2-bit ternary codes q - 1 */
+        float d = acem__h(b + 64);
+        for (j = 0; j < 64; j += 32)
+            for (l = 0; l < 4; ++l)
+                for (n = 0; n < 32; ++n) *y++ = (float)(((b[j + n] >> (2 * l)) & 3) - 1) * d;
+        break;
+    }
+    default: break;
+    }
+}
 /* ggml's reference dequantization of one block of 32 (dequantize_row_*) */
 static void acem__dequant_block(acem_dtype dt, const unsigned char *b, float *y) {
     float d = acem_f16_to_f32((uint16_t)acem__le(b, 2)), m = 0;
     int j;
     switch (dt) {
+    case ACEM_DT_MXFP4: { /* e (E8M0), qs[16]: FP4 E2M1 values, doubled, times 2^(e - 128) */
+        static const signed char kv[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
+        float s = b[0] < 2 ? acem__u2f((uint32_t)0x00200000u << b[0]) : acem__u2f((uint32_t)(b[0] - 1) << 23);
+        for (j = 0; j < 16; ++j) {
+            y[j] = (float)kv[b[1 + j] & 15] * s;
+            y[j + 16] = (float)kv[b[1 + j] >> 4] * s;
+        }
+        break;
+    }
     case ACEM_DT_Q8_0:
         for (j = 0; j < 32; ++j) y[j] = (float)(signed char)b[2 + j] * d;
         break;
@@ -7508,7 +7629,7 @@ static void acem__dequant_block(acem_dtype dt, const unsigned char *b, float *y)
         }
         break;
     }
-    default: break;
+    default: acem__dequant_kblock(dt, b, y); break;
     }
 }
 ACEMDEF acem_result acem_st_read_f32(const acem_st_file *f, const acem_st_tensor *t, float *dst, acem_error *err) {
@@ -7547,22 +7668,19 @@ ACEMDEF acem_result acem_st_read_f32(const acem_st_file *f, const acem_st_tensor
         }
         return ACEM_OK;
     }
-    case ACEM_DT_Q4_0:
-    case ACEM_DT_Q4_1:
-    case ACEM_DT_Q5_0:
-    case ACEM_DT_Q5_1:
-    case ACEM_DT_Q8_0: { /* in place, last block first: block i's floats start at or after its bytes */
-        size_t size = acem__gguf_blk[t->dtype - ACEM_DT_GGUF_FIRST][2], nb = n / 32;
-        const unsigned char *raw = ACEM__CAST(const unsigned char *, (void *)dst);
-        if ((r = acem_st_read_raw(f, t, dst, err)) != ACEM_OK) return r;
-        while (nb-- > 0) {
-            unsigned char b[36];
-            ACEM_MEMCPY(b, raw + nb * size, size);
-            acem__dequant_block(t->dtype, b, dst + nb * 32);
-        }
-        return ACEM_OK;
-    }
     default:
+        if (acem__dequantizes(t->dtype)) { /* in place, last block first: block i's floats start at or after its bytes */
+            size_t blk = acem__gguf_blk[t->dtype - ACEM_DT_GGUF_FIRST][1], size = acem__gguf_blk[t->dtype - ACEM_DT_GGUF_FIRST][2];
+            size_t nb = n / blk;
+            const unsigned char *raw = ACEM__CAST(const unsigned char *, (void *)dst);
+            if ((r = acem_st_read_raw(f, t, dst, err)) != ACEM_OK) return r;
+            while (nb-- > 0) {
+                unsigned char b[292];
+                ACEM_MEMCPY(b, raw + nb * size, size);
+                acem__dequant_block(t->dtype, b, dst + nb * blk);
+            }
+            return ACEM_OK;
+        }
         return acem__fail(err, ACEM_ERR_FORMAT, "%s: tensor '%s': dtype %s cannot be read as f32", path, t->name,
                           acem_dtype_name(t->dtype));
     }

@@ -68,10 +68,11 @@ static int fz_write(void *user, const void *src, size_t n) {
     return 0;
 }
 
+/* the safetensors dtypes read as f32 are listed here; for GGUF's block types
+   the contract is acem_dtype_is_float (tests/ggml_check.c checks the values) */
 static int fz_f32_ok(acem_dtype d) {
     return d == ACEM_DT_F32 || d == ACEM_DT_F16 || d == ACEM_DT_BF16 || d == ACEM_DT_F64 || d == ACEM_DT_F8_E4M3 ||
-           d == ACEM_DT_F8_E5M2 || d == ACEM_DT_Q4_0 || d == ACEM_DT_Q4_1 || d == ACEM_DT_Q5_0 || d == ACEM_DT_Q5_1 ||
-           d == ACEM_DT_Q8_0;
+           d == ACEM_DT_F8_E5M2 || (d >= ACEM_DT_GGUF_FIRST && acem_dtype_is_float(d));
 }
 
 /* Opens p[0..n); returns the arena (caller frees) or NULL if refused. */

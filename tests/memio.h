@@ -13,7 +13,7 @@
 /* ---- deterministic PRNG (splitmix64) --------------------------------------- */
 static uint64_t g_rng = 1;
 static int g_verbose = 0; /* ST_VERBOSE=1 in the environment: print every corpus message */
-static uint64_t rnd_u64(void) {
+static inline uint64_t rnd_u64(void) {
     uint64_t z = (g_rng += 0x9E3779B97F4A7C15ull);
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
@@ -25,7 +25,7 @@ typedef struct wbuf {
     size_t n, cap;
     size_t fail_after; /* a write that would go past this many bytes fails */
 } wbuf;
-static int wbuf_write(void *user, const void *src, size_t n) {
+static inline int wbuf_write(void *user, const void *src, size_t n) {
     wbuf *w = (wbuf *)user;
     if (n > w->fail_after || w->n > w->fail_after - n) return 1;
     if (w->n + n > w->cap) {
@@ -41,7 +41,7 @@ static int wbuf_write(void *user, const void *src, size_t n) {
     w->n += n;
     return 0;
 }
-static void wbuf_init(wbuf *w, acem_write_io *io, const char *path) {
+static inline void wbuf_init(wbuf *w, acem_write_io *io, const char *path) {
     memset(w, 0, sizeof *w);
     w->fail_after = (size_t)-1;
     io->user = w;
@@ -56,7 +56,7 @@ typedef struct mem_src {
     int oob;         /* reads past n were requested                           */
     size_t reads;
 } mem_src;
-static int mem_read(void *user, uint64_t off, void *dst, size_t n) {
+static inline int mem_read(void *user, uint64_t off, void *dst, size_t n) {
     mem_src *m = (mem_src *)user;
     m->reads++;
     if (off > m->n || n > m->n - (size_t)off) { m->oob = 1; return 1; }
@@ -73,7 +73,7 @@ typedef struct opened {
     size_t need;
 } opened;
 /* Opens p[0..n) as a file named path; on success o->arena must be freed. */
-static acem_result open_mem(opened *o, const unsigned char *p, size_t n, const char *path, acem_error *err) {
+static inline acem_result open_mem(opened *o, const unsigned char *p, size_t n, const char *path, acem_error *err) {
     acem_result r;
     memset(o, 0, sizeof *o);
     o->src.p = p;
@@ -92,13 +92,13 @@ static acem_result open_mem(opened *o, const unsigned char *p, size_t n, const c
     if (r != ACEM_OK) { free(o->arena); o->arena = NULL; }
     return r;
 }
-static void close_mem(opened *o) { free(o->arena); o->arena = NULL; }
+static inline void close_mem(opened *o) { free(o->arena); o->arena = NULL; }
 
-static void put_u64(unsigned char *b, uint64_t v) {
+static inline void put_u64(unsigned char *b, uint64_t v) {
     int k;
     for (k = 0; k < 8; ++k) b[k] = (unsigned char)(v >> (8 * k));
 }
-static uint64_t get_u64(const unsigned char *b) {
+static inline uint64_t get_u64(const unsigned char *b) {
     uint64_t v = 0;
     int k;
     for (k = 7; k >= 0; --k) v = (v << 8) | b[k];
@@ -106,7 +106,7 @@ static uint64_t get_u64(const unsigned char *b) {
 }
 
 /* ---- independent decoders ------------------------------------------------------- */
-static float ref_f16(unsigned h) {
+static inline float ref_f16(unsigned h) {
     unsigned s = h >> 15, e = (h >> 10) & 31u, m = h & 1023u;
     double v;
     if (e == 31) v = m ? NAN : INFINITY;
@@ -115,7 +115,7 @@ static float ref_f16(unsigned h) {
     return (float)(s ? -v : v);
 }
 /* same float: bitwise, or both NaN */
-static int same_f(float a, float b) {
+static inline int same_f(float a, float b) {
     if (a != a || b != b) return a != a && b != b;
     return memcmp(&a, &b, 4) == 0;
 }
