@@ -528,7 +528,8 @@ ACEMDEF acem_dtype acem_dtype_from_name(const char *name); /* ACEM_DT_UNKNOWN if
 ACEMDEF unsigned acem_dtype_bits(acem_dtype d);
 /* 1 for the dtypes acem reads as f32 (F32, F16, BF16, F64, F8_E4M3, F8_E5M2,
    and the GGUF blocks Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K,
-   Q6_K, TQ2_0, MXFP4: ggml's reference dequantizers, bit for bit).
+   Q6_K, IQ4_NL, IQ4_XS, TQ2_0, MXFP4: ggml's reference dequantizers, bit for
+   bit).
    Names cannot hold NUL: a \u0000 escape in a header is rejected. */
 ACEMDEF int acem_dtype_is_float(acem_dtype d);
 /* Storage bytes of numel elements of d into *bytes. 0 (and *bytes = 0) when
@@ -6640,7 +6641,7 @@ static int acem__dequantizes(acem_dtype d) {
     switch (d) {
     case ACEM_DT_Q4_0: case ACEM_DT_Q4_1: case ACEM_DT_Q5_0: case ACEM_DT_Q5_1: case ACEM_DT_Q8_0:
     case ACEM_DT_Q2_K: case ACEM_DT_Q3_K: case ACEM_DT_Q4_K: case ACEM_DT_Q5_K: case ACEM_DT_Q6_K:
-    case ACEM_DT_TQ2_0: case ACEM_DT_MXFP4: return 1;
+    case ACEM_DT_TQ2_0: case ACEM_DT_MXFP4: case ACEM_DT_IQ4_NL: case ACEM_DT_IQ4_XS: return 1;
     default: return 0;
     }
 }
@@ -7484,6 +7485,8 @@ static float acem__f8e4m3_to_f32(unsigned char b) {
     }
     return s ? -v : v;
 }
+/* IQ4_NL / IQ4_XS: the 16 levels a 4-bit index selects */
+static const signed char acem__iq4nl[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
 /* K-quants: the 6-bit scale and min of sub-block j of Q4_K / Q5_K */
 static void acem__scale_min_k4(int j, const unsigned char *q, int *d, int *m) {
     if (j < 4) {
@@ -7576,6 +7579,20 @@ static void acem__dequant_kblock(acem_dtype dt, const unsigned char *b, float *y
             }
         break;
     }
+    case ACEM_DT_IQ4_XS: { /* d, scales_h (u16), scales_l[4], qs[128]: 8 sub-blocks of IQ4_NL levels */
+        float d = acem__h(b);
+        unsigned sh = (unsigned)acem__le(b + 2, 2);
+        const unsigned char *q = b + 8;
+        for (j = 0; j < 8; ++j, q += 16, y += 32) {
+            int ls = ((b[4 + j / 2] >> (4 * (j % 2))) & 15) | (int)(((sh >> (2 * j)) & 3) << 4);
+            float dl = d * (float)(ls - 32);
+            for (l = 0; l < 16; ++l) {
+                y[l] = dl * (float)acem__iq4nl[q[l] & 15];
+                y[l + 16] = dl * (float)acem__iq4nl[q[l] >> 4];
+            }
+        }
+        break;
+    }
     case ACEM_DT_TQ2_0: { /* qs[64] d: 2-bit ternary codes q - 1 */
         float d = acem__h(b + 64);
         for (j = 0; j < 64; j += 32)
@@ -7591,6 +7608,12 @@ static void acem__dequant_block(acem_dtype dt, const unsigned char *b, float *y)
     float d = acem_f16_to_f32((uint16_t)acem__le(b, 2)), m = 0;
     int j;
     switch (dt) {
+    case ACEM_DT_IQ4_NL: /* d, qs[16]: 4-bit indices into non-linear levels */
+        for (j = 0; j < 16; ++j) {
+            y[j] = d * (float)acem__iq4nl[b[2 + j] & 15];
+            y[j + 16] = d * (float)acem__iq4nl[b[2 + j] >> 4];
+        }
+        break;
     case ACEM_DT_MXFP4: { /* e (E8M0), qs[16]: FP4 E2M1 values, doubled, times 2^(e - 128) */
         static const signed char kv[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
         float s = b[0] < 2 ? acem__u2f((uint32_t)0x00200000u << b[0]) : acem__u2f((uint32_t)(b[0] - 1) << 23);

@@ -18,7 +18,7 @@
                                               plus "blk.2.ffn.weight" 8 x 64
      base_q8.gguf e1_q8.gguf ... e3_q8.gguf   the same with blk.2.ffn.weight in Q8_0,
                                               a Q4_K vector "blk.2.ffn.q4k" (merged)
-                                              and an IQ4_XS one "blk.2.ffn.iq4"
+                                              and an IQ2_XXS one "blk.2.ffn.iq2"
      lora1.gguf lora2.gguf    GGUF LoRA adapters of base.gguf (llama.cpp's layout:
                               <tensor>.lora_a dims [in, r], .lora_b [r, out]) on
                               layers.0.attn.weight and blk.2.ffn.weight: rank 4,
@@ -181,11 +181,11 @@ static void write_kv_template(const char *path) {
 
 /* a model (data: one array per tensor, k_specs then the extra one) as GGUF
    with kv's pairs; q8: the extra tensor in Q8_0, plus a Q4_K vector (its bytes
-   differ by model) and an IQ4_XS vector (the same in every model) */
+   differ by model) and an IQ2_XXS vector (the same in every model) */
 static void write_gguf(const char *path, float *const *data, const acem_st_file *kv, int q8) {
     acem_st_tensor t[NS + 3];
     size_t src[NS + 3], k, nt = 0;
-    unsigned char q4k[144], iq4[136];
+    unsigned char q4k[144], iq2[66];
     const char *meta[2] = {"generator", "tests/cli_gen.c"};
     acem_write_io io;
     acem_error err;
@@ -196,8 +196,8 @@ static void write_gguf(const char *path, float *const *data, const acem_st_file 
     for (k = 0; k <= NS + (q8 ? 2u : 0u); ++k) {
         const spec *s = k < NS ? &k_specs[k] : &k_gguf_extra;
         memset(&t[nt], 0, sizeof t[nt]);
-        t[nt].name = k <= NS ? s->name : k == NS + 1 ? "blk.2.ffn.q4k" : "blk.2.ffn.iq4";
-        t[nt].dtype = k < NS ? s->dtype : k == NS ? (q8 ? ACEM_DT_Q8_0 : s->dtype) : k == NS + 1 ? ACEM_DT_Q4_K : ACEM_DT_IQ4_XS;
+        t[nt].name = k <= NS ? s->name : k == NS + 1 ? "blk.2.ffn.q4k" : "blk.2.ffn.iq2";
+        t[nt].dtype = k < NS ? s->dtype : k == NS ? (q8 ? ACEM_DT_Q8_0 : s->dtype) : k == NS + 1 ? ACEM_DT_Q4_K : ACEM_DT_IQ2_XXS;
         t[nt].ndim = k > NS ? 1 : s->ndim;
         memcpy(t[nt].shape, s->shape, sizeof s->shape);
         if (k > NS) t[nt].shape[0] = 256;
@@ -210,11 +210,11 @@ static void write_gguf(const char *path, float *const *data, const acem_st_file 
         q4k[0] = (unsigned char)d; q4k[1] = (unsigned char)(d >> 8);
         q4k[2] = (unsigned char)dm; q4k[3] = (unsigned char)(dm >> 8);
     }
-    for (k = 0; k < sizeof iq4; ++k) iq4[k] = (unsigned char)(k * 7 + 1);
+    for (k = 0; k < sizeof iq2; ++k) iq2[k] = (unsigned char)(k * 7 + 1);
     if (acem_gguf_write_header(&io, kv, t, nt, meta, 1, 0, NULL, &err) != ACEM_OK) { fprintf(stderr, "%s\n", err.message); exit(1); }
     for (k = 0; k < nt; ++k) {
         acem_result r = t[k].dtype == ACEM_DT_Q4_K ? acem_st_write_raw(&io, &t[k], q4k, &err)
-                        : t[k].dtype == ACEM_DT_IQ4_XS ? acem_st_write_raw(&io, &t[k], iq4, &err)
+                        : t[k].dtype == ACEM_DT_IQ2_XXS ? acem_st_write_raw(&io, &t[k], iq2, &err)
                         : t[k].dtype == ACEM_DT_I32 ? acem_st_write_raw(&io, &t[k], data[src[k]], &err)
                                                     : acem_st_write_f32(&io, &t[k], data[src[k]], &err);
         if (r != ACEM_OK) { fprintf(stderr, "%s\n", err.message); exit(1); }

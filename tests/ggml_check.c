@@ -54,6 +54,7 @@ static void finite_scales(int id, unsigned char *b) {
     case 14: offs[0] = 208; break;
     case 15: { float d = (float)((double)(rnd_u64() % 2001) / 1000.0 - 1.0) * 0.01f; memcpy(b, &d, 4); break; }
     case 35: offs[0] = 64; break;
+    case 20: case 23: offs[0] = 0; break;
     default: break;
     }
     for (k = 0; k < 2; ++k)
@@ -118,7 +119,8 @@ int main(int argc, char **argv) {
         acem_dtype_bytes(dt, blk, &bytes, NULL);
         CHECK((int64_t)blk == t->blck_size && bytes == t->type_size, "%s (%d): acem %llu values in %llu bytes, ggml %lld in %zu",
               acem_dtype_name(dt), id, (unsigned long long)blk, (unsigned long long)bytes, (long long)t->blck_size, t->type_size);
-        if (t->is_quantized) CHECK(acem_dtype_is_float(dt) == (t->to_float != NULL && strncmp(t->type_name, "iq", 2) &&
+        if (t->is_quantized) CHECK(acem_dtype_is_float(dt) == (t->to_float != NULL &&
+                                                           (strncmp(t->type_name, "iq", 2) || !strncmp(t->type_name, "iq4", 3)) &&
                                                            strcmp(t->type_name, "tq1_0") && strcmp(t->type_name, "nvfp4") &&
                                                            strcmp(t->type_name, "q1_0") && strcmp(t->type_name, "q2_0")),
                                    "%s: acem dequantizes it: %d", t->type_name, acem_dtype_is_float(dt));

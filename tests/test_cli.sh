@@ -157,10 +157,10 @@ t "GGUF --out-dtype q8_0 (Q8_0 where the last dim is whole blocks)" "$ACEM" merg
 t "  == acem_merge, quantized by ggml's rule" "$CHECK" merge --method ace --out-dtype q8_0 g_q8.gguf base.gguf $G3
 t "  blk.2.ffn.weight is Q8_0, layers.0.attn.weight stays F32" sh -c "'$ACEM' inspect g_q8.gguf >ins.txt &&
     grep -q 'blk.2.ffn.weight  *Q8_0' ins.txt && grep -q 'layers.0.attn.weight  *F32' ins.txt"
-t "Q8_0 and Q4_K base: merged, written as F16; the excluded IQ4_XS copied verbatim" "$ACEM" merge -q --exclude iq4 --base base_q8.gguf \
+t "Q8_0 and Q4_K base: merged, written as F16; the excluded IQ2_XXS copied verbatim" "$ACEM" merge -q --exclude iq2 --base base_q8.gguf \
     -o g_fromq8.gguf $Q3
-t "  == acem_merge on the dequantized values" "$CHECK" merge --method ace --exclude iq4 g_fromq8.gguf base_q8.gguf $Q3
-t "  the plan says so" sh -c "'$ACEM' merge --dry-run --exclude iq4 --base base_q8.gguf -o x.gguf $Q3 2>&1 |
+t "  == acem_merge on the dequantized values" "$CHECK" merge --method ace --exclude iq2 g_fromq8.gguf base_q8.gguf $Q3
+t "  the plan says so" sh -c "'$ACEM' merge --dry-run --exclude iq2 --base base_q8.gguf -o x.gguf $Q3 2>&1 |
     grep -q '2 block-quantized tensors will be written as F16'"
 # GGUF LoRA adapters (llama.cpp's layout): the low-rank merge equals the merge of
 # the dense checkpoints base + alpha / r * B A (alpha 0: scale 1; F16 factors)
@@ -183,7 +183,7 @@ for f in g_ace.gguf g_q8.gguf g_fromq8.gguf g_again.gguf gl_ace.gguf base_q8.ggu
     t "@huggingface/gguf reads $f as acem does" sh -c "'$CHECK' gguf-view $f >view.json &&
         '$NODE' '$TESTS_DIR/gguf_check.mjs' '$NPM_PREFIX' view.json $f"
 done
-expect_error "GGUF: a block type acem cannot dequantize" 2 "base_q8.gguf|blk.2.ffn.iq4|IQ4_XS|--exclude" merge --base base_q8.gguf -o o/x.gguf $Q3
+expect_error "GGUF: a block type acem cannot dequantize" 2 "base_q8.gguf|blk.2.ffn.iq2|IQ2_XXS|--exclude" merge --base base_q8.gguf -o o/x.gguf $Q3
 expect_error "GGUF base, safetensors output name" 1 "base.gguf|*.gguf" merge --base base.gguf -o o/x.safetensors $G3
 expect_error "safetensors base, GGUF output name" 1 "o/x.gguf|GGUF base" merge --base base.safetensors -o o/x.gguf $E3
 expect_error "GGUF with --out-shard-size" 1 "--out-shard-size" merge --out-shard-size 1K --base base.gguf -o o/x.gguf $G3

@@ -80,7 +80,7 @@ static void test_read(void) {
     gb b;
     opened o;
     static const uint64_t ne_w[2] = {64, 3}, ne_v[1] = {5}, ne_s[1] = {256};
-    unsigned char qk[136];
+    unsigned char qk[66];
     float w32[5] = {1.5f, -2.25f, 0.0f, 1e-3f, 3e4f};
     int types[5] = {2, 3, 6, 7, 8}, ti;
     char name[16];
@@ -114,7 +114,7 @@ static void test_read(void) {
     gb_str(&b, "ints"); gb_le(&b, 9, 4); gb_le(&b, 5, 4); gb_le(&b, 2, 8); gb_le(&b, 7, 4); gb_le(&b, 8, 4);
     gb_str(&b, "empty"); gb_le(&b, 9, 4); gb_le(&b, 12, 4); gb_le(&b, 0, 8);
     gb_kv_int(&b, "general.alignment", 4, 64, 4);
-    /* tensors: a 3 x 64 matrix of each block type (2 blocks a row), an IQ4_XS vector */
+    /* tensors: a 3 x 64 matrix of each block type (2 blocks a row), an IQ2_XXS vector */
     {
         uint64_t off = 0;
         gb_info(&b, "v.f32", 1, ne_v, 0, off); off += 64; /* 20 bytes, padded to 64 */
@@ -123,7 +123,7 @@ static void test_read(void) {
             gb_info(&b, name, 2, ne_w, (uint32_t)types[ti], off);
             off += (6 * block_bytes(types[ti]) + 63) / 64 * 64;
         }
-        gb_info(&b, "k.iq4", 1, ne_s, 23, off);
+        gb_info(&b, "k.iq2", 1, ne_s, 16, off);
     }
     gb_pad(&b, 64);
     gb_put(&b, w32, 20);
@@ -164,21 +164,21 @@ static void test_read(void) {
         for (k = 1; k < f->n_tensors; ++k)
             CHECK(strcmp(f->tensors[k - 1].name, f->tensors[k].name) < 0, "sorted at %zu", k);
         {
-            const acem_st_tensor *v = acem_st_find(f, "v.f32"), *w = acem_st_find(f, "w.8"), *kq = acem_st_find(f, "k.iq4");
+            const acem_st_tensor *v = acem_st_find(f, "v.f32"), *w = acem_st_find(f, "w.8"), *kq = acem_st_find(f, "k.iq2");
             float out[256];
             acem_error err;
             CHECK(v && v->dtype == ACEM_DT_F32 && v->ndim == 1 && v->shape[0] == 5 && v->begin == 0 && v->end == 20, "v.f32");
             CHECK(w && w->dtype == ACEM_DT_Q8_0 && w->ndim == 2 && w->shape[0] == 3 && w->shape[1] == 64 && w->numel == 192 &&
                       w->end - w->begin == 6 * 34, "w.8 shape and size");
-            CHECK(kq && kq->dtype == ACEM_DT_IQ4_XS && kq->end - kq->begin == 136, "k.iq4");
+            CHECK(kq && kq->dtype == ACEM_DT_IQ2_XXS && kq->end - kq->begin == 66, "k.iq2");
             if (v && acem_st_read_f32(f, v, out, &err) == ACEM_OK) CHECK(!memcmp(out, w32, 20), "f32 values");
             else CHECK(0, "read v.f32: %s", err.message);
             if (kq) {
-                unsigned char raw[136];
-                CHECK(acem_st_read_raw(f, kq, raw, &err) == ACEM_OK && !memcmp(raw, qk, 136), "raw IQ4_XS");
-                CHECK(acem_st_read_f32(f, kq, out, &err) == ACEM_ERR_FORMAT && strstr(err.message, "k.iq4") &&
-                          strstr(err.message, "IQ4_XS") && strstr(err.message, "t.gguf"),
-                      "IQ4_XS as f32 refused: %s", err.message);
+                unsigned char raw[66];
+                CHECK(acem_st_read_raw(f, kq, raw, &err) == ACEM_OK && !memcmp(raw, qk, 66), "raw IQ2_XXS");
+                CHECK(acem_st_read_f32(f, kq, out, &err) == ACEM_ERR_FORMAT && strstr(err.message, "k.iq2") &&
+                          strstr(err.message, "IQ2_XXS") && strstr(err.message, "t.gguf"),
+                      "IQ2_XXS as f32 refused: %s", err.message);
             }
             /* every block type against the decoder above */
             for (ti = 0; ti < 5; ++ti) {

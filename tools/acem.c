@@ -2275,7 +2275,8 @@ static int cmd_merge(int argc, char **argv) {
         if (bt->dtype >= ACEM_DT_GGUF_FIRST && !acem_dtype_is_float(bt->dtype) &&
             acem_tensor_rule(&a.opt, bt->name, bt->ndim) != ACEM_RULE_KEEP)
             die(CLI_INPUT, "%s: tensor '%s' is %s, which acem cannot dequantize (it reads F32, F16, BF16, Q8_0, Q4_0, Q4_1, "
-                "Q5_0, Q5_1, Q2_K to Q6_K, TQ2_0, MXFP4); convert the model to one of them first, or --exclude the tensor",
+                "Q5_0, Q5_1, Q2_K to Q6_K, IQ4_NL, IQ4_XS, TQ2_0, MXFP4); convert the model to one of them first, or "
+                "--exclude the tensor",
                 base->files[0].path, bt->name, acem_dtype_name(bt->dtype));
         if (!acem_dtype_is_float(bt->dtype)) {
             p->action = ACT_COPY;
