@@ -8,7 +8,9 @@
 
    and driven by tests/wasm/run.mjs, which writes inputs into the exported I/O
    buffer, calls the exported functions and checks the results (the spec's
-   reference test vectors, every method, a kernel against a naive product). */
+   reference test vectors, every method, a kernel against a naive product,
+   safetensors and GGUF files read from a byte buffer, as a web page would
+   read the files a user drops on it). */
 #include <stddef.h>
 
 #define ACEM_NO_STDIO
@@ -178,3 +180,77 @@ int wasm_gemm(int transa, int transb, int m, int n, int k, float alpha, float be
               io + quarter, ldb, beta, io + 2 * quarter, (size_t)n, work);
     return 0;
 }
+
+/* ---- files: a safetensors or GGUF file of size bytes in wasm_file() ------------------ */
+static unsigned char file_buf[1 << 16];
+static unsigned char file_arena[1 << 16] __attribute__((aligned(64)));
+static acem_st_file file_st;
+static size_t file_size;
+EXPORT(wasm_file) unsigned char *wasm_file(void) { return file_buf; }
+EXPORT(wasm_file_bytes) int wasm_file_bytes(void) { return (int)sizeof file_buf; }
+static int file_read(void *user, uint64_t off, void *dst, size_t n) {
+    (void)user;
+    if (off > file_size || n > file_size - (size_t)off) return 1;
+    acem_wasm_memcpy(dst, file_buf + off, n);
+    return 0;
+}
+/* Opens the file (headers only, into a static arena). info_out: format,
+   tensors, pairs (GGUF) or metadata entries, arena bytes, alignment. Returns
+   the acem_result (message: the error), or -1 if it does not fit. */
+EXPORT(wasm_open)
+int wasm_open(int size) {
+    acem_read_io rio;
+    acem_error err;
+    size_t need = 0;
+    acem_result r;
+    message[0] = 0;
+    acem_wasm_memset(info_out, 0, sizeof info_out);
+    if (size < 0 || (size_t)size > sizeof file_buf) return -1;
+    file_size = (size_t)size;
+    rio.user = 0;
+    rio.read = file_read;
+    rio.size = file_size;
+    rio.path = "dropped.file";
+    r = acem_st_open_bytes(&rio, &need, &err);
+    if (r == ACEM_OK && need > sizeof file_arena) return -1;
+    if (r == ACEM_OK) r = acem_st_open(&file_st, &rio, file_arena, sizeof file_arena, &err);
+    if (r != ACEM_OK) {
+        keep_message(&err);
+        return (int)r;
+    }
+    info_out[0] = file_st.format;
+    info_out[1] = (double)file_st.n_tensors;
+    info_out[2] = (double)(file_st.format == ACEM_FORMAT_GGUF ? file_st.n_kv : file_st.n_meta);
+    info_out[3] = (double)need;
+    info_out[4] = file_st.alignment;
+    return 0;
+}
+/* tensor i of the open file (in name order): its name in message; info_out:
+   dtype, ndim, shape[0..3], numel, bytes; with read, its values as f32 in io.
+   Returns the acem_result, or -1 if i or the tensor is out of range. */
+EXPORT(wasm_tensor)
+int wasm_tensor(int i, int read) {
+    const acem_st_tensor *t;
+    acem_error err;
+    size_t k;
+    if (i < 0 || (size_t)i >= file_st.n_tensors) return -1;
+    t = &file_st.tensors[i];
+    for (k = 0; k + 1 < sizeof message && t->name[k]; ++k) message[k] = t->name[k];
+    message[k] = 0;
+    acem_wasm_memset(info_out, 0, sizeof info_out);
+    info_out[0] = t->dtype;
+    info_out[1] = (double)t->ndim;
+    for (k = 0; k < t->ndim && k < 4; ++k) info_out[2 + k] = (double)t->shape[k];
+    info_out[6] = (double)t->numel;
+    info_out[7] = (double)(t->end - t->begin);
+    if (!read) return 0;
+    if (t->numel > IO_FLOATS) return -1;
+    if (acem_st_read_f32(&file_st, t, io, &err) != ACEM_OK) {
+        keep_message(&err);
+        return (int)err.code;
+    }
+    return 0;
+}
+/* the value of a metadata / GGUF key written into message by the caller; NULL if absent */
+EXPORT(wasm_meta) const char *wasm_meta(void) { return acem_st_meta(&file_st, message); }
+EXPORT(wasm_message_bytes) int wasm_message_bytes(void) { return (int)sizeof message; }

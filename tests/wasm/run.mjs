@@ -233,4 +233,81 @@ for (const [m, n, k] of [[1, 1, 1], [5, 7, 3], [17, 33, 9], [64, 48, 40]]) {
   }
 }
 
+// ---- files read from a byte buffer: safetensors and GGUF, as a web page gets them ----
+{
+  const enc = new TextEncoder();
+  const bytes = () => new Uint8Array(memory.buffer, X.wasm_file(), X.wasm_file_bytes());
+  const open = (u8) => { bytes().set(u8); return X.wasm_open(u8.length); };
+  const f16 = (x) => { // exact for the values used here (small integers, halves)
+    if (x === 0) return 0;
+    const s = x < 0 ? 0x8000 : 0; x = Math.abs(x);
+    const e = Math.floor(Math.log2(x));
+    return s | ((e + 15) << 10) | Math.round((x / 2 ** e - 1) * 1024);
+  };
+  const tensor = (i, read) => {
+    const r = X.wasm_tensor(i, read ? 1 : 0);
+    const d = new Float64Array(memory.buffer, X.wasm_info(), 16);
+    return { r, name: cstr(X.wasm_message()), dtype: d[0], ndim: d[1], shape: [...d.slice(2, 2 + d[1])],
+             numel: d[6], bytes: d[7], values: read && r === 0 ? io().slice(0, d[6]) : null };
+  };
+  const meta = (key) => {
+    new Uint8Array(memory.buffer, X.wasm_message(), X.wasm_message_bytes()).set([...enc.encode(key), 0]);
+    const p = X.wasm_meta();
+    return p ? cstr(p) : null;
+  };
+  // a GGUF file: one pair, an F32 matrix (ggml dims [3, 2]) and a Q8_0 vector (d = 1)
+  const parts = [];
+  const u32 = (v) => { const b = new Uint8Array(4); new DataView(b.buffer).setUint32(0, v, true); parts.push(b); };
+  const u64 = (v) => { const b = new Uint8Array(8); new DataView(b.buffer).setBigUint64(0, BigInt(v), true); parts.push(b); };
+  const str = (t) => { const b = enc.encode(t); u64(b.length); parts.push(b); };
+  parts.push(enc.encode('GGUF')); u32(3); u64(2); u64(1);
+  str('general.architecture'); u32(8); str('llama');
+  str('w'); u32(2); u64(3); u64(2); u32(0); u64(0);
+  str('q'); u32(1); u64(32); u32(8); u64(32);
+  let len = parts.reduce((s, p) => s + p.length, 0);
+  parts.push(new Uint8Array((32 - (len % 32)) % 32));
+  const w = Float32Array.from([1.5, -2, 0.25, 4, -0.5, 8]);
+  parts.push(new Uint8Array(w.buffer), new Uint8Array(8));
+  const q = new Uint8Array(34); q[0] = 0x00; q[1] = 0x3c;
+  for (let j = 0; j < 32; j++) q[2 + j] = (j - 16) & 255;
+  parts.push(q);
+  const gguf = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
+  len = 0; for (const p of parts) { gguf.set(p, len); len += p.length; }
+  let r = open(gguf);
+  check(r === 0, `GGUF open: ${resultString(r)} ${cstr(X.wasm_message())}`);
+  if (r === 0) {
+    const d = new Float64Array(memory.buffer, X.wasm_info(), 16);
+    check(d[0] === 1 && d[1] === 2 && d[2] === 1 && d[4] === 32, `GGUF: format ${d[0]}, ${d[1]} tensors, ${d[2]} pairs, alignment ${d[4]}`);
+    check(meta('general.architecture') === 'llama', `GGUF pair: ${meta('general.architecture')}`);
+    const a = tensor(0, true), b = tensor(1, true);
+    check(a.name === 'q' && b.name === 'w', `GGUF tensors in name order: ${a.name}, ${b.name}`);
+    check(b.r === 0 && b.shape.join() === '2,3' && bitEqual(b.values, w), `GGUF F32 [2, 3]: r=${b.r} shape ${b.shape}`);
+    check(a.r === 0 && a.bytes === 34 && a.values && a.values.every((v, j) => v === j - 16), `GGUF Q8_0 dequantized: r=${a.r}`);
+  }
+  // a safetensors file with an F16 tensor and metadata
+  const hdr = enc.encode('{"__metadata__":{"format":"pt"},"h":{"dtype":"F16","shape":[2,2],"data_offsets":[0,8]}}');
+  const st = new Uint8Array(8 + hdr.length + 8);
+  new DataView(st.buffer).setBigUint64(0, BigInt(hdr.length), true);
+  st.set(hdr, 8);
+  const hv = [0.5, -3, 1024, 0.125];
+  hv.forEach((v, j) => new DataView(st.buffer).setUint16(8 + hdr.length + 2 * j, f16(v), true));
+  r = open(st);
+  check(r === 0, `safetensors open: ${resultString(r)} ${cstr(X.wasm_message())}`);
+  if (r === 0) {
+    const h = tensor(0, true);
+    check(meta('format') === 'pt' && h.name === 'h' && h.values && h.values.every((v, j) => v === hv[j]),
+          `safetensors F16: ${h.name} ${h.values}`);
+  }
+  // a GGUF file of version 1: refused, with the file named
+  const bad = gguf.slice(); bad[4] = 1;
+  r = open(bad);
+  check(r !== 0 && cstr(X.wasm_message()).includes('dropped.file: GGUF version 1'), `GGUF v1: ${r} ${cstr(X.wasm_message())}`);
+  // every truncation of the GGUF file is refused, never a trap
+  let traps = 0, opened = 0;
+  for (let n = 0; n < gguf.length; n++) {
+    try { if (open(gguf.subarray(0, n)) === 0) opened++; } catch (e) { traps++; }
+  }
+  check(traps === 0 && opened === 0, `GGUF truncations: ${opened} opened, ${traps} traps`);
+}
+
 finish();
