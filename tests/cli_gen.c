@@ -25,6 +25,7 @@
                               alpha 16, F32; rank 2, alpha 0 (scale 1), F16
      lora1_dense.gguf lora2_dense.gguf   base + scale * B A (in double, then f32)
      lora_bad.gguf            a lora_a without its lora_b
+     split.gguf               the first part of a split GGUF model (split.count 3)
    cli_gen --slow DIR writes slow_base, slow_e1 and slow_e2 .safetensors: 24
    F32 matrices of 64 x 3072, each an ACE merge with a 3072 x 3072 Cholesky
    (a few seconds in all), for the tests that interrupt a merge under way.
@@ -446,5 +447,18 @@ int main(int argc, char **argv) {
     write_gguf_lora(argv[1], "lora1", 4, 16.0f, ACEM_DT_F32, 0);
     write_gguf_lora(argv[1], "lora2", 2, 0.0f, ACEM_DT_F16, 0);
     write_gguf_lora(argv[1], "lora_bad", 2, 8.0f, ACEM_DT_F32, 1);
+    { /* llama-gguf-split's pairs on a part without tensors */
+        gb b;
+        FILE *f;
+        memset(&b, 0, sizeof b);
+        gb_head(&b, 3, 0, 4);
+        gb_kv_str(&b, "general.architecture", "test");
+        gb_kv_int(&b, "split.no", 2, 0, 2);
+        gb_kv_int(&b, "split.count", 2, 3, 2);
+        gb_kv_int(&b, "split.tensors.count", 5, 11, 4);
+        snprintf(p, sizeof p, "%s/split.gguf", argv[1]);
+        if (!(f = fopen(p, "wb")) || fwrite(b.p, 1, b.n, f) != b.n || fclose(f)) { perror(p); return 1; }
+        free(b.p);
+    }
     return 0;
 }

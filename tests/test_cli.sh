@@ -193,6 +193,7 @@ expect_error "GGUF expert of another model" 2 "e1.gguf|blk.2.ffn.weight" merge -
 expect_error "GGUF expert of another dtype" 2 "e1_q8.gguf|blk.2.ffn.weight" merge --base base.gguf -o o/x.gguf e1.gguf e1_q8.gguf
 expect_error "truncated GGUF expert" 2 "trunc.gguf" merge --base base.gguf -o o/x.gguf e1.gguf trunc.gguf
 expect_error "join: a GGUF file" 2 "g_ace.gguf|GGUF" join -o o/j g_ace.gguf
+expect_error "a part of a split GGUF model" 2 "split.gguf|split.count 3|llama-gguf-split" merge --base split.gguf -o o/x.gguf e1.gguf
 
 # ---- the plan, --dry-run, --memory-limit -------------------------------------------------------
 rm -rf o && mkdir o

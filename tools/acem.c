@@ -2121,6 +2121,17 @@ static void print_names(const char *label, const char *const *names, size_t n, s
     note("\n");
 }
 
+/* one part of a split GGUF model (llama-gguf-split) holds only some tensors */
+static void refuse_split(const model *m) {
+    const char *c;
+    unsigned long long n;
+    if (m->sharded || m->files[0].st.format != ACEM_FORMAT_GGUF || !(c = acem_st_meta(&m->files[0].st, "split.count"))) return;
+    n = strtoull(c, NULL, 10);
+    if (n > 1)
+        die(CLI_INPUT, "%s: one part of a split GGUF model (split.count %llu): join the parts first (llama-gguf-split --merge "
+            "FIRST-PART.gguf OUT.gguf)", m->path, n);
+}
+
 /* GGUF: tensors in the base file's order */
 static const model *g_sort_model;
 static int cmp_by_offset(const void *x, const void *y) {
@@ -2201,6 +2212,7 @@ static int cmd_merge(int argc, char **argv) {
     if (a.out_adapter && !lora) die(CLI_USAGE, "merge: --output-adapter needs LoRA adapters as experts (directories with adapter_config.json)");
     ms = (model *)xcalloc(nm, sizeof(model));
     model_open(&ms[0], a.base);
+    refuse_split(&ms[0]);
     base = &ms[0];
     gguf = !base->sharded && base->files[0].st.format == ACEM_FORMAT_GGUF;
     if (gguf) {
@@ -2233,7 +2245,10 @@ static int cmd_merge(int argc, char **argv) {
         }
         lm_of = lora_map(base, ads, T);
     } else {
-        for (k = 0; k < T; ++k) model_open(&ms[1 + k], a.experts[k]);
+        for (k = 0; k < T; ++k) {
+            model_open(&ms[1 + k], a.experts[k]);
+            refuse_split(&ms[1 + k]);
+        }
         for (k = 0; k < T; ++k) validate_expert(base, &ms[1 + k]);
     }
     if (a.out) check_output_path(&a, ms, nm);
