@@ -176,10 +176,20 @@ t "GGUF LoRA plan: the adapters and their scales" sh -c "'$ACEM' merge --dry-run
 expect_error "GGUF LoRA: lora_a without lora_b" 2 "lora_bad.gguf|blk.2.ffn.weight.lora_b" merge --base base.gguf -o o/x.gguf lora1.gguf lora_bad.gguf
 expect_error "GGUF LoRA on a safetensors base" 2 "lora1.gguf|base.safetensors" merge --base base.safetensors -o o/x.safetensors lora1.gguf
 expect_error "GGUF LoRA mixed with a checkpoint" 2 "lora1.gguf|e1.gguf|all checkpoints or all adapters" merge --base base.gguf -o o/x.gguf lora1.gguf e1.gguf
-expect_error "GGUF LoRA with --output-adapter" 1 "--output-adapter|lora1.gguf" merge --base base.gguf --output-adapter o/ad lora1.gguf lora2.gguf
+# one merged GGUF adapter: applied to the base it gives the merged model
+t "GGUF LoRA --output-adapter (exact)" "$ACEM" merge -q --base base.gguf --output-adapter gm_lora.gguf lora1.gguf lora2.gguf
+t "  applied to the base == the merged model within 1e-5" sh -c "'$ACEM' merge -q --method average --base base.gguf \
+    -o gm_applied.gguf gm_lora.gguf && '$LORA' close gm_applied.gguf gl_ace.gguf 1e-5"
+t "  llama.cpp's layout: lora_a [q, in], lora_b [out, q], general.type adapter" sh -c "'$ACEM' inspect gm_lora.gguf >ins.txt &&
+    grep -q 'layers.0.attn.weight.lora_a  *F32  *\[6, 16\]' ins.txt && grep -q 'layers.0.attn.weight.lora_b  *F32  *\[24, 6\]' ins.txt &&
+    grep -q '^    general.type: adapter' ins.txt && grep -q '^    general.architecture: test' ins.txt"
+t "GGUF LoRA --output-adapter --rank 2 (truncated, f16)" sh -c "'$ACEM' merge -q --base base.gguf --rank 2 --out-dtype f16 \
+    --output-adapter gm_r2.gguf lora1.gguf lora2.gguf && '$ACEM' inspect gm_r2.gguf | grep -q 'blk.2.ffn.weight.lora_a  *F16  *\[2, 64\]'"
+expect_error "GGUF LoRA --output-adapter as a directory name" 1 "--output-adapter|*.gguf" merge --base base.gguf --output-adapter o/ad lora1.gguf lora2.gguf
+expect_error "GGUF LoRA --output-adapter with q8_0" 1 "q8_0" merge --base base.gguf --out-dtype q8_0 --output-adapter o/ad.gguf lora1.gguf
 # a second reader: Hugging Face's GGUF parser sees what acem sees (pairs, types,
 # values, tensors, dims, types, offsets), in acem's outputs and in cli_gen's files
-for f in g_ace.gguf g_q8.gguf g_fromq8.gguf g_again.gguf gl_ace.gguf base_q8.gguf kv.gguf lora2.gguf; do
+for f in g_ace.gguf g_q8.gguf g_fromq8.gguf g_again.gguf gl_ace.gguf gm_lora.gguf base_q8.gguf kv.gguf lora2.gguf; do
     t "@huggingface/gguf reads $f as acem does" sh -c "'$CHECK' gguf-view $f >view.json &&
         '$NODE' '$TESTS_DIR/gguf_check.mjs' '$NPM_PREFIX' view.json $f"
 done

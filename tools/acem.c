@@ -725,7 +725,8 @@ static void usage_merge(FILE *o) {
             "                    modules_to_save weights are merged as deltas (saved - base).\n"
             "                    ace, average, task-arithmetic and actmat merge exactly in\n"
             "                    low-rank form; the other methods expand dense deltas.\n"
-            "  --output-adapter DIR   write one merged PEFT adapter instead of a model\n"
+            "  --output-adapter DIR   write one merged PEFT adapter instead of a model (with\n"
+            "                    GGUF adapters: one merged GGUF adapter, a .gguf file)\n"
             "                    (lora_alpha = r, scale 1; exact: rank <= sum of the ranks)\n"
             "  --rank K          truncate each module of the output adapter to its K\n"
             "                    leading singular directions (the energy kept is reported)\n"
@@ -2004,6 +2005,61 @@ static void print_lora_plan(const adapter *ads, size_t T, lmod *const *lm_of, co
    (a fresh directory is built under a temporary name and renamed when complete;
    into an existing one, each file goes to a temporary name first). Returns the
    number of bytes written. */
+/* the merged GGUF LoRA adapter (llama.cpp's layout): <base tensor>.lora_a (q x
+   in) and .lora_b (out x q) per module, general.architecture as the base's,
+   no adapter.lora.alpha (scale 1 for every rank); a temporary file renamed
+   when complete. Returns its size. */
+static uint64_t write_adapter_gguf(const merge_args *a, const ptensor *plan, size_t np, const model *base, const char *const *meta,
+                                   size_t n_meta) {
+    size_t i, n = 0, nt = 0, k;
+    acem_st_tensor *ts;
+    const float **data;
+    const char **kv = (const char **)xcalloc(2 * (n_meta + 3), sizeof(char *));
+    const char *arch = acem_st_meta(&base->files[0].st, "general.architecture");
+    acem_dtype fdt = a->out_dtype != ACEM_DT_UNKNOWN ? a->out_dtype : ACEM_DT_F32;
+    char *parent = dir_name(a->out_adapter), b[PATH_MAX], *tmp;
+    FILE *fp;
+    acem_write_io wio;
+    acem_error err;
+    acem_result r;
+    struct stat st;
+    for (i = 0; i < np; ++i) n += plan[i].action == ACT_LORA && plan[i].lm->path == LP_LOW && plan[i].lm->q ? 2 : 0;
+    ts = (acem_st_tensor *)xcalloc(n ? n : 1, sizeof(acem_st_tensor));
+    data = (const float **)xcalloc(n ? n : 1, sizeof(float *));
+    for (i = 0; i < np; ++i) {
+        const ptensor *p = &plan[i];
+        const lmod *lm = p->lm;
+        if (p->action != ACT_LORA || lm->path != LP_LOW || !lm->q) continue;
+        ts[nt].name = xprintf("%s.lora_a", p->bt->name);
+        ts[nt].dtype = fdt; ts[nt].ndim = 2; ts[nt].shape[0] = lm->q; ts[nt].shape[1] = p->cols;
+        data[nt++] = lm->oA;
+        ts[nt].name = xprintf("%s.lora_b", p->bt->name);
+        ts[nt].dtype = fdt; ts[nt].ndim = 2; ts[nt].shape[0] = p->rows; ts[nt].shape[1] = lm->q;
+        data[nt++] = lm->oB;
+    }
+    n = 0;
+    if (arch) { kv[2 * n] = "general.architecture"; kv[2 * n + 1] = arch; ++n; }
+    kv[2 * n] = "general.type"; kv[2 * n + 1] = "adapter"; ++n;
+    kv[2 * n] = "adapter.type"; kv[2 * n + 1] = "lora"; ++n;
+    for (k = 0; k < n_meta; ++k, ++n) { kv[2 * n] = meta[2 * k]; kv[2 * n + 1] = meta[2 * k + 1]; }
+    tmp = xprintf("%s/.%s.tmp-%ld", parent, base_name(a->out_adapter, b, sizeof b), (long)getpid());
+    g_tmp_cap = 1;
+    g_tmp = (char **)xcalloc(1, sizeof(char *));
+    fp = create_temp(tmp);
+    acem_stdio_writer(&wio, fp, a->out_adapter);
+    memset(&err, 0, sizeof err);
+    if ((r = acem_gguf_write_header(&wio, NULL, ts, nt, kv, n, 0, NULL, &err)) != ACEM_OK) die(exit_code_of(r), "%s", err.message);
+    for (i = 0; i < nt; ++i)
+        if ((r = acem_st_write_f32(&wio, &ts[i], data[i], &err)) != ACEM_OK) die(exit_code_of(r), "%s", err.message);
+    finish_file(fp, tmp);
+    if (stat(tmp, &st) != 0) die(CLI_IO, "%s: %s", tmp, strerror(errno));
+    if (rename(tmp, a->out_adapter) != 0) die(CLI_IO, "cannot rename %s to %s: %s", tmp, a->out_adapter, strerror(errno));
+    g_tmp_n = 0;
+    sync_dir(parent);
+    free(parent);
+    return (uint64_t)st.st_size;
+}
+
 static uint64_t write_adapter(const merge_args *a, const ptensor *plan, size_t np, const char *const *meta, size_t n_meta,
                               int fifo) {
     size_t i, n = 0, nt = 0, rmax = 0, k;
@@ -2233,9 +2289,6 @@ static int cmd_merge(int argc, char **argv) {
         for (k = 0; k < T; ++k) {
             if (!is_adapter_dir(a.experts[k])) {
                 adapter_open_gguf(&ads[k], a.experts[k], base);
-                if (a.out_adapter)
-                    die(CLI_USAGE, "--output-adapter writes a PEFT adapter; %s is a GGUF adapter: merge into the model "
-                        "(-o merged.gguf)", a.experts[k]);
             } else {
                 if (gguf) die(CLI_INPUT, "%s is a PEFT adapter: its keys name a safetensors model's tensors, but the base %s is "
                               "GGUF", a.experts[k], a.base);
@@ -2254,8 +2307,16 @@ static int cmd_merge(int argc, char **argv) {
     if (a.out) check_output_path(&a, ms, nm);
     if (a.out_adapter) {
         char *parent = dir_name(a.out_adapter);
+        int named = ends_with(a.out_adapter, ".gguf") || ends_with(a.out_adapter, ".GGUF");
         if (!is_dir(parent)) die(CLI_IO, "%s: cannot write: directory %s does not exist", a.out_adapter, parent);
-        if (exists(a.out_adapter) && !is_dir(a.out_adapter)) die(CLI_USAGE, "%s exists and is not a directory", a.out_adapter);
+        if (gguf && !named)
+            die(CLI_USAGE, "--output-adapter %s: the adapters are GGUF, so is the merged one: name it *.gguf", a.out_adapter);
+        if (!gguf && named)
+            die(CLI_USAGE, "--output-adapter %s: PEFT adapters give a PEFT adapter directory, not a .gguf file", a.out_adapter);
+        if (gguf && is_dir(a.out_adapter)) die(CLI_USAGE, "%s is a directory; the merged GGUF adapter is a file", a.out_adapter);
+        if (gguf && (a.out_dtype == ACEM_DT_Q8_0))
+            die(CLI_USAGE, "--out-dtype q8_0: a GGUF adapter's factors are written as f32, f16 or bf16");
+        if (!gguf && exists(a.out_adapter) && !is_dir(a.out_adapter)) die(CLI_USAGE, "%s exists and is not a directory", a.out_adapter);
         for (k = 0; k < T; ++k)
             if (same_file(a.out_adapter, ads[k].dir))
                 die(CLI_USAGE, "the output %s is the input adapter %s; choose another output", a.out_adapter, ads[k].dir);
@@ -2525,8 +2586,9 @@ static int cmd_merge(int argc, char **argv) {
                  n_deq == 1 ? "" : "s", a.out_dtype != ACEM_DT_UNKNOWN ? acem_dtype_name(a.out_dtype) : "F16",
                  a.out_dtype == ACEM_DT_Q8_0 ? " but to Q8_0" : "; --out-dtype q8_0 stores Q8_0");
         if (a.out_adapter)
-            note("  output     %s/: a PEFT LoRA adapter (adapter_config.json + adapter_model.safetensors), factors %s, %s; "
+            note("  output     %s%s, factors %s, %s; "
                  "results held until written: at most %s\n", a.out_adapter,
+                 gguf ? ": a GGUF LoRA adapter" : "/: a PEFT LoRA adapter (adapter_config.json + adapter_model.safetensors)",
                  a.out_dtype != ACEM_DT_UNKNOWN ? acem_dtype_name(a.out_dtype) : "F32",
                  a.rank ? xprintf("truncated to rank %llu", (unsigned long long)a.rank) : "exact (rank <= sum of the ranks)",
                  human(hb, sizeof hb, hold));
@@ -2666,15 +2728,16 @@ static int cmd_merge(int argc, char **argv) {
             g_prog.name = "done";
             progress_draw(1);
             end_line();
-            bytes = write_adapter(&a, plan, np, meta, n_meta, fifo_out == 2);
+            bytes = gguf ? write_adapter_gguf(&a, plan, np, base, meta, n_meta) : write_adapter(&a, plan, np, meta, n_meta, fifo_out == 2);
             if (a.threads > 1) pool_stop(&pool);
             wall = now_s() - t_start;
             getrusage(RUSAGE_SELF, &ru);
             if (!g_quiet) {
-                note("acem: merged %zu adapters into the adapter %s/ in %.2f s (%s read)\n", T, a.out_adapter, wall,
+                note("acem: merged %zu adapters into the adapter %s%s in %.2f s (%s read)\n", T, a.out_adapter, gguf ? "" : "/", wall,
                      human(hb, sizeof hb, g_prog.done));
-                note("  modules    %zu LoRA module%s (rank %zu..%zu, lora_alpha = r), %zu full weight%s (modules_to_save)\n", n_mod,
-                     n_mod == 1 ? "" : "s", n_mod ? qmin : 0, qmax, n_full, n_full == 1 ? "" : "s");
+                note("  modules    %zu LoRA module%s (rank %zu..%zu, %s), %zu full weight%s (modules_to_save)\n", n_mod,
+                     n_mod == 1 ? "" : "s", n_mod ? qmin : 0, qmax, gguf ? "no adapter.lora.alpha: scale 1" : "lora_alpha = r", n_full,
+                     n_full == 1 ? "" : "s");
                 if (n_e) {
                     note("  energy     fraction of each module's merged delta kept%s: min %.6f (%s), mean %.6f, max %.6f\n",
                          a.rank ? xprintf(" at --rank %llu", (unsigned long long)a.rank) : " (exact)", emin,
@@ -2702,7 +2765,8 @@ static int cmd_merge(int argc, char **argv) {
                 if (ro.method == ACEM_ACE) note("  ace        %zu layers: %zu gated, %zu refined\n", n_ace, n_gated, n_refined);
                 note("  memory     peak planned %s (%zu bytes), measured max RSS %s\n", human(hb, sizeof hb, planned), planned,
                      human(hb2, sizeof hb2, (uint64_t)ru.ru_maxrss * 1024u));
-                note("  output     %s/ (adapter_model.safetensors + adapter_config.json, %s)\n", a.out_adapter, human(hb, sizeof hb, bytes));
+                if (gguf) note("  output     %s (a GGUF LoRA adapter, %s)\n", a.out_adapter, human(hb, sizeof hb, bytes));
+                else note("  output     %s/ (adapter_model.safetensors + adapter_config.json, %s)\n", a.out_adapter, human(hb, sizeof hb, bytes));
             }
             io_stop(&ra);
             io_stop(&wb);
