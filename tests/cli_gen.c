@@ -26,6 +26,10 @@
      lora1_dense.gguf lora2_dense.gguf   base + scale * B A (in double, then f32)
      lora_bad.gguf            a lora_a without its lora_b
      split.gguf               the first part of a split GGUF model (split.count 3)
+     tiny_base.gguf tiny_e1.gguf tiny_e2.gguf   a tiny model llama.cpp loads: architecture
+                              llama, 2 blocks, n_embd 64, n_ff 128, 4 heads, a 32-token
+                              SentencePiece vocabulary, F32 (e1, e2: the base plus noise)
+     tiny_lora1.gguf tiny_lora2.gguf            GGUF LoRA adapters of it (rank 4 and 2)
    cli_gen --slow DIR writes slow_base, slow_e1 and slow_e2 .safetensors: 24
    F32 matrices of 64 x 3072, each an ACE merge with a 3072 x 3072 Cholesky
    (a few seconds in all), for the tests that interrupt a merge under way.
@@ -317,6 +321,114 @@ static void write_gguf_lora(const char *dir, const char *name, unsigned rank, fl
     free(dense[1]);
 }
 
+/* the tiny llama: its pairs and tensors (dims in ggml's order), written with gb */
+static void write_tiny(const char *dir, const char *name, int m) {
+    enum { V = 32, E = 64, F = 128, L = 2, H = 4 };
+    static const char *const kinds[9] = {"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate",
+                                         "ffn_down", "ffn_up"};
+    char nm[3 + 9 * L][48], path[1024], tok[16];
+    uint64_t ne[3 + 9 * L][2], off = 0;
+    uint32_t nd[3 + 9 * L], f32;
+    size_t nt = 0, k, i;
+    float eps = 1e-5f;
+    gb b;
+    FILE *f;
+    memset(&b, 0, sizeof b);
+    gb_head(&b, 3, 3 + 9 * L, 15);
+    gb_kv_str(&b, "general.architecture", "llama");
+    gb_kv_str(&b, "general.name", name);
+    gb_kv_int(&b, "llama.context_length", 4, 128, 4);
+    gb_kv_int(&b, "llama.embedding_length", 4, E, 4);
+    gb_kv_int(&b, "llama.block_count", 4, L, 4);
+    gb_kv_int(&b, "llama.feed_forward_length", 4, F, 4);
+    gb_kv_int(&b, "llama.attention.head_count", 4, H, 4);
+    gb_kv_int(&b, "llama.attention.head_count_kv", 4, H, 4);
+    memcpy(&f32, &eps, 4);
+    gb_kv_int(&b, "llama.attention.layer_norm_rms_epsilon", 6, f32, 4);
+    gb_kv_int(&b, "llama.rope.dimension_count", 4, E / H, 4);
+    gb_kv_str(&b, "tokenizer.ggml.model", "llama");
+    gb_str(&b, "tokenizer.ggml.tokens"); gb_le(&b, 9, 4); gb_le(&b, 8, 4); gb_le(&b, V, 8);
+    for (k = 0; k < V; ++k) {
+        if (k < 3) gb_str(&b, k == 0 ? "<unk>" : k == 1 ? "<s>" : "</s>");
+        else { snprintf(tok, sizeof tok, "\xe2\x96\x81t%zu", k); gb_str(&b, tok); }
+    }
+    gb_str(&b, "tokenizer.ggml.scores"); gb_le(&b, 9, 4); gb_le(&b, 6, 4); gb_le(&b, V, 8);
+    for (k = 0; k < V; ++k) gb_le(&b, 0, 4);
+    gb_str(&b, "tokenizer.ggml.token_type"); gb_le(&b, 9, 4); gb_le(&b, 5, 4); gb_le(&b, V, 8);
+    for (k = 0; k < V; ++k) gb_le(&b, k == 0 ? 2 : k < 3 ? 3 : 1, 4);
+    gb_kv_int(&b, "general.file_type", 4, 0, 4);
+    snprintf(nm[nt], sizeof nm[nt], "token_embd.weight"); nd[nt] = 2; ne[nt][0] = E; ne[nt][1] = V; ++nt;
+    snprintf(nm[nt], sizeof nm[nt], "output_norm.weight"); nd[nt] = 1; ne[nt][0] = E; ne[nt][1] = 1; ++nt;
+    snprintf(nm[nt], sizeof nm[nt], "output.weight"); nd[nt] = 2; ne[nt][0] = E; ne[nt][1] = V; ++nt;
+    for (i = 0; i < L; ++i)
+        for (k = 0; k < 9; ++k) {
+            snprintf(nm[nt], sizeof nm[nt], "blk.%zu.%s.weight", i, kinds[k]);
+            nd[nt] = k == 0 || k == 5 ? 1 : 2;
+            ne[nt][0] = k == 7 ? F : E;
+            ne[nt][1] = k == 0 || k == 5 ? 1 : k == 6 || k == 8 ? F : E;
+            ++nt;
+        }
+    for (k = 0; k < nt; ++k) {
+        gb_info(&b, nm[k], nd[k], ne[k], 0, off);
+        off += (ne[k][0] * ne[k][1] * 4 + 31) / 32 * 32;
+    }
+    gb_pad(&b, 32);
+    g_rng = 0x7153;
+    for (k = 0; k < nt; ++k) {
+        size_t n = (size_t)(ne[k][0] * ne[k][1]);
+        int norm = nd[k] == 1;
+        for (i = 0; i < n; ++i) {
+            float v = norm ? 1.0f : (float)(0.1 * gauss()), noise = (float)(0.01 * m * gauss());
+            v += m ? noise : 0.0f;
+            gb_put(&b, &v, 4);
+        }
+        gb_pad(&b, 32);
+    }
+    snprintf(path, sizeof path, "%s/%s.gguf", dir, name);
+    if (!(f = fopen(path, "wb")) || fwrite(b.p, 1, b.n, f) != b.n || fclose(f)) { perror(path); exit(1); }
+    free(b.p);
+}
+/* a GGUF LoRA adapter of the tiny llama on blk.0.attn_q and blk.1.ffn_up */
+static void write_tiny_lora(const char *dir, const char *name, unsigned r) {
+    static const char *const t[2] = {"blk.0.attn_q.weight", "blk.1.ffn_up.weight"};
+    static const uint64_t in[2] = {64, 64}, out[2] = {64, 128};
+    char nm[48], path[1024];
+    uint64_t ne[2], off = 0;
+    size_t k, i;
+    float alpha = 8.0f;
+    uint32_t a32;
+    gb b;
+    FILE *f;
+    memcpy(&a32, &alpha, 4);
+    memset(&b, 0, sizeof b);
+    gb_head(&b, 3, 4, 4);
+    gb_kv_str(&b, "general.architecture", "llama");
+    gb_kv_str(&b, "general.type", "adapter");
+    gb_kv_str(&b, "adapter.type", "lora");
+    gb_kv_int(&b, "adapter.lora.alpha", 6, a32, 4);
+    for (k = 0; k < 2; ++k) {
+        snprintf(nm, sizeof nm, "%s.lora_a", t[k]); ne[0] = in[k]; ne[1] = r; gb_info(&b, nm, 2, ne, 0, off);
+        off += (in[k] * r * 4 + 31) / 32 * 32;
+        snprintf(nm, sizeof nm, "%s.lora_b", t[k]); ne[0] = r; ne[1] = out[k]; gb_info(&b, nm, 2, ne, 0, off);
+        off += (out[k] * r * 4 + 31) / 32 * 32;
+    }
+    gb_pad(&b, 32);
+    g_rng = 0x10a + r;
+    for (k = 0; k < 2; ++k) {
+        size_t n[2] = {(size_t)(in[k] * r), (size_t)(out[k] * r)}, j;
+        for (j = 0; j < 2; ++j) {
+            for (i = 0; i < n[j]; ++i) {
+                float v = (float)((j ? 0.02 : 0.2) * gauss());
+                gb_put(&b, &v, 4);
+            }
+            gb_pad(&b, 32);
+        }
+    }
+    snprintf(path, sizeof path, "%s/%s.gguf", dir, name);
+    if (!(f = fopen(path, "wb")) || fwrite(b.p, 1, b.n, f) != b.n || fclose(f)) { perror(path); exit(1); }
+    free(b.p);
+}
+
 static void write_text(const char *path, const char *text) {
     FILE *f = fopen(path, "wb");
     if (!f || fputs(text, f) < 0 || fclose(f)) { perror(path); exit(1); }
@@ -447,6 +559,11 @@ int main(int argc, char **argv) {
     write_gguf_lora(argv[1], "lora1", 4, 16.0f, ACEM_DT_F32, 0);
     write_gguf_lora(argv[1], "lora2", 2, 0.0f, ACEM_DT_F16, 0);
     write_gguf_lora(argv[1], "lora_bad", 2, 8.0f, ACEM_DT_F32, 1);
+    write_tiny(argv[1], "tiny_base", 0);
+    write_tiny(argv[1], "tiny_e1", 1);
+    write_tiny(argv[1], "tiny_e2", 2);
+    write_tiny_lora(argv[1], "tiny_lora1", 4);
+    write_tiny_lora(argv[1], "tiny_lora2", 2);
     { /* llama-gguf-split's pairs on a part without tensors */
         gb b;
         FILE *f;

@@ -14,7 +14,8 @@ ACEM=$B/acem
 GEN=$B/cli_gen
 CHECK=$B/cli_check
 LORA=$B/cli_lora
-for p in "$ACEM" "$GEN" "$CHECK" "$LORA"; do
+LLAMA=$B/cli_llama
+for p in "$ACEM" "$GEN" "$CHECK" "$LORA" "$LLAMA"; do
     if [ ! -x "$p" ]; then
         echo "FAIL: $p is not built (make $p)"
         echo "test_cli: 0 passed, 1 failed"
@@ -28,6 +29,8 @@ ACEM=$(cd "$(dirname "$ACEM")" && pwd)/acem
 GEN=$(cd "$(dirname "$GEN")" && pwd)/cli_gen
 CHECK=$(cd "$(dirname "$CHECK")" && pwd)/cli_check
 LORA=$(cd "$(dirname "$LORA")" && pwd)/cli_lora
+LLAMA=$(cd "$(dirname "$LLAMA")" && pwd)/cli_llama
+LLAMA_LIBS=$NPM_PREFIX/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64 # llama.cpp, prebuilt
 
 W=$(mktemp -d "${TMPDIR:-/tmp}/acem_cli.XXXXXX")
 trap 'rm -rf "$W"' EXIT
@@ -187,9 +190,20 @@ t "GGUF LoRA --output-adapter --rank 2 (truncated, f16)" sh -c "'$ACEM' merge -q
     --output-adapter gm_r2.gguf lora1.gguf lora2.gguf && '$ACEM' inspect gm_r2.gguf | grep -q 'blk.2.ffn.weight.lora_a  *F16  *\[2, 64\]'"
 expect_error "GGUF LoRA --output-adapter as a directory name" 1 "--output-adapter|*.gguf" merge --base base.gguf --output-adapter o/ad lora1.gguf lora2.gguf
 expect_error "GGUF LoRA --output-adapter with q8_0" 1 "q8_0" merge --base base.gguf --out-dtype q8_0 --output-adapter o/ad.gguf lora1.gguf
+# llama.cpp itself loads what acem writes: merged models (F32, F16, Q8_0, from
+# LoRA adapters) of a tiny llama, and the merged GGUF adapter on the base
+t "tiny llama: ace" "$ACEM" merge -q --base tiny_base.gguf -o tl_ace.gguf tiny_e1.gguf tiny_e2.gguf
+t "tiny llama: ties, --out-dtype f16" "$ACEM" merge -q --method ties --out-dtype f16 --base tiny_base.gguf -o tl_f16.gguf tiny_e1.gguf tiny_e2.gguf
+t "tiny llama: --out-dtype q8_0" "$ACEM" merge -q --out-dtype q8_0 --base tiny_base.gguf -o tl_q8.gguf tiny_e1.gguf tiny_e2.gguf
+t "tiny llama: two GGUF LoRA adapters into the model" "$ACEM" merge -q --base tiny_base.gguf -o tl_lora.gguf tiny_lora1.gguf tiny_lora2.gguf
+t "tiny llama: two GGUF LoRA adapters into one" "$ACEM" merge -q --base tiny_base.gguf --output-adapter tl_adapter.gguf \
+    tiny_lora1.gguf tiny_lora2.gguf
+t "llama.cpp loads every one (llama_model_load_from_file, llama_adapter_lora_init)" "$LLAMA" "$LLAMA_LIBS" tiny_base.gguf \
+    tl_ace.gguf tl_f16.gguf tl_q8.gguf tl_lora.gguf --lora tiny_lora1.gguf tl_adapter.gguf
+t "  and refuses a model it does not know (the check can fail)" sh -c "! '$LLAMA' '$LLAMA_LIBS' tiny_base.gguf g_ace.gguf --lora gm_lora.gguf"
 # a second reader: Hugging Face's GGUF parser sees what acem sees (pairs, types,
 # values, tensors, dims, types, offsets), in acem's outputs and in cli_gen's files
-for f in g_ace.gguf g_q8.gguf g_fromq8.gguf g_again.gguf gl_ace.gguf gm_lora.gguf base_q8.gguf kv.gguf lora2.gguf; do
+for f in g_ace.gguf g_q8.gguf g_fromq8.gguf g_again.gguf gl_ace.gguf gm_lora.gguf tl_q8.gguf tl_adapter.gguf base_q8.gguf kv.gguf lora2.gguf; do
     t "@huggingface/gguf reads $f as acem does" sh -c "'$CHECK' gguf-view $f >view.json &&
         '$NODE' '$TESTS_DIR/gguf_check.mjs' '$NPM_PREFIX' view.json $f"
 done
