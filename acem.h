@@ -634,7 +634,8 @@ ACEMDEF acem_result acem_st_write_raw(const acem_write_io *io, const acem_st_ten
    the order given, each padded to the alignment: begin, end, pad and numel of
    every descriptor are filled in. Then acem_st_write_f32() or
    acem_st_write_raw() once per tensor in that order (they write the padding);
-   acem_st_write_f32() can produce F32, F16, BF16 and Q8_0. */
+   acem_st_write_f32() can produce F32, F16, BF16 and, by ggml's reference
+   quantizers, Q8_0, Q4_0, Q4_1, Q5_0 and Q5_1. */
 ACEMDEF acem_result acem_gguf_write_header(const acem_write_io *io, const acem_st_file *src, acem_st_tensor *tensors,
                                            size_t n, const char *const *meta, size_t n_meta, uint32_t alignment,
                                            uint64_t *header_bytes, acem_error *err);
@@ -7895,52 +7896,111 @@ ACEMDEF acem_result acem_st_write_raw(const acem_write_io *io, const acem_st_ten
         return acem__fail(err, ACEM_ERR_IO, "%s: tensor '%s': write error", acem__path(io->path), t->name);
     return acem__write_pad(io, t, err);
 }
-/* ggml's quantize_row_q8_0_ref: d = max|x| / 127 (stored as f16), q = round(x / d)
-   (halves away from zero); 0 when not all 32 values are finite */
-static int acem__quant_q8_0(const float *x, unsigned char *b) {
-    float amax = 0, d, id;
+static void acem__put_h(unsigned char *b, float v) {
+    uint16_t h = acem_f32_to_f16(v);
+    b[0] = (unsigned char)(h & 255u);
+    b[1] = (unsigned char)(h >> 8);
+}
+/* ggml's reference quantizers (quantize_row_*_ref) of one block of 32: the
+   f32 scale d (from the largest magnitude, or max - min) is stored as f16 and
+   its f32 reciprocal scales the values. 0 when not all 32 values are finite. */
+static int acem__quant_block(acem_dtype dt, const float *x, unsigned char *b) {
+    float amax = 0, mx = 0, mn = x[0], hi = x[0], d, id;
+    uint32_t qh = 0;
     int j;
     for (j = 0; j < 32; ++j) {
         float a = x[j] < 0 ? -x[j] : x[j];
         if (!acem__finite(x[j])) return 0;
-        if (a > amax) amax = a;
+        if (amax < a) { amax = a; mx = x[j]; }
+        if (x[j] < mn) mn = x[j];
+        if (x[j] > hi) hi = x[j];
     }
-    d = amax / 127.0f;
-    id = d != 0 ? 1.0f / d : 0.0f;
-    {
-        uint16_t h = acem_f32_to_f16(d);
-        b[0] = (unsigned char)(h & 255u);
-        b[1] = (unsigned char)(h >> 8);
+    switch (dt) {
+    case ACEM_DT_Q8_0: /* d = max|x| / 127, q = round(x / d), halves away from zero */
+        d = amax / 127.0f;
+        id = d != 0 ? 1.0f / d : 0.0f;
+        acem__put_h(b, d);
+        for (j = 0; j < 32; ++j) {
+            float v = x[j] * id, r = (float)(int)v; /* |v| <= 127 (plus rounding) */
+            if (v - r >= 0.5f) r += 1.0f;
+            else if (r - v >= 0.5f) r -= 1.0f;
+            b[2 + j] = (unsigned char)(signed char)(int)r;
+        }
+        break;
+    case ACEM_DT_Q4_0:
+    case ACEM_DT_Q5_0: { /* d = the signed largest / -8 (-16), q = x / d + 8 (16), truncated */
+        int five = dt == ACEM_DT_Q5_0, top = five ? 31 : 15;
+        float off = five ? 16.5f : 8.5f;
+        unsigned char *qs = b + (five ? 6 : 2);
+        d = mx / (five ? -16.0f : -8.0f);
+        id = d != 0 ? 1.0f / d : 0.0f;
+        acem__put_h(b, d);
+        for (j = 0; j < 16; ++j) {
+            int q0 = (int)(signed char)(int)(x[j] * id + off), q1 = (int)(signed char)(int)(x[16 + j] * id + off);
+            if (q0 > top) q0 = top;
+            if (q1 > top) q1 = top;
+            qs[j] = (unsigned char)((q0 & 15) | ((q1 & 15) << 4));
+            qh |= (uint32_t)((q0 >> 4) & 1) << j;
+            qh |= (uint32_t)((q1 >> 4) & 1) << (j + 16);
+        }
+        if (five) for (j = 0; j < 4; ++j) b[2 + j] = (unsigned char)(qh >> (8 * j));
+        break;
     }
-    for (j = 0; j < 32; ++j) {
-        float v = x[j] * id, r = (float)(int)v; /* |v| <= 127 (plus rounding) */
-        if (v - r >= 0.5f) r += 1.0f;
-        else if (r - v >= 0.5f) r -= 1.0f;
-        b[2 + j] = (unsigned char)(signed char)(int)r;
+    case ACEM_DT_Q4_1:
+    case ACEM_DT_Q5_1: { /* d = (max - min) / 15 (31), m = min, q = (x - min) / d, rounded */
+        int five = dt == ACEM_DT_Q5_1;
+        unsigned char *qs = b + (five ? 8 : 4);
+        d = (hi - mn) / (five ? 31.0f : 15.0f);
+        id = d != 0 ? 1.0f / d : 0.0f;
+        acem__put_h(b, d);
+        acem__put_h(b + 2, mn);
+        for (j = 0; j < 16; ++j) {
+            int q0, q1;
+            if (five) {
+                q0 = (int)(unsigned char)(int)((x[j] - mn) * id + 0.5f);
+                q1 = (int)(unsigned char)(int)((x[16 + j] - mn) * id + 0.5f);
+            } else {
+                q0 = (int)(signed char)(int)((x[j] - mn) * id + 0.5f);
+                q1 = (int)(signed char)(int)((x[16 + j] - mn) * id + 0.5f);
+                if (q0 > 15) q0 = 15;
+                if (q1 > 15) q1 = 15;
+            }
+            qs[j] = (unsigned char)((q0 & 15) | ((q1 & 15) << 4));
+            qh |= (uint32_t)((q0 >> 4) & 1) << j;
+            qh |= (uint32_t)((q1 >> 4) & 1) << (j + 16);
+        }
+        if (five) for (j = 0; j < 4; ++j) b[4 + j] = (unsigned char)(qh >> (8 * j));
+        break;
+    }
+    default: return 0;
     }
     return 1;
+}
+static int acem__quantizes(acem_dtype d) {
+    return d == ACEM_DT_Q8_0 || d == ACEM_DT_Q4_0 || d == ACEM_DT_Q4_1 || d == ACEM_DT_Q5_0 || d == ACEM_DT_Q5_1;
 }
 ACEMDEF acem_result acem_st_write_f32(const acem_write_io *io, const acem_st_tensor *t, const float *src, acem_error *err) {
     size_t n = (size_t)t->numel, done = 0, i;
     const char *path = acem__path(io->path);
     union { uint16_t h[1024]; double d[512]; unsigned char q[32 * 34]; } buf;
     if (t->dtype == ACEM_DT_F32) return acem_st_write_raw(io, t, src, err);
-    if (t->dtype != ACEM_DT_F16 && t->dtype != ACEM_DT_BF16 && t->dtype != ACEM_DT_F64 && t->dtype != ACEM_DT_Q8_0)
+    if (t->dtype != ACEM_DT_F16 && t->dtype != ACEM_DT_BF16 && t->dtype != ACEM_DT_F64 && !acem__quantizes(t->dtype))
         return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "%s: tensor '%s': cannot write f32 data as %s", path, t->name,
                           acem_dtype_name(t->dtype));
-    if (t->dtype == ACEM_DT_Q8_0 && n % 32)
-        return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "%s: tensor '%s': %zu values are not whole Q8_0 blocks of 32", path,
-                          t->name, n);
+    if (acem__quantizes(t->dtype) && n % 32)
+        return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "%s: tensor '%s': %zu values are not whole %s blocks of 32", path,
+                          t->name, n, acem_dtype_name(t->dtype));
     while (done < n) {
         size_t m = acem__min(t->dtype == ACEM_DT_F64 ? 512 : 1024, n - done), nb;
         if (t->dtype == ACEM_DT_F16) { acem_f32_to_f16_array(src + done, buf.h, m); nb = m * 2; }
         else if (t->dtype == ACEM_DT_BF16) { acem_f32_to_bf16_array(src + done, buf.h, m); nb = m * 2; }
-        else if (t->dtype == ACEM_DT_Q8_0) {
+        else if (acem__quantizes(t->dtype)) {
+            size_t bs = acem__gguf_blk[t->dtype - ACEM_DT_GGUF_FIRST][2];
             for (i = 0; i < m / 32; ++i)
-                if (!acem__quant_q8_0(src + done + 32 * i, buf.q + 34 * i))
-                    return acem__fail(err, ACEM_ERR_NONFINITE, "%s: tensor '%s': a value near element %zu is not finite; Q8_0 "
-                                      "cannot hold it", path, t->name, done + 32 * i);
-            nb = m / 32 * 34;
+                if (!acem__quant_block(t->dtype, src + done + 32 * i, buf.q + bs * i))
+                    return acem__fail(err, ACEM_ERR_NONFINITE, "%s: tensor '%s': a value near element %zu is not finite; %s "
+                                      "cannot hold it", path, t->name, done + 32 * i, acem_dtype_name(t->dtype));
+            nb = m / 32 * bs;
         } else { for (i = 0; i < m; ++i) buf.d[i] = src[done + i]; nb = m * 8; }
         if (io->write(io->user, &buf, nb)) return acem__fail(err, ACEM_ERR_IO, "%s: tensor '%s': write error", path, t->name);
         done += m;

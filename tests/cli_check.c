@@ -13,7 +13,7 @@
        whole blocks; merged block-quantized tensors as F16).
        options: --method M --eps E --tau T --k-frac K --lambda L --density D
                 --drop P --seed S --exclude REGEX (repeatable)
-                --out-dtype f32|f16|bf16|q8_0
+                --out-dtype f32|f16|bf16|q8_0|q4_0|q4_1|q5_0|q5_1
                 --partial (OUT may hold a subset of the tensors: a --shard output)
    cli_check same A B
        A and B hold the same tensors (names, dtypes, shapes, bytes).
@@ -292,8 +292,11 @@ static int cmd_merge(int argc, char **argv) {
         else if (!strcmp(s, "--partial")) partial = 1;
         else if (!strcmp(s, "--out-dtype")) {
             const char *v = argv[++i];
-            out_dt = !strcmp(v, "f16") ? ACEM_DT_F16 : !strcmp(v, "bf16") ? ACEM_DT_BF16 : !strcmp(v, "q8_0") ? ACEM_DT_Q8_0
-                                                                                                        : ACEM_DT_F32;
+            char up[16];
+            size_t c;
+            for (c = 0; c + 1 < sizeof up && v[c]; ++c) up[c] = (char)(v[c] >= 'a' && v[c] <= 'z' ? v[c] - 32 : v[c]);
+            up[c] = 0;
+            out_dt = acem_dtype_from_name(up);
         } else pos[npos++] = s;
     }
     if (npos < 3 || opt.method == ACEM_METHOD_COUNT) { fprintf(stderr, "usage: cli_check merge [options] OUT BASE EXPERT...\n"); return 2; }
@@ -327,7 +330,7 @@ static int cmd_merge(int argc, char **argv) {
         }
         if (gguf) {
             const acem_st_tensor *t = b->t;
-            if (out_dt != ACEM_DT_UNKNOWN && t->ndim >= 2 && (out_dt != ACEM_DT_Q8_0 || t->shape[t->ndim - 1] % 32 == 0))
+            if (out_dt != ACEM_DT_UNKNOWN && t->ndim >= 2 && (out_dt < ACEM_DT_GGUF_FIRST || t->shape[t->ndim - 1] % 32 == 0))
                 want = out_dt;
             else if (t->dtype >= ACEM_DT_GGUF_FIRST && acem_tensor_rule(&opt, t->name, t->ndim) != ACEM_RULE_KEEP)
                 want = ACEM_DT_F16;

@@ -10,7 +10,8 @@
      scales kept finite) are read back through a GGUF file and acem_st_read_f32
      and must equal ggml's to_float bit for bit; then the same for blocks that
      ggml's own quantizer made from random floats;
-   - acem's Q8_0 writer must give the bytes of ggml's quantize_row_q8_0_ref.
+   - acem's writer must give the bytes of ggml's quantize_row_*_ref for Q8_0,
+     Q4_0, Q4_1, Q5_0 and Q5_1.
    Prints "ggml_check: N passed, N failed".
    Build: cc -O2 -Itests -o build/ggml_check tests/ggml_check.c -ldl -lm */
 #define _POSIX_C_SOURCE 200809L
@@ -158,29 +159,38 @@ int main(int argc, char **argv) {
             free(q); free(ya); free(yg); free(x);
         }
     }
-    /* Q8_0: acem's writer against ggml's quantize_row_q8_0_ref */
+    /* acem's writer against ggml's quantize_row_*_ref for every block type it writes */
     {
-        const struct ggml_type_traits *t = traits(8);
+        static const int ids[5] = {8, 2, 3, 6, 7};
         enum { N = 32 * 64 };
         static float x[N];
         static unsigned char want[N / 32 * 34];
-        wbuf w;
-        acem_write_io io;
-        acem_st_tensor ts;
-        acem_error err;
-        size_t k, bad = 0;
-        g_rng = 77;
-        for (k = 0; k < N; ++k) x[k] = (float)((double)(rnd_u64() % 200001) / 100000.0 - 1.0) * (k % 64 < 32 ? 1e-3f : 5.0f);
-        for (k = 0; k < 32; ++k) x[k] = 0; /* a zero block */
-        x[40] = 63.5f; x[41] = -63.5f;     /* ties */
-        t->from_float_ref(x, want, N);
-        memset(&ts, 0, sizeof ts);
-        ts.name = "q"; ts.dtype = ACEM_DT_Q8_0; ts.ndim = 1; ts.shape[0] = N; ts.numel = N; ts.end = sizeof want;
-        wbuf_init(&w, &io, "q.gguf");
-        CHECK(acem_st_write_f32(&io, &ts, x, &err) == ACEM_OK && w.n == sizeof want, "write Q8_0: %s", err.message);
-        for (k = 0; k < N / 32; ++k) bad += memcmp(w.p + 34 * k, want + 34 * k, 34) != 0;
-        CHECK(bad == 0, "Q8_0: %zu of %d blocks differ from ggml's quantize_row_q8_0_ref", bad, N / 32);
-        free(w.p);
+        size_t q;
+        for (q = 0; q < 5; ++q) {
+            const struct ggml_type_traits *t = traits(ids[q]);
+            acem_dtype dt = ACEM_DT_UNKNOWN;
+            wbuf w;
+            acem_write_io io;
+            acem_st_tensor ts;
+            acem_error err;
+            size_t k, bad = 0, nb = N / 32 * t->type_size;
+            for (d = (int)ACEM_DT_GGUF_FIRST; d < (int)ACEM_DT_GGUF_END; ++d)
+                if (acem_gguf_type_id((acem_dtype)d) == ids[q]) dt = (acem_dtype)d;
+            g_rng = 77 + q;
+            for (k = 0; k < N; ++k) x[k] = (float)((double)(rnd_u64() % 200001) / 100000.0 - 1.0) * (k % 64 < 32 ? 1e-3f : 5.0f);
+            for (k = 0; k < 32; ++k) x[k] = 0;     /* a zero block */
+            for (k = 64; k < 96; ++k) x[k] = 2.5f; /* a constant block */
+            x[40] = 63.5f; x[41] = -63.5f;         /* ties */
+            t->from_float_ref(x, want, N);
+            memset(&ts, 0, sizeof ts);
+            ts.name = "q"; ts.dtype = dt; ts.ndim = 1; ts.shape[0] = N; ts.numel = N; ts.end = nb;
+            wbuf_init(&w, &io, "q.gguf");
+            CHECK(acem_st_write_f32(&io, &ts, x, &err) == ACEM_OK && w.n == nb, "write %s: %s", t->type_name, err.message);
+            for (k = 0; k < N / 32 && w.n == nb; ++k) bad += memcmp(w.p + t->type_size * k, want + t->type_size * k, t->type_size) != 0;
+            CHECK(bad == 0, "%s: %zu of %d blocks differ from ggml's quantize_row_%s_ref", t->type_name, bad, N / 32, t->type_name);
+            if (g_verbose) printf("  %-6s writer: %d blocks compared, %zu differ\n", t->type_name, N / 32, bad);
+            free(w.p);
+        }
     }
     return TEST_END("ggml_check");
 }

@@ -160,6 +160,10 @@ t "GGUF --out-dtype q8_0 (Q8_0 where the last dim is whole blocks)" "$ACEM" merg
 t "  == acem_merge, quantized by ggml's rule" "$CHECK" merge --method ace --out-dtype q8_0 g_q8.gguf base.gguf $G3
 t "  blk.2.ffn.weight is Q8_0, layers.0.attn.weight stays F32" sh -c "'$ACEM' inspect g_q8.gguf >ins.txt &&
     grep -q 'blk.2.ffn.weight  *Q8_0' ins.txt && grep -q 'layers.0.attn.weight  *F32' ins.txt"
+for q in q4_0 q4_1 q5_0 q5_1; do
+    t "GGUF --out-dtype $q" "$ACEM" merge -q --method average --out-dtype "$q" --base base.gguf -o "g_$q.gguf" $G3
+    t "  == acem_merge, quantized by ggml's rule" "$CHECK" merge --method average --out-dtype "$q" "g_$q.gguf" base.gguf $G3
+done
 t "Q8_0 and Q4_K base: merged, written as F16; the excluded IQ2_XXS copied verbatim" "$ACEM" merge -q --exclude iq2 --base base_q8.gguf \
     -o g_fromq8.gguf $Q3
 t "  == acem_merge on the dequantized values" "$CHECK" merge --method ace --exclude iq2 g_fromq8.gguf base_q8.gguf $Q3
@@ -189,17 +193,18 @@ t "  llama.cpp's layout: lora_a [q, in], lora_b [out, q], general.type adapter" 
 t "GGUF LoRA --output-adapter --rank 2 (truncated, f16)" sh -c "'$ACEM' merge -q --base base.gguf --rank 2 --out-dtype f16 \
     --output-adapter gm_r2.gguf lora1.gguf lora2.gguf && '$ACEM' inspect gm_r2.gguf | grep -q 'blk.2.ffn.weight.lora_a  *F16  *\[2, 64\]'"
 expect_error "GGUF LoRA --output-adapter as a directory name" 1 "--output-adapter|*.gguf" merge --base base.gguf --output-adapter o/ad lora1.gguf lora2.gguf
-expect_error "GGUF LoRA --output-adapter with q8_0" 1 "q8_0" merge --base base.gguf --out-dtype q8_0 --output-adapter o/ad.gguf lora1.gguf
+expect_error "GGUF LoRA --output-adapter with q8_0" 1 "--out-dtype Q8_0|f32, f16 or bf16" merge --base base.gguf --out-dtype q8_0 --output-adapter o/ad.gguf lora1.gguf
 # llama.cpp itself loads what acem writes: merged models (F32, F16, Q8_0, from
 # LoRA adapters) of a tiny llama, and the merged GGUF adapter on the base
 t "tiny llama: ace" "$ACEM" merge -q --base tiny_base.gguf -o tl_ace.gguf tiny_e1.gguf tiny_e2.gguf
 t "tiny llama: ties, --out-dtype f16" "$ACEM" merge -q --method ties --out-dtype f16 --base tiny_base.gguf -o tl_f16.gguf tiny_e1.gguf tiny_e2.gguf
 t "tiny llama: --out-dtype q8_0" "$ACEM" merge -q --out-dtype q8_0 --base tiny_base.gguf -o tl_q8.gguf tiny_e1.gguf tiny_e2.gguf
+t "tiny llama: --out-dtype q4_0" "$ACEM" merge -q --out-dtype q4_0 --base tiny_base.gguf -o tl_q4.gguf tiny_e1.gguf tiny_e2.gguf
 t "tiny llama: two GGUF LoRA adapters into the model" "$ACEM" merge -q --base tiny_base.gguf -o tl_lora.gguf tiny_lora1.gguf tiny_lora2.gguf
 t "tiny llama: two GGUF LoRA adapters into one" "$ACEM" merge -q --base tiny_base.gguf --output-adapter tl_adapter.gguf \
     tiny_lora1.gguf tiny_lora2.gguf
 t "llama.cpp loads every one (llama_model_load_from_file, llama_adapter_lora_init)" "$LLAMA" "$LLAMA_LIBS" tiny_base.gguf \
-    tl_ace.gguf tl_f16.gguf tl_q8.gguf tl_lora.gguf --lora tiny_lora1.gguf tl_adapter.gguf
+    tl_ace.gguf tl_f16.gguf tl_q8.gguf tl_q4.gguf tl_lora.gguf --lora tiny_lora1.gguf tl_adapter.gguf
 t "  and refuses a model it does not know (the check can fail)" sh -c "! '$LLAMA' '$LLAMA_LIBS' tiny_base.gguf g_ace.gguf --lora gm_lora.gguf"
 # a second reader: Hugging Face's GGUF parser sees what acem sees (pairs, types,
 # values, tensors, dims, types, offsets), in acem's outputs and in cli_gen's files
@@ -212,7 +217,7 @@ expect_error "GGUF base, safetensors output name" 1 "base.gguf|*.gguf" merge --b
 expect_error "safetensors base, GGUF output name" 1 "o/x.gguf|GGUF base" merge --base base.safetensors -o o/x.gguf $E3
 expect_error "GGUF with --out-shard-size" 1 "--out-shard-size" merge --out-shard-size 1K --base base.gguf -o o/x.gguf $G3
 expect_error "GGUF with --shard" 1 "--shard" merge --shard 1/2 --base base.gguf -o o/x.gguf $G3
-expect_error "--out-dtype q8_0 for safetensors" 1 "q8_0" merge --out-dtype q8_0 --base base.safetensors -o o/x.safetensors $E3
+expect_error "--out-dtype q8_0 for safetensors" 1 "--out-dtype Q8_0|GGUF" merge --out-dtype q8_0 --base base.safetensors -o o/x.safetensors $E3
 expect_error "GGUF expert of another model" 2 "e1.gguf|blk.2.ffn.weight" merge --base base.safetensors -o o/x.safetensors e1.gguf
 expect_error "GGUF expert of another dtype" 2 "e1_q8.gguf|blk.2.ffn.weight" merge --base base.gguf -o o/x.gguf e1.gguf e1_q8.gguf
 expect_error "truncated GGUF expert" 2 "trunc.gguf" merge --base base.gguf -o o/x.gguf e1.gguf trunc.gguf

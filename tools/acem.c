@@ -710,7 +710,8 @@ static void usage_merge(FILE *o) {
             "                    name in the same directory and renamed when complete.\n"
             "  --out-dtype T     f32, f16 or bf16 for every floating-point tensor (default:\n"
             "                    each base tensor's dtype; F8 tensors are written as F16)\n"
-            "                    GGUF: q8_0 too; applies to tensors of 2 or more dims\n"
+            "                    GGUF: q8_0, q4_0, q4_1, q5_0, q5_1 too (ggml's reference\n"
+            "                    quantizers); applies to tensors of 2 or more dims\n"
             "                    (1-D ones keep the base's dtype, as llama.cpp expects)\n"
             "  --out-shard-size BYTES   largest shard (K, M, G suffixes: powers of 1024)\n"
             "\n");
@@ -1322,7 +1323,11 @@ static void parse_merge_args(merge_args *a, int argc, char **argv) {
             else if (!strcmp(v, "f16") || !strcmp(v, "F16") || !strcmp(v, "float16")) a->out_dtype = ACEM_DT_F16;
             else if (!strcmp(v, "bf16") || !strcmp(v, "BF16") || !strcmp(v, "bfloat16")) a->out_dtype = ACEM_DT_BF16;
             else if (!strcmp(v, "q8_0") || !strcmp(v, "Q8_0")) a->out_dtype = ACEM_DT_Q8_0;
-            else die(CLI_USAGE, "--out-dtype: '%s' is not one of f32, f16, bf16, q8_0", v);
+            else if (!strcmp(v, "q4_0") || !strcmp(v, "Q4_0")) a->out_dtype = ACEM_DT_Q4_0;
+            else if (!strcmp(v, "q4_1") || !strcmp(v, "Q4_1")) a->out_dtype = ACEM_DT_Q4_1;
+            else if (!strcmp(v, "q5_0") || !strcmp(v, "Q5_0")) a->out_dtype = ACEM_DT_Q5_0;
+            else if (!strcmp(v, "q5_1") || !strcmp(v, "Q5_1")) a->out_dtype = ACEM_DT_Q5_1;
+            else die(CLI_USAGE, "--out-dtype: '%s' is not one of f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1", v);
             continue;
         }
         if (opt_is(s, "--out-shard-size", &eq)) {
@@ -2198,7 +2203,7 @@ static int cmp_by_offset(const void *x, const void *y) {
    (q8_0 where the last dim is whole blocks); otherwise the base's, except that
    merged block-quantized tensors become F16 (as llama.cpp's export-lora does) */
 static acem_dtype gguf_out_dtype(acem_dtype want, const acem_st_tensor *bt, acem_rule rule) {
-    if (want != ACEM_DT_UNKNOWN && bt->ndim >= 2 && (want != ACEM_DT_Q8_0 || bt->shape[bt->ndim - 1] % 32 == 0)) return want;
+    if (want != ACEM_DT_UNKNOWN && bt->ndim >= 2 && (want < ACEM_DT_GGUF_FIRST || bt->shape[bt->ndim - 1] % 32 == 0)) return want;
     if (rule == ACEM_RULE_KEEP || bt->dtype < ACEM_DT_GGUF_FIRST) return bt->dtype;
     return ACEM_DT_F16;
 }
@@ -2275,8 +2280,8 @@ static int cmd_merge(int argc, char **argv) {
         gguf_src = &base->files[0].st;
         if (a.shard_size) die(CLI_USAGE, "--out-shard-size: a GGUF output is one file (the base %s is GGUF)", a.base);
         if (a.shard_n) die(CLI_USAGE, "--shard: not available with a GGUF base (acem join writes safetensors)");
-    } else if (a.out_dtype == ACEM_DT_Q8_0)
-        die(CLI_USAGE, "--out-dtype q8_0: only for GGUF output (the base %s is safetensors)", a.base);
+    } else if (a.out_dtype >= ACEM_DT_GGUF_FIRST)
+        die(CLI_USAGE, "--out-dtype %s: only for GGUF output (the base %s is safetensors)", acem_dtype_name(a.out_dtype), a.base);
     if (a.out && !a.out_adapter) {
         int named = ends_with(a.out, ".gguf") || ends_with(a.out, ".GGUF");
         if (gguf && !named) die(CLI_USAGE, "the base %s is GGUF, so the output is GGUF: name it *.gguf (not %s)", a.base, a.out);
@@ -2314,8 +2319,8 @@ static int cmd_merge(int argc, char **argv) {
         if (!gguf && named)
             die(CLI_USAGE, "--output-adapter %s: PEFT adapters give a PEFT adapter directory, not a .gguf file", a.out_adapter);
         if (gguf && is_dir(a.out_adapter)) die(CLI_USAGE, "%s is a directory; the merged GGUF adapter is a file", a.out_adapter);
-        if (gguf && (a.out_dtype == ACEM_DT_Q8_0))
-            die(CLI_USAGE, "--out-dtype q8_0: a GGUF adapter's factors are written as f32, f16 or bf16");
+        if (gguf && a.out_dtype >= ACEM_DT_GGUF_FIRST)
+            die(CLI_USAGE, "--out-dtype %s: a GGUF adapter's factors are written as f32, f16 or bf16", acem_dtype_name(a.out_dtype));
         if (!gguf && exists(a.out_adapter) && !is_dir(a.out_adapter)) die(CLI_USAGE, "%s exists and is not a directory", a.out_adapter);
         for (k = 0; k < T; ++k)
             if (same_file(a.out_adapter, ads[k].dir))
@@ -2584,7 +2589,7 @@ static int cmd_merge(int argc, char **argv) {
         if (n_deq)
             note("  note       %zu block-quantized tensor%s will be written as %s (merged values are not requantized%s)\n", n_deq,
                  n_deq == 1 ? "" : "s", a.out_dtype != ACEM_DT_UNKNOWN ? acem_dtype_name(a.out_dtype) : "F16",
-                 a.out_dtype == ACEM_DT_Q8_0 ? " but to Q8_0" : "; --out-dtype q8_0 stores Q8_0");
+                 a.out_dtype >= ACEM_DT_GGUF_FIRST ? " but quantized again" : "; --out-dtype q8_0 stores Q8_0");
         if (a.out_adapter)
             note("  output     %s%s, factors %s, %s; "
                  "results held until written: at most %s\n", a.out_adapter,
