@@ -2359,7 +2359,15 @@ static int cmd_merge(int argc, char **argv) {
                 "Q5_0, Q5_1, Q2_K to Q6_K, IQ4_NL, IQ4_XS, TQ2_0, MXFP4); convert the model to one of them first, or "
                 "--exclude the tensor",
                 base->files[0].path, bt->name, acem_dtype_name(bt->dtype));
-        if (!acem_dtype_is_float(bt->dtype)) {
+        if (bt->dtype >= ACEM_DT_GGUF_FIRST && !acem_dtype_is_float(bt->dtype)) {
+            /* an excluded block type acem cannot dequantize (any other stopped above): kept verbatim */
+            p->action = ACT_KEEP_RAW;
+            p->rule = ACEM_RULE_KEEP;
+            p->out_dtype = bt->dtype;
+            p->buf_a = (size_t)in_bytes;
+            p->read_bytes = in_bytes;
+            keep_names[n_keep++] = bt->name;
+        } else if (!acem_dtype_is_float(bt->dtype)) {
             p->action = ACT_COPY;
             p->out_dtype = bt->dtype;
             p->buf_a = (size_t)in_bytes;
