@@ -629,7 +629,8 @@ ACEMDEF acem_result acem_st_write_raw(const acem_write_io *io, const acem_st_ten
 
    Writing: acem_gguf_write_header() writes version 3 with src's key/value pairs
    copied verbatim in their order (src may be NULL), except general.alignment
-   and any key also in meta; then meta as STRING pairs; general.alignment when
+   and any key also in meta; then meta as STRING pairs (a pair whose value is
+   NULL only drops that key of src's); general.alignment when
    alignment is not 32 (0: src's alignment, or 32). The tensors are laid out in
    the order given, each padded to the alignment: begin, end, pad and numel of
    every descriptor are filled in. Then acem_st_write_f32() or
@@ -8043,8 +8044,9 @@ ACEMDEF acem_result acem_gguf_write_header(const acem_write_io *io, const acem_s
     if (!align || (align & (align - 1)))
         return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "%s: alignment %zu is not a power of two", path, (size_t)align);
     for (k = 0; k < n_meta; ++k) {
-        if (!meta[2 * k] || !meta[2 * k + 1])
-            return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "%s: metadata pair %zu is NULL", path, k);
+        if (!meta[2 * k])
+            return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "%s: metadata key %zu is NULL", path, k);
+        n_kv += meta[2 * k + 1] != NULL;
         if (acem__streq(meta[2 * k], "general.alignment"))
             return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "%s: general.alignment is set by the alignment argument", path);
         for (i = 0; i < k; ++i)
@@ -8080,7 +8082,7 @@ ACEMDEF acem_result acem_gguf_write_header(const acem_write_io *io, const acem_s
     if (src)
         for (k = 0; k < src->n_kv; ++k)
             n_kv += !acem__streq(src->kv[k].key, "general.alignment") && !acem__meta_has(meta, n_meta, src->kv[k].key);
-    n_kv += n_meta + (align != 32);
+    n_kv += align != 32;
     ACEM_MEMSET(&e, 0, sizeof e);
     e.io = io;
     acem__eraw(&e, "GGUF", 4);
@@ -8101,6 +8103,7 @@ ACEMDEF acem_result acem_gguf_write_header(const acem_write_io *io, const acem_s
             }
         }
     for (k = 0; k < n_meta; ++k) {
+        if (!meta[2 * k + 1]) continue; /* a key dropped from src */
         acem__egstr(&e, meta[2 * k]);
         acem__ele(&e, 8, 4);
         acem__egstr(&e, meta[2 * k + 1]);

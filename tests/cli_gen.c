@@ -25,7 +25,9 @@
                               alpha 16, F32; rank 2, alpha 0 (scale 1), F16
      lora1_dense.gguf lora2_dense.gguf   base + scale * B A (in double, then f32)
      lora_bad.gguf            a lora_a without its lora_b
-     split.gguf               the first part of a split GGUF model (split.count 3)
+     split.gguf               a part named unlike llama-gguf-split's parts (split.count 3)
+     base_split-0000{1,2}-of-00002.gguf, e1_split-..., e2_split-...   base, e1, e2 as GGUF
+                              split in 2 parts (llama-gguf-split's names and pairs)
      tiny_base.gguf tiny_e1.gguf tiny_e2.gguf   a tiny model llama.cpp loads: architecture
                               llama, 2 blocks, n_embd 64, n_ff 128, 4 heads, a 32-token
                               SentencePiece vocabulary, F32 (e1, e2: the base plus noise)
@@ -187,7 +189,7 @@ static void write_kv_template(const char *path) {
 /* a model (data: one array per tensor, k_specs then the extra one) as GGUF
    with kv's pairs; q8: the extra tensor in Q8_0, plus a Q4_K vector (its bytes
    differ by model) and an IQ2_XXS vector (the same in every model) */
-static void write_gguf(const char *path, float *const *data, const acem_st_file *kv, int q8) {
+static void write_gguf_part(const char *path, float *const *data, const acem_st_file *kv, int q8, size_t lo, size_t hi) {
     acem_st_tensor t[NS + 3];
     size_t src[NS + 3], k, nt = 0;
     unsigned char q4k[144], iq2[66];
@@ -198,7 +200,7 @@ static void write_gguf(const char *path, float *const *data, const acem_st_file 
     FILE *f = fopen(path, "wb");
     if (!f) { perror(path); exit(1); }
     acem_stdio_writer(&io, f, path);
-    for (k = 0; k <= NS + (q8 ? 2u : 0u); ++k) {
+    for (k = lo; k <= NS + (q8 ? 2u : 0u) && k < hi; ++k) {
         const spec *s = k < NS ? &k_specs[k] : &k_gguf_extra;
         memset(&t[nt], 0, sizeof t[nt]);
         t[nt].name = k <= NS ? s->name : k == NS + 1 ? "blk.2.ffn.q4k" : "blk.2.ffn.iq2";
@@ -225,6 +227,54 @@ static void write_gguf(const char *path, float *const *data, const acem_st_file 
         if (r != ACEM_OK) { fprintf(stderr, "%s\n", err.message); exit(1); }
     }
     if (fclose(f)) { perror(path); exit(1); }
+}
+
+static void write_gguf(const char *path, float *const *data, const acem_st_file *kv, int q8) {
+    write_gguf_part(path, data, kv, q8, 0, (size_t)-1);
+}
+
+/* an open GGUF template (pairs only), written by gb into dir/.NAME.kv */
+typedef struct tmpl { acem_st_file f; FILE *fp; void *arena; char path[1024]; } tmpl;
+static void tmpl_open(tmpl *t, const char *dir, const char *name, const gb *b) {
+    acem_read_io rio;
+    acem_error err;
+    size_t need;
+    snprintf(t->path, sizeof t->path, "%s/.%s.kv", dir, name);
+    if (!(t->fp = fopen(t->path, "w+b")) || fwrite(b->p, 1, b->n, t->fp) != b->n || fflush(t->fp) ||
+        acem_stdio_reader(&rio, t->fp, t->path) != ACEM_OK || acem_st_open_bytes(&rio, &need, &err) != ACEM_OK ||
+        !(t->arena = malloc(need)) || acem_st_open(&t->f, &rio, t->arena, need, &err) != ACEM_OK) {
+        fprintf(stderr, "%s: cannot write the template\n", t->path);
+        exit(1);
+    }
+}
+static void tmpl_close(tmpl *t) {
+    fclose(t->fp);
+    remove(t->path);
+    free(t->arena);
+}
+/* model m split by llama-gguf-split's rules into 2 parts: the first with the
+   model's pairs, both with split.no / split.count / split.tensors.count */
+static void write_gguf_split(const char *dir, const char *name, float *const *data) {
+    tmpl t[2];
+    char path[1024];
+    int part;
+    for (part = 0; part < 2; ++part) {
+        gb b;
+        memset(&b, 0, sizeof b);
+        gb_head(&b, 3, 0, part ? 3 : 5);
+        if (!part) {
+            gb_kv_str(&b, "general.architecture", "test");
+            gb_kv_str(&b, "general.name", "cli_gen model");
+        }
+        gb_kv_int(&b, "split.no", 2, (uint64_t)part, 2);
+        gb_kv_int(&b, "split.count", 2, 2, 2);
+        gb_kv_int(&b, "split.tensors.count", 5, NS + 1, 4);
+        tmpl_open(&t[part], dir, name, &b);
+        snprintf(path, sizeof path, "%s/%s-%05d-of-00002.gguf", dir, name, part + 1);
+        write_gguf_part(path, data, &t[part].f, 0, part ? 6 : 0, part ? (size_t)-1 : 6);
+        tmpl_close(&t[part]);
+        free(b.p);
+    }
 }
 
 /* a GGUF LoRA adapter of base.gguf and its dense checkpoint */
@@ -559,6 +609,9 @@ int main(int argc, char **argv) {
     write_gguf_lora(argv[1], "lora1", 4, 16.0f, ACEM_DT_F32, 0);
     write_gguf_lora(argv[1], "lora2", 2, 0.0f, ACEM_DT_F16, 0);
     write_gguf_lora(argv[1], "lora_bad", 2, 8.0f, ACEM_DT_F32, 1);
+    write_gguf_split(argv[1], "base_split", g_data[0]);
+    write_gguf_split(argv[1], "e1_split", g_data[1]);
+    write_gguf_split(argv[1], "e2_split", g_data[2]);
     write_tiny(argv[1], "tiny_base", 0);
     write_tiny(argv[1], "tiny_e1", 1);
     write_tiny(argv[1], "tiny_e2", 2);

@@ -222,7 +222,19 @@ expect_error "GGUF expert of another model" 2 "e1.gguf|blk.2.ffn.weight" merge -
 expect_error "GGUF expert of another dtype" 2 "e1_q8.gguf|blk.2.ffn.weight" merge --base base.gguf -o o/x.gguf e1.gguf e1_q8.gguf
 expect_error "truncated GGUF expert" 2 "trunc.gguf" merge --base base.gguf -o o/x.gguf e1.gguf trunc.gguf
 expect_error "join: a GGUF file" 2 "g_ace.gguf|GGUF" join -o o/j g_ace.gguf
-expect_error "a part of a split GGUF model" 2 "split.gguf|split.count 3|llama-gguf-split" merge --base split.gguf -o o/x.gguf e1.gguf
+# split GGUF models (llama-gguf-split): read from their first part, written as one file
+t "split GGUF base and experts" "$ACEM" merge -q --base base_split-00001-of-00002.gguf -o gs.gguf \
+    e1_split-00001-of-00002.gguf e2_split-00001-of-00002.gguf
+t "  the same tensors as the merge of the unsplit files" sh -c "'$ACEM' merge -q --base base.gguf -o gu.gguf e1.gguf e2.gguf &&
+    '$CHECK' same gs.gguf gu.gguf"
+t "  in the same order, without split.* pairs" sh -c "'$CHECK' gguf-view gs.gguf | grep -o '\[\"[a-z0-9_.]*\",\[' >o1.txt &&
+    '$CHECK' gguf-view gu.gguf | grep -o '\[\"[a-z0-9_.]*\",\[' >o2.txt && cmp -s o1.txt o2.txt && test -s o1.txt &&
+    ! '$ACEM' inspect gs.gguf | grep -q 'split\.'"
+t "  inspect lists both parts" sh -c "'$ACEM' inspect base_split-00001-of-00002.gguf | grep -q '2 files, 11 tensors'"
+mkdir -p lone && cp base_split-00001-of-00002.gguf lone/m-00001-of-00002.gguf
+expect_error "a split GGUF model with a part missing" 3 "lone/m-00002-of-00002.gguf|missing" merge --base lone/m-00001-of-00002.gguf -o o/x.gguf e1.gguf
+expect_error "a later part of a split GGUF model" 2 "base_split-00002-of-00002.gguf|give its first part" merge --base base_split-00002-of-00002.gguf -o o/x.gguf e1.gguf
+expect_error "a split GGUF model not named as llama-gguf-split names it" 2 "split.gguf|3 parts|llama-gguf-split" merge --base split.gguf -o o/x.gguf e1.gguf
 
 # ---- the plan, --dry-run, --memory-limit -------------------------------------------------------
 rm -rf o && mkdir o

@@ -370,6 +370,22 @@ static void test_writer(void) {
         }
         free(w.p);
     }
+    /* a pair with a NULL value drops that key of the source's */
+    {
+        const char *drop[4] = {"n", NULL, "tok", NULL};
+        memset(t, 0, sizeof t);
+        t[0].name = "a"; t[0].dtype = ACEM_DT_F32; t[0].ndim = 1; t[0].shape[0] = 3;
+        wbuf_init(&w, &io, "drop.gguf");
+        CHECK(acem_gguf_write_header(&io, &s.f, t, 1, drop, 2, 0, NULL, &err) == ACEM_OK, "drop: %s", err.message);
+        acem_st_write_f32(&io, &t[0], x, &err);
+        if (open_ok(&o, (const gb *)&w, "dropped keys")) {
+            CHECK(o.f.n_kv == 2 + (s.f.alignment != 32) && !acem_st_meta(&o.f, "n") && !acem_st_meta(&o.f, "tok") &&
+                      acem_st_meta(&o.f, "general.architecture") && acem_st_meta(&o.f, "acem.method"),
+                  "NULL values drop keys: %zu pairs left", o.f.n_kv);
+            close_mem(&o);
+        }
+        free(w.p);
+    }
     /* without a source: no pairs but meta; default alignment 32 */
     memset(t, 0, sizeof t);
     t[0].name = "a"; t[0].dtype = ACEM_DT_F32; t[0].ndim = 1; t[0].shape[0] = 3;

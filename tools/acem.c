@@ -490,14 +490,56 @@ static void model_build_table(model *m) {
                 m->tensors[k - 1].file->path, m->tensors[k].file->path);
 }
 
+static int ends_with(const char *s, const char *suf) {
+    size_t n = strlen(s), m = strlen(suf);
+    return n >= m && !memcmp(s + n - m, suf, m);
+}
+/* a split GGUF model (llama-gguf-split): path is its first part,
+   PREFIX-00001-of-0000N.gguf; the others are opened beside it */
+static void gguf_split_open(model *m, const char *path, unsigned long n) {
+    const acem_st_file *st = &m->files[0].st;
+    const char *no = acem_st_meta(st, "split.no");
+    char suffix[64], *prefix;
+    size_t pl, k;
+    if (!no || strcmp(no, "0"))
+        die(CLI_INPUT, "%s: part %s of a split GGUF model (split.no); give its first part", path, no ? no : "(missing)");
+    snprintf(suffix, sizeof suffix, "-00001-of-%05lu.gguf", n);
+    if (!ends_with(path, suffix))
+        die(CLI_INPUT, "%s: the first part of a split GGUF model of %lu parts, but not named PREFIX%s (llama-gguf-split's names)",
+            path, n, suffix);
+    pl = strlen(path) - strlen(suffix);
+    prefix = xprintf("%.*s", (int)pl, path);
+    m->files = (st_in *)realloc(m->files, n * sizeof(st_in));
+    if (!m->files) die(CLI_RESOURCE, "out of memory");
+    memset(m->files + 1, 0, (n - 1) * sizeof(st_in));
+    for (k = 1; k < n; ++k) {
+        char *pk = xprintf("%s-%05zu-of-%05lu.gguf", prefix, k + 1, n);
+        const char *c, *x;
+        if (!exists(pk)) die(CLI_IO, "%s: part %zu of %lu of the split GGUF model %s is missing", pk, k + 1, n, path);
+        st_in_open(&m->files[k], pk);
+        c = acem_st_meta(&m->files[k].st, "split.count");
+        x = acem_st_meta(&m->files[k].st, "split.no");
+        if (m->files[k].st.format != ACEM_FORMAT_GGUF || !c || strtoul(c, NULL, 10) != n || !x || strtoul(x, NULL, 10) != k)
+            die(CLI_INPUT, "%s: not part %zu of %lu of %s (split.no %s, split.count %s)", pk, k + 1, n, path, x ? x : "missing",
+                c ? c : "missing");
+    }
+    m->n_files = n;
+    free(prefix);
+}
+
 static void model_open(model *m, const char *path) {
     memset(m, 0, sizeof *m);
     m->path = path;
     if (!exists(path)) die(CLI_IO, "%s: cannot open: %s", path, strerror(errno));
     if (!is_dir(path)) {
+        const char *c;
+        unsigned long n;
         m->n_files = 1;
         m->files = (st_in *)xcalloc(1, sizeof(st_in));
         st_in_open(&m->files[0], path);
+        if (m->files[0].st.format == ACEM_FORMAT_GGUF && (c = acem_st_meta(&m->files[0].st, "split.count")) != NULL &&
+            (n = strtoul(c, NULL, 10)) > 1)
+            gguf_split_open(m, path, n);
         model_build_table(m);
         return;
     }
@@ -1543,10 +1585,6 @@ static const mtensor *resolve_base(const model *base, const char *name) {
     return hits == 1 ? hit : NULL;
 }
 
-static int ends_with(const char *s, const char *suf) {
-    size_t n = strlen(s), m = strlen(suf);
-    return n >= m && !memcmp(s + n - m, suf, m);
-}
 
 static lmod *lmod_get(lmod **lm_of, size_t bidx, size_t T, const char *module, const char *param) {
     lmod *lm = lm_of[bidx];
@@ -2182,22 +2220,13 @@ static void print_names(const char *label, const char *const *names, size_t n, s
     note("\n");
 }
 
-/* one part of a split GGUF model (llama-gguf-split) holds only some tensors */
-static void refuse_split(const model *m) {
-    const char *c;
-    unsigned long long n;
-    if (m->sharded || m->files[0].st.format != ACEM_FORMAT_GGUF || !(c = acem_st_meta(&m->files[0].st, "split.count"))) return;
-    n = strtoull(c, NULL, 10);
-    if (n > 1)
-        die(CLI_INPUT, "%s: one part of a split GGUF model (split.count %llu): join the parts first (llama-gguf-split --merge "
-            "FIRST-PART.gguf OUT.gguf)", m->path, n);
-}
-
 /* GGUF: tensors in the base file's order */
 static const model *g_sort_model;
-static int cmp_by_offset(const void *x, const void *y) {
-    uint64_t a = g_sort_model->tensors[*(const size_t *)x].t->begin, b = g_sort_model->tensors[*(const size_t *)y].t->begin;
-    return a < b ? -1 : a > b;
+static int cmp_by_offset(const void *x, const void *y) { /* (part, offset): a split model's parts in order */
+    const mtensor *p = &g_sort_model->tensors[*(const size_t *)x], *q = &g_sort_model->tensors[*(const size_t *)y];
+    size_t fa = (size_t)(p->file - g_sort_model->files), fb = (size_t)(q->file - g_sort_model->files);
+    if (fa != fb) return fa < fb ? -1 : 1;
+    return p->t->begin < q->t->begin ? -1 : p->t->begin > q->t->begin;
 }
 /* GGUF output dtype of a float tensor: --out-dtype for tensors of 2+ dims
    (q8_0 where the last dim is whole blocks); otherwise the base's, except that
@@ -2273,7 +2302,6 @@ static int cmd_merge(int argc, char **argv) {
     if (a.out_adapter && !lora) die(CLI_USAGE, "merge: --output-adapter needs LoRA adapters as experts (directories with adapter_config.json)");
     ms = (model *)xcalloc(nm, sizeof(model));
     model_open(&ms[0], a.base);
-    refuse_split(&ms[0]);
     base = &ms[0];
     gguf = !base->sharded && base->files[0].st.format == ACEM_FORMAT_GGUF;
     if (gguf) {
@@ -2305,7 +2333,6 @@ static int cmd_merge(int argc, char **argv) {
     } else {
         for (k = 0; k < T; ++k) {
             model_open(&ms[1 + k], a.experts[k]);
-            refuse_split(&ms[1 + k]);
         }
         for (k = 0; k < T; ++k) validate_expert(base, &ms[1 + k]);
     }
@@ -2505,6 +2532,11 @@ static int cmd_merge(int argc, char **argv) {
         for (k = 0; k < T; ++k) { if (k) sb_puts(&e, ","); sb_json_str(&e, base_name(a.experts[k], b, sizeof b)); }
         sb_puts(&e, "]");
         META("acem.experts", e.p);
+        if (gguf) { /* one file out: a split base's split.* pairs are dropped (value NULL) */
+            META("split.no", NULL);
+            META("split.count", NULL);
+            META("split.tensors.count", NULL);
+        }
         if (a.shard_n) {
             META("acem.shard", xprintf("%u/%u", a.shard_i, a.shard_n));
             META("acem.shard.tensors_total", xprintf("%zu", base->n));
