@@ -168,10 +168,42 @@ static void write_model(const char *path, size_t m, acem_dtype dt, const size_t 
     if (fclose(f)) { perror(path); exit(1); }
 }
 
+/* b's bytes as the file path */
+static void gb_save(const gb *b, const char *path) {
+    FILE *f;
+    if (!(f = fopen(path, "wb")) || fwrite(b->p, 1, b->n, f) != b->n || fclose(f)) { perror(path); exit(1); }
+}
+/* a GGUF file opened for its pairs (the key/value source of acem_gguf_write_header) */
+typedef struct ggfile { acem_st_file f; FILE *fp; void *arena; } ggfile;
+static void gg_open(ggfile *g, const char *path) {
+    acem_read_io rio;
+    acem_error err;
+    size_t need;
+    if (!(g->fp = fopen(path, "rb")) || acem_stdio_reader(&rio, g->fp, path) != ACEM_OK ||
+        acem_st_open_bytes(&rio, &need, &err) != ACEM_OK || !(g->arena = malloc(need)) ||
+        acem_st_open(&g->f, &rio, g->arena, need, &err) != ACEM_OK) {
+        fprintf(stderr, "%s: cannot read it back\n", path);
+        exit(1);
+    }
+}
+static void gg_close(ggfile *g) {
+    fclose(g->fp);
+    free(g->arena);
+}
+/* pairs written by gb into dir/.NAME.kv and opened; gg_drop removes the file */
+static void gg_template(ggfile *g, const char *dir, const char *name, const gb *b, char *path, size_t cap) {
+    snprintf(path, cap, "%s/.%s.kv", dir, name);
+    gb_save(b, path);
+    gg_open(g, path);
+}
+static void gg_drop(ggfile *g, const char *path) {
+    gg_close(g);
+    remove(path);
+}
+
 /* kv.gguf: pairs of every kind, for the GGUF models to copy */
 static void write_kv_template(const char *path) {
     gb b;
-    FILE *f;
     memset(&b, 0, sizeof b);
     gb_head(&b, 3, 0, 6);
     gb_kv_str(&b, "general.architecture", "test");
@@ -182,7 +214,7 @@ static void write_kv_template(const char *path) {
     gb_le(&b, 9, 4); gb_le(&b, 8, 4); gb_le(&b, 3, 8);
     gb_str(&b, "<s>"); gb_str(&b, "hello"); gb_str(&b, "</s>");
     gb_kv_str(&b, "tokenizer.chat_template", "{% for m in messages %}\n{{ m.content }}{% endfor %}");
-    if (!(f = fopen(path, "wb")) || fwrite(b.p, 1, b.n, f) != b.n || fclose(f)) { perror(path); exit(1); }
+    gb_save(&b, path);
     free(b.p);
 }
 
@@ -233,30 +265,11 @@ static void write_gguf(const char *path, float *const *data, const acem_st_file 
     write_gguf_part(path, data, kv, q8, 0, (size_t)-1);
 }
 
-/* an open GGUF template (pairs only), written by gb into dir/.NAME.kv */
-typedef struct tmpl { acem_st_file f; FILE *fp; void *arena; char path[1024]; } tmpl;
-static void tmpl_open(tmpl *t, const char *dir, const char *name, const gb *b) {
-    acem_read_io rio;
-    acem_error err;
-    size_t need;
-    snprintf(t->path, sizeof t->path, "%s/.%s.kv", dir, name);
-    if (!(t->fp = fopen(t->path, "w+b")) || fwrite(b->p, 1, b->n, t->fp) != b->n || fflush(t->fp) ||
-        acem_stdio_reader(&rio, t->fp, t->path) != ACEM_OK || acem_st_open_bytes(&rio, &need, &err) != ACEM_OK ||
-        !(t->arena = malloc(need)) || acem_st_open(&t->f, &rio, t->arena, need, &err) != ACEM_OK) {
-        fprintf(stderr, "%s: cannot write the template\n", t->path);
-        exit(1);
-    }
-}
-static void tmpl_close(tmpl *t) {
-    fclose(t->fp);
-    remove(t->path);
-    free(t->arena);
-}
 /* model m split by llama-gguf-split's rules into 2 parts: the first with the
    model's pairs, both with split.no / split.count / split.tensors.count */
 static void write_gguf_split(const char *dir, const char *name, float *const *data) {
-    tmpl t[2];
-    char path[1024];
+    ggfile t;
+    char path[1024], tpath[1024];
     int part;
     for (part = 0; part < 2; ++part) {
         gb b;
@@ -269,29 +282,27 @@ static void write_gguf_split(const char *dir, const char *name, float *const *da
         gb_kv_int(&b, "split.no", 2, (uint64_t)part, 2);
         gb_kv_int(&b, "split.count", 2, 2, 2);
         gb_kv_int(&b, "split.tensors.count", 5, NS + 1, 4);
-        tmpl_open(&t[part], dir, name, &b);
+        gg_template(&t, dir, name, &b, tpath, sizeof tpath);
         snprintf(path, sizeof path, "%s/%s-%05d-of-00002.gguf", dir, name, part + 1);
-        write_gguf_part(path, data, &t[part].f, 0, part ? 6 : 0, part ? (size_t)-1 : 6);
-        tmpl_close(&t[part]);
+        write_gguf_part(path, data, &t.f, 0, part ? 6 : 0, part ? (size_t)-1 : 6);
+        gg_drop(&t, tpath);
         free(b.p);
     }
 }
 
 /* a GGUF LoRA adapter of base.gguf and its dense checkpoint */
-static void write_gguf_lora(const char *dir, const char *name, unsigned rank, float alpha, acem_dtype dt, int bad) {
+static void write_gguf_lora(const char *dir, const char *name, unsigned rank, float alpha, acem_dtype dt, int bad,
+                            const acem_st_file *model_kv) {
     static const char *const targets[2] = {"layers.0.attn.weight", "blk.2.ffn.weight"};
     static const size_t tidx[2] = {0, NS};
-    char path[1024], an[2][64], bn[2][64];
+    char path[1024], tpath[1024], an[2][64], bn[2][64];
     float *f[4], *dense[2];
     acem_st_tensor t[4];
     acem_write_io io;
     acem_error err;
-    acem_st_file kv;
-    acem_read_io rio;
-    size_t k, i, j, q, need;
-    void *arena;
+    ggfile kv;
+    size_t k, i, j, q;
     gb b;
-    FILE *fp;
     double scale = alpha != 0 ? alpha / rank : 1.0;
     uint32_t ab;
     /* the pairs, through a template file */
@@ -303,12 +314,7 @@ static void write_gguf_lora(const char *dir, const char *name, unsigned rank, fl
     gb_kv_str(&b, "general.name", name);
     gb_kv_str(&b, "adapter.type", "lora");
     gb_kv_int(&b, "adapter.lora.alpha", 6, ab, 4);
-    snprintf(path, sizeof path, "%s/.%s.kv", dir, name);
-    if (!(fp = fopen(path, "w+b")) || fwrite(b.p, 1, b.n, fp) != b.n || fflush(fp) || acem_stdio_reader(&rio, fp, path) != ACEM_OK ||
-        acem_st_open_bytes(&rio, &need, &err) != ACEM_OK || !(arena = malloc(need)) || acem_st_open(&kv, &rio, arena, need, &err) != ACEM_OK) {
-        fprintf(stderr, "%s: cannot write the template\n", path);
-        exit(1);
-    }
+    gg_template(&kv, dir, name, &b, tpath, sizeof tpath);
     for (k = 0; k < 2; ++k) {
         const spec *s = tidx[k] < NS ? &k_specs[tidx[k]] : &k_gguf_extra;
         size_t R = (size_t)s->shape[0], C = (size_t)s->shape[1];
@@ -338,33 +344,20 @@ static void write_gguf_lora(const char *dir, const char *name, unsigned rank, fl
         size_t nt = bad ? 3 : 4;
         if (!o) { perror(path); exit(1); }
         acem_stdio_writer(&io, o, path);
-        if (acem_gguf_write_header(&io, &kv, t, nt, NULL, 0, 0, NULL, &err) != ACEM_OK) { fprintf(stderr, "%s\n", err.message); exit(1); }
+        if (acem_gguf_write_header(&io, &kv.f, t, nt, NULL, 0, 0, NULL, &err) != ACEM_OK) { fprintf(stderr, "%s\n", err.message); exit(1); }
         for (k = 0; k < nt; ++k)
             if (acem_st_write_f32(&io, &t[k], f[k], &err) != ACEM_OK) { fprintf(stderr, "%s\n", err.message); exit(1); }
         if (fclose(o)) { perror(path); exit(1); }
     }
-    fclose(fp);
-    snprintf(path, sizeof path, "%s/.%s.kv", dir, name);
-    remove(path);
-    free(arena);
+    gg_drop(&kv, tpath);
     free(b.p);
     if (!bad) { /* the dense checkpoint: base.gguf's pairs and tensors, the two targets changed */
         float *d[NS + 1];
-        acem_st_file bkv;
-        FILE *bf;
-        snprintf(path, sizeof path, "%s/kv.gguf", dir);
-        if (!(bf = fopen(path, "rb")) || acem_stdio_reader(&rio, bf, path) != ACEM_OK || acem_st_open_bytes(&rio, &need, &err) != ACEM_OK ||
-            !(arena = malloc(need)) || acem_st_open(&bkv, &rio, arena, need, &err) != ACEM_OK) {
-            fprintf(stderr, "%s: cannot read back\n", path);
-            exit(1);
-        }
         for (k = 0; k <= NS; ++k) d[k] = g_data[0][k];
         d[tidx[0]] = dense[0];
         d[tidx[1]] = dense[1];
         snprintf(path, sizeof path, "%s/%s_dense.gguf", dir, name);
-        write_gguf(path, d, &bkv, 0);
-        fclose(bf);
-        free(arena);
+        write_gguf(path, d, model_kv, 0);
     }
     for (k = 0; k < 4; ++k) free(f[k]);
     free(dense[0]);
@@ -382,7 +375,6 @@ static void write_tiny(const char *dir, const char *name, int m) {
     size_t nt = 0, k, i;
     float eps = 1e-5f;
     gb b;
-    FILE *f;
     memset(&b, 0, sizeof b);
     gb_head(&b, 3, 3 + 9 * L, 15);
     gb_kv_str(&b, "general.architecture", "llama");
@@ -435,7 +427,7 @@ static void write_tiny(const char *dir, const char *name, int m) {
         gb_pad(&b, 32);
     }
     snprintf(path, sizeof path, "%s/%s.gguf", dir, name);
-    if (!(f = fopen(path, "wb")) || fwrite(b.p, 1, b.n, f) != b.n || fclose(f)) { perror(path); exit(1); }
+    gb_save(&b, path);
     free(b.p);
 }
 /* a GGUF LoRA adapter of the tiny llama on blk.0.attn_q and blk.1.ffn_up */
@@ -448,7 +440,6 @@ static void write_tiny_lora(const char *dir, const char *name, unsigned r) {
     float alpha = 8.0f;
     uint32_t a32;
     gb b;
-    FILE *f;
     memcpy(&a32, &alpha, 4);
     memset(&b, 0, sizeof b);
     gb_head(&b, 3, 4, 4);
@@ -475,7 +466,7 @@ static void write_tiny_lora(const char *dir, const char *name, unsigned r) {
         }
     }
     snprintf(path, sizeof path, "%s/%s.gguf", dir, name);
-    if (!(f = fopen(path, "wb")) || fwrite(b.p, 1, b.n, f) != b.n || fclose(f)) { perror(path); exit(1); }
+    gb_save(&b, path);
     free(b.p);
 }
 
@@ -586,29 +577,19 @@ int main(int argc, char **argv) {
     snprintf(p, sizeof p, "%s/kv.gguf", argv[1]);
     write_kv_template(p);
     {
-        acem_st_file kv;
-        acem_read_io io;
-        acem_error err;
-        size_t need;
-        void *arena;
-        FILE *f = fopen(p, "rb");
-        if (!f || acem_stdio_reader(&io, f, p) != ACEM_OK || acem_st_open_bytes(&io, &need, &err) != ACEM_OK ||
-            !(arena = malloc(need)) || acem_st_open(&kv, &io, arena, need, &err) != ACEM_OK) {
-            fprintf(stderr, "%s: cannot read back\n", p);
-            return 1;
-        }
+        ggfile kv;
+        gg_open(&kv, p);
         for (m = 0; m < NM; ++m) {
             snprintf(p, sizeof p, "%s/%s.gguf", argv[1], mname[m]);
-            write_gguf(p, g_data[m], &kv, 0);
+            write_gguf(p, g_data[m], &kv.f, 0);
             snprintf(p, sizeof p, "%s/%s_q8.gguf", argv[1], mname[m]);
-            write_gguf(p, g_data[m], &kv, 1);
+            write_gguf(p, g_data[m], &kv.f, 1);
         }
-        fclose(f);
-        free(arena);
+        write_gguf_lora(argv[1], "lora1", 4, 16.0f, ACEM_DT_F32, 0, &kv.f);
+        write_gguf_lora(argv[1], "lora2", 2, 0.0f, ACEM_DT_F16, 0, &kv.f);
+        write_gguf_lora(argv[1], "lora_bad", 2, 8.0f, ACEM_DT_F32, 1, &kv.f);
+        gg_close(&kv);
     }
-    write_gguf_lora(argv[1], "lora1", 4, 16.0f, ACEM_DT_F32, 0);
-    write_gguf_lora(argv[1], "lora2", 2, 0.0f, ACEM_DT_F16, 0);
-    write_gguf_lora(argv[1], "lora_bad", 2, 8.0f, ACEM_DT_F32, 1);
     write_gguf_split(argv[1], "base_split", g_data[0]);
     write_gguf_split(argv[1], "e1_split", g_data[1]);
     write_gguf_split(argv[1], "e2_split", g_data[2]);
@@ -619,7 +600,6 @@ int main(int argc, char **argv) {
     write_tiny_lora(argv[1], "tiny_lora2", 2);
     { /* llama-gguf-split's pairs on a part without tensors */
         gb b;
-        FILE *f;
         memset(&b, 0, sizeof b);
         gb_head(&b, 3, 0, 4);
         gb_kv_str(&b, "general.architecture", "test");
@@ -627,7 +607,7 @@ int main(int argc, char **argv) {
         gb_kv_int(&b, "split.count", 2, 3, 2);
         gb_kv_int(&b, "split.tensors.count", 5, 11, 4);
         snprintf(p, sizeof p, "%s/split.gguf", argv[1]);
-        if (!(f = fopen(p, "wb")) || fwrite(b.p, 1, b.n, f) != b.n || fclose(f)) { perror(p); return 1; }
+        gb_save(&b, p);
         free(b.p);
     }
     return 0;
