@@ -1189,6 +1189,27 @@ static void sync_dir(const char *dir) {
     int fd = open(dir, O_RDONLY);
     if (fd >= 0) { fsync(fd); close(fd); }
 }
+/* room to register n temporaries for removal on failure or a signal */
+static void temp_slots(size_t n) {
+    g_tmp_cap = n;
+    g_tmp = (char **)xcalloc(n, sizeof(char *));
+}
+/* where an output (a file or a fresh directory) is written before it is
+   complete: .NAME.tmp-PID beside it */
+static char *temp_path(const char *final) {
+    char b[PATH_MAX], *parent = dir_name(final), *t;
+    t = xprintf("%s/.%s.tmp-%ld", parent, base_name(final, b, sizeof b), (long)getpid());
+    free(parent);
+    return t;
+}
+/* a complete single file into place */
+static void commit_file(const char *tmp, const char *final) {
+    char *parent = dir_name(final);
+    if (rename(tmp, final) != 0) die(CLI_IO, "cannot rename %s to %s: %s", tmp, final, strerror(errno));
+    g_tmp_n = 0;
+    sync_dir(parent);
+    free(parent);
+}
 
 /* Output directory handling, shared by `merge --out-shard-size` and `join`.
    A directory that does not exist is built under .NAME.tmp-PID next to it and
@@ -1201,18 +1222,14 @@ typedef struct outdir {
 } outdir;
 
 static void outdir_begin(outdir *d, const char *path, size_t n_files) {
-    char b[PATH_MAX];
     memset(d, 0, sizeof *d);
     d->path = path;
-    g_tmp_cap = n_files + 1;
-    g_tmp = (char **)xcalloc(g_tmp_cap, sizeof(char *));
+    temp_slots(n_files + 1);
     if (!exists(path)) {
-        char *parent = dir_name(path);
         d->fresh = 1;
-        d->tmp_dir = xprintf("%s/.%s.tmp-%ld", parent, base_name(path, b, sizeof b), (long)getpid());
+        d->tmp_dir = temp_path(path);
         if (mkdir(d->tmp_dir, 0755) != 0) die(CLI_IO, "%s: cannot create: %s", d->tmp_dir, strerror(errno));
         g_tmp_dir = d->tmp_dir;
-        free(parent);
     } else if (!is_dir(path))
         die(CLI_USAGE, "%s exists and is not a directory", path);
 }
@@ -2060,7 +2077,7 @@ static uint64_t write_adapter_gguf(const merge_args *a, const ptensor *plan, siz
     const char **kv = (const char **)xcalloc(2 * (n_meta + 3), sizeof(char *));
     const char *arch = acem_st_meta(&base->files[0].st, "general.architecture");
     acem_dtype fdt = a->out_dtype != ACEM_DT_UNKNOWN ? a->out_dtype : ACEM_DT_F32;
-    char *parent = dir_name(a->out_adapter), b[PATH_MAX], *tmp;
+    char *tmp;
     FILE *fp;
     acem_write_io wio;
     acem_error err;
@@ -2085,9 +2102,8 @@ static uint64_t write_adapter_gguf(const merge_args *a, const ptensor *plan, siz
     kv[2 * n] = "general.type"; kv[2 * n + 1] = "adapter"; ++n;
     kv[2 * n] = "adapter.type"; kv[2 * n + 1] = "lora"; ++n;
     for (k = 0; k < n_meta; ++k, ++n) { kv[2 * n] = meta[2 * k]; kv[2 * n + 1] = meta[2 * k + 1]; }
-    tmp = xprintf("%s/.%s.tmp-%ld", parent, base_name(a->out_adapter, b, sizeof b), (long)getpid());
-    g_tmp_cap = 1;
-    g_tmp = (char **)xcalloc(1, sizeof(char *));
+    tmp = temp_path(a->out_adapter);
+    temp_slots(1);
     fp = create_temp(tmp);
     acem_stdio_writer(&wio, fp, a->out_adapter);
     memset(&err, 0, sizeof err);
@@ -2096,10 +2112,7 @@ static uint64_t write_adapter_gguf(const merge_args *a, const ptensor *plan, siz
         if ((r = acem_st_write_f32(&wio, &ts[i], data[i], &err)) != ACEM_OK) die(exit_code_of(r), "%s", err.message);
     finish_file(fp, tmp);
     if (stat(tmp, &st) != 0) die(CLI_IO, "%s: %s", tmp, strerror(errno));
-    if (rename(tmp, a->out_adapter) != 0) die(CLI_IO, "cannot rename %s to %s: %s", tmp, a->out_adapter, strerror(errno));
-    g_tmp_n = 0;
-    sync_dir(parent);
-    free(parent);
+    commit_file(tmp, a->out_adapter);
     return (uint64_t)st.st_size;
 }
 
@@ -2566,10 +2579,9 @@ static int cmd_merge(int argc, char **argv) {
                 outs[k].final_path = path_join(a.out, outs[k].name);
             }
         } else {
-            char *parent = dir_name(a.out);
             outs[0].final_path = xstrdup(a.out);
             outs[0].name = xstrdup(base_name(a.out, b, sizeof b));
-            outs[0].write_path = xprintf("%s/.%s.tmp-%ld", parent, outs[0].name, (long)getpid());
+            outs[0].write_path = temp_path(a.out);
         }
     }
 
@@ -2822,10 +2834,8 @@ static int cmd_merge(int argc, char **argv) {
         if (a.shard_size) {
             outdir_begin(&od, a.out, n_out + 1);
             for (k = 0; k < n_out; ++k) outs[k].write_path = outdir_write_path(&od, outs[k].name);
-        } else {
-            g_tmp_cap = 1;
-            g_tmp = (char **)xcalloc(1, sizeof(char *));
-        }
+        } else
+            temp_slots(1);
         g_prog.tty = isatty(2);
         g_prog.t0 = now_s();
         g_prog.total = read_total;
@@ -2952,13 +2962,8 @@ static int cmd_merge(int argc, char **argv) {
             wp[n_out] = idx_path;
             nmv[n_out] = idx_name;
             outdir_commit(&od, wp, nmv, n_out + 1);
-        } else {
-            char *parent = dir_name(a.out);
-            if (rename(outs[0].write_path, a.out) != 0)
-                die(CLI_IO, "cannot rename %s to %s: %s", outs[0].write_path, a.out, strerror(errno));
-            g_tmp_n = 0;
-            sync_dir(parent);
-        }
+        } else
+            commit_file(outs[0].write_path, a.out);
         if (a.threads > 1) pool_stop(&pool);
         wall = now_s() - t_start;
         getrusage(RUSAGE_SELF, &ru);
