@@ -6665,10 +6665,10 @@ ACEMDEF int acem_gguf_type_id(acem_dtype d) {
     }
 }
 static acem_dtype acem__gguf_dtype(uint32_t id) {
-    int d;
+    int d, g;
     for (d = 1; d < (int)ACEM_DT_GGUF_END; ++d)
-        if ((d < (int)ACEM_DT_COUNT || d >= (int)ACEM_DT_GGUF_FIRST) && acem_gguf_type_id((acem_dtype)d) >= 0 &&
-            (uint32_t)acem_gguf_type_id((acem_dtype)d) == id)
+        if ((d < (int)ACEM_DT_COUNT || d >= (int)ACEM_DT_GGUF_FIRST) && (g = acem_gguf_type_id((acem_dtype)d)) >= 0 &&
+            (uint32_t)g == id)
             return (acem_dtype)d;
     return ACEM_DT_UNKNOWN;
 }
@@ -6864,13 +6864,18 @@ static int acem__utf8_valid(const unsigned char *s, size_t n) {
 /* ---- reading ---------------------------------------------------------------- */
 static const char *acem__path(const char *p) { return p ? p : "(input)"; }
 
+/* n bytes little-endian (both formats store their numbers so) */
+static uint64_t acem__le(const unsigned char *b, int n) {
+    uint64_t v = 0;
+    while (n-- > 0) v = (v << 8) | b[n];
+    return v;
+}
 static acem_result acem__gguf_parse(const acem_read_io *io, acem_st_file *f, unsigned char *arena, size_t *need,
                                     acem_error *err);
 static int acem__is_gguf(const unsigned char *m);
 ACEMDEF acem_result acem_st_open_bytes(const acem_read_io *io, size_t *bytes, acem_error *err) {
     unsigned char h[8];
-    uint64_t n = 0;
-    int k;
+    uint64_t n;
     if (!io || !io->read || !bytes) return acem__fail(err, ACEM_ERR_INVALID_ARGUMENT, "acem_st_open_bytes: NULL argument");
     *bytes = 0;
     if (io->size < 8)
@@ -6878,7 +6883,7 @@ ACEMDEF acem_result acem_st_open_bytes(const acem_read_io *io, size_t *bytes, ac
                           acem__path(io->path), (size_t)io->size);
     if (io->read(io->user, 0, h, 8)) return acem__fail(err, ACEM_ERR_IO, "%s: cannot read the header length", acem__path(io->path));
     if (acem__is_gguf(h)) return acem__gguf_parse(io, NULL, NULL, bytes, err);
-    for (k = 7; k >= 0; --k) n = (n << 8) | h[k];
+    n = acem__le(h, 8);
     if (n > ACEM_ST_MAX_HEADER)
         return acem__fail(err, ACEM_ERR_FORMAT, "%s: header length %zu exceeds the limit of 100000000 bytes",
                           acem__path(io->path), (size_t)n);
@@ -7075,11 +7080,6 @@ static int acem__gr_get(acem__gr *g, void *dst, uint64_t n, const char *what) {
         }
     }
     return 0;
-}
-static uint64_t acem__le(const unsigned char *b, int n) {
-    uint64_t v = 0;
-    while (n-- > 0) v = (v << 8) | b[n];
-    return v;
 }
 static uint64_t acem__gr_u(acem__gr *g, int n, const char *what) {
     unsigned char b[8];
@@ -7343,10 +7343,9 @@ ACEMDEF acem_result acem_st_open(acem_st_file *f, const acem_read_io *io, void *
     f->io = *io;
     {
         unsigned char h[8];
-        int b;
         if (io->read(io->user, 0, h, 8)) return acem__fail(err, ACEM_ERR_IO, "%s: read error", path);
         if (acem__is_gguf(h)) return acem__gguf_parse(io, f, ACEM__CAST(unsigned char *, arena), &need, err);
-        for (n = 0, b = 7; b >= 0; --b) n = (n << 8) | h[b];
+        n = acem__le(h, 8);
     }
     hdr = ACEM__CAST(char *, arena);
     if (n && io->read(io->user, 8, hdr, (size_t)n)) return acem__fail(err, ACEM_ERR_IO, "%s: cannot read the %zu-byte header", path, (size_t)n);
@@ -7607,7 +7606,7 @@ static void acem__dequant_kblock(acem_dtype dt, const unsigned char *b, float *y
 }
 /* ggml's reference dequantization of one block of 32 (dequantize_row_*) */
 static void acem__dequant_block(acem_dtype dt, const unsigned char *b, float *y) {
-    float d = acem_f16_to_f32((uint16_t)acem__le(b, 2)), m = 0;
+    float d = acem__h(b), m = 0;
     int j;
     switch (dt) {
     case ACEM_DT_IQ4_NL: /* d, qs[16]: 4-bit indices into non-linear levels */
@@ -7635,7 +7634,7 @@ static void acem__dequant_block(acem_dtype dt, const unsigned char *b, float *y)
         }
         break;
     case ACEM_DT_Q4_1:
-        m = acem_f16_to_f32((uint16_t)acem__le(b + 2, 2));
+        m = acem__h(b + 2);
         for (j = 0; j < 16; ++j) {
             y[j] = (float)(b[4 + j] & 15) * d + m;
             y[j + 16] = (float)(b[4 + j] >> 4) * d + m;
@@ -7645,7 +7644,7 @@ static void acem__dequant_block(acem_dtype dt, const unsigned char *b, float *y)
     case ACEM_DT_Q5_1: {
         int q1 = dt == ACEM_DT_Q5_1, off = q1 ? 8 : 6, sub = q1 ? 0 : 16;
         uint32_t qh = (uint32_t)acem__le(b + off - 4, 4);
-        if (q1) m = acem_f16_to_f32((uint16_t)acem__le(b + 2, 2));
+        if (q1) m = acem__h(b + 2);
         for (j = 0; j < 16; ++j) {
             int h0 = (int)(((qh >> j) << 4) & 0x10), h1 = (int)((qh >> (j + 12)) & 0x10);
             y[j] = (float)(((b[off + j] & 15) | h0) - sub) * d;
@@ -8022,11 +8021,14 @@ static void acem__egstr(acem__emit *e, const char *s) {
     acem__ele(e, n, 8);
     acem__eraw(e, s, n);
 }
-static int acem__meta_has(const char *const *meta, size_t n_meta, const char *key) {
+/* src's pair kv is copied unless meta gives its key anew (or drops it) or it
+   is general.alignment (the writer's own) */
+static int acem__kv_copied(const acem_gguf_kv *kv, const char *const *meta, size_t n_meta) {
     size_t k;
+    if (acem__streq(kv->key, "general.alignment")) return 0;
     for (k = 0; k < n_meta; ++k)
-        if (acem__streq(meta[2 * k], key)) return 1;
-    return 0;
+        if (acem__streq(meta[2 * k], kv->key)) return 0;
+    return 1;
 }
 ACEMDEF acem_result acem_gguf_write_header(const acem_write_io *io, const acem_st_file *src, acem_st_tensor *t, size_t n,
                                            const char *const *meta, size_t n_meta, uint32_t alignment,
@@ -8081,7 +8083,7 @@ ACEMDEF acem_result acem_gguf_write_header(const acem_write_io *io, const acem_s
     }
     if (src)
         for (k = 0; k < src->n_kv; ++k)
-            n_kv += !acem__streq(src->kv[k].key, "general.alignment") && !acem__meta_has(meta, n_meta, src->kv[k].key);
+            n_kv += (size_t)acem__kv_copied(&src->kv[k], meta, n_meta);
     n_kv += align != 32;
     ACEM_MEMSET(&e, 0, sizeof e);
     e.io = io;
@@ -8092,7 +8094,7 @@ ACEMDEF acem_result acem_gguf_write_header(const acem_write_io *io, const acem_s
     if (src)
         for (k = 0; k < src->n_kv; ++k) {
             uint64_t at = src->kv[k].begin;
-            if (acem__streq(src->kv[k].key, "general.alignment") || acem__meta_has(meta, n_meta, src->kv[k].key)) continue;
+            if (!acem__kv_copied(&src->kv[k], meta, n_meta)) continue;
             while (at < src->kv[k].end) { /* verbatim */
                 unsigned char chunk[1024];
                 size_t m = (size_t)acem__minu64(sizeof chunk, src->kv[k].end - at);
