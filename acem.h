@@ -3869,7 +3869,7 @@ static void acem__layout(acem_layer *L, acem__arena *a) {
         b[4] = acem__take(a, 3 * acem__tsvm_sq(n), sizeof(double));
         b[7] = acem__take(a, n + ACEM__TOP_WORK(n), sizeof(double));
         b[9] = acem__take(a, acem__workers(&L->opt) * L->work_bytes, 1);
-        b[11] = acem__take(a, n * n, sizeof(double));
+        b[11] = acem__take(a, acem__max(n * n, acem__dgemm_work(n, n, n)), sizeof(double)); /* finish: gw */
         break;
     case ACEM_TIES:
     case ACEM_DARE_TIES:
@@ -5932,31 +5932,28 @@ static acem_result acem__finish_isoc(acem_layer *L, const float *base, float *ou
 }
 
 /* P = W diag(f(w)) W^T with f = 1/sqrt over the kept eigenvalues: the inverse
-   square root of a Gram matrix on its numerical range (K x K, f64). */
-static void acem__inv_sqrt_range(size_t K, const double *W, const double *w, size_t maxdim, double *P) {
-    size_t a, b, i;
+   square root of a Gram matrix on its numerical range (K x K, f64), as one
+   product (W scaled in place by f^(1/2), then P = W W^T). gw:
+   acem__dgemm_work(K, K, K) doubles. */
+static void acem__inv_sqrt_range(size_t K, double *W, const double *w, size_t maxdim, double *P, double *gw) {
+    size_t a, i;
     double smax = w[K - 1] > 0 ? ACEM_SQRT(w[K - 1]) : 0, tol = (double)maxdim * ACEM__FLT_EPS * smax;
-    for (a = 0; a < K; ++a)
-        for (b = 0; b < K; ++b) P[a * K + b] = 0;
     for (i = 0; i < K; ++i) {
-        double si = w[i] > 0 ? ACEM_SQRT(w[i]) : 0, f;
-        if (!(smax > 0) || !(si > tol)) continue;
-        f = 1.0 / si;
-        for (a = 0; a < K; ++a) {
-            double wa = W[a * K + i] * f;
-            for (b = 0; b < K; ++b) P[a * K + b] += wa * W[b * K + i];
-        }
+        double si = w[i] > 0 ? ACEM_SQRT(w[i]) : 0, f = (smax > 0 && si > tol) ? 1.0 / ACEM_SQRT(si) : 0.0;
+        for (a = 0; a < K; ++a) W[a * K + i] *= f;
     }
+    acem__dgemm(0, 1, 0, K, K, K, 1.0, W, NULL, K, W, NULL, K, 0.0, P, K, gw);
 }
 
 static acem_result acem__finish_tsvm(acem_layer *L, const float *base, float *out, acem_layer_info *info,
                                      acem_error *err) {
     acem__exec X = acem__lexec(L);
-    size_t R = L->rows, C = L->cols, n = acem__min(R, C), kt = n / L->T, K = kt * L->T, a, b, c;
+    size_t R = L->rows, C = L->cols, n = acem__min(R, C), kt = n / L->T, K = kt * L->T, a, b;
     float *Y = ACEM__CAST(float *, L->buf[0]), *U = ACEM__CAST(float *, L->buf[1]);
     float *V = ACEM__CAST(float *, L->buf[2]);
     double *s = ACEM__CAST(double *, L->buf[3]), *Gu = ACEM__CAST(double *, L->buf[4]);
     double *Gv = Gu + acem__tsvm_sq(n), *P = Gv + acem__tsvm_sq(n), *w = ACEM__CAST(double *, L->buf[7]);
+    double *gw = ACEM__CAST(double *, L->buf[11]); /* the experts' SVD scratch, free now */
     float *core;
     acem_result r;
     acem__write_base(out, base, R * C);
@@ -5966,22 +5963,16 @@ static acem_result acem__finish_tsvm(acem_layer *L, const float *base, float *ou
     acem__pgram(&X, 1, K, C, V, n, Gv, K);
     /* each eigensolver's workspace is a square not in use at the time: P, then Gu */
     if ((r = acem_syev(K, Gu, K, w, P)) != ACEM_OK ||
-        (acem__inv_sqrt_range(K, Gu, w, acem__max(R, K), P), (r = acem_syev(K, Gv, K, w, Gu)) != ACEM_OK))
+        (acem__inv_sqrt_range(K, Gu, w, acem__max(R, K), P, gw), (r = acem_syev(K, Gv, K, w, Gu)) != ACEM_OK))
         return acem__fail(err, r, "tensor '%s': eigen-decomposition failed: %s", acem__nm(L->name), acem_result_string(r));
     /* Gu <- P diag(s) (the U-side factor, scaled), then P <- V-side factor */
     for (a = 0; a < K; ++a)
         for (b = 0; b < K; ++b) Gu[a * K + b] = P[a * K + b] * s[b];
-    acem__inv_sqrt_range(K, Gv, w, acem__max(C, K), P);
-    /* core = Gu * P (K x K), written as f32 into Gv's space */
-    core = ACEM__CAST(float *, (void *)Gv);
-    for (a = 0; a < K; ++a) {
-        for (b = 0; b < K; ++b) {
-            double acc = 0;
-            for (c = 0; c < K; ++c) acc += Gu[a * K + c] * P[c * K + b];
-            w[b] = acc;
-        }
-        for (b = 0; b < K; ++b) core[a * K + b] = (float)w[b];
-    }
+    acem__inv_sqrt_range(K, Gv, w, acem__max(C, K), P, gw);
+    /* core = Gu * P (K x K) into Gv's space, then as f32 into Gu's */
+    acem__dgemm(0, 0, 0, K, K, K, 1.0, Gu, NULL, K, P, NULL, K, 0.0, Gv, K, gw);
+    core = ACEM__CAST(float *, (void *)Gu);
+    for (a = 0; a < K * K; ++a) core[a] = (float)Gv[a];
     /* M = U_all core V_all^T */
     acem__pgemm(&X, 0, 0, R, K, K, 1.0f, U, n, core, K, 0.0f, Y, K);
     acem__pgemm(&X, 0, 1, R, C, K, (float)L->opt.lambda, Y, K, V, n, 1.0f, out, C);
