@@ -116,9 +116,10 @@
      acem_chol_solve_right   B := B A^-1 with A = L L^T.
      acem_syev  f64 symmetric eigen-decomposition: ascending eigenvalues,
                 orthonormal eigenvectors in the columns of A (row-major). Its
-                workspace is acem_syev_work_bytes(n) bytes (about 4 n^2 + 1300 n
+                workspace is acem_syev_work_bytes(n) bytes (about 12 n^2 + 4500 n
                 bytes and up to 1 MB of packing space: it keeps the Householder
-                vectors while the eigenvectors are built in A).
+                vectors while the eigenvectors are built in A, by divide and
+                conquer, whose merges need an n x n matrix).
      acem_syev_top  the same for the k largest eigenpairs only (what the ACE
                 refinement runs): the eigenvectors of the k largest as the
                 columns of V (n x k, column 0 for the largest); w (n doubles)
@@ -2453,11 +2454,15 @@ static void acem__dsymv(size_t m, const double *S, size_t lds, const double *x, 
    2. Eigenvalues of the tridiagonal by implicit QL per unreduced block
       (O(n^2)), sorted.
    3. Eigenvectors of the tridiagonal, only those wanted, by inverse iteration
-      (LAPACK dstein: growth test, re-orthogonalisation within clusters).
+      (LAPACK dstein: growth test, re-orthogonalisation within clusters); all
+      of them (acem_syev, and the SVDs that want every pair) by divide and
+      conquer (acem__dc, LAPACK dstedc), whose cost does not depend on how
+      the eigenvalues cluster.
    4. Back-transformation v = Q z by panels in reverse, two GEMMs each
       (2 n^2 q flops for q vectors).
-   Should inverse iteration not converge (it has not been seen to), the
-   eigenvectors come from QL with rotations instead (acem__tql2t). */
+   Should inverse iteration (or a QL leaf of divide and conquer) not converge
+   (it has not been seen to), the eigenvectors come from QL with rotations
+   instead (acem__tql2t). */
 #ifndef ACEM__TRD_NB
 #define ACEM__TRD_NB 32
 #endif
@@ -3203,6 +3208,280 @@ static acem_result acem__tri_ql(size_t n, const double *d, const double *e, doub
     return ACEM_OK;
 }
 
+/* ---- all eigenpairs of the tridiagonal by divide and conquer (LAPACK
+   dstedc: Cuppen's splitting, dlaed2's deflation, the secular equation as
+   dlaed4 solves it, Gu and Eisenstat's eigenvectors): the vectors come from
+   products with each merge's small eigenvector matrix (acem__dgemm), never
+   from re-orthogonalisation, so a spectrum of close eigenvalues costs no
+   more than any other (inverse iteration re-orthogonalises each cluster
+   vector against the cluster: O(n c^2) for a cluster of c, all of the bulk
+   of a spiked Gram matrix). */
+#ifndef ACEM__DC_LEAF
+#define ACEM__DC_LEAF 32 /* blocks this small: QL with rotations */
+#endif
+#define ACEM__DC_RB 128 /* rows of Q per product with a merge's eigenvectors */
+/* doubles: the merge's K x K eigenvectors, three row blocks (the old rows,
+   the gathered columns, the product), 11 arrays of n */
+#define ACEM__DC_WORK(n) ((n) * (n) + 3 * ACEM__DC_RB * (n) + 11 * (n) + 1)
+
+/* The root in (dl_j, dl_j+1) (the last one: (dl_K-1, dl_K-1 + rho |z|^2))
+   of 1 + rho sum_i z2_i / (dl_i - x) = 0, as x = dl_o + tau with o the nearer
+   pole, so that tau and del[i] = (dl_i - dl_o) - tau keep their relative
+   accuracy (Gu and Eisenstat's vectors need that). Each step fits
+   p + q / (A - x) to the poles up to j and r + t / (B - x) to the rest
+   (values and slopes at tau) and takes the fit's root (dlaed4's "middle way"),
+   inside a bracket that bisection keeps when the fit leaves it. */
+static double acem__dc_root(size_t K, const double *dl, const double *z2, double rho, size_t j, double *del,
+                            size_t *og) {
+    const double eps = 2.220446049250313e-16;
+    size_t o, i, it;
+    double lo, hi, tau, A, B;
+    int last = j + 1 == K;
+    if (!last) {
+        double gap = dl[j + 1] - dl[j], mid = 0.5 * gap, f = 1.0;
+        for (i = 0; i < K; ++i) f += rho * z2[i] / ((dl[i] - dl[j]) - mid);
+        if (f >= 0) { o = j; lo = 0; hi = mid; tau = mid; } /* f increases: the root is at or left of mid */
+        else { o = j + 1; lo = mid - gap; hi = 0; tau = lo; }
+    } else {
+        double s = 0;
+        for (i = 0; i < K; ++i) s += z2[i];
+        o = j; lo = 0; hi = rho * s; tau = hi; /* f(hi) >= 0 */
+    }
+    for (i = 0; i < K; ++i) del[i] = dl[i] - dl[o];
+    A = del[j];
+    B = last ? 0.0 : del[j + 1];
+    for (it = 0; it < 400; ++it) {
+        double psi = 0, dpsi = 0, phi = 0, dphi = 0, f, q, p, t, r, a, x = 0;
+        for (i = 0; i <= j; ++i) {
+            double inv = 1.0 / (del[i] - tau), w = z2[i] * inv;
+            psi += w;
+            dpsi += w * inv;
+        }
+        for (; i < K; ++i) {
+            double inv = 1.0 / (del[i] - tau), w = z2[i] * inv;
+            phi += w;
+            dphi += w * inv;
+        }
+        psi *= rho; dpsi *= rho; phi *= rho; dphi *= rho;
+        f = 1.0 + psi + phi;
+        if (acem__fabs(f) <= 8.0 * eps * (1.0 + phi - psi)) break;
+        if (f < 0) lo = tau; else hi = tau;
+        q = dpsi * (A - tau) * (A - tau);
+        p = psi - q / (A - tau);
+        if (!last) {
+            t = dphi * (B - tau) * (B - tau);
+            r = phi - t / (B - tau);
+        } else {
+            t = 0.0;
+            r = phi;
+        }
+        a = 1.0 + p + r;
+        if (last) {
+            x = a > 0 ? A + q / a : 0.5 * (lo + hi);
+        } else { /* a (A - x)(B - x) + q (B - x) + t (A - x) = 0: one root in (A, B) */
+            double be = -(a * (A + B) + q + t), ga = a * A * B + q * B + t * A, dsc = be * be - 4.0 * a * ga, sq, den;
+            if (dsc < 0) dsc = 0;
+            sq = ACEM_SQRT(dsc);
+            den = be >= 0 ? -be - sq : -be + sq; /* no cancellation */
+            if (den != 0) {
+                double x1 = a != 0 ? den / (2.0 * a) : A, x2 = 2.0 * ga / den;
+                x = (x1 > A && x1 < B) ? x1 : x2;
+            }
+        }
+        if (!(x > lo && x < hi)) x = 0.5 * (lo + hi);
+        if (acem__fabs(x - tau) <= 2.0 * eps * acem__fabs(x) || !(hi - lo > 2.0 * eps * acem__fmax(acem__fabs(lo), acem__fabs(hi)))) {
+            tau = x;
+            break;
+        }
+        tau = x;
+    }
+    for (i = 0; i < K; ++i) del[i] -= tau;
+    *og = o;
+    return tau;
+}
+
+/* Merges the solved halves [s, s+m) and [s+m, s+len) of the block at Q + s
+   ldq + s (eigenvectors as columns; d ascending per half) coupled by beta:
+   T = diag(T1, T2) + rho v v^T; afterwards d[s..s+len) ascending and Q's
+   block the eigenvectors. w: ACEM__DC_WORK(len) doubles; gw:
+   acem__dgemm_work(RB, len, len). */
+static void acem__dc_merge(size_t len, size_t m, double beta, double *d, double *Q, size_t ldq, double *w, double *gw) {
+    const double eps = 2.220446049250313e-16;
+    double *U = w, *Old = U + len * len, *Ag = Old + ACEM__DC_RB * len, *Out = Ag + ACEM__DC_RB * len;
+    double *z = Out + ACEM__DC_RB * len, *dv = z + len, *dl = dv + len, *z2 = dl + len, *lam = z2 + len, *key = lam + len;
+    size_t *perm = ACEM__CAST(size_t *, (void *)(key + len)), *nd = perm + len, *src = nd + len, *ty = src + len;
+    size_t *rp = ty + len; /* 5 arrays in 5 n doubles */
+    double rho = 2.0 * acem__fabs(beta), dmax = 0, zmax = 0, tol, r2 = 0.7071067811865476;
+    size_t i, j, K = 0, nf = 0, k = (size_t)-1, a = 0, b = m, r0, nt[4] = {0, 0, 0, 0}, at[4];
+    /* z = Qb^T v / |v| (|v|^2 = 2): the last row of the upper half, the first of the lower */
+    for (i = 0; i < m; ++i) z[i] = Q[(m - 1) * ldq + i] * r2;
+    for (i = m; i < len; ++i) z[i] = (beta < 0 ? -r2 : r2) * Q[m * ldq + i];
+    for (i = 0; i < len; ++i) {
+        dv[i] = d[i];
+        ty[i] = i < m ? 1 : 2; /* the rows a column may be non-zero in: 1 upper, 2 lower, 3 all */
+        if (acem__fabs(d[i]) > dmax) dmax = acem__fabs(d[i]);
+        if (acem__fabs(z[i]) > zmax) zmax = acem__fabs(z[i]);
+    }
+    for (i = 0; i < len; ++i) /* the two ascending halves merged (ties: the upper first) */
+        perm[i] = (b >= len || (a < m && dv[a] <= dv[b])) ? a++ : b++;
+    tol = 8.0 * eps * acem__fmax(dmax, rho * zmax);
+    /* deflation in ascending order: a negligible z_j, or two close d's rotated
+       so that one z vanishes; nd: the columns kept for the secular equation,
+       key/src: the deflated ones (eigenvalue, column) */
+    for (i = 0; i < len; ++i) {
+        size_t c = perm[i];
+        if (rho * acem__fabs(z[c]) <= tol) {
+            lam[nf] = dv[c]; src[nf++] = c;
+            continue;
+        }
+        if (k != (size_t)-1) {
+            double s = z[k], cc = z[c], tau = acem__hypot(cc, s), t = dv[c] - dv[k];
+            cc /= tau;
+            s = -s / tau;
+            if (acem__fabs(t * cc * s) <= tol) { /* rotate columns k and c; k deflates */
+                double dk = dv[k] * cc * cc + dv[c] * s * s;
+                for (j = 0; j < len; ++j) {
+                    double x = Q[j * ldq + k], y = Q[j * ldq + c];
+                    Q[j * ldq + k] = cc * x + s * y;
+                    Q[j * ldq + c] = cc * y - s * x;
+                }
+                dv[c] = dv[k] * s * s + dv[c] * cc * cc;
+                dv[k] = dk;
+                z[c] = tau;
+                z[k] = 0.0;
+                if (ty[k] != ty[c]) ty[c] = 3;
+                lam[nf] = dv[k]; src[nf++] = k;
+                k = c;
+                continue;
+            }
+            nd[K++] = k;
+        }
+        k = c;
+    }
+    if (k != (size_t)-1) nd[K++] = k;
+    for (i = 0; i < K; ++i) {
+        dl[i] = dv[nd[i]];
+        z2[i] = z[nd[i]] * z[nd[i]];
+        ++nt[ty[nd[i]]];
+    }
+    /* U's rows (and the gathered columns) by type: upper, all, lower, so that
+       the upper rows of Q multiply rows [0, n1 + n3) of U, the lower rows
+       rows [n1, K) (dlaed3's use of the zero blocks: half the products) */
+    at[1] = 0; at[3] = nt[1]; at[2] = nt[1] + nt[3];
+    for (i = 0; i < K; ++i) rp[i] = at[ty[nd[i]]]++;
+    /* the roots: U[i][j] = dl_i - lambda_j; then Gu and Eisenstat's z (into
+       dv, free now) and the vectors */
+    for (j = 0; j < K; ++j) {
+        size_t o;
+        double tau = K == 1 ? rho * z2[0] : acem__dc_root(K, dl, z2, rho, j, key, &o);
+        if (K == 1) { key[0] = -tau; o = 0; }
+        lam[nf + j] = dl[o] + tau;
+        for (i = 0; i < K; ++i) U[rp[i] * K + j] = key[i];
+    }
+    for (i = 0; i < K; ++i) {
+        const double *ui = U + rp[i] * K;
+        double p = ui[i];
+        for (j = 0; j < K; ++j)
+            if (j != i) p *= ui[j] / (dl[i] - dl[j]);
+        dv[i] = z[nd[i]] < 0 ? -ACEM_SQRT(acem__fmax(-p, 0.0)) : ACEM_SQRT(acem__fmax(-p, 0.0));
+    }
+    for (j = 0; j < K; ++j) {
+        double nrm = 0;
+        for (i = 0; i < K; ++i) {
+            double u = dv[i] / U[rp[i] * K + j];
+            U[rp[i] * K + j] = u;
+            nrm += u * u;
+        }
+        nrm = 1.0 / ACEM_SQRT(nrm);
+        for (i = 0; i < K; ++i) U[i * K + j] *= nrm;
+    }
+    /* the final order: all len eigenvalues ascending (ties: deflated first, by position) */
+    for (i = 0; i < len; ++i) { perm[i] = i; key[i] = (double)i; }
+    acem__sort2(perm, len, lam, key);
+    for (i = 0; i < len; ++i) d[i] = lam[perm[i]];
+    for (i = 0; i < K; ++i) ty[rp[i]] = nd[i]; /* ty: the kept columns in U's row order */
+    /* rows of Q in blocks (upper and lower apart): the old row's kept columns
+       times U, the deflated columns copied */
+    for (r0 = 0; r0 < len;) {
+        size_t rb = acem__min(ACEM__DC_RB, (r0 < m ? m : len) - r0), rr, c0 = r0 < m ? 0 : nt[1];
+        size_t kc = r0 < m ? nt[1] + nt[3] : K - nt[1];
+        for (rr = 0; rr < rb; ++rr) {
+            const double *qr = Q + (r0 + rr) * ldq;
+            ACEM_MEMCPY(Old + rr * len, qr, len * sizeof(double));
+            for (i = 0; i < kc; ++i) Ag[rr * kc + i] = qr[ty[c0 + i]];
+        }
+        if (K) acem__dgemm(0, 0, 0, rb, K, kc, 1.0, Ag, NULL, kc, U + c0 * K, NULL, K, 0.0, Out, K, gw);
+        for (rr = 0; rr < rb; ++rr) {
+            double *qr = Q + (r0 + rr) * ldq;
+            for (i = 0; i < len; ++i) {
+                size_t p = perm[i];
+                qr[i] = p < nf ? Old[rr * len + src[p]] : Out[rr * K + (p - nf)];
+            }
+        }
+        r0 += rb;
+    }
+}
+
+/* the block [0, len) of the tridiagonal d, e (e[i] couples i and i+1) into
+   Q's block (zero on entry outside the diagonal blocks already solved) */
+static acem_result acem__dc_rec(size_t len, double *d, const double *e, double *Q, size_t ldq, double *w, double *gw) {
+    size_t m, i, j;
+    double beta;
+    acem_result r;
+    if (len <= ACEM__DC_LEAF) { /* QL on rows (eigenvectors as rows), then transposed */
+        double *qe = w;
+        for (i = 0; i < len; ++i) {
+            qe[i] = i ? e[i - 1] : 0.0;
+            for (j = 0; j < len; ++j) Q[i * ldq + j] = i == j ? 1.0 : 0.0;
+        }
+        if ((r = acem__tql2t(len, d, qe, Q, ldq)) != ACEM_OK) return r;
+        for (i = 0; i < len; ++i)
+            for (j = i + 1; j < len; ++j) {
+                double t = Q[i * ldq + j];
+                Q[i * ldq + j] = Q[j * ldq + i];
+                Q[j * ldq + i] = t;
+            }
+        return ACEM_OK;
+    }
+    m = len / 2;
+    beta = e[m - 1];
+    d[m - 1] -= acem__fabs(beta);
+    d[m] -= acem__fabs(beta);
+    if ((r = acem__dc_rec(m, d, e, Q, ldq, w, gw)) != ACEM_OK ||
+        (r = acem__dc_rec(len - m, d + m, e + m, Q + m * ldq + m, ldq, w, gw)) != ACEM_OK)
+        return r;
+    acem__dc_merge(len, m, beta, d, Q, ldq, w, gw);
+    return ACEM_OK;
+}
+/* All eigenpairs of the tridiagonal (d, e from acem__trd): eigenvalues
+   ascending into d, eigenvectors as the columns of Q (n x n, ldq). The
+   tridiagonal is scaled by a power of two to max norm in [0.5, 2) first (the
+   deflation tolerances assume norm 1, as in dstedc). e is not changed. w:
+   ACEM__DC_WORK(n) doubles; gw: acem__dgemm_work(ACEM__DC_RB, n, n). */
+static acem_result acem__dc(size_t n, double *d, double *e, double *Q, size_t ldq, double *w, double *gw) {
+    double mx = 0, sc = 1.0;
+    size_t i, j;
+    acem_result r;
+    for (i = 0; i < n; ++i) {
+        if (acem__fabs(d[i]) > mx) mx = acem__fabs(d[i]);
+        if (i + 1 < n && acem__fabs(e[i]) > mx) mx = acem__fabs(e[i]);
+        for (j = 0; j < n; ++j) Q[i * ldq + j] = i == j ? 1.0 : 0.0;
+    }
+    if (mx == 0.0) return ACEM_OK;
+    while (mx * sc >= 2.0) sc *= 0.5;
+    while (mx * sc < 0.5) sc *= 2.0;
+    for (i = 0; i < n; ++i) {
+        d[i] *= sc;
+        if (i + 1 < n) e[i] *= sc;
+    }
+    r = acem__dc_rec(n, d, e, Q, ldq, w, gw);
+    for (i = 0; i < n; ++i) {
+        d[i] /= sc;
+        if (i + 1 < n) e[i] /= sc;
+    }
+    return r;
+}
+
 /* All eigenvalues of the symmetric A (ascending, into w) and the eigenvectors
    of the q largest as columns of Vec (column i for w[n-1-i], ld ldvec <= n):
    tridiagonalisation, QL without vectors, inverse iteration, back-
@@ -3212,30 +3491,42 @@ static acem_result acem__tri_ql(size_t n, const double *d, const double *e, doub
    tolerance tolf * s_1). A is destroyed; Vec must have room for n * n doubles
    (the fallback). work: ACEM__TOP_WORK(n) doubles; gw: acem__dgemm_work(n, n,
    n) doubles. E (may be NULL): the back-transformation runs on its workers.
-   (The _its forms take the inverse iteration's limit: 0 forces the
-   fallback, for the tests.) */
+   dcw (may be NULL): ACEM__DC_WORK(n) doubles, with which all n vectors (q =
+   n) come from divide and conquer instead (no cluster costs more than
+   another: see acem__dc). (The _its forms take the inverse iteration's
+   limit: 0 forces the fallback, for the tests.) */
 static acem_result acem__syev_top_its(size_t n, double *A, size_t lda, size_t q, double tolf, double *w,
                                       double *Vec, size_t ldvec, double *work, double *gw, int maxits,
-                                      const acem__exec *E) {
+                                      const acem__exec *E, double *dcw) {
     double *d = work, *e = d + n, *tau = e + n, *sw = tau + n, *X = sw + ACEM__STEIN_WORK(n), *Tf = X + ACEM__XWORK(n);
     double sc, vmin;
     size_t i, c;
+    int all = 0;
     acem_result r;
     if (!n) return ACEM_OK;
     if ((sc = acem__eig_scale(n, A, lda)) == 0.0) return ACEM_ERR_NONFINITE;
     acem__scale_sq(n, A, lda, sc);
     if (q > n) q = n;
     acem__trd(n, A, lda, d, e, tau, X, Tf, gw, E);
-    r = acem__steig(n, d, e, q, tolf, w, Vec, ldvec, sw, maxits, E);
-    if (r == ACEM_ERR_NO_CONVERGENCE) { /* rotate instead (Vec as n x n), then keep the top q */
-        if ((r = acem__tri_ql(n, d, e, w, Vec, n, sw)) != ACEM_OK) return r;
+    if (dcw && q == n && maxits > 0) {
+        for (i = 0; i < n; ++i) w[i] = d[i];
+        r = acem__dc(n, w, e, Vec, n, dcw, gw);
+        all = 1;
+    } else {
+        r = acem__steig(n, d, e, q, tolf, w, Vec, ldvec, sw, maxits, E);
+    }
+    if (r == ACEM_ERR_NO_CONVERGENCE) { /* rotate instead (Vec as n x n) */
+        r = acem__tri_ql(n, d, e, w, Vec, n, sw);
+        all = 1;
+    }
+    if (r != ACEM_OK) return r;
+    if (all) { /* Vec holds every vector ascending (ld n): keep the top q, descending */
         vmin = tolf > 0 ? tolf * tolf * w[n - 1] : -1e308;
         for (i = 0; i < n; ++i) {
             for (c = 0; c < q; ++c) sw[c] = w[n - 1 - c] > vmin ? Vec[i * n + n - 1 - c] : 0.0;
             for (c = 0; c < q; ++c) Vec[i * ldvec + c] = sw[c];
         }
     }
-    if (r != ACEM_OK) return r;
     acem__pbacktr(E, n, A, lda, Tf, Vec, ldvec, q, X, gw);
     for (i = 0; i < n; ++i) w[i] /= sc;
     return ACEM_OK;
@@ -3263,12 +3554,12 @@ static acem_result acem__dsyevr(size_t n, double *A, size_t lda, size_t q, doubl
 }
 #endif
 static acem_result acem__syev_top(size_t n, double *A, size_t lda, size_t q, double tolf, double *w, double *Vec,
-                                  size_t ldvec, double *work, double *gw, const acem__exec *E) {
+                                  size_t ldvec, double *work, double *gw, const acem__exec *E, double *dcw) {
 #ifdef ACEM_USE_LAPACK
     double sc, vmin;
     size_t i, c;
     acem_result r;
-    (void)gw; (void)E;
+    (void)gw; (void)E; (void)dcw;
     (void)acem__syev_top_its; /* the own solver stays for the tests */
     if (!n) return ACEM_OK;
     if ((sc = acem__eig_scale(n, A, lda)) == 0.0) return ACEM_ERR_NONFINITE;
@@ -3284,7 +3575,7 @@ static acem_result acem__syev_top(size_t n, double *A, size_t lda, size_t q, dou
     for (i = 0; i < n; ++i) w[i] /= sc;
     return ACEM_OK;
 #else
-    return acem__syev_top_its(n, A, lda, q, tolf, w, Vec, ldvec, work, gw, ACEM__STEIN_MAXITS, E);
+    return acem__syev_top_its(n, A, lda, q, tolf, w, Vec, ldvec, work, gw, ACEM__STEIN_MAXITS, E, dcw);
 #endif
 }
 
@@ -3295,22 +3586,25 @@ static size_t acem__vpack(size_t n) {
     return s;
 }
 ACEMDEF size_t acem_syev_work_bytes(size_t n) {
-    size_t own = ACEM__TOP_WORK(n) + acem__vpack(n) + acem__dgemm_work(n, n, n);
+    size_t own = ACEM__TOP_WORK(n) + acem__vpack(n) + acem__dgemm_work(n, n, n) + ACEM__DC_WORK(n);
 #ifdef ACEM_USE_LAPACK /* or dsyevr's eigenvectors (n x n) and its workspace */
     own = acem__max(own, n * n + ACEM__LAPACK_WORK(n) + 1);
 #endif
     return own * sizeof(double);
 }
 
-/* The same pipeline for every eigenpair: the Householder vectors move to the
-   workspace (about n^2/2 doubles) so that the eigenvectors of the tridiagonal
-   can be built in A and transformed there (2 n^3 flops of GEMM). */
+/* Every eigenpair: tridiagonalisation, the Householder vectors moved to the
+   workspace (about n^2/2 doubles) so that the eigenvectors of the
+   tridiagonal can be built in A by divide and conquer (acem__dc) and
+   transformed there (2 n^3 flops of GEMM). maxits 0 (the tests): QL with
+   rotations instead of divide and conquer, the fallback should a QL leaf of
+   it not converge. */
 static acem_result acem__syev_its(size_t n, double *A, size_t lda, double *w, void *work, int maxits) {
     double *d = ACEM__CAST(double *, work), *e = d + n, *tau = e + n, *sw = tau + n, *X = sw + ACEM__STEIN_WORK(n);
     double *Tf = X + ACEM__XWORK(n), *Vp = Tf + ACEM__NBT(n) * ACEM__TLD(n) * ACEM__TLD(n) + 1;
-    double *gw = Vp + acem__vpack(n), sc;
-    size_t i, j, b, off = 0;
-    acem_result r;
+    double *gw = Vp + acem__vpack(n), *dcw = gw + acem__dgemm_work(n, n, n), sc;
+    size_t i, b, off = 0;
+    acem_result r = ACEM_ERR_NO_CONVERGENCE;
     if (!n) return ACEM_OK;
     if ((sc = acem__eig_scale(n, A, lda)) == 0.0) return ACEM_ERR_NONFINITE;
     acem__scale_sq(n, A, lda, sc);
@@ -3320,16 +3614,11 @@ static acem_result acem__syev_its(size_t n, double *A, size_t lda, double *w, vo
         for (i = 0; i < bs && m0; ++i) ACEM_MEMCPY(Vp + off + i * m0, A + (i0 + i) * lda + i0 + 1, m0 * sizeof(double));
         off += bs * m0;
     }
-    r = acem__steig(n, d, e, n, 0.0, w, A, lda, sw, maxits, NULL);
-    if (r == ACEM_OK) /* descending columns -> ascending */
-        for (i = 0; i < n; ++i)
-            for (j = 0; j < n / 2; ++j) {
-                double t = A[i * lda + j];
-                A[i * lda + j] = A[i * lda + n - 1 - j];
-                A[i * lda + n - 1 - j] = t;
-            }
-    else if (r == ACEM_ERR_NO_CONVERGENCE)
-        r = acem__tri_ql(n, d, e, w, A, lda, sw);
+    if (maxits > 0) {
+        for (i = 0; i < n; ++i) w[i] = d[i];
+        r = acem__dc(n, w, e, A, lda, dcw, gw);
+    }
+    if (r == ACEM_ERR_NO_CONVERGENCE) r = acem__tri_ql(n, d, e, w, A, lda, sw);
     if (r != ACEM_OK) return r;
     acem__backtr(n, Vp, 0, Tf, A, lda, n, X, gw);
     for (i = 0; i < n; ++i) w[i] /= sc;
@@ -3860,6 +4149,7 @@ static void acem__layout(acem_layer *L, acem__arena *a) {
         b[7] = acem__take(a, n + ACEM__TOP_WORK(n), sizeof(double));
         b[9] = acem__take(a, acem__workers(&L->opt) * L->work_bytes, 1);
         b[11] = acem__take(a, n * n, sizeof(double));
+        b[12] = acem__take(a, ACEM__DC_WORK(n), sizeof(double)); /* every singular pair: divide and conquer */
         break;
     case ACEM_TSV_M:
         b[0] = acem__take(a, RC, sizeof(float));
@@ -4112,11 +4402,12 @@ static void acem__widen_inplace(void *p, size_t n) {
    (max(R,C), n) doubles), the rest with gw (acem__dgemm_work(n, n, n)
    doubles; it may be lane 0's scratch). */
 static acem_result acem__svd_small(size_t R, size_t C, const float *F, size_t ldf, double *G, double *s,
-                                   double *ework, size_t q, double *Vec, const acem__exec *X, double *gw) {
+                                   double *ework, size_t q, double *Vec, const acem__exec *X, double *gw, double *dcw) {
     size_t n = acem__min(R, C), i;
     acem_result r;
     acem__pgram(X, C <= R, n, C <= R ? R : C, F, ldf, G, n);
-    if ((r = acem__syev_top(n, G, n, q, (double)acem__max(R, C) * ACEM__FLT_EPS, s, Vec, q ? q : 1, ework, gw, X)) != ACEM_OK)
+    if ((r = acem__syev_top(n, G, n, q, (double)acem__max(R, C) * ACEM__FLT_EPS, s, Vec, q ? q : 1, ework, gw, X,
+                            dcw)) != ACEM_OK)
         return r;
     for (i = 0; i < n / 2; ++i) { double t = s[i]; s[i] = s[n - 1 - i]; s[n - 1 - i] = t; }
     for (i = 0; i < n; ++i) s[i] = s[i] > 0 ? ACEM_SQRT(s[i]) : 0.0;
@@ -4167,7 +4458,7 @@ ACEMDEF acem_result acem_syev_top(size_t n, double *A, size_t lda, size_t k, dou
     if (k > n) return ACEM_ERR_INVALID_ARGUMENT;
     if (!n) return ACEM_OK;
     /* Vec: room for the n x n fallback, then copied out (V may be n x k) */
-    if ((r = acem__syev_top(n, A, lda, k, 0.0, w, Vec, k ? k : 1, ework, gw, NULL)) != ACEM_OK) return r;
+    if ((r = acem__syev_top(n, A, lda, k, 0.0, w, Vec, k ? k : 1, ework, gw, NULL, NULL)) != ACEM_OK) return r;
     for (i = 0; i < n; ++i)
         for (c = 0; c < k; ++c) V[i * ldv + c] = Vec[i * k + c];
     return ACEM_OK;
@@ -4185,7 +4476,7 @@ ACEMDEF acem_result acem_svd_top(size_t rows, size_t cols, const float *F, size_
     acem__exec X = acem__exec_serial(lw);
     acem_result r = ACEM_OK;
     if (k > n) r = ACEM_ERR_INVALID_ARGUMENT;
-    else if (n && (r = acem__svd_small(rows, cols, F, ldf, G, s, ework, k, Vec, &X, lw)) == ACEM_OK)
+    else if (n && (r = acem__svd_small(rows, cols, F, ldf, G, s, ework, k, Vec, &X, lw, NULL)) == ACEM_OK)
         got = acem__svd_vectors(rows, cols, F, ldf, Vec, k ? k : 1, s, k, U, ldu, V, ldv, &X);
     if (kept) *kept = got;
     return r;
@@ -5695,7 +5986,7 @@ static acem_result acem__feed_tsvm(acem_layer *L, const float *x, const float *b
     if ((r = acem__load_delta(L, x, base, D, err)) != ACEM_OK) return r;
     if (!kt) return ACEM_OK;
     if ((r = acem__svd_small(R, C, D, C, G, w, w + n, kt, ACEM__CAST(double *, L->buf[11]), &X,
-                             ACEM__CAST(double *, L->buf[9]))) != ACEM_OK)
+                             ACEM__CAST(double *, L->buf[9]), NULL)) != ACEM_OK)
         return acem__fail(err, r, "tensor '%s': expert %zu: SVD failed: %s", acem__nm(L->name), t, acem_result_string(r));
     {
         double tol = (double)acem__max(R, C) * ACEM__FLT_EPS * w[0];
@@ -5868,7 +6159,7 @@ static acem_result acem__finish_ace(acem_layer *L, const float *base, float *out
         size_t kept;
         acem__paxpy(&X, R * C, 1.0f, Q, E);
         if ((r = acem__svd_small(R, C, E, C, G, ew, ew + n, k, ACEM__CAST(double *, L->buf[11]), &X,
-                                 ACEM__CAST(double *, L->buf[9]))) != ACEM_OK)
+                                 ACEM__CAST(double *, L->buf[9]), NULL)) != ACEM_OK)
             return acem__fail(err, r, "tensor '%s': SVD of the refinement failed: %s", acem__nm(L->name),
                               acem_result_string(r));
         for (i = 0; i < k; ++i) sig += ew[i];
@@ -5920,7 +6211,7 @@ static acem_result acem__finish_isoc(acem_layer *L, const float *base, float *ou
     acem_result r;
     acem__write_base(out, base, R * C);
     if ((r = acem__svd_small(R, C, F, C, G, s, s + n, n, ACEM__CAST(double *, L->buf[11]), &X,
-                             ACEM__CAST(double *, L->buf[9]))) != ACEM_OK)
+                             ACEM__CAST(double *, L->buf[9]), ACEM__CAST(double *, L->buf[12]))) != ACEM_OK)
         return acem__fail(err, r, "tensor '%s': SVD failed: %s", acem__nm(L->name), acem_result_string(r));
     for (i = 0; i < n; ++i) sig += s[i];
     sig /= (double)n;

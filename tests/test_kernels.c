@@ -898,9 +898,9 @@ static void syev_case(const char *label, size_t n, const double *A0, size_t pad,
 }
 
 static void test_syev(void) {
-    static const size_t sizes[] = {1, 2, 7, 33, 100};
+    static const size_t sizes[] = {1, 2, 7, 33, 100, 300};
     size_t s, i, j;
-    size_t nmax = 100;
+    size_t nmax = 300;
     double *A = (double *)xmalloc(nmax * nmax * sizeof(double));
     double *lam = (double *)xmalloc(nmax * sizeof(double));
     char label[64];
@@ -925,7 +925,7 @@ static void test_syev(void) {
         syev_case("zero", n, A, 1, lam);
         /* rank one: v v^T, eigenvalues |v|^2 and n-1 zeros */
         {
-            double v[100], nv = 0;
+            double v[300], nv = 0;
             for (i = 0; i < n; ++i) v[i] = rnd_sym(), nv += v[i] * v[i];
             for (i = 0; i < n; ++i)
                 for (j = 0; j < n; ++j) A[i * n + j] = v[i] * v[j];
@@ -944,6 +944,11 @@ static void test_syev(void) {
         for (i = 0; i < n; ++i) lam[i] = (double)(i % 3) - 1.0;
         make_spectrum(A, lam, n, 1);
         syev_case("three clusters", n, A, 0, lam);
+        /* a spiked spectrum (a Gram matrix of low rank plus noise): the bulk,
+           1e-4 of the largest apart, is one cluster for inverse iteration */
+        for (i = 0; i < n; ++i) lam[i] = i % 61 == 5 ? pow(10.0, 4.0 + (double)(i % 5)) : 1.0 + rnd_unit();
+        make_spectrum(A, lam, n, 1);
+        syev_case("spiked bulk", n, A, s % 2 ? 2 : 0, lam);
     }
     /* diag(1,1,2,2), plain and rotated */
     lam[0] = 1;
@@ -1062,11 +1067,15 @@ static void top_case(const char *label, size_t n, const double *A0, size_t q, do
     double *V = (double *)xmalloc(n * n * sizeof(double)), *V2 = (double *)xmalloc(n * n * sizeof(double));
     double *work = (double *)xmalloc(ACEM__TOP_WORK(n) * sizeof(double));
     double *gw = (double *)xmalloc(acem__dgemm_work(n, n, n) * sizeof(double));
+    double *dcw = (double *)xmalloc(ACEM__DC_WORK(n) * sizeof(double));
+    int pass, npass = q == n && maxits > 0 ? 2 : 1; /* all vectors: also by divide and conquer */
+    for (pass = 0; pass < npass; ++pass) {
     double normA = 0, eps = DBL_EPSILON, res = 0, orth = 0, maxdev = 0, vmin;
     size_t i, j, p, c, zerobad = 0, same = 1;
     int ascending = 1;
     acem_result r, r2;
     acem__exec E;
+    const char *how = pass ? " (divide and conquer)" : "";
     ++n_top_cases;
     for (i = 0; i < n * n; ++i) normA += A0[i] * A0[i];
     normA = sqrt(normA);
@@ -1077,17 +1086,17 @@ static void top_case(const char *label, size_t n, const double *A0, size_t q, do
     E.lanes = 3;
     E.work_bytes = acem__lane_bytes(n, n);
     E.work = (unsigned char *)xmalloc(3 * E.work_bytes);
-    r = acem__syev_top_its(n, A, n, q, tolf, w, V, q ? q : 1, work, gw, maxits, NULL);
-    r2 = acem__syev_top_its(n, A2, n, q, tolf, w2, V2, q ? q : 1, work, gw, maxits, &E);
+    r = acem__syev_top_its(n, A, n, q, tolf, w, V, q ? q : 1, work, gw, maxits, NULL, pass ? dcw : NULL);
+    r2 = acem__syev_top_its(n, A2, n, q, tolf, w2, V2, q ? q : 1, work, gw, maxits, &E, pass ? dcw : NULL);
     free(E.work);
-    CHECK(r == ACEM_OK, "syev_top %s n=%zu q=%zu: returned %d", label, n, q, (int)r);
+    CHECK(r == ACEM_OK, "syev_top %s%s n=%zu q=%zu: returned %d", label, how, n, q, (int)r);
     for (i = 0; i < n; ++i) {
         if (i + 1 < n && !(w[i] <= w[i + 1])) ascending = 0;
         same &= dbits(w[i]) == dbits(w2[i]);
     }
     for (i = 0; i < n * q; ++i) same &= dbits(V[i]) == dbits(V2[i]);
-    CHECK(ascending, "syev_top %s n=%zu: eigenvalues not ascending", label, n);
-    CHECK(same && r2 == r, "syev_top %s n=%zu: the run on 3 lanes differs from the serial one", label, n);
+    CHECK(ascending, "syev_top %s%s n=%zu: eigenvalues not ascending", label, how, n);
+    CHECK(same && r2 == r, "syev_top %s%s n=%zu: the run on 3 lanes differs from the serial one", label, how, n);
     if (expect) {
         double *ex = (double *)xmalloc(n * sizeof(double));
         memcpy(ex, expect, n * sizeof(double));
@@ -1096,8 +1105,8 @@ static void top_case(const char *label, size_t n, const double *A0, size_t q, do
             double d = fabs(w[i] - ex[i]);
             if (!(d <= maxdev)) maxdev = d == d ? d : HUGE_VAL;
         }
-        CHECK(maxdev <= 100.0 * (double)n * eps * normA, "syev_top %s n=%zu: eigenvalues off by %.3g (tol %.3g)", label,
-              n, maxdev, 100.0 * (double)n * eps * normA);
+        CHECK(maxdev <= 100.0 * (double)n * eps * normA, "syev_top %s%s n=%zu: eigenvalues off by %.3g (tol %.3g)", label,
+              how, n, maxdev, 100.0 * (double)n * eps * normA);
         free(ex);
     }
     vmin = tolf > 0 ? tolf * tolf * w[n - 1] : -HUGE_VAL;
@@ -1122,11 +1131,12 @@ static void top_case(const char *label, size_t n, const double *A0, size_t q, do
     }
     res = sqrt(res);
     orth = sqrt(orth);
-    CHECK(res <= 256.0 * (double)n * eps * normA, "syev_top %s n=%zu q=%zu: ||A V - V diag(w)|| = %.3g > %.3g", label, n,
+    CHECK(res <= 256.0 * (double)n * eps * normA, "syev_top %s%s n=%zu q=%zu: ||A V - V diag(w)|| = %.3g > %.3g", label, how, n,
           q, res, 256.0 * (double)n * eps * normA);
-    CHECK(orth <= 256.0 * (double)n * eps, "syev_top %s n=%zu q=%zu: ||V^T V - I|| = %.3g", label, n, q, orth);
-    CHECK(zerobad == 0, "syev_top %s n=%zu: %zu vectors under the tolerance not zero", label, n, zerobad);
-    free(A); free(A2); free(w); free(w2); free(V); free(V2); free(work); free(gw);
+    CHECK(orth <= 256.0 * (double)n * eps, "syev_top %s%s n=%zu q=%zu: ||V^T V - I|| = %.3g", label, how, n, q, orth);
+    CHECK(zerobad == 0, "syev_top %s%s n=%zu: %zu vectors under the tolerance not zero", label, how, n, zerobad);
+    }
+    free(A); free(A2); free(w); free(w2); free(V); free(V2); free(work); free(gw); free(dcw);
 }
 
 static void test_gram(void) {
@@ -1207,6 +1217,7 @@ static void test_syev_top(void) {
             acem__gram_f64(1, n, n, F, n, A, n, gw);
             sprintf(label, "rank-%zu Gram", r);
             top_case(label, n, A, q < r + 5 ? r + 5 < n ? r + 5 : n : q, (double)n * ACEM__FLT_EPS, NULL, 5);
+            if (n <= 257) top_case(label, n, A, n, (double)n * ACEM__FLT_EPS, NULL, 5); /* all: zero vectors too */
             free(F); free(gw);
         }
         if (n <= 257) { /* the QL fallback */
@@ -1260,7 +1271,7 @@ static void public_syev_top_case(size_t n, size_t k) {
     memcpy(A2, A, n * n * sizeof(double));
     for (i = 0; i < n * ldv; ++i) V[i] = bitsd(SENT_BITS_D);
     r = acem_syev_top(n, A, n, k, w, V, ldv, top_at(raw));
-    r2 = acem__syev_top(n, A2, n, k, 0.0, w2, V2, k ? k : 1, ew, gw, NULL);
+    r2 = acem__syev_top(n, A2, n, k, 0.0, w2, V2, k ? k : 1, ew, gw, NULL, NULL);
     CHECK(r == ACEM_OK && r2 == ACEM_OK, "acem_syev_top n=%zu k=%zu: returned %d (internal %d)", n, k, (int)r, (int)r2);
     for (i = 0; i < n; ++i) {
         diff += dbits(w[i]) != dbits(w2[i]);
