@@ -276,10 +276,28 @@ static void bench_trsm(int trans, size_t m, size_t n) {
     free(L); free(B); free(X1); free(X2); free(t1); free(t2); free(work);
 }
 
-/* the Gram matrix D^T D / rows (n x n, full) of a random D (rows x n) */
-static float *gram_matrix(size_t rows, size_t n) {
+/* D (rows x n) += a rank-8 component 30/(p+1) u_p v_p^T (u, v uniform in
+   [-1, 1)): what a fine-tuning delta looks like (low rank plus noise), and
+   what makes the Gram matrix's spectrum spiked: a few eigenvalues 1e3-1e5
+   times the bulk, whose eigenvalues are then within 1e-3 of the largest of
+   each other (one cluster for inverse iteration) */
+static void add_spikes(float *D, size_t rows, size_t n) {
+    float *u = frandom(rows * 8), *v = frandom(n * 8);
+    size_t i, j, p;
+    for (i = 0; i < rows; ++i)
+        for (j = 0; j < n; ++j) {
+            float s = 0;
+            for (p = 0; p < 8; ++p) s += u[i * 8 + p] * v[j * 8 + p] * (float)(30.0 / (double)(p + 1));
+            D[i * n + j] += s;
+        }
+    free(u); free(v);
+}
+/* the Gram matrix D^T D / rows (n x n, full) of a random D (rows x n), with
+   spikes: plus add_spikes */
+static float *gram_matrix(size_t rows, size_t n, int spikes) {
     float *D = frandom(rows * n), *G = (float *)xmalloc(n * n * sizeof(float));
     size_t i, j;
+    if (spikes) add_spikes(D, rows, n);
     cblas_ssyrk(CblasRowMajor, CblasLower, CblasTrans, (int)n, (int)rows, 1.0f / (float)rows, D, (int)n, 0.0f,
                 G, (int)n);
     for (i = 0; i < n; ++i)
@@ -302,8 +320,8 @@ static double rel_vals(const double *x, long sx, const float *y, long sy, size_t
 /* all eigenpairs of a Gram matrix: acem_syev (f64) against LAPACKE_ssyevd
    (f32) on the same matrix; error column: relative difference of the
    eigenvalues */
-static void bench_syev(size_t rows, size_t n) {
-    float *G = gram_matrix(rows, n);
+static void bench_syev(size_t rows, size_t n, int spikes) {
+    float *G = gram_matrix(rows, n, spikes);
     float *W2 = (float *)xmalloc(n * n * sizeof(float)), *w2 = (float *)xmalloc(n * sizeof(float));
     double *W1 = (double *)xmalloc(n * n * sizeof(double)), *w1 = (double *)xmalloc(n * sizeof(double));
     void *work = xmalloc(acem_syev_work_bytes(n));
@@ -329,14 +347,14 @@ static void bench_syev(size_t rows, size_t n) {
             fprintf(stderr, "dsyevd failed\n");
         t3[r] = now() - t0;
     }
-    snprintf(shape, sizeof shape, "all, n=%zu vs ssyevd", n);
+    snprintf(shape, sizeof shape, "all, n=%zu%s vs ssyevd", n, spikes ? " spiked" : "");
     print_row("syev all", shape, 0, median(t1, reps), median(t2, reps), rel_vals(w1, 1, w2, 1, n));
     for (i = 0; i < n; ++i) {
         num += (w1[i] - w3[i]) * (w1[i] - w3[i]);
         den += w3[i] * w3[i];
     }
     /* the same precision as acem_syev: LAPACK's own cost of working in f64 */
-    snprintf(shape, sizeof shape, "all, n=%zu vs dsyevd", n);
+    snprintf(shape, sizeof shape, "all, n=%zu%s vs dsyevd", n, spikes ? " spiked" : "");
     print_row("syev all", shape, 0, median(t1, reps), median(t3, reps), sqrt(num / (den > 0 ? den : 1)));
     free(G); free(W2); free(w2); free(W1); free(w1); free(W3); free(w3); free(work); free(t1); free(t2); free(t3);
 }
@@ -344,8 +362,8 @@ static void bench_syev(size_t rows, size_t n) {
 /* What the refinement runs: the top k eigenpairs of the same Gram matrix
    (acem_syev_top, f64: all eigenvalues, k vectors) against LAPACKE_ssyevd
    (all pairs) and LAPACKE_ssyevr (range 'I': the top k pairs only) */
-static void bench_syev_top(size_t rows, size_t n, size_t k) {
-    float *G = gram_matrix(rows, n);
+static void bench_syev_top(size_t rows, size_t n, size_t k, int spikes) {
+    float *G = gram_matrix(rows, n, spikes);
     float *W2 = (float *)xmalloc(n * n * sizeof(float)), *w2 = (float *)xmalloc(n * sizeof(float));
     float *w3 = (float *)xmalloc(n * sizeof(float)), *Z3 = (float *)xmalloc(n * k * sizeof(float));
     lapack_int *isup = (lapack_int *)xmalloc(2 * n * sizeof(lapack_int)), m3 = 0;
@@ -353,16 +371,21 @@ static void bench_syev_top(size_t rows, size_t n, size_t k) {
     double *Vec = (double *)xmalloc(n * k * sizeof(double));
     void *ew = xmalloc(acem_syev_top_work_bytes(n));
     double *t1 = (double *)xmalloc(sizeof(double) * (size_t)reps), *t2 = (double *)xmalloc(sizeof(double) * (size_t)reps);
-    double *t3 = (double *)xmalloc(sizeof(double) * (size_t)reps);
+    double *t3 = (double *)xmalloc(sizeof(double) * (size_t)reps), *t4 = (double *)xmalloc(sizeof(double) * (size_t)reps);
+    double *W4 = (double *)xmalloc(n * n * sizeof(double)), *w4 = (double *)xmalloc(n * sizeof(double));
     char shape[64];
     size_t i;
     int r;
     for (r = 0; r < reps; ++r) {
         double t0;
-        for (i = 0; i < n * n; ++i) A[i] = G[i];
+        for (i = 0; i < n * n; ++i) A[i] = W4[i] = G[i];
         t0 = now();
         if (acem_syev_top(n, A, n, k, w1, Vec, k, ew) != ACEM_OK) fprintf(stderr, "acem_syev_top failed\n");
         t1[r] = now() - t0;
+        t0 = now();
+        if (LAPACKE_dsyevd(LAPACK_COL_MAJOR, 'V', 'U', (lapack_int)n, W4, (lapack_int)n, w4) != 0)
+            fprintf(stderr, "dsyevd failed\n");
+        t4[r] = now() - t0;
         memcpy(W2, G, n * n * sizeof(float));
         t0 = now();
         if (LAPACKE_ssyevd(LAPACK_COL_MAJOR, 'V', 'U', (lapack_int)n, W2, (lapack_int)n, w2) != 0)
@@ -375,19 +398,28 @@ static void bench_syev_top(size_t rows, size_t n, size_t k) {
             fprintf(stderr, "ssyevr failed\n");
         t3[r] = now() - t0;
     }
-    snprintf(shape, sizeof shape, "top %zu, n=%zu vs ssyevd", k, n);
+    snprintf(shape, sizeof shape, "top %zu, n=%zu%s vs ssyevd", k, n, spikes ? " spiked" : "");
     print_row("syev top-k", shape, 0, median(t1, reps), median(t2, reps), rel_vals(w1 + n - 1, -1, w2 + n - 1, -1, k));
-    snprintf(shape, sizeof shape, "top %zu, n=%zu vs ssyevr", k, n);
+    snprintf(shape, sizeof shape, "top %zu, n=%zu%s vs ssyevr", k, n, spikes ? " spiked" : "");
     print_row("syev top-k", shape, 0, median(t1, reps), median(t3, reps), rel_vals(w1 + n - 1, -1, w3 + k - 1, -1, k));
+    { /* LAPACK in acem's precision (all pairs: dsyevd has no top-k form) */
+        double num = 0, den = 0;
+        for (i = n - k; i < n; ++i) {
+            num += (w1[i] - w4[i]) * (w1[i] - w4[i]);
+            den += w4[i] * w4[i];
+        }
+        snprintf(shape, sizeof shape, "top %zu, n=%zu%s vs dsyevd", k, n, spikes ? " spiked" : "");
+        print_row("syev top-k", shape, 0, median(t1, reps), median(t4, reps), sqrt(num / (den > 0 ? den : 1)));
+    }
     free(G); free(W2); free(w2); free(w3); free(Z3); free(isup); free(A); free(w1); free(Vec); free(ew);
-    free(t1); free(t2); free(t3);
+    free(t1); free(t2); free(t3); free(t4); free(W4); free(w4);
 }
 
 /* The refinement's whole top-k SVD of F (R x C): f64 Gram of the smaller
    side, top-k eigenpairs, singular vectors U (R x k) and V (C x k) in f32
    (acem_svd_top), against LAPACKE_sgesdd (all
    min(R,C) triplets, jobz 'S') on F; error: the top k singular values */
-static void bench_svd_top(size_t R, size_t C, size_t k) {
+static void bench_svd_top(size_t R, size_t C, size_t k, int spikes) {
     size_t n = R < C ? R : C, i;
     float *F = frandom(R * C), *F2 = (float *)xmalloc(R * C * sizeof(float));
     float *U = (float *)xmalloc(R * k * sizeof(float)), *V = (float *)xmalloc(C * k * sizeof(float));
@@ -398,6 +430,7 @@ static void bench_svd_top(size_t R, size_t C, size_t k) {
     double *t1 = (double *)xmalloc(sizeof(double) * (size_t)reps), *t2 = (double *)xmalloc(sizeof(double) * (size_t)reps);
     char shape[64];
     int r;
+    if (spikes) add_spikes(F, R, C);
     for (i = 0; i < R * C; ++i) F[i] *= 1e-2f;
     for (r = 0; r < reps; ++r) {
         double t0 = now();
@@ -410,7 +443,7 @@ static void bench_svd_top(size_t R, size_t C, size_t k) {
             fprintf(stderr, "sgesdd failed\n");
         t2[r] = now() - t0;
     }
-    snprintf(shape, sizeof shape, "top %zu, F %zux%zu vs sgesdd", k, R, C);
+    snprintf(shape, sizeof shape, "top %zu, F %zux%zu%s vs sgesdd", k, R, C, spikes ? " spiked" : "");
     print_row("syev svd top-k", shape, 0, median(t1, reps), median(t2, reps), rel_vals(ew, 1, s2, 1, k));
     free(F); free(F2); free(U); free(V); free(s2); free(U2); free(V2); free(ew); free(work);
     free(t1); free(t2);
@@ -465,10 +498,13 @@ int main(int argc, char **argv) {
         for (i = 0; i < 3; ++i) bench_trsm(0, ns[i], ns[i]);
     }
     if (want("syev")) { /* k = floor(0.3 n), the refinement's rank */
-        bench_syev_top(3072, 768, 230);
-        bench_svd_top(768, 3072, 230);
-        bench_svd_top(3072, 768, 230);
-        bench_syev(3072, 768);
+        int spikes;
+        for (spikes = 0; spikes < 2; ++spikes) { /* a random Gram matrix, then one like a delta's */
+            bench_syev_top(3072, 768, 230, spikes);
+            bench_svd_top(768, 3072, 230, spikes);
+            bench_svd_top(3072, 768, 230, spikes);
+            bench_syev(3072, 768, spikes);
+        }
     }
     return 0;
 }
