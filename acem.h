@@ -3187,7 +3187,7 @@ static void acem__scale_sq(size_t n, double *A, size_t lda, double s) {
 
 /* The fallback: all eigenvectors of the tridiagonal by QL with rotations into
    Z (n x n, ldz, rows = eigenvectors, ascending), then transposed: column c
-   for w[c]. work: 2 n doubles. */
+   for w[c] (w may be d: in place). work: 2 n doubles. */
 static acem_result acem__tri_ql(size_t n, const double *d, const double *e, double *w, double *Z, size_t ldz,
                                 double *work) {
     double *qe = work;
@@ -3425,24 +3425,10 @@ static void acem__dc_merge(size_t len, size_t m, double beta, double *d, double 
 /* the block [0, len) of the tridiagonal d, e (e[i] couples i and i+1) into
    Q's block (zero on entry outside the diagonal blocks already solved) */
 static acem_result acem__dc_rec(size_t len, double *d, const double *e, double *Q, size_t ldq, double *w, double *gw) {
-    size_t m, i, j;
+    size_t m;
     double beta;
     acem_result r;
-    if (len <= ACEM__DC_LEAF) { /* QL on rows (eigenvectors as rows), then transposed */
-        double *qe = w;
-        for (i = 0; i < len; ++i) {
-            qe[i] = i ? e[i - 1] : 0.0;
-            for (j = 0; j < len; ++j) Q[i * ldq + j] = i == j ? 1.0 : 0.0;
-        }
-        if ((r = acem__tql2t(len, d, qe, Q, ldq)) != ACEM_OK) return r;
-        for (i = 0; i < len; ++i)
-            for (j = i + 1; j < len; ++j) {
-                double t = Q[i * ldq + j];
-                Q[i * ldq + j] = Q[j * ldq + i];
-                Q[j * ldq + i] = t;
-            }
-        return ACEM_OK;
-    }
+    if (len <= ACEM__DC_LEAF) return acem__tri_ql(len, d, e, d, Q, ldq, w); /* QL with rotations, in place */
     m = len / 2;
     beta = e[m - 1];
     d[m - 1] -= acem__fabs(beta);
