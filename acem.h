@@ -116,7 +116,7 @@
      acem_chol_solve_right   B := B A^-1 with A = L L^T.
      acem_syev  f64 symmetric eigen-decomposition: ascending eigenvalues,
                 orthonormal eigenvectors in the columns of A (row-major). Its
-                workspace is acem_syev_work_bytes(n) bytes (about 12 n^2 + 4500 n
+                workspace is acem_syev_work_bytes(n) bytes (about 12 n^2 + 3500 n
                 bytes and up to 1 MB of packing space: it keeps the Householder
                 vectors while the eigenvectors are built in A, by divide and
                 conquer, whose merges need an n x n matrix).
@@ -3220,9 +3220,9 @@ static acem_result acem__tri_ql(size_t n, const double *d, const double *e, doub
 #define ACEM__DC_LEAF 32 /* blocks this small: QL with rotations */
 #endif
 #define ACEM__DC_RB 128 /* rows of Q per product with a merge's eigenvectors */
-/* doubles: the merge's K x K eigenvectors, three row blocks (the old rows,
-   the gathered columns, the product), 11 arrays of n */
-#define ACEM__DC_WORK(n) ((n) * (n) + 3 * ACEM__DC_RB * (n) + 11 * (n) + 1)
+/* doubles: the merge's K x K eigenvectors, two row blocks (the gathered
+   columns, the product), 12 arrays of n (one the old row) */
+#define ACEM__DC_WORK(n) ((n) * (n) + 2 * acem__min(ACEM__DC_RB, n) * (n) + 12 * (n) + 1)
 
 /* The root in (dl_j, dl_j+1) (the last one: (dl_K-1, dl_K-1 + rho |z|^2))
    of 1 + rho sum_i z2_i / (dl_i - x) = 0, as x = dl_o + tau with o the nearer
@@ -3307,8 +3307,9 @@ static double acem__dc_root(size_t K, const double *dl, const double *z2, double
    acem__dgemm_work(RB, len, len). */
 static void acem__dc_merge(size_t len, size_t m, double beta, double *d, double *Q, size_t ldq, double *w, double *gw) {
     const double eps = 2.220446049250313e-16;
-    double *U = w, *Old = U + len * len, *Ag = Old + ACEM__DC_RB * len, *Out = Ag + ACEM__DC_RB * len;
-    double *z = Out + ACEM__DC_RB * len, *dv = z + len, *dl = dv + len, *z2 = dl + len, *lam = z2 + len, *key = lam + len;
+    const size_t rbm = acem__min(ACEM__DC_RB, len);
+    double *U = w, *Ag = U + len * len, *Out = Ag + rbm * len, *Old = Out + rbm * len;
+    double *z = Old + len, *dv = z + len, *dl = dv + len, *z2 = dl + len, *lam = z2 + len, *key = lam + len;
     size_t *perm = ACEM__CAST(size_t *, (void *)(key + len)), *nd = perm + len, *src = nd + len, *ty = src + len;
     size_t *rp = ty + len; /* 5 arrays in 5 n doubles */
     double rho = 2.0 * acem__fabs(beta), dmax = 0, zmax = 0, tol, r2 = 0.7071067811865476;
@@ -3407,15 +3408,15 @@ static void acem__dc_merge(size_t len, size_t m, double beta, double *d, double 
         size_t kc = r0 < m ? nt[1] + nt[3] : K - nt[1];
         for (rr = 0; rr < rb; ++rr) {
             const double *qr = Q + (r0 + rr) * ldq;
-            ACEM_MEMCPY(Old + rr * len, qr, len * sizeof(double));
             for (i = 0; i < kc; ++i) Ag[rr * kc + i] = qr[ty[c0 + i]];
         }
         if (K) acem__dgemm(0, 0, 0, rb, K, kc, 1.0, Ag, NULL, kc, U + c0 * K, NULL, K, 0.0, Out, K, gw);
         for (rr = 0; rr < rb; ++rr) {
             double *qr = Q + (r0 + rr) * ldq;
+            ACEM_MEMCPY(Old, qr, len * sizeof(double)); /* the deflated columns, before the row is rewritten */
             for (i = 0; i < len; ++i) {
                 size_t p = perm[i];
-                qr[i] = p < nf ? Old[rr * len + src[p]] : Out[rr * K + (p - nf)];
+                qr[i] = p < nf ? Old[src[p]] : Out[rr * K + (p - nf)];
             }
         }
         r0 += rb;
