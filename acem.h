@@ -4425,9 +4425,14 @@ static size_t acem__svd_vectors(size_t R, size_t C, const float *F, size_t ldf, 
         acem__pgemm(X, 0, 0, R, k, C, 1.0f, F, ldf, V, ldv, 0.0f, U, ldu);
     else /* V = F^T U */
         acem__pgemm(X, 1, 0, C, k, R, 1.0f, F, ldf, U, ldu, 0.0f, V, ldv);
-    for (i = 0; i < k; ++i) {
-        float inv = (s[0] > 0 && s[i] > tol) ? (float)(1.0 / s[i]) : 0.0f;
-        for (j = 0; j < no; ++j) Xo[j * ldo + i] *= inv;
+    for (i = 0; i < k; i += 256) { /* the columns scaled by 1/s in chunks, each row's run contiguous */
+        float inv[256];
+        size_t c, nc = acem__min(256, k - i);
+        for (c = 0; c < nc; ++c) inv[c] = (s[0] > 0 && s[i + c] > tol) ? (float)(1.0 / s[i + c]) : 0.0f;
+        for (j = 0; j < no; ++j) {
+            float *x = Xo + j * ldo + i;
+            for (c = 0; c < nc; ++c) x[c] *= inv[c];
+        }
     }
     return kept;
 }
