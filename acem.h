@@ -2165,17 +2165,23 @@ static void acem__dpack_a(int ta, const double *A, const float *Af, size_t lda, 
         if (h < ACEM__DMR)
             for (p = 0; p < kc; ++p)
                 for (r = h; r < ACEM__DMR; ++r) d[p * ACEM__DMR + r] = 0.0;
+        /* depth outermost: the strip is written in order (a full strip's
+           row of DMR values has a fixed count, so that it vectorises) */
         if (ta) {
             for (p = 0; p < kc; ++p) {
                 size_t o = (p0 + p) * lda + i0 + s;
-                if (A) for (r = 0; r < h; ++r) d[p * ACEM__DMR + r] = alpha * A[o + r];
-                else for (r = 0; r < h; ++r) d[p * ACEM__DMR + r] = alpha * (double)Af[o + r];
+                double *dp = d + p * ACEM__DMR;
+                if (A && h == ACEM__DMR && alpha == 1.0) ACEM_MEMCPY(dp, A + o, ACEM__DMR * sizeof(double));
+                else if (A) for (r = 0; r < h; ++r) dp[r] = alpha * A[o + r];
+                else for (r = 0; r < h; ++r) dp[r] = alpha * (double)Af[o + r];
             }
         } else {
-            for (r = 0; r < h; ++r) {
-                size_t o = (i0 + s + r) * lda + p0;
-                if (A) for (p = 0; p < kc; ++p) d[p * ACEM__DMR + r] = alpha * A[o + p];
-                else for (p = 0; p < kc; ++p) d[p * ACEM__DMR + r] = alpha * (double)Af[o + p];
+            size_t o = (i0 + s) * lda + p0;
+            for (p = 0; p < kc; ++p) {
+                double *dp = d + p * ACEM__DMR;
+                if (A && h == ACEM__DMR) for (r = 0; r < ACEM__DMR; ++r) dp[r] = alpha * A[o + r * lda + p];
+                else if (A) for (r = 0; r < h; ++r) dp[r] = alpha * A[o + r * lda + p];
+                else for (r = 0; r < h; ++r) dp[r] = alpha * (double)Af[o + r * lda + p];
             }
         }
     }
@@ -2190,17 +2196,21 @@ static void acem__dpack_b(int tb, const double *B, const float *Bf, size_t ldb, 
         if (w < ACEM__DNR)
             for (p = 0; p < kc; ++p)
                 for (c = w; c < ACEM__DNR; ++c) d[p * ACEM__DNR + c] = 0.0;
-        if (!tb) {
+        if (!tb) { /* (as acem__dpack_a: in order, full strips with a fixed count) */
             for (p = 0; p < kc; ++p) {
                 size_t o = (p0 + p) * ldb + j0 + s;
-                if (B) for (c = 0; c < w; ++c) d[p * ACEM__DNR + c] = B[o + c];
-                else for (c = 0; c < w; ++c) d[p * ACEM__DNR + c] = (double)Bf[o + c];
+                double *dp = d + p * ACEM__DNR;
+                if (B && w == ACEM__DNR) ACEM_MEMCPY(dp, B + o, ACEM__DNR * sizeof(double)); /* vector moves */
+                else if (B) for (c = 0; c < w; ++c) dp[c] = B[o + c];
+                else for (c = 0; c < w; ++c) dp[c] = (double)Bf[o + c];
             }
         } else {
-            for (c = 0; c < w; ++c) {
-                size_t o = (j0 + s + c) * ldb + p0;
-                if (B) for (p = 0; p < kc; ++p) d[p * ACEM__DNR + c] = B[o + p];
-                else for (p = 0; p < kc; ++p) d[p * ACEM__DNR + c] = (double)Bf[o + p];
+            size_t o = (j0 + s) * ldb + p0;
+            for (p = 0; p < kc; ++p) {
+                double *dp = d + p * ACEM__DNR;
+                if (B && w == ACEM__DNR) for (c = 0; c < ACEM__DNR; ++c) dp[c] = B[o + c * ldb + p];
+                else if (B) for (c = 0; c < w; ++c) dp[c] = B[o + c * ldb + p];
+                else for (c = 0; c < w; ++c) dp[c] = (double)Bf[o + c * ldb + p];
             }
         }
     }
