@@ -3384,8 +3384,7 @@ static void acem__dc_merge(size_t len, size_t m, double beta, double *d, double 
        dv, free now) and the vectors */
     for (j = 0; j < K; ++j) {
         size_t o;
-        double tau = K == 1 ? rho * z2[0] : acem__dc_root(K, dl, z2, rho, j, key, &o);
-        if (K == 1) { key[0] = -tau; o = 0; }
+        double tau = acem__dc_root(K, dl, z2, rho, j, key, &o);
         lam[nf + j] = dl[o] + tau;
         for (i = 0; i < K; ++i) U[rp[i] * K + j] = key[i];
     }
