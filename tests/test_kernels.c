@@ -1059,23 +1059,22 @@ static void pfor_reverse(void *user, void (*fn)(void *, size_t), void *ctx, size
 }
 
 /* top-q eigenpairs of the n x n symmetric A0 (expect: all eigenvalues, any
-   order, or NULL); tolf as acem__syev_top's; maxits 0 forces the fallback */
-static void top_case(const char *label, size_t n, const double *A0, size_t q, double tolf, const double *expect,
-                     int maxits) {
+   order, or NULL); tolf as acem__syev_top's; maxits 0 forces the fallback;
+   dc: all vectors (q = n) by divide and conquer */
+static void top_case_run(const char *label, size_t n, const double *A0, size_t q, double tolf,
+                         const double *expect, int maxits, int dc) {
     double *A = (double *)xmalloc(n * n * sizeof(double)), *A2 = (double *)xmalloc(n * n * sizeof(double));
     double *w = (double *)xmalloc(n * sizeof(double)), *w2 = (double *)xmalloc(n * sizeof(double));
     double *V = (double *)xmalloc(n * n * sizeof(double)), *V2 = (double *)xmalloc(n * n * sizeof(double));
     double *work = (double *)xmalloc(ACEM__TOP_WORK(n) * sizeof(double));
     double *gw = (double *)xmalloc(acem__dgemm_work(n, n, n) * sizeof(double));
-    double *dcw = (double *)xmalloc(ACEM__DC_WORK(n) * sizeof(double));
-    int pass, npass = q == n && maxits > 0 ? 2 : 1; /* all vectors: also by divide and conquer */
-    for (pass = 0; pass < npass; ++pass) {
+    double *dcw = dc ? (double *)xmalloc(ACEM__DC_WORK(n) * sizeof(double)) : NULL;
     double normA = 0, eps = DBL_EPSILON, res = 0, orth = 0, maxdev = 0, vmin;
     size_t i, j, p, c, zerobad = 0, same = 1;
     int ascending = 1;
     acem_result r, r2;
     acem__exec E;
-    const char *how = pass ? " (divide and conquer)" : "";
+    const char *how = dc ? " (divide and conquer)" : "";
     ++n_top_cases;
     for (i = 0; i < n * n; ++i) normA += A0[i] * A0[i];
     normA = sqrt(normA);
@@ -1086,8 +1085,8 @@ static void top_case(const char *label, size_t n, const double *A0, size_t q, do
     E.lanes = 3;
     E.work_bytes = acem__lane_bytes(n, n);
     E.work = (unsigned char *)xmalloc(3 * E.work_bytes);
-    r = acem__syev_top_its(n, A, n, q, tolf, w, V, q ? q : 1, work, gw, maxits, NULL, pass ? dcw : NULL);
-    r2 = acem__syev_top_its(n, A2, n, q, tolf, w2, V2, q ? q : 1, work, gw, maxits, &E, pass ? dcw : NULL);
+    r = acem__syev_top_its(n, A, n, q, tolf, w, V, q ? q : 1, work, gw, maxits, NULL, dcw);
+    r2 = acem__syev_top_its(n, A2, n, q, tolf, w2, V2, q ? q : 1, work, gw, maxits, &E, dcw);
     free(E.work);
     CHECK(r == ACEM_OK, "syev_top %s%s n=%zu q=%zu: returned %d", label, how, n, q, (int)r);
     for (i = 0; i < n; ++i) {
@@ -1135,8 +1134,14 @@ static void top_case(const char *label, size_t n, const double *A0, size_t q, do
           q, res, 256.0 * (double)n * eps * normA);
     CHECK(orth <= 256.0 * (double)n * eps, "syev_top %s%s n=%zu q=%zu: ||V^T V - I|| = %.3g", label, how, n, q, orth);
     CHECK(zerobad == 0, "syev_top %s%s n=%zu: %zu vectors under the tolerance not zero", label, how, n, zerobad);
-    }
     free(A); free(A2); free(w); free(w2); free(V); free(V2); free(work); free(gw); free(dcw);
+}
+
+/* every case by inverse iteration; all vectors also by divide and conquer */
+static void top_case(const char *label, size_t n, const double *A0, size_t q, double tolf, const double *expect,
+                     int maxits) {
+    top_case_run(label, n, A0, q, tolf, expect, maxits, 0);
+    if (q == n && maxits > 0) top_case_run(label, n, A0, q, tolf, expect, maxits, 1);
 }
 
 static void test_gram(void) {
