@@ -181,6 +181,21 @@ static void fz_read_all(const acem_st_file *f, const unsigned char *file) {
     }
 }
 
+/* the rewritten file g (bytes w) holds f's tensors (bytes file) in f's
+   order: names, dtypes, shapes and data */
+static void fz_same_tensors(const acem_st_file *f, const unsigned char *file, const acem_st_file *g,
+                            const unsigned char *w) {
+    size_t k, d;
+    for (k = 0; k < f->n_tensors; ++k) {
+        const acem_st_tensor *a = &f->tensors[k], *b = &g->tensors[k];
+        size_t nb = (size_t)(a->end - a->begin);
+        FZ_ASSERT(!strcmp(a->name, b->name) && a->dtype == b->dtype && a->ndim == b->ndim && a->numel == b->numel,
+                  a->name);
+        for (d = 0; d < a->ndim; ++d) FZ_ASSERT(a->shape[d] == b->shape[d], a->name);
+        FZ_ASSERT(b->end - b->begin == nb, a->name);
+        FZ_ASSERT(nb == 0 || memcmp(file + f->data_start + a->begin, w + g->data_start + b->begin, nb) == 0, a->name);
+    }
+}
 /* GGUF: write it again with acem's writer (its pairs copied, the tensors in
    file order), read it back, compare pairs and bytes */
 static int fz_cmp_begin(const void *a, const void *b) {
@@ -188,7 +203,7 @@ static int fz_cmp_begin(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 static void fz_rewrite_gguf(const acem_st_file *f, const unsigned char *file) {
-    size_t n = f->n_tensors, k, d, j = 0;
+    size_t n = f->n_tensors, k, j = 0;
     acem_st_tensor *t = (acem_st_tensor *)malloc((n ? n : 1) * sizeof *t);
     fz_out out;
     acem_write_io io;
@@ -226,14 +241,7 @@ static void fz_rewrite_gguf(const acem_st_file *f, const unsigned char *file) {
         ++j;
     }
     FZ_ASSERT(g.n_kv == j + (f->alignment != 32), "GGUF pair count");
-    for (k = 0; k < n; ++k) {
-        const acem_st_tensor *a = &f->tensors[k], *b = &g.tensors[k];
-        size_t nb = (size_t)(a->end - a->begin);
-        FZ_ASSERT(!strcmp(a->name, b->name) && a->dtype == b->dtype && a->ndim == b->ndim && a->numel == b->numel, a->name);
-        for (d = 0; d < a->ndim; ++d) FZ_ASSERT(a->shape[d] == b->shape[d], a->name);
-        FZ_ASSERT(b->end - b->begin == nb, a->name);
-        FZ_ASSERT(nb == 0 || memcmp(file + f->data_start + a->begin, out.p + g.data_start + b->begin, nb) == 0, a->name);
-    }
+    fz_same_tensors(f, file, &g, out.p);
     free(arena);
     free(out.p);
     free(t);
@@ -290,15 +298,7 @@ static void fz_rewrite(const acem_st_file *f, const unsigned char *file) {
     FZ_ASSERT(arena != NULL, "acem cannot read back what it wrote");
     FZ_ASSERT(g.n_tensors == n, "tensor count after rewrite");
     FZ_ASSERT((g.header_len + 8) % 8 == 0 && out.p[8] == '{', "canonical header");
-    for (k = 0; k < n; ++k) {
-        const acem_st_tensor *a = &f->tensors[k], *b = &g.tensors[k];
-        size_t nb = (size_t)(a->end - a->begin);
-        FZ_ASSERT(!strcmp(a->name, b->name) && a->dtype == b->dtype && a->ndim == b->ndim && a->numel == b->numel,
-                  a->name);
-        for (d = 0; d < a->ndim; ++d) FZ_ASSERT(a->shape[d] == b->shape[d], a->name);
-        FZ_ASSERT(b->end - b->begin == nb, a->name);
-        FZ_ASSERT(nb == 0 || memcmp(file + f->data_start + a->begin, out.p + g.data_start + b->begin, nb) == 0, a->name);
-    }
+    fz_same_tensors(f, file, &g, out.p);
     FZ_ASSERT(acem_st_meta(&g, "format") && !strcmp(acem_st_meta(&g, "format"), "pt"), "format pt");
     FZ_ASSERT(g.n_meta == n_meta + 1, "meta count after rewrite");
     for (k = 0; k < n_meta; ++k) {
