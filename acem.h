@@ -722,6 +722,16 @@ ACEMDEF void acem_stdio_writer(acem_write_io *io, FILE *f, const char *path);
 #define ACEM__PIN2(x, y) ((void)0)
 #endif
 
+/* no aliasing between a block's bytes and its floats: lets the compiler
+   vectorise the dequantisation loops without run-time overlap checks */
+#if defined(__cplusplus) && (defined(__GNUC__) || defined(__clang__) || defined(_MSC_VER))
+#define ACEM__RESTRICT __restrict
+#elif defined(__STDC_VERSION__) && __STDC_VERSION__ >= 199901L
+#define ACEM__RESTRICT restrict
+#else
+#define ACEM__RESTRICT
+#endif
+
 #ifdef __cplusplus
 #define ACEM__CAST(T, x) static_cast<T>(x)
 #else
@@ -908,6 +918,9 @@ static uint32_t acem__f2u(float f) { uint32_t u; ACEM_MEMCPY(&u, &f, 4); return 
 static float acem__u2f(uint32_t u) { float f; ACEM_MEMCPY(&f, &u, 4); return f; }
 
 ACEMDEF float acem_f16_to_f32(uint16_t h) {
+#if (defined(ACEM__AVX2) || defined(ACEM__AVX512)) && defined(__F16C__)
+    return _cvtsh_ss(h); /* the same bits (NaNs quieted, payloads kept); every GGUF block scale comes here */
+#else
     uint32_t sign = (uint32_t)(h & 0x8000u) << 16, exp = (h >> 10) & 0x1fu, man = h & 0x3ffu;
     if (exp == 0x1f) return acem__u2f(sign | 0x7f800000u | (man << 13) | (man ? 0x400000u : 0));
     if (exp == 0) {
@@ -918,6 +931,7 @@ ACEMDEF float acem_f16_to_f32(uint16_t h) {
         return acem__u2f(sign | (exp << 23) | (man << 13));
     }
     return acem__u2f(sign | ((exp + 112) << 23) | (man << 13));
+#endif
 }
 
 ACEMDEF uint16_t acem_f32_to_f16(float f) {
@@ -7823,7 +7837,7 @@ static void acem__scale_min_k4(int j, const unsigned char *q, int *d, int *m) {
 static float acem__h(const unsigned char *b) { return acem_f16_to_f32((uint16_t)acem__le(b, 2)); }
 /* ggml's reference dequantization of one block (dequantize_row_*): 32, 256
    or 64 values; the layouts are ggml-common.h's block structs */
-static void acem__dequant_kblock(acem_dtype dt, const unsigned char *b, float *y) {
+static void acem__dequant_kblock(acem_dtype dt, const unsigned char *ACEM__RESTRICT b, float *ACEM__RESTRICT y) {
     int j, l, n;
     switch (dt) {
     case ACEM_DT_Q2_K: { /* scales[16] qs[64] d dmin */
@@ -7881,8 +7895,14 @@ static void acem__dequant_kblock(acem_dtype dt, const unsigned char *b, float *y
             d1 = d * (float)sc; m1 = mn * (float)mm;
             acem__scale_min_k4(is + 1, sc12, &sc, &mm);
             d2 = d * (float)sc; m2 = mn * (float)mm;
-            for (l = 0; l < 32; ++l) *y++ = d1 * (float)((q[l] & 15) + (k5 && (qh[l] & u1) ? 16 : 0)) - m1;
-            for (l = 0; l < 32; ++l) *y++ = d2 * (float)((q[l] >> 4) + (k5 && (qh[l] & u2) ? 16 : 0)) - m2;
+            if (k5) { /* the fifth bit from qh; two loops without branches (they vectorise) */
+                for (l = 0; l < 32; ++l) y[l] = d1 * (float)((q[l] & 15) + ((qh[l] & u1) ? 16 : 0)) - m1;
+                for (l = 0; l < 32; ++l) y[l + 32] = d2 * (float)((q[l] >> 4) + ((qh[l] & u2) ? 16 : 0)) - m2;
+            } else {
+                for (l = 0; l < 32; ++l) y[l] = d1 * (float)(q[l] & 15) - m1;
+                for (l = 0; l < 32; ++l) y[l + 32] = d2 * (float)(q[l] >> 4) - m2;
+            }
+            y += 64;
         }
         break;
     }
@@ -7891,14 +7911,16 @@ static void acem__dequant_kblock(acem_dtype dt, const unsigned char *b, float *y
         const signed char *sc = ACEM__CAST(const signed char *, (const void *)(b + 192));
         float d = acem__h(b + 208);
         for (n = 0; n < 256; n += 128, y += 128, ql += 64, qh += 32, sc += 8)
-            for (l = 0; l < 32; ++l) {
-                int is = l / 16;
-                int q1 = ((ql[l] & 15) | (((qh[l] >> 0) & 3) << 4)) - 32, q2 = ((ql[l + 32] & 15) | (((qh[l] >> 2) & 3) << 4)) - 32;
-                int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32, q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
-                y[l] = d * (float)sc[is] * (float)q1;
-                y[l + 32] = d * (float)sc[is + 2] * (float)q2;
-                y[l + 64] = d * (float)sc[is + 4] * (float)q3;
-                y[l + 96] = d * (float)sc[is + 6] * (float)q4;
+            for (j = 0; j < 2; ++j) { /* halves of 16 share their scales: (d sc) q as ggml rounds it */
+                float s1 = d * (float)sc[j], s2 = d * (float)sc[j + 2], s3 = d * (float)sc[j + 4], s4 = d * (float)sc[j + 6];
+                for (l = 16 * j; l < 16 * j + 16; ++l) {
+                    int q1 = ((ql[l] & 15) | (((qh[l] >> 0) & 3) << 4)) - 32, q2 = ((ql[l + 32] & 15) | (((qh[l] >> 2) & 3) << 4)) - 32;
+                    int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32, q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+                    y[l] = s1 * (float)q1;
+                    y[l + 32] = s2 * (float)q2;
+                    y[l + 64] = s3 * (float)q3;
+                    y[l + 96] = s4 * (float)q4;
+                }
             }
         break;
     }
@@ -7927,7 +7949,7 @@ static void acem__dequant_kblock(acem_dtype dt, const unsigned char *b, float *y
     }
 }
 /* ggml's reference dequantization of one block of 32 (dequantize_row_*) */
-static void acem__dequant_block(acem_dtype dt, const unsigned char *b, float *y) {
+static void acem__dequant_block(acem_dtype dt, const unsigned char *ACEM__RESTRICT b, float *ACEM__RESTRICT y) {
     float d = acem__h(b), m = 0;
     int j;
     switch (dt) {
