@@ -32,7 +32,11 @@
             is <= 1.5). "vs fused": time / the fused loop's time (the same
             minimal traffic, run by a trivial kernel).
    The rows are printed as one table; the median over reps is reported, and
-   the spread (min..max) of the acem times. */
+   the spread (min..max) of the acem times. A second table times the
+   half-precision array conversions (acem_f16_to_f32_array and the other
+   three) on as many values as one tensor holds, against the same limit for
+   their bytes (2 per value on the half side, 4 on the f32 side): every f16 or
+   bf16 checkpoint is read and written through them (reported, no target). */
 #define _POSIX_C_SOURCE 200809L
 #define ACEM_IMPLEMENTATION
 #include "acem.h"
@@ -333,6 +337,37 @@ int main(int argc, char **argv) {
             snprintf(note, sizeof note, "%.1fx the limit; read %.1f GB/s", tmed / limp, bw_read / 1e9);
             bench_row("element-wise", acem_method_name(methods[m]), sh, a, r, limp / tmed, 1, 1.0 / 1.5, note);
         }
+    }
+    { /* the half-precision conversions every f16 / bf16 checkpoint goes through (reading the
+         experts: widening; writing the merged model: narrowing), against the same limit */
+        static const char *const cname[4] = {"f16 -> f32", "bf16 -> f32", "f32 -> f16", "f32 -> bf16"};
+        uint16_t *h = (uint16_t *)xmalloc(n * sizeof(uint16_t));
+        double tcv[4][64];
+        int c;
+        acem_f32_to_f16_array(x[0], h, n);
+        for (r = 0; r <= reps; ++r)
+            for (c = 0; c < 4; ++c) {
+                double t0 = now();
+                if (c == 0) acem_f16_to_f32_array(h, out, n);
+                if (c == 1) acem_bf16_to_f32_array(h, out, n);
+                if (c == 2) acem_f32_to_f16_array(x[0], h, n);
+                if (c == 3) acem_f32_to_bf16_array(x[0], h, n);
+                if (r) tcv[c][r - 1] = now() - t0;
+            }
+        printf("\n%-16s %-9s %8s %8s %9s %9s %7s\n", "conversion", "values", "MB read", "MB wrtn", "time s", "limit s",
+               "ratio");
+        for (c = 0; c < 4; ++c) {
+            double tmed = median(tcv[c], reps), rd = (double)n * (c < 2 ? 2 : 4), wb = (double)n * (c < 2 ? 4 : 2);
+            double lim = rd / bw_read + wb / bw_write;
+            char sh[96], a[32], rr[48], note[64];
+            printf("%-16s %-9zu %8.0f %8.0f %9.4f %9.4f %7.2f\n", cname[c], n, rd / 1e6, wb / 1e6, tmed, lim, tmed / lim);
+            snprintf(sh, sizeof sh, "%zu values (%zu MiB as f32)", n, mib);
+            snprintf(a, sizeof a, "%.4f s", tmed);
+            snprintf(rr, sizeof rr, "%.4f s (bandwidth limit)", lim);
+            snprintf(note, sizeof note, "%.2f ns a value; %.1fx the limit", tmed / (double)n * 1e9, tmed / lim);
+            bench_row("element-wise", cname[c], sh, a, rr, lim / tmed, 1, 0, note);
+        }
+        free(h);
     }
     printf("\nlimit = bytes read / read bandwidth + bytes written / write bandwidth; ratio = time / limit"
            " (target <= 1.5);\nvs fused = time / the fused one-pass C loop's time (same bytes as one pass).\n");
