@@ -2986,7 +2986,10 @@ static void acem__sort2(size_t *idx, size_t n, const double *a, const double *b)
    converge (the caller then rotates instead). work: ACEM__STEIN_WORK(n) doubles. Vectors of
    one cluster (eigenvalues within 1e-3 ||T|| of each other) are computed in
    adjacent columns, re-orthogonalised (classical Gram-Schmidt, twice) at
-   every iteration. */
+   every iteration. todc (may be NULL): when that work, 2 n (t - g) summed
+   over the vectors t above the tolerance (g: the first of t's cluster; about
+   n c^2 for a cluster of c), exceeds dclim, *todc = 1 and no vector is
+   computed (w holds the eigenvalues; the caller takes divide and conquer). */
 /* x -= Zc (Zc^T x) over the cs columns of Zc (n rows, ldz): the first
    ACEM__CLV of them also kept contiguous in cv (rows of length n, stride n),
    read from there with vector dots; classical Gram-Schmidt, one pass. */
@@ -3150,7 +3153,8 @@ static void acem__stein_part(void *ctx, size_t c, size_t np, void *work) {
 /* E (may be NULL): the clusters run on its workers (lane scratch at least
    ACEM__STEIN_LANE(n) doubles; acem__lane_bytes sees to it) */
 static acem_result acem__steig(size_t n, const double *d, const double *e, size_t q, double tolf, double *w,
-                               double *Z, size_t ldz, double *work, int maxits, const acem__exec *E) {
+                               double *Z, size_t ldz, double *work, int maxits, const acem__exec *E, double dclim,
+                               int *todc) {
     double *tag = work, *qd = tag + n, *qe = qd + n, *srt = qe + n, *key = srt + n;
     double *scratch = key; /* a serial run's vector scratch: key is not needed while vectors are made */
     size_t *idx = ACEM__CAST(size_t *, (void *)srt); /* n indices in n doubles' space */
@@ -3205,6 +3209,17 @@ static acem_result acem__steig(size_t n, const double *d, const double *e, size_
             lamv[t] = lam;
             gpv[t] = gp;
             ncl += gp == t;
+        }
+    }
+    if (todc) { /* the re-orthogonalisation's work: a vector above vmin is made
+                   orthogonal to the earlier ones of its cluster, 2 n (t - gp) */
+        double work2 = 0.0;
+        *todc = 0;
+        for (t = 0; t < q; ++t)
+            if (w[idx[t]] > J.vmin) work2 += 2.0 * (double)n * (double)(t - gpv[t]);
+        if (work2 > dclim) {
+            *todc = 1;
+            return ACEM_OK;
         }
     }
     J.n = n; J.q = q; J.ldz = ldz; J.d = d; J.e = e; J.w = w; J.tag = tag; J.lam = lamv; J.idx = idx; J.gp = gpv;
@@ -3286,6 +3301,15 @@ static acem_result acem__tri_ql(size_t n, const double *d, const double *e, doub
 /* doubles: the merge's K x K eigenvectors, two row blocks (the gathered
    columns, the product), 12 arrays of n (one the old row) */
 #define ACEM__DC_WORK(n) ((n) * (n) + 2 * acem__min(ACEM__DC_RB, n) * (n) + 12 * (n) + 1)
+/* The top q vectors come from divide and conquer too (when the caller has its
+   workspace) once inverse iteration's re-orthogonalisation (acem__steig: about
+   n sum c^2 over its clusters of c vectors) passes 0.03 n^3. Measured (q = 0.3 n, one thread,
+   inverse iteration / divide and conquer, whole acem__syev_top_its): a random
+   Gram matrix (n sum c^2 = 0.0006 n^3 at n = 768 and 1024, 0.002 at 2048, 0.015
+   at 3072, 0.044 at 4096): 0.050 / 0.080 s, 0.116 / 0.178, 0.76 / 1.11,
+   3.15 / 3.76, 10.7 / 9.2 s; a spiked one (0.084-0.088 n^3 at every n):
+   0.074 / 0.079 s, 0.174 / 0.170, 1.27 / 1.08, 5.40 / 3.77, 14.6 / 8.8 s. */
+#define ACEM__DC_TOP(n) (0.03 * (double)(n) * (double)(n) * (double)(n))
 
 /* The root in (dl_j, dl_j+1) (the last one: (dl_K-1, dl_K-1 + rho |z|^2))
    of 1 + rho sum_i z2_i / (dl_i - x) = 0, as x = dl_o + tau with o the nearer
@@ -3542,11 +3566,13 @@ static acem_result acem__dc(size_t n, double *d, double *e, double *Q, size_t ld
    n) doubles. E (may be NULL): the back-transformation runs on its workers.
    dcw (may be NULL): ACEM__DC_WORK(n) doubles, with which all n vectors (q =
    n) come from divide and conquer instead (no cluster costs more than
-   another: see acem__dc). (The _its forms take the inverse iteration's
-   limit: 0 forces the fallback, for the tests.) */
+   another: see acem__dc), and so do the top q < n when the re-
+   orthogonalisation's work (see acem__steig) passes dclim (ACEM__DC_TOP(n);
+   the tests pass 0 to force it). (The _its forms take the inverse
+   iteration's limit: 0 forces the fallback, for the tests.) */
 static acem_result acem__syev_top_its(size_t n, double *A, size_t lda, size_t q, double tolf, double *w,
                                       double *Vec, size_t ldvec, double *work, double *gw, int maxits,
-                                      const acem__exec *E, double *dcw) {
+                                      const acem__exec *E, double *dcw, double dclim) {
     double *d = work, *e = d + n, *tau = e + n, *sw = tau + n, *X = sw + ACEM__STEIN_WORK(n), *Tf = X + ACEM__XWORK(n);
     double sc, vmin;
     size_t i, c;
@@ -3558,11 +3584,13 @@ static acem_result acem__syev_top_its(size_t n, double *A, size_t lda, size_t q,
     if (q > n) q = n;
     acem__trd(n, A, lda, d, e, tau, X, Tf, gw, E);
     if (dcw && q == n && maxits > 0) {
-        for (i = 0; i < n; ++i) w[i] = d[i];
-        r = acem__dc(n, w, e, Vec, n, dcw, gw);
         all = 1;
     } else {
-        r = acem__steig(n, d, e, q, tolf, w, Vec, ldvec, sw, maxits, E);
+        r = acem__steig(n, d, e, q, tolf, w, Vec, ldvec, sw, maxits, E, dclim, dcw && maxits > 0 ? &all : NULL);
+    }
+    if (all) { /* every vector by divide and conquer (then the top q are kept) */
+        for (i = 0; i < n; ++i) w[i] = d[i];
+        r = acem__dc(n, w, e, Vec, n, dcw, gw);
     }
     if (r == ACEM_ERR_NO_CONVERGENCE) { /* rotate instead (Vec as n x n) */
         r = acem__tri_ql(n, d, e, w, Vec, n, sw);
@@ -3624,7 +3652,7 @@ static acem_result acem__syev_top(size_t n, double *A, size_t lda, size_t q, dou
     for (i = 0; i < n; ++i) w[i] /= sc;
     return ACEM_OK;
 #else
-    return acem__syev_top_its(n, A, lda, q, tolf, w, Vec, ldvec, work, gw, ACEM__STEIN_MAXITS, E, dcw);
+    return acem__syev_top_its(n, A, lda, q, tolf, w, Vec, ldvec, work, gw, ACEM__STEIN_MAXITS, E, dcw, ACEM__DC_TOP(n));
 #endif
 }
 
@@ -4169,11 +4197,11 @@ static void acem__layout(acem_layer *L, acem__arena *a) {
         return;
     }
     switch (L->opt.method) {
-    case ACEM_ACE:
+    case ACEM_ACE: /* Dc, Q and S adjacent: free while the refinement's eigensolver runs (its divide and conquer) */
         b[0] = acem__take(a, RC, sizeof(float));
         b[1] = acem__take(a, RC, sizeof(float));
-        b[2] = acem__take(a, RC, sizeof(float));
         b[3] = acem__take(a, RC, sizeof(float));
+        b[2] = acem__take(a, RC, sizeof(float));
         b[4] = acem__take(a, C * C, sizeof(double));
         b[5] = acem__take(a, 5 * C + (2 * C + 1) * acem__nslots(R), sizeof(double));
         b[6] = acem__take(a, C, sizeof(float));
@@ -4449,7 +4477,8 @@ static void acem__widen_inplace(void *p, size_t n) {
    n x n). G: n x n doubles; ework: ACEM__TOP_WORK(n) doubles; the Gram and
    the back-transformation run on X's workers (lane scratch: ACEM__LANE_F64
    (max(R,C), n) doubles), the rest with gw (acem__dgemm_work(n, n, n)
-   doubles; it may be lane 0's scratch). */
+   doubles; it may be lane 0's scratch). dcw (may be NULL): divide and
+   conquer's workspace, ACEM__DC_WORK(n) doubles (see acem__syev_top_its). */
 static acem_result acem__svd_small(size_t R, size_t C, const float *F, size_t ldf, double *G, double *s,
                                    double *ework, size_t q, double *Vec, const acem__exec *X, double *gw, double *dcw) {
     size_t n = acem__min(R, C), i;
@@ -6209,11 +6238,14 @@ static acem_result acem__finish_ace(acem_layer *L, const float *base, float *out
     }
     acem__lwrite_out(L, out, base, Q, R * C, lam);
     if (refine) { /* spectral refinement from F = Res + W_pre */
-        double *G = ACEM__CAST(double *, L->buf[4]), sig = 0;
-        size_t kept;
+        double *G = ACEM__CAST(double *, L->buf[4]), sig = 0, *dcw = NULL;
+        size_t kept, fr = (size_t)(ACEM__CAST(unsigned char *, (void *)(S + R * C)) - ACEM__CAST(unsigned char *, (void *)Dc));
         acem__paxpy(&X, R * C, 1.0f, Q, E);
+        /* Dc, Q and S (adjacent) are free until the vectors are written: divide
+           and conquer's workspace where they hold it (acem__syev_top decides) */
+        if (fr / sizeof(double) >= ACEM__DC_WORK(n)) dcw = ACEM__CAST(double *, (void *)Dc);
         if ((r = acem__svd_small(R, C, E, C, G, ew, ew + n, k, ACEM__CAST(double *, L->buf[11]), &X,
-                                 ACEM__CAST(double *, L->buf[9]), NULL)) != ACEM_OK)
+                                 ACEM__CAST(double *, L->buf[9]), dcw)) != ACEM_OK)
             return acem__fail(err, r, "tensor '%s': SVD of the refinement failed: %s", acem__nm(L->name),
                               acem_result_string(r));
         for (i = 0; i < k; ++i) sig += ew[i];
