@@ -3308,8 +3308,13 @@ static acem_result acem__tri_ql(size_t n, const double *d, const double *e, doub
    Gram matrix (n sum c^2 = 0.0006 n^3 at n = 768 and 1024, 0.002 at 2048, 0.015
    at 3072, 0.044 at 4096): 0.050 / 0.080 s, 0.116 / 0.178, 0.76 / 1.11,
    3.15 / 3.76, 10.7 / 9.2 s; a spiked one (0.084-0.088 n^3 at every n):
-   0.074 / 0.079 s, 0.174 / 0.170, 1.27 / 1.08, 5.40 / 3.77, 14.6 / 8.8 s. */
-#define ACEM__DC_TOP(n) (0.03 * (double)(n) * (double)(n) * (double)(n))
+   0.074 / 0.079 s, 0.174 / 0.170, 1.27 / 1.08, 5.40 / 3.77, 14.6 / 8.8 s.
+   Below n = 1536 neither wins on one thread, and inverse iteration runs its
+   clusters on the workers (divide and conquer's merges are serial): the GPT-2
+   bench's 25 refined layers (n = 768, 0.030-0.066 n^3) stay with it. */
+#ifndef ACEM__DC_TOP /* (tests/test_dctop.c sets it to -1: always) */
+#define ACEM__DC_TOP(n) ((n) < 1536 ? 1e300 : 0.03 * (double)(n) * (double)(n) * (double)(n))
+#endif
 
 /* The root in (dl_j, dl_j+1) (the last one: (dl_K-1, dl_K-1 + rho |z|^2))
    of 1 + rho sum_i z2_i / (dl_i - x) = 0, as x = dl_o + tau with o the nearer
