@@ -4724,7 +4724,7 @@ static void acem__ew_out(float *out, const float *b, const float *acc, size_t n,
 #if defined(ACEM__EW_AVX2)
     const __m256 s = _mm256_set1_ps(scale);
     if (b)
-        for (; n - i >= 8; i += 8)
+        for (; i + 8 <= n; i += 8)
             _mm256_storeu_ps(out + i, _mm256_fmadd_ps(s, _mm256_loadu_ps(acc + i), _mm256_loadu_ps(b + i)));
     else
         for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, _mm256_mul_ps(s, _mm256_loadu_ps(acc + i)));
@@ -5363,7 +5363,7 @@ static int acem__ties_acc0(float *sum, const float *x, const float *b, size_t n,
     {
         const __m256i th = _mm256_set1_epi32((int)thu), am = _mm256_set1_epi32(0x7fffffff);
         __m256 z = _mm256_setzero_ps();
-        for (; n - i >= 8; i += 8) {
+        for (; i + 8 <= n; i += 8) {
             __m256 v = _mm256_loadu_ps(x + i), drop;
             if (b) v = _mm256_sub_ps(v, _mm256_loadu_ps(b + i));
             z = _mm256_add_ps(z, _mm256_sub_ps(v, v));
@@ -5392,7 +5392,7 @@ static void acem__ties_acc1(float *sum, uint16_t *cnt, const signed char *sg, co
         const __m256i th = _mm256_set1_epi32((int)thu), am = _mm256_set1_epi32(0x7fffffff);
         const __m256i zi = _mm256_setzero_si256(), mp = _mm256_set1_epi32(majpos ? -1 : 0);
         const __m256 zero = _mm256_setzero_ps();
-        for (; n - i >= 8; i += 8) {
+        for (; i + 8 <= n; i += 8) {
             __m256 v = _mm256_loadu_ps(x + i), sel;
             __m256i s8 = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(sg + i)));
             __m256i c = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(const void *)(cnt + i)));
@@ -5424,7 +5424,7 @@ static void acem__ties_out(float *out, const float *b, const float *sum, const u
     {
         const __m256 l = _mm256_set1_ps(lam);
         const __m256i one = _mm256_set1_epi32(1);
-        for (; n - i >= 8; i += 8) {
+        for (; i + 8 <= n; i += 8) {
             __m256i c = _mm256_max_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(const void *)(cnt + i))), one);
             __m256 q = _mm256_div_ps(_mm256_loadu_ps(sum + i), _mm256_cvtepi32_ps(c));
             _mm256_storeu_ps(out + i, _mm256_fmadd_ps(l, q, b ? _mm256_loadu_ps(b + i) : _mm256_setzero_ps()));
@@ -5503,7 +5503,7 @@ static int acem__ties_blk_acc(const float *x, const float *b, size_t n, uint32_t
         const __m256i th = _mm256_set1_epi32((int)thu), am = _mm256_set1_epi32(0x7fffffff);
         const __m256 zero = _mm256_setzero_ps();
         __m256 z = _mm256_setzero_ps();
-        for (; n - i >= 8; i += 8) {
+        for (; i + 8 <= n; i += 8) {
             __m256 v = _mm256_loadu_ps(x + i), pm, nm;
             if (b) v = _mm256_sub_ps(v, _mm256_loadu_ps(b + i));
             z = _mm256_add_ps(z, _mm256_sub_ps(v, v));
@@ -5552,7 +5552,7 @@ static size_t acem__ties_blk_out(float *out, const float *b, size_t n, float lam
     {
         const __m256 l = _mm256_set1_ps(lam), zero = _mm256_setzero_ps();
         const __m256i one = _mm256_set1_epi32(1), zi = _mm256_setzero_si256();
-        for (; n - i >= 8; i += 8) {
+        for (; i + 8 <= n; i += 8) {
             __m256 s = _mm256_loadu_ps(sall + i), p = _mm256_loadu_ps(pos + i);
             __m256 gt = _mm256_cmp_ps(s, zero, _CMP_GT_OQ), lt = _mm256_cmp_ps(s, zero, _CMP_LT_OQ);
             __m256i ip = _mm256_loadu_si256((const __m256i *)(const void *)(cp + i));
