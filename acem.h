@@ -6244,10 +6244,13 @@ static acem_result acem__finish_ace(acem_layer *L, const float *base, float *out
     acem__lwrite_out(L, out, base, Q, R * C, lam);
     if (refine) { /* spectral refinement from F = Res + W_pre */
         double *G = ACEM__CAST(double *, L->buf[4]), sig = 0, *dcw = NULL;
-        size_t kept, fr = (size_t)(ACEM__CAST(unsigned char *, (void *)(S + R * C)) - ACEM__CAST(unsigned char *, (void *)Dc));
+        size_t kept, fr = 0;
         acem__paxpy(&X, R * C, 1.0f, Q, E);
-        /* Dc, Q and S (adjacent) are free until the vectors are written: divide
-           and conquer's workspace where they hold it (acem__syev_top decides) */
+        /* Dc, Q and S (adjacent: acem__layout) are free until the vectors are
+           written: divide and conquer's workspace where they hold it
+           (acem__syev_top decides), never with F (E) inside */
+        if (Dc < Q && Q < S && (E >= S + R * C || E + R * C <= Dc))
+            fr = (size_t)(ACEM__CAST(unsigned char *, (void *)(S + R * C)) - ACEM__CAST(unsigned char *, (void *)Dc));
         if (fr / sizeof(double) >= ACEM__DC_WORK(n)) dcw = ACEM__CAST(double *, (void *)Dc);
         if ((r = acem__svd_small(R, C, E, C, G, ew, ew + n, k, ACEM__CAST(double *, L->buf[11]), &X,
                                  ACEM__CAST(double *, L->buf[9]), dcw)) != ACEM_OK)
