@@ -975,23 +975,27 @@ ACEMDEF uint16_t acem_f32_to_bf16(float f) {
    payloads kept); 3.9 -> about 0.3 ns per f16 value here, whose inputs are
    mostly f16 or bf16 checkpoints. */
 static void acem__widen16(const uint16_t *s, float *d, size_t n, int bf) {
-    size_t i = n;
+    size_t i = n, v = 0; /* [v, n) one at a time, then [0, v) 8 at a time where the build has vectors */
 #if defined(ACEM__AVX2) || defined(ACEM__AVX512)
-    for (; i % 8; --i) d[i - 1] = bf ? acem_bf16_to_f32(s[i - 1]) : acem_f16_to_f32(s[i - 1]);
 #if defined(__F16C__)
-    if (!bf) {
-        for (; i; i -= 8)
-            _mm256_storeu_ps(d + i - 8, _mm256_cvtph_ps(_mm_loadu_si128(ACEM__CAST(const __m128i *, (const void *)(s + i - 8)))));
-        return;
-    }
+    v = n - n % 8;
+#else
+    if (bf) v = n - n % 8;
 #endif
-    if (bf)
-        for (; i; i -= 8) {
-            __m128i h = _mm_loadu_si128(ACEM__CAST(const __m128i *, (const void *)(s + i - 8)));
-            _mm256_storeu_si256(ACEM__CAST(__m256i *, (void *)(d + i - 8)), _mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+#endif
+    for (; i > v; --i) d[i - 1] = bf ? acem_bf16_to_f32(s[i - 1]) : acem_f16_to_f32(s[i - 1]);
+#if defined(ACEM__AVX2) || defined(ACEM__AVX512)
+    for (; i; i -= 8) {
+        __m128i h = _mm_loadu_si128(ACEM__CAST(const __m128i *, (const void *)(s + i - 8)));
+#if defined(__F16C__)
+        if (!bf) {
+            _mm256_storeu_ps(d + i - 8, _mm256_cvtph_ps(h));
+            continue;
         }
 #endif
-    for (; i; --i) d[i - 1] = bf ? acem_bf16_to_f32(s[i - 1]) : acem_f16_to_f32(s[i - 1]);
+        _mm256_storeu_si256(ACEM__CAST(__m256i *, (void *)(d + i - 8)), _mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+    }
+#endif
 }
 static void acem__narrow16(const float *s, uint16_t *d, size_t n, int bf) {
     size_t i = 0;
