@@ -3191,8 +3191,6 @@ static acem_result acem__steig(size_t n, const double *d, const double *e, size_
        (block, n-1-i) ascending; column c of Z is the c-th of that order */
     for (t = 0; t < q; ++t) { idx[t] = n - 1 - t; key[n - 1 - t] = (double)t; }
     acem__sort2(idx, q, tag, key);
-    for (i = 0; i < n; ++i)
-        for (j = 0; j < q; ++j) Z[i * ldz + j] = 0.0;
     { /* each vector's shift (coincident eigenvalues separated) and cluster */
         size_t gp = 0, prevb = (size_t)-1;
         double xjm = 0.0, ortol = 0.0, onenrm;
@@ -3226,6 +3224,8 @@ static acem_result acem__steig(size_t n, const double *d, const double *e, size_
             return ACEM_OK;
         }
     }
+    for (i = 0; i < n; ++i) /* (after that test: divide and conquer writes every column itself) */
+        for (j = 0; j < q; ++j) Z[i * ldz + j] = 0.0;
     J.n = n; J.q = q; J.ldz = ldz; J.d = d; J.e = e; J.w = w; J.tag = tag; J.lam = lamv; J.idx = idx; J.gp = gpv;
     J.Z = Z; J.scratch = scratch; J.maxits = maxits;
     J.np = lanes > 1 ? acem__min(acem__min(4 * lanes, ncl), ACEM__STEIN_PARTS) : 1;
