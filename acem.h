@@ -8294,9 +8294,10 @@ static void acem__put_h(unsigned char *b, float v) {
 #if defined(ACEM__AVX2) || defined(ACEM__AVX512)
 /* Q8_0 in vector form, the scalar case's bits: max |x| (a maximum is exact in
    any order), q = trunc(v) + (frac >= 0.5) - (frac <= -0.5), packed to bytes.
-   0: a value is not finite. 6.8 -> 0.4 ns a value here. */
+   0: a value is not finite. 6.8 -> 0.7 ns a value here. */
 static int acem__quant_q8_0(const float *x, unsigned char *b) {
-    const __m256 sgn = _mm256_set1_ps(-0.0f), half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f);
+    const __m256 sgn = _mm256_set1_ps(-0.0f), half = _mm256_set1_ps(0.5f), mhalf = _mm256_set1_ps(-0.5f);
+    const __m256 one = _mm256_set1_ps(1.0f);
     __m256 v[4], amax = _mm256_setzero_ps(), bad = _mm256_setzero_ps(), idv;
     __m256i q[4], p;
     float t[8], am, d, id;
@@ -8318,7 +8319,7 @@ static int acem__quant_q8_0(const float *x, unsigned char *b) {
         __m256 w = _mm256_mul_ps(v[j], idv), r = _mm256_round_ps(w, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
         __m256 f = _mm256_sub_ps(w, r);
         r = _mm256_add_ps(r, _mm256_and_ps(_mm256_cmp_ps(f, half, _CMP_GE_OQ), one));
-        r = _mm256_sub_ps(r, _mm256_and_ps(_mm256_cmp_ps(f, _mm256_sub_ps(_mm256_setzero_ps(), half), _CMP_LE_OQ), one));
+        r = _mm256_sub_ps(r, _mm256_and_ps(_mm256_cmp_ps(f, mhalf, _CMP_LE_OQ), one));
         q[j] = _mm256_cvttps_epi32(r);
     }
     p = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
