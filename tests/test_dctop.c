@@ -16,15 +16,12 @@
 #include "../acem.h"
 #include "testing.h"
 #include "ref.h"
+#include "gen_rng.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-static uint64_t g_rng = 0x243F6A8885A308D3ull;
-static double urand(void) { /* [-1, 1) */
-    g_rng = g_rng * 6364136223846793005ull + 1442695040888963407ull;
-    return (double)(g_rng >> 11) * (2.0 / 9007199254740992.0) - 1.0;
-}
+static double urand(void) { return 2.0 * uniform() - 1.0; } /* (-1, 1) */
 
 /* T experts: base + scale_t (rank-2 part + noise), noise large enough that the
    bulk of F's spectrum stays above the rank tolerance */
