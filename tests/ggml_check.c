@@ -162,7 +162,7 @@ int main(int argc, char **argv) {
     /* acem's writer against ggml's quantize_row_*_ref for every block type it writes */
     {
         static const int ids[5] = {8, 2, 3, 6, 7};
-        enum { N = 32 * 64 };
+        enum { N = 32 * 4096 };
         static float x[N];
         static unsigned char want[N / 32 * 34];
         size_t q;
@@ -177,10 +177,24 @@ int main(int argc, char **argv) {
             for (d = (int)ACEM_DT_GGUF_FIRST; d < (int)ACEM_DT_GGUF_END; ++d)
                 if (acem_gguf_type_id((acem_dtype)d) == ids[q]) dt = (acem_dtype)d;
             g_rng = 77 + q;
-            for (k = 0; k < N; ++k) x[k] = (float)((double)(rnd_u64() % 200001) / 100000.0 - 1.0) * (k % 64 < 32 ? 1e-3f : 5.0f);
+            /* block scales 1e-6 .. 5e6; blocks 3 and 5 of every 8 of one sign */
+            for (k = 0; k < N; ++k) {
+                float v = (float)((double)(rnd_u64() % 200001) / 100000.0 - 1.0) * (k % 64 < 32 ? 1e-3f : 5.0f);
+                size_t blk = k / 32;
+                if (blk % 8 == 3) v = v < 0 ? -v : v;
+                if (blk % 8 == 5) v = v > 0 ? -v : v;
+                x[k] = v * (float)pow(10.0, (double)(blk % 10) - 6.0) * 1e3f;
+            }
             for (k = 0; k < 32; ++k) x[k] = 0;     /* a zero block */
             for (k = 64; k < 96; ++k) x[k] = 2.5f; /* a constant block */
-            x[40] = 63.5f; x[41] = -63.5f;         /* ties */
+            for (k = 96; k < 128; ++k) x[k] = -0.75f; /* a negative constant block */
+            for (k = 128; k < 160; ++k) x[k] = k % 2 ? -0.0f : 0.0f; /* signed zeros */
+            x[40] = 63.5f; x[41] = -63.5f;         /* ties of magnitude, both orders */
+            x[360] = -63.5f; x[361] = 63.5f;
+            x[200] = 1e-30f; x[201] = -3e-39f;     /* tiny and subnormal */
+            for (k = 224; k < 288; ++k) x[k] = fabsf(x[k]) * (k < 256 ? 1.0f : -1.0f);
+            x[226] = -0.0f; x[230] = 0.0f;         /* zero minimum, -0 first; */
+            x[260] = 0.0f; x[261] = -0.0f;         /* zero maximum, +0 first */
             t->from_float_ref(x, want, N);
             memset(&ts, 0, sizeof ts);
             ts.name = "q"; ts.dtype = dt; ts.ndim = 1; ts.shape[0] = N; ts.numel = N; ts.end = nb;

@@ -3,8 +3,8 @@
    key/value type and its text; shapes (ggml's dims reversed); the
    dequantization of Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0 against decoders written
    here from the block layouts; the writer (verbatim copies of the source's
-   pairs, overrides, alignment, padding, Q8_0 quantization against ggml's
-   reference rule); a corpus of malformed files, one per rejection rule; every
+   pairs, overrides, alignment, padding, Q8_0, Q4_0, Q4_1, Q5_0 and Q5_1
+   quantization against ggml's reference rules); a corpus of malformed files, one per rejection rule; every
    truncation, read failure and single-byte mutation of a small file; the
    arena contract.
    Build: cc -std=c99 -O2 -Wall -Wextra -Wpedantic -Werror -Itests -o /tmp/tg \
@@ -257,6 +257,100 @@ static void ref_q8_0(const float *x, unsigned char *b) {
     h = f16_bits(d);
     b[0] = (unsigned char)h; b[1] = (unsigned char)(h >> 8);
     for (j = 0; j < 32; ++j) b[2 + j] = (unsigned char)(int8_t)roundf(x[j] * id);
+}
+
+/* ggml's quantize_row_{q4_0,q4_1,q5_0,q5_1}_ref (type ids 2, 3, 6, 7) */
+static void ref_q45(int type, const float *x, unsigned char *b) {
+    int five = type == 6 || type == 7, minf = type == 3 || type == 7, j;
+    float amax = 0, max = 0, min = 3.4e38f, hi = -3.4e38f, d, id;
+    uint32_t qh = 0;
+    unsigned char *qs = b + (minf ? 4 : 2) + (five ? 4 : 0);
+    uint16_t h;
+    for (j = 0; j < 32; ++j) {
+        if (amax < fabsf(x[j])) { amax = fabsf(x[j]); max = x[j]; }
+        if (x[j] < min) min = x[j];
+        if (x[j] > hi) hi = x[j];
+    }
+    d = minf ? (hi - min) / (five ? 31.0f : 15.0f) : max / (five ? -16.0f : -8.0f);
+    id = d ? 1.0f / d : 0.0f;
+    h = f16_bits(d);
+    b[0] = (unsigned char)h; b[1] = (unsigned char)(h >> 8);
+    if (minf) { h = f16_bits(min); b[2] = (unsigned char)h; b[3] = (unsigned char)(h >> 8); }
+    for (j = 0; j < 16; ++j) {
+        float x0 = minf ? (x[j] - min) * id : x[j] * id, x1 = minf ? (x[16 + j] - min) * id : x[16 + j] * id;
+        int q0, q1;
+        if (type == 7) {
+            q0 = (uint8_t)(x0 + 0.5f);
+            q1 = (uint8_t)(x1 + 0.5f);
+        } else {
+            float off = minf ? 0.5f : five ? 16.5f : 8.5f;
+            int top = five ? 31 : 15;
+            q0 = (int8_t)(x0 + off);
+            q1 = (int8_t)(x1 + off);
+            q0 = q0 < top ? q0 : top;
+            q1 = q1 < top ? q1 : top;
+        }
+        qs[j] = (unsigned char)((q0 & 15) | ((q1 & 15) << 4));
+        qh |= (uint32_t)((q0 & 0x10) >> 4) << j;
+        qh |= (uint32_t)((q1 & 0x10) >> 4) << (j + 16);
+    }
+    if (five)
+        for (j = 0; j < 4; ++j) b[(minf ? 4 : 2) + j] = (unsigned char)(qh >> (8 * j));
+}
+
+/* the writer's Q4_0, Q4_1, Q5_0 and Q5_1 blocks against ggml's rules, over
+   block scales 1e-6 .. 1e6, one-signed blocks, constant and zero blocks, ties
+   of magnitude in both orders, zero minima and maxima of both signs in both
+   orders, and subnormals (the vector quantizers of SIMD
+   builds and the scalar one must both give these bytes) */
+static void test_quant_ref(void) {
+    static const int ids[4] = {2, 3, 6, 7};
+    static const acem_dtype dts[4] = {ACEM_DT_Q4_0, ACEM_DT_Q4_1, ACEM_DT_Q5_0, ACEM_DT_Q5_1};
+    enum { N = 32 * 2048 };
+    static float x[N];
+    static unsigned char want[N / 32 * 24];
+    size_t q, k;
+    for (q = 0; q < 4; ++q) {
+        uint64_t bs = 0, bpb = 0;
+        size_t bad = 0;
+        wbuf w;
+        acem_write_io io;
+        acem_st_tensor ts;
+        acem_error err;
+        acem_dtype_bytes(dts[q], 32, &bs, &bpb);
+        g_rng = 91 + q;
+        for (k = 0; k < N; ++k) {
+            size_t blk = k / 32;
+            float v = (float)((double)(rnd_u64() % 200001) / 100000.0 - 1.0);
+            if (blk % 8 == 3) v = fabsf(v);
+            if (blk % 8 == 5) v = -fabsf(v);
+            x[k] = v * (float)pow(10.0, (double)(blk % 13) - 6.0);
+        }
+        for (k = 0; k < 32; ++k) x[k] = 0;
+        for (k = 64; k < 96; ++k) x[k] = 2.5f;
+        for (k = 96; k < 128; ++k) x[k] = -0.75f;
+        for (k = 128; k < 160; ++k) x[k] = k % 2 ? -0.0f : 0.0f;
+        x[40] = 1.5e-4f; x[41] = -1.5e-4f; /* ties of magnitude (block 1: scale 1e-5) */
+        x[420] = -7e-6f; x[421] = 7e-6f;   /* block 13: scale 1e-6 */
+        x[200] = -3e-39f;
+        for (k = 160; k < 192; ++k) x[k] = fabsf(x[k]); /* a minimum of zeros, -0 first */
+        x[165] = -0.0f; x[170] = 0.0f;
+        for (k = 192; k < 224; ++k) x[k] = fabsf(x[k]); /* +0 first */
+        x[195] = 0.0f; x[199] = -0.0f;
+        for (k = 224; k < 256; ++k) x[k] = -fabsf(x[k]); /* a maximum of zeros, -0 first */
+        x[226] = -0.0f; x[230] = 0.0f;
+        for (k = 256; k < 288; ++k) x[k] = -fabsf(x[k]); /* +0 first */
+        x[260] = 0.0f; x[261] = -0.0f;
+        for (k = 0; k < N / 32; ++k) ref_q45(ids[q], x + 32 * k, want + bs * k);
+        memset(&ts, 0, sizeof ts);
+        ts.name = "q"; ts.dtype = dts[q]; ts.ndim = 1; ts.shape[0] = N; ts.numel = N; ts.end = N / 32 * bs;
+        wbuf_init(&w, &io, "q.gguf");
+        CHECK(acem_st_write_f32(&io, &ts, x, &err) == ACEM_OK && w.n == N / 32 * bs, "write %s: %s",
+              acem_dtype_name(dts[q]), err.message);
+        for (k = 0; k < N / 32 && w.n == N / 32 * bs; ++k) bad += memcmp(w.p + bs * k, want + bs * k, bs) != 0;
+        CHECK(bad == 0, "%s: %zu of %d blocks differ from ggml's rule", acem_dtype_name(dts[q]), bad, N / 32);
+        free(w.p);
+    }
 }
 
 static void test_writer(void) {
@@ -709,6 +803,7 @@ int main(void) {
     test_read();
     test_dequant_random();
     test_writer();
+    test_quant_ref();
     test_corpus();
     test_truncation_and_mutation();
     test_arena();
