@@ -33,6 +33,12 @@
 #   ACEM_BENCH_ROWS: a file to which the summary rows of `make bench`'s table are
 #     appended (bench/rows.h has the format).
 #   SKIP_TORCH [0]: 1 times acem only (the torch columns are left empty).
+#   F16 [1]: also time acem on F16 copies of the same files ($DATA/f16/, made
+#     once by acem itself: `merge --method average --out-dtype f16` of each file
+#     with itself as its only expert), F16 output, $REPS runs per thread count,
+#     against acem's own F32 times (most checkpoints are F16 or BF16: this is
+#     the path they take; no torch runs, and no agreement check: the rounded
+#     inputs are other deltas).
 #   KEEP_OUT [0]: 1 keeps the merged outputs (bench/data/.../run.XXXXXX).
 # Only one whole_merge.sh runs at a time (a lock in bench/data/): overlapping
 # runs on a 2-core machine would time each other.
@@ -52,6 +58,7 @@ PY=${PYTHON:-/usr/bin/python3}
 if grep -qw avx512f /proc/cpuinfo 2>/dev/null; then TORCH_CORETYPE=${TORCH_CORETYPE:-SkylakeX}
 else TORCH_CORETYPE=${TORCH_CORETYPE:-default}; fi
 SKIP_TORCH=${SKIP_TORCH:-0}
+F16=${F16:-1}
 RESULTS=${RESULTS:-bench/results}
 tag="gpt2-b$BLOCKS-e$EXPERTS-s$SEED"
 [ "$VOCAB" = 50257 ] || tag="$tag-v$VOCAB"
@@ -154,6 +161,31 @@ for n in $THREADS; do
         compare_lines+=("acem output with $n threads: DIFFERS from $first_threads thread(s) (must be bitwise identical)")
     fi
 done
+if [ "$F16" = 1 ]; then
+    F16DIR="$DATA/f16"
+    mkdir -p "$F16DIR"
+    experts16=()
+    for f in base.safetensors "${experts[@]##*/}"; do
+        if [ ! -f "$F16DIR/$f" ]; then
+            "$ACEM" merge --method average --out-dtype f16 --base "$DATA/$f" -o "$F16DIR/$f" "$DATA/$f" -q
+        fi
+        [ "$f" = base.safetensors ] || experts16+=("$F16DIR/$f")
+    done
+    first16=""
+    for n in $THREADS; do
+        for ((r = 1; r <= REPS; ++r)); do
+            run "acem16-$n" "$ACEM" merge --method ace --base "$F16DIR/base.safetensors" \
+                -o "$OUT/out16_t$n.safetensors" "${experts16[@]}" --threads "$n" -q
+        done
+        if [ -z "$first16" ]; then
+            first16=$n
+        elif cmp -s "$OUT/out16_t$first16.safetensors" "$OUT/out16_t$n.safetensors"; then
+            compare_lines+=("acem output from the F16 files with $n threads: bitwise identical to $first16 thread(s)")
+        else
+            compare_lines+=("acem output from the F16 files with $n threads: DIFFERS from $first16 thread(s) (must be bitwise identical)")
+        fi
+    done
+fi
 t_total=$(( $(date +%s) - t_start ))
 load1=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -193,6 +225,19 @@ print('%d tensors, %.1f M parameters' % (len(h), sum(int(np.prod(v['shape'])) fo
                 "-" "-" "-" "-"
         fi
     done
+    if [ "$F16" = 1 ]; then
+        echo
+        printf "%-8s %-26s %-11s %-26s %-9s\n" threads "acem, F16 files: wall s" "acem RSS" "acem, F32 files: wall s" "F16 vs F32"
+        for n in $THREADS; do
+            read -r hm hmin hmax _ < <(stat "$tmp/acem16-$n.times" 1)
+            read -r hrss _ _ _ < <(stat "$tmp/acem16-$n.times" 2)
+            read -r am amin amax _ < <(stat "$tmp/acem-$n.times" 1)
+            printf "%-8s %-26s %-11s %-26s %-9s\n" "$n" "$(secs "$hm" "$hmin" "$hmax")" \
+                "$(awk -v k="$hrss" 'BEGIN { printf "%.0f MiB", k / 1024 }')" "$(secs "$am" "$amin" "$amax")" \
+                "$(awk -v a="$am" -v h="$hm" 'BEGIN { printf "%.2fx", a / h }')"
+        done
+        echo "(the same model and experts stored as F16, F16 output; F16 vs F32 = F32 wall time / F16 wall time)"
+    fi
     echo
     echo "speed-up = torch wall time / acem wall time (target >= 3); memory = acem peak RSS / torch peak RSS (target <= 25%)"
     set -- $THREADS
@@ -231,6 +276,7 @@ print('%d tensors, %.1f M parameters' % (len(h), sum(int(np.prod(v['shape'])) fo
     echo "commands:"
     echo "  /usr/bin/time -v $ACEM_SRC merge --method ace --base $DATA/base.safetensors -o OUT $DATA/e{1..$EXPERTS}.safetensors --threads N -q"
     echo "  /usr/bin/time -v ${torch_env[*]} $PY bench/ref_ace_torch.py --base $DATA/base.safetensors -o OUT $DATA/e{1..$EXPERTS}.safetensors --threads N"
+    [ "$F16" != 1 ] || echo "  /usr/bin/time -v $ACEM_SRC merge --method ace --base $DATA/f16/base.safetensors -o OUT $DATA/f16/e{1..$EXPERTS}.safetensors --threads N -q"
 } >"$tmp/table.txt"
 # ---- rows for make bench's table (bench/rows.h) -----------------------------------
 if [ -n "${ACEM_BENCH_ROWS:-}" ]; then
@@ -250,10 +296,19 @@ if [ -n "${ACEM_BENCH_ROWS:-}" ]; then
     if [ $# -ge 2 ]; then
         read -r a1 _ _ _ < <(stat "$tmp/acem-$1.times" 1)
         read -r a2 _ _ _ < <(stat "$tmp/acem-$2.times" 1)
-        same=$(printf '%s\n' "${compare_lines[@]}" | grep -q "bitwise identical" && echo "output bitwise identical" || echo "OUTPUT DIFFERS")
+        same=$(printf '%s\n' "${compare_lines[@]}" | grep -q "^acem output with .*bitwise identical" && echo "output bitwise identical" || echo "OUTPUT DIFFERS")
         awk -v a="$a1" -v b="$a2" -v n1="$1" -v n2="$2" -v sh="$shape" -v same="$same" 'BEGIN {
             printf "whole merge\tace merge, %s vs %s thread(s)\t%s\t%.1f s\t%.1f s\t%.3f\t%s\t%s\t%s\n", n2, n1, sh, b, a, a / b, n2,
                    (n1 == 1 && n2 == 2) ? "1.70" : "0.00", same }' >>"$ACEM_BENCH_ROWS"
+    fi
+    if [ "$F16" = 1 ]; then
+        for n in $THREADS; do
+            read -r hm _ _ _ < <(stat "$tmp/acem16-$n.times" 1)
+            read -r am _ _ _ < <(stat "$tmp/acem-$n.times" 1)
+            awk -v n="$n" -v a="$am" -v h="$hm" -v sh="GPT-2 small, $EXPERTS experts, F16" 'BEGIN {
+                printf "whole merge\tace merge, F16 files vs F32 files\t%s\t%.1f s\t%.1f s (acem, F32 files)\t%.3f\t%s\t0.00\tF16 output\n", sh, h, a, a / h, n }' \
+                >>"$ACEM_BENCH_ROWS"
+        done
     fi
     if [ "$SKIP_TORCH" != 1 ]; then
         v=$(printf '%s\n' "${compare_lines[@]}" | grep -c "acem vs torch: ok" || true)
