@@ -8,7 +8,8 @@
 # Each benchmark prints its own detailed table (kept in bench/results/ as
 # <name>-<date>.txt) and appends its summary rows to one file (ACEM_BENCH_ROWS,
 # format in bench/rows.h); this script prints them as one table with a machine
-# line and saves it as bench/results/bench-<date>.txt. ratio > 1 means acem is
+# line and saves it as bench/results/bench-<date>.txt (a subset: bench-<date>-<sections>.txt,
+# and the details likewise). ratio > 1 means acem is
 # better: reference time / acem time, or reference memory / acem memory, or
 # (element-wise rules) the memory-bandwidth limit's time / acem's time. target:
 # the least ratio the performance issue asks for, marked met or MISSED.
@@ -27,6 +28,14 @@ B=${B:-build}
 SECTIONS=${SECTIONS:-"kernels elementwise lora merge"}
 RESULTS=${RESULTS:-bench/results}
 date_tag=$(date +%Y-%m-%d)
+# a subset (make bench-kernels, bench-elementwise, ...) saves under its own names:
+# it must not replace the files of the last whole `make bench`, which the README quotes
+cmd="make bench"
+if [ "$(echo $SECTIONS)" != "kernels elementwise lora merge" ]; then
+    date_tag="$date_tag-$(echo $SECTIONS | tr ' ' '+')"
+    cmd="SECTIONS=\"$(echo $SECTIONS)\" bench/run.sh"
+fi
+export RESULT_TAG=$date_tag
 # the code measured: HEAD, "+changes" if acem.h, tools/ or bench/ (its results
 # aside: this run rewrites them) differ from it; the load before the run
 rev=$(git rev-parse --short HEAD 2>/dev/null || echo "?")
@@ -91,7 +100,7 @@ mem=$(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)
 obv=$(dpkg-query -W -f='${Version}' libopenblas0-pthread 2>/dev/null || echo "?")
 table="$RESULTS/bench-$date_tag.txt"
 {
-    echo "acem $(awk '/define ACEM_VERSION_STRING/ { gsub(/"/, "", $3); print $3 }' acem.h) (git $rev$dirty), make bench, $(date '+%Y-%m-%d %H:%M')"
+    echo "acem $(awk '/define ACEM_VERSION_STRING/ { gsub(/"/, "", $3); print $3 }' acem.h) (git $rev$dirty), $cmd, $(date '+%Y-%m-%d %H:%M')"
     echo "machine: $cpu (x86 family $fam), $(nproc) cores, $mem, $tier; OpenBLAS $obv; load average $load_before before the run"
     echo "ratio > 1: acem better (reference time / acem time; memory: reference / acem; element-wise: bandwidth-limit time / acem time)"
     echo
@@ -108,6 +117,6 @@ table="$RESULTS/bench-$date_tag.txt"
           for (r = 1; r <= n; ++r) { line = "|"; for (i = 1; i <= 9; ++i) line = line sprintf(" %-" w[i] "s |", c[r, i]); print line }
         }' "$rows"
     echo
-    echo "details: bench/results/{kernels,elementwise,lora,whole-merge}-$date_tag.txt; command: make bench"
+    echo "details: bench/results/{kernels,elementwise,lora,whole-merge}-$date_tag.txt; command: $cmd"
 } | tee "$table"
 echo "(saved as $table)" >&2

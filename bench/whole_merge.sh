@@ -119,7 +119,7 @@ stat() {
                              printf "%s %s %s %d\n", m, v[1], v[NR], NR }'
 }
 
-date_tag=$(date +%Y-%m-%d)
+date_tag=${RESULT_TAG:-$(date +%Y-%m-%d)} # bench/run.sh passes its tag
 cpu=$(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)
 machine="$cpu, $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)"
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
