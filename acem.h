@@ -110,7 +110,10 @@
    Kernels (row-major, sizes in elements, leading dimensions >= row length):
      acem_gemm  C = alpha op(A) op(B) + beta C            (any transpose case)
      acem_syrk  C = alpha A^T A + beta C (trans=1, A k x n) or alpha A A^T + beta C
-                (trans=0, A n x k); the full symmetric C is written.
+                (trans=0, A n x k); the full symmetric C is written, or with
+                trans | ACEM_SYRK_LOWER only its lower triangle (the strict
+                upper one is neither read nor written, as BLAS ssyrk with
+                uplo L): half the stores, and no transposing pass over C.
      acem_potrf lower Cholesky in place; on failure the column is reported.
      acem_trsm_rl  B := B L^-T (trans=1) or B L^-1 (trans=0), L lower, on the right.
      acem_chol_solve_right   B := B A^-1 with A = L L^T.
@@ -365,6 +368,7 @@ ACEMDEF void acem_gemm(int transa, int transb, size_t m, size_t n, size_t k,
                        float alpha, const float *A, size_t lda,
                        const float *B, size_t ldb, float beta, float *C, size_t ldc,
                        void *work);
+#define ACEM_SYRK_LOWER 2 /* or-ed into acem_syrk's trans: the lower triangle only */
 ACEMDEF void acem_syrk(int trans, size_t n, size_t k, float alpha, const float *A,
                        size_t lda, float beta, float *C, size_t ldc, void *work);
 ACEMDEF acem_result acem_potrf(size_t n, float *A, size_t lda, size_t *failed_column, void *work);
@@ -1560,7 +1564,10 @@ static void acem__gemm_tri(int ta, int tb, int tri, size_t m, size_t n, size_t k
         unsigned char *w = acem__align64(work);
         size_t kcb = acem__min(ACEM__KC, k);
         size_t m3 = acem__roundup(acem__min(ACEM__M3, m), ACEM__MR);
-        size_t n2 = acem__roundup(acem__min(ACEM__N2, n), ACEM__NR);
+        /* column blocks of equal width (768: 384 + 384, not 512 + 256: a
+           narrow last block streams its A strips for half the work) */
+        size_t nblk = (n + ACEM__N2 - 1) / ACEM__N2;
+        size_t n2 = acem__roundup((n + nblk - 1) / nblk, ACEM__NR);
         float *Ap, *Bp;
         Ap = ACEM__CAST(float *, (void *)w);
         Bp = Ap + m3 * kcb;
@@ -1641,7 +1648,7 @@ static void acem__syrk(int trans, int mirror, size_t n, size_t k, float alpha, c
 
 ACEMDEF void acem_syrk(int trans, size_t n, size_t k, float alpha, const float *A, size_t lda,
                        float beta, float *C, size_t ldc, void *work) {
-    acem__syrk(trans, 1, n, k, alpha, A, lda, beta, C, ldc, work);
+    acem__syrk(trans & 1, !(trans & ACEM_SYRK_LOWER), n, k, alpha, A, lda, beta, C, ldc, work);
 }
 
 /* ---- caller-driven parallelism ----------------------------------------------

@@ -191,7 +191,7 @@ static void gemm_case(int ta, int tb, size_t m, size_t n, size_t k, float alpha,
 
     for (w = 0; w < 2; ++w) {
         void *work = w ? xmalloc(wbytes) : NULL;
-        size_t bad = 0, bi = 0, bj = 0, padbad;
+        size_t bad = 0, bi = 0, bj = 0, padbad, upbad = 0;
         double worst = 0;
         if (work) memset(work, 0xFF, wbytes); /* dirty workspace: NaN floats */
         if (nc) memcpy(C, C0, nc * sizeof(float));
@@ -290,7 +290,9 @@ static void test_gemm(void) {
 /* ---- SYRK -------------------------------------------------------------------- */
 static int n_syrk_calls = 0;
 
-static void syrk_case(int trans, size_t n, size_t k, float alpha, float beta, size_t pa,
+/* lower: ACEM_SYRK_LOWER, the lower triangle only: the strict upper one must
+   keep C0's bits (NaN patterns when beta is 0) */
+static void syrk_case(int trans, int lower, size_t n, size_t k, float alpha, float beta, size_t pa,
                       size_t pc) {
     size_t ar = trans ? k : n, ac = trans ? n : k;
     size_t lda = ld_of(ac, pa), ldc = ld_of(n, pc);
@@ -311,23 +313,30 @@ static void syrk_case(int trans, size_t n, size_t k, float alpha, float beta, si
     ref_gemm(trans, !trans, n, n, k, alpha, A, lda, A, lda, beta, C0, ldc, ref, bnd); /* A^T A or A A^T */
     for (w = 0; w < 2; ++w) {
         void *work = w ? xmalloc(wbytes) : NULL;
-        size_t bad = 0, bi = 0, bj = 0, padbad;
+        size_t bad = 0, bi = 0, bj = 0, padbad, upbad = 0;
         if (work) memset(work, 0xFF, wbytes);
         if (nc) memcpy(C, C0, nc * sizeof(float));
-        acem_syrk(trans, n, k, alpha, A, lda, beta, C, ldc, work);
+        acem_syrk(trans | (lower ? ACEM_SYRK_LOWER : 0), n, k, alpha, A, lda, beta, C, ldc, work);
         ++n_syrk_calls;
         for (i = 0; i < n; ++i)
             for (j = 0; j < n; ++j) {
-                double err = fabs((double)C[i * ldc + j] - ref[i * n + j]);
+                double err;
+                if (lower && j > i) {
+                    upbad += memcmp(&C[i * ldc + j], &C0[i * ldc + j], sizeof(float)) != 0;
+                    continue;
+                }
+                err = fabs((double)C[i * ldc + j] - ref[i * n + j]);
                 if (!(err <= 1e-5 * bnd[i * n + j])) {
                     if (!bad) bi = i, bj = j;
                     ++bad;
                 }
             }
+        CHECK(upbad == 0, "syrk trans=%d lower n=%zu k=%zu beta=%g work=%s: %zu entries of the strict upper "
+              "triangle changed", trans, n, k, beta, w ? "yes" : "NULL", upbad);
         CHECK(bad == 0,
-              "syrk trans=%d n=%zu k=%zu alpha=%g beta=%g lda=%zu ldc=%zu work=%s: %zu bad "
+              "syrk trans=%d lower=%d n=%zu k=%zu alpha=%g beta=%g lda=%zu ldc=%zu work=%s: %zu bad "
               "entries; first C[%zu][%zu] = %.9g, expected %.9g (tol %.3g)",
-              trans, n, k, alpha, beta, lda, ldc, w ? "yes" : "NULL", bad, bi, bj,
+              trans, lower, n, k, alpha, beta, lda, ldc, w ? "yes" : "NULL", bad, bi, bj,
               bad ? (double)C[bi * ldc + bj] : 0.0, bad ? ref[bi * n + bj] : 0.0,
               bad ? 1e-5 * bnd[bi * n + bj] : 0.0);
         padbad = pad_changed(C, n, n, ldc);
@@ -355,20 +364,20 @@ static void test_syrk(void) {
                 int nab = n * n * k > 300000 ? 1 : (n * n * k > 20000 ? NAB_REQ : 4);
                 for (a = 0; a < nab; ++a) {
                     const ab_pair *ab = nab == 1 ? &AB[counter % NAB_REQ] : &AB[a];
-                    syrk_case(trans, n, k, ab->alpha, ab->beta, PADS[counter % NPADS],
+                    syrk_case(trans, (int)((counter >> 1) & 1), n, k, ab->alpha, ab->beta, PADS[counter % NPADS],
                               PADS[(counter + 1) % NPADS]);
                     ++counter;
                 }
             }
         for (e = 0; e < sizeof extra / sizeof extra[0]; ++e)
-            for (a = 0; a < NAB_REQ; ++a) {
-                syrk_case(trans, extra[e][0], extra[e][1], AB[a].alpha, AB[a].beta,
+            for (a = 0; a < 2 * NAB_REQ; ++a) {
+                syrk_case(trans, a >= NAB_REQ, extra[e][0], extra[e][1], AB[a % NAB_REQ].alpha, AB[a % NAB_REQ].beta,
                           PADS[counter % NPADS], PADS[(counter + 1) % NPADS]);
                 ++counter;
             }
         for (e = 0; e < sizeof degenerate / sizeof degenerate[0]; ++e)
-            for (a = 0; a < 4; ++a) {
-                syrk_case(trans, degenerate[e][0], degenerate[e][1], AB[a].alpha, AB[a].beta,
+            for (a = 0; a < 8; ++a) {
+                syrk_case(trans, a >= 4, degenerate[e][0], degenerate[e][1], AB[a % 4].alpha, AB[a % 4].beta,
                           PADS[counter % NPADS], PADS[(counter + 1) % NPADS]);
                 ++counter;
             }
