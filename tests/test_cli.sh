@@ -127,7 +127,7 @@ for d in f16 bf16; do
     t "$d inputs" "$ACEM" merge -q --base "base_$d.safetensors" -o "in_$d.safetensors" "e1_$d.safetensors" "e2_$d.safetensors" "e3_$d.safetensors"
     t "  == acem_merge, written as $d" "$CHECK" merge --method ace "in_$d.safetensors" "base_$d.safetensors" "e1_$d.safetensors" \
         "e2_$d.safetensors" "e3_$d.safetensors"
-    # f16 / bf16 experts are read (only F32 tensors are mapped): the read-ahead thread fills the buffers
+    # the read-ahead thread fills the buffers (converting f16 / bf16 as it reads)
     t "  --threads 2 (read-ahead), $d inputs: identical bytes" sh -c "'$ACEM' merge -q --threads 2 --base base_$d.safetensors \
         -o in2_$d.safetensors e1_$d.safetensors e2_$d.safetensors e3_$d.safetensors && cmp -s in2_$d.safetensors in_$d.safetensors"
     t "--out-dtype $d from f32" "$ACEM" merge -q --method ties --exclude score --out-dtype "$d" --base base.safetensors -o "out_$d.safetensors" $E3

@@ -907,7 +907,7 @@ static void count_layer(const acem_layer_info *info, acem_rule rule, const char 
     if (info->fallback) fallback[(*n_fallback)++] = name;
 }
 
-/* one tensor's bytes are in (read, mapped or read ahead): the progress bar */
+/* one tensor's bytes are in (read, or read ahead): the progress bar */
 static void progress_read(const mtensor *m) {
     g_prog.done += m->t->end - m->t->begin;
     progress_draw(0);
@@ -923,61 +923,6 @@ static void read_counted(const mtensor *m, void *dst, int as_f32) {
 }
 static void read_f32_counted(const mtensor *m, float *dst) { read_counted(m, dst, 1); }
 static void read_raw_counted(const mtensor *m, void *dst) { read_counted(m, dst, 0); }
-
-/* ---- zero-copy input tensors: an F32 tensor whose bytes lie at a 4-byte
-   aligned offset is fed straight from the page cache (mmap, read-only; an
-   expert's tensor is unmapped after its feed, the base's after the tensor's
-   merge), on a little-endian host. The mapping takes the place of one of the
-   plan's tensor buffers. Anything else (F16, BF16, misaligned, a failed mmap)
-   is read into that buffer. */
-typedef struct tmap {
-    void *base;
-    size_t len;
-} tmap;
-static int host_little_endian(void) {
-    const uint16_t one = 1;
-    return *(const unsigned char *)&one == 1;
-}
-static int mappable(const mtensor *m) {
-    return m->t->dtype == ACEM_DT_F32 && m->t->end > m->t->begin && (m->file->st.data_start + m->t->begin) % 4 == 0 &&
-           host_little_endian();
-}
-static const float *tmap_open(tmap *mp, const mtensor *m) {
-    const acem_st_file *st = &m->file->st;
-    uint64_t off = st->data_start + m->t->begin, len = m->t->end - m->t->begin, page, start;
-    long ps = sysconf(_SC_PAGESIZE);
-    void *p;
-    mp->base = NULL;
-    mp->len = 0;
-    if (!mappable(m) || ps <= 0) return NULL;
-    page = (uint64_t)ps;
-    start = off / page * page;
-    if (len + (off - start) > (uint64_t)(size_t)-1 || start > (uint64_t)INT64_MAX) return NULL;
-    mp->len = (size_t)(len + (off - start));
-    p = mmap(NULL, mp->len, PROT_READ, MAP_SHARED, fileno(m->file->fp), (off_t)start);
-    if (p == MAP_FAILED) {
-        mp->len = 0;
-        return NULL;
-    }
-    mp->base = p;
-    progress_read(m);
-    return (const float *)(const void *)((const unsigned char *)p + (off - start));
-}
-static void tmap_close(tmap *mp) {
-    if (mp->base) munmap(mp->base, mp->len);
-    mp->base = NULL;
-}
-/* An input tensor that a merge only reads (the base or an expert's): mapped,
-   or read into buf (the plan keeps buf for that case). tmap_close(mp) when
-   done (nothing to undo for a read). */
-static const float *input_open(tmap *mp, const mtensor *m, float *buf) {
-    const float *p = tmap_open(mp, m);
-    if (!p) {
-        read_f32_counted(m, buf);
-        p = buf;
-    }
-    return p;
-}
 
 /* ---- read-ahead and write-behind: with --threads N > 1, two more threads move
    the data while the workers merge: one reads the next expert tensor into a
@@ -1890,7 +1835,7 @@ static void plan_lora(ptensor *p, lmod *lm, const acem_options *opt, const acem_
        in base coordinates, buf_c scratch for a transposed read + GEMM work.
        The merged delta lambda*M = B A comes from acem_lora_merge; the model gets
        base + B A (one GEMM), the adapter output the first q directions.
-     dense: buf_a the base (unless it is mapped), buf_b one expert at a time:
+     dense: buf_a the base, buf_b one expert at a time:
        base (untouched), the saved weight (modules_to_save) or base + scale*B A
        expanded with acem_gemm, fed to the layer API exactly as a checkpoint
        holding it would be.
@@ -1982,8 +1927,8 @@ static float *lora_run(const lora_ctx *c, const ptensor *p, const mtensor *bm, u
         void *gw = bc + 2 * round_up64(lm->rmax * (R + C) * sizeof(float));
         acem_layer L;
         int pass;
-        tmap bmp;
-        const float *B = input_open(&bmp, bm, base);
+        const float *B = base;
+        read_f32_counted(bm, base);
         for (t = 0; t < T; ++t) Tm += lora_takes_part(c, p, t);
         if ((r = acem_layer_init(&L, c->opt, p->rule, p->bt->name, R, C, Tm, work, p->arena, &err)) != ACEM_OK)
             die(exit_code_of(r), "%s", err.message);
@@ -2004,7 +1949,6 @@ static float *lora_run(const lora_ctx *c, const ptensor *p, const mtensor *bm, u
                     die(exit_code_of(r), "%s (adapter %s)", err.message, c->ads[t].dir);
             }
         if ((r = acem_layer_finish(&L, B, X, info, &err)) != ACEM_OK) die(exit_code_of(r), "%s", err.message);
-        tmap_close(&bmp);
         if (!c->to_adapter) return X;
         lm->ofull = (float *)xmalloc(R * C * sizeof(float) + 1);
         memcpy(lm->ofull, X, R * C * sizeof(float));
@@ -2880,33 +2824,37 @@ static int cmd_merge(int argc, char **argv) {
                     const float *B;
                     int pass, npass;
                     size_t k2, nfeed, ra_for = (size_t)-1;
-                    tmap bmp;
-                    B = input_open(&bmp, bm, (float *)(void *)buf_a);
+                    B = (float *)(void *)buf_a;
+                    read_f32_counted(bm, (float *)(void *)buf_a);
                     if ((r = acem_layer_init(&L, &a.opt, p->rule, ot->name, p->rows, p->cols, T, work, p->arena, &err)) != ACEM_OK)
                         die(exit_code_of(r), "%s", err.message);
                     npass = acem_layer_passes(&L);
                     nfeed = (size_t)npass * T;
                     if (p->buf_c) Xn = (float *)(void *)(buf_b + round_up64(p->buf_b));
-                    /* expert k2 (pass k2 / T, expert k2 % T): mapped, or read into buffer k2 % 2;
-                       with read-ahead, the read of k2 + 1 runs while k2 is merged */
+                    /* expert k2 (pass k2 / T, expert k2 % T): read into buffer k2 % 2; with
+                       read-ahead, the read of k2 + 1 runs while k2 is merged. (Not mapped:
+                       fed from 4 KiB page-cache pages, ACE's first passes over each expert
+                       ran at a third of their speed from the huge-page buffers, TLB walks
+                       and prefetchers stopping at every page; GPT-2 bench, Zen 5, 1 thread:
+                       about 9% of the merge.) */
                     for (k2 = 0; k2 < nfeed; ++k2) {
                         const mtensor *em = &ms[1 + k2 % T].tensors[p->idx];
                         const float *cur = NULL;
                         float *nb = k2 % 2 ? Xn : X;
-                        tmap mp;
-                        mp.base = NULL;
                         pass = (int)(k2 / T);
                         if (ra_for == k2) { /* posted while k2 - 1 was merged */
                             io_wait(&ra);
                             cur = nb;
                         }
-                        if (p->buf_c && k2 + 1 < nfeed && !mappable(&ms[1 + (k2 + 1) % T].tensors[p->idx])) {
+                        if (p->buf_c && k2 + 1 < nfeed) {
                             io_post_read(&ra, &ms[1 + (k2 + 1) % T].tensors[p->idx], k2 % 2 ? X : Xn);
                             ra_for = k2 + 1;
                         }
-                        if (!cur) cur = input_open(&mp, em, nb);
+                        if (!cur) {
+                            read_f32_counted(em, nb);
+                            cur = nb;
+                        }
                         r = acem_layer_feed(&L, cur, B, &err);
-                        tmap_close(&mp);
                         if (r != ACEM_OK)
                             die(exit_code_of(r), "%s (expert %s, pass %d)", err.message, em->file->path, pass + 1);
                     }
@@ -2915,7 +2863,6 @@ static int cmd_merge(int argc, char **argv) {
                         X = wbuf;
                     }
                     if ((r = acem_layer_finish(&L, B, X, &info, &err)) != ACEM_OK) die(exit_code_of(r), "%s", err.message);
-                    tmap_close(&bmp);
                     if (wbuf) io_post_write(&wb, &wio, ot, X);
                     else if ((r = acem_st_write_f32(&wio, ot, X, &err)) != ACEM_OK) die(exit_code_of(r), "%s", err.message);
                     count_layer(&info, p->rule, ot->name, &n_ace, &n_gated, &n_refined, fallback, &n_fallback);
