@@ -2834,9 +2834,9 @@ static int cmd_merge(int argc, char **argv) {
                     /* expert k2 (pass k2 / T, expert k2 % T): read into buffer k2 % 2; with
                        read-ahead, the read of k2 + 1 runs while k2 is merged. (Not mapped:
                        fed from 4 KiB page-cache pages, ACE's first passes over each expert
-                       ran at a third of their speed from the huge-page buffers, TLB walks
-                       and prefetchers stopping at every page; GPT-2 bench, Zen 5, 1 thread:
-                       about 9% of the merge.) */
+                       took 11% of a 1-thread GPT-2 merge on Zen 5, against 4% with the copy
+                       into the huge-page buffers: TLB walks, prefetchers stopping at every
+                       page.) */
                     for (k2 = 0; k2 < nfeed; ++k2) {
                         const mtensor *em = &ms[1 + k2 % T].tensors[p->idx];
                         const float *cur = NULL;
