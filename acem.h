@@ -5703,7 +5703,9 @@ static size_t acem__ties_sum_out(float *out, const float *const *xs, size_t T, c
 #if defined(ACEM__AVX512)
         { /* 16 lanes at a time, the same operations per element (the lane
              masks in mask registers): what the loop below does, at half the
-             instructions; it finishes the last 8 */
+             instructions; it finishes the last 8. (maskz forms with a full
+             mask: GCC 12's plain ones start from _mm512_undefined_*, which
+             -Wmaybe-uninitialized flags in C++.) */
             const __m512 l16 = _mm512_set1_ps(lam), z16 = _mm512_setzero_ps();
             const __m512i one16 = _mm512_set1_epi32(1), am16 = _mm512_set1_epi32(0x7fffffff);
             __m512i umax16 = _mm512_setzero_si512();
@@ -5723,22 +5725,22 @@ static size_t acem__ties_sum_out(float *out, const float *const *xs, size_t T, c
                                                    _mm512_set1_epi32((int)thus[t]));
                     v = _mm512_maskz_mov_ps(keep, v);
                     sa = _mm512_add_ps(sa, v);
-                    p = _mm512_add_ps(p, _mm512_max_ps(v, z16));
-                    ng = _mm512_add_ps(ng, _mm512_min_ps(v, z16));
+                    p = _mm512_add_ps(p, _mm512_maskz_max_ps(0xffff, v, z16));
+                    ng = _mm512_add_ps(ng, _mm512_maskz_min_ps(0xffff, v, z16));
                     ip = _mm512_mask_add_epi32(ip, _mm512_cmp_ps_mask(v, z16, _CMP_GT_OQ), ip, one16);
                     in = _mm512_mask_sub_epi32(in, (__mmask16)~keep, in, one16);
                 }
                 in = _mm512_sub_epi32(in, ip);
-                umax16 = _mm512_max_epu32(umax16, _mm512_and_si512(_mm512_castps_si512(sa), am16));
+                umax16 = _mm512_maskz_max_epu32(0xffff, umax16, _mm512_and_si512(_mm512_castps_si512(sa), am16));
                 gt = _mm512_cmp_ps_mask(sa, z16, _CMP_GT_OQ);
                 lt = _mm512_cmp_ps_mask(sa, z16, _CMP_LT_OQ);
-                c = _mm512_max_epi32(_mm512_mask_blend_epi32(gt, in, ip), one16);
-                q = _mm512_div_ps(_mm512_mask_blend_ps(gt, ng, p), _mm512_cvtepi32_ps(c));
+                c = _mm512_maskz_max_epi32(0xffff, _mm512_mask_blend_epi32(gt, in, ip), one16);
+                q = _mm512_div_ps(_mm512_mask_blend_ps(gt, ng, p), _mm512_maskz_cvtepi32_ps(0xffff, c));
                 _mm512_storeu_ps(out + k, _mm512_fmadd_ps(l16, q, bv));
                 t16 += (long long)acem__pop8(gt & 0xffu) + acem__pop8(gt >> 8) - acem__pop8(lt & 0xffu) - acem__pop8(lt >> 8);
                 mf = (__mmask16)(~(gt | lt) & _mm512_cmpgt_epi32_mask(_mm512_add_epi32(ip, in), _mm512_setzero_si512()));
                 if (mf) {
-                    __m512 qa = _mm512_div_ps(p, _mm512_cvtepi32_ps(_mm512_max_epi32(ip, one16)));
+                    __m512 qa = _mm512_div_ps(p, _mm512_maskz_cvtepi32_ps(0xffff, _mm512_maskz_max_epi32(0xffff, ip, one16)));
                     _mm512_mask_storeu_ps(alt + k, mf, _mm512_fmadd_ps(l16, qa, bv));
                     nfix += (size_t)(acem__pop8(mf & 0xffu) + acem__pop8(mf >> 8));
                 }
