@@ -4691,6 +4691,9 @@ static int acem__pop8(unsigned m) {
     m = (m & 0x33u) + ((m >> 2) & 0x33u);
     return (int)((m + (m >> 4)) & 0x0fu);
 }
+#if defined(ACEM__AVX512)
+static int acem__pop16(unsigned m) { return acem__pop8(m & 0xffu) + acem__pop8(m >> 8); }
+#endif
 #endif
 /* b + s * a for one element, as the vector loops compute it (one FMA there) */
 static float acem__ew_fin1(float b, float s, float a) {
@@ -5737,12 +5740,12 @@ static size_t acem__ties_sum_out(float *out, const float *const *xs, size_t T, c
                 c = _mm512_maskz_max_epi32(0xffff, _mm512_mask_blend_epi32(gt, in, ip), one16);
                 q = _mm512_div_ps(_mm512_mask_blend_ps(gt, ng, p), _mm512_maskz_cvtepi32_ps(0xffff, c));
                 _mm512_storeu_ps(out + k, _mm512_fmadd_ps(l16, q, bv));
-                t16 += (long long)acem__pop8(gt & 0xffu) + acem__pop8(gt >> 8) - acem__pop8(lt & 0xffu) - acem__pop8(lt >> 8);
+                t16 += acem__pop16(gt) - acem__pop16(lt);
                 mf = (__mmask16)(~(gt | lt) & _mm512_cmpgt_epi32_mask(_mm512_add_epi32(ip, in), _mm512_setzero_si512()));
                 if (mf) {
                     __m512 qa = _mm512_div_ps(p, _mm512_maskz_cvtepi32_ps(0xffff, _mm512_maskz_max_epi32(0xffff, ip, one16)));
                     _mm512_mask_storeu_ps(alt + k, mf, _mm512_fmadd_ps(l16, qa, bv));
-                    nfix += (size_t)(acem__pop8(mf & 0xffu) + acem__pop8(mf >> 8));
+                    nfix += (size_t)acem__pop16(mf);
                 }
                 acem__ties_mark(fl, 0, i, mf, 16, &dirty);
             }

@@ -46,6 +46,7 @@
 #define ACEM_IMPLEMENTATION
 #include "acem.h"
 #include "rows.h"
+#include "../tests/memio.h" /* in-memory write and read callbacks */
 
 #include <math.h>
 #include <stdint.h>
@@ -72,22 +73,6 @@ static double median(double *t, int n) {
 }
 static double minv(const double *t, int n) { double m = t[0]; int i; for (i = 1; i < n; ++i) if (t[i] < m) m = t[i]; return m; }
 static double maxv(const double *t, int n) { double m = t[0]; int i; for (i = 1; i < n; ++i) if (t[i] > m) m = t[i]; return m; }
-
-/* in-memory file: the writer appends into a buffer sized in advance, the reader copies out of it */
-typedef struct memfile { unsigned char *p; size_t n, cap; } memfile;
-static int mem_write(void *user, const void *src, size_t n) {
-    memfile *m = (memfile *)user;
-    if (n > m->cap - m->n) return 1;
-    memcpy(m->p + m->n, src, n);
-    m->n += n;
-    return 0;
-}
-static int mem_read(void *user, uint64_t off, void *dst, size_t n) {
-    memfile *m = (memfile *)user;
-    if (off > m->n || n > m->n - off) return 1;
-    memcpy(dst, m->p + off, n);
-    return 0;
-}
 
 static uint64_t rng = 0x9E3779B97F4A7C15ull;
 static uint32_t next32(void) {
@@ -395,49 +380,40 @@ int main(int argc, char **argv) {
          memory); against the same limit for the f32 side and the block bytes */
         static const acem_dtype qd[5] = {ACEM_DT_Q8_0, ACEM_DT_Q4_0, ACEM_DT_Q4_1, ACEM_DT_Q5_0, ACEM_DT_Q5_1};
         size_t nq = n / 32 * 32;
-        memfile mf;
+        wbuf wb;
+        acem_write_io wio;
         double tq[64], tdq[64];
         int c;
-        mf.cap = nq / 32 * 34 + 4096;
-        mf.p = (unsigned char *)xmalloc(mf.cap);
+        wbuf_init(&wb, &wio, "bench.gguf");
         printf("\n%-16s %-9s %8s %8s %9s %9s %7s\n", "GGUF blocks", "values", "MB read", "MB wrtn", "time s", "limit s",
                "ratio");
         for (c = 0; c < 5; ++c) {
-            acem_write_io wio;
-            acem_read_io rio;
             acem_st_tensor ts;
-            acem_st_file f;
             acem_error err;
             uint64_t hb = 0, qbytes = 0;
-            size_t need = 0;
-            void *fa = NULL;
             int dir;
             memset(&ts, 0, sizeof ts);
             ts.name = "w";
             ts.dtype = qd[c];
             ts.ndim = 1;
             ts.shape[0] = nq;
-            wio.user = &mf; wio.write = mem_write; wio.path = "bench.gguf";
-            rio.user = &mf; rio.read = mem_read; rio.path = "bench.gguf";
             acem_dtype_bytes(qd[c], nq, &qbytes, NULL);
-            for (r = 0; r <= reps; ++r) {
+            for (r = 0; r <= reps; ++r) { /* (r = 0: the warm-up, which also grows wb) */
                 double t0;
-                mf.n = 0;
+                opened o;
+                acem_result res;
+                wb.n = 0;
                 if (acem_gguf_write_header(&wio, NULL, &ts, 1, NULL, 0, 0, &hb, &err) != ACEM_OK) goto fail;
                 t0 = now();
                 if (acem_st_write_f32(&wio, &ts, x[0], &err) != ACEM_OK) goto fail;
                 if (r) tq[r - 1] = now() - t0;
-                rio.size = mf.n;
-                if (!fa) {
-                    if (acem_st_open_bytes(&rio, &need, &err) != ACEM_OK) goto fail;
-                    fa = xmalloc(need);
-                }
-                if (acem_st_open(&f, &rio, fa, need, &err) != ACEM_OK) goto fail;
+                if (open_mem(&o, wb.p, wb.n, "bench.gguf", &err) != ACEM_OK) goto fail;
                 t0 = now();
-                if (acem_st_read_f32(&f, &f.tensors[0], out, &err) != ACEM_OK) goto fail;
+                res = acem_st_read_f32(&o.f, &o.f.tensors[0], out, &err);
                 if (r) tdq[r - 1] = now() - t0;
+                close_mem(&o);
+                if (res != ACEM_OK) goto fail;
             }
-            free(fa);
             for (dir = 0; dir < 2; ++dir) {
                 double tmed = median(dir ? tdq : tq, reps), rd = dir ? (double)qbytes : 4.0 * (double)nq;
                 double wb = dir ? 4.0 * (double)nq : (double)qbytes, lim = rd / bw_read + wb / bw_write;
@@ -455,7 +431,7 @@ int main(int argc, char **argv) {
             fprintf(stderr, "bench_elementwise: %s: %s\n", acem_dtype_name(qd[c]), err.message);
             return 4;
         }
-        free(mf.p);
+        free(wb.p);
     }
     printf("\nlimit = bytes read / read bandwidth + bytes written / write bandwidth; ratio = time / limit"
            " (target <= 1.5);\nvs fused = time / the fused one-pass C loop's time (same bytes as one pass).\n");

@@ -112,6 +112,15 @@ run() {
     echo "  $label: $(tail -n 1 "$tmp/$label.times" | awk '{ printf "%.1f s, %.0f MiB peak RSS", $1, $2 / 1024 }')" >&2
     grep -h -E "^(ref_ace_torch|acem):" "$tmp/run.out" >>"$tmp/$label.log" || true
 }
+# same_bits WHAT FIRST N FILE_FIRST FILE_N: the line saying whether the output with N
+# threads is bitwise that with FIRST threads (it must be)
+same_bits() {
+    if cmp -s "$4" "$5"; then
+        compare_lines+=("$1 with $3 threads: bitwise identical to $2 thread(s)")
+    else
+        compare_lines+=("$1 with $3 threads: DIFFERS from $2 thread(s) (must be bitwise identical)")
+    fi
+}
 # stat FILE COLUMN: "median min max" of a column
 stat() {
     awk -v c="$2" '{ print $c }' "$1" | sort -g | awk '
@@ -155,10 +164,8 @@ for n in $THREADS; do
     fi
     if [ -z "$first_threads" ]; then
         first_threads=$n
-    elif cmp -s "$OUT/out_acem_t$first_threads.safetensors" "$OUT/out_acem_t$n.safetensors"; then
-        compare_lines+=("acem output with $n threads: bitwise identical to $first_threads thread(s)")
     else
-        compare_lines+=("acem output with $n threads: DIFFERS from $first_threads thread(s) (must be bitwise identical)")
+        same_bits "acem output" "$first_threads" "$n" "$OUT/out_acem_t$first_threads.safetensors" "$OUT/out_acem_t$n.safetensors"
     fi
 done
 if [ "$F16" = 1 ]; then
@@ -179,10 +186,8 @@ if [ "$F16" = 1 ]; then
         done
         if [ -z "$first16" ]; then
             first16=$n
-        elif cmp -s "$OUT/out16_t$first16.safetensors" "$OUT/out16_t$n.safetensors"; then
-            compare_lines+=("acem output from the F16 files with $n threads: bitwise identical to $first16 thread(s)")
         else
-            compare_lines+=("acem output from the F16 files with $n threads: DIFFERS from $first16 thread(s) (must be bitwise identical)")
+            same_bits "acem output from the F16 files" "$first16" "$n" "$OUT/out16_t$first16.safetensors" "$OUT/out16_t$n.safetensors"
         fi
     done
 fi

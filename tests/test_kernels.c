@@ -191,7 +191,7 @@ static void gemm_case(int ta, int tb, size_t m, size_t n, size_t k, float alpha,
 
     for (w = 0; w < 2; ++w) {
         void *work = w ? xmalloc(wbytes) : NULL;
-        size_t bad = 0, bi = 0, bj = 0, padbad, upbad = 0;
+        size_t bad = 0, bi = 0, bj = 0, padbad;
         double worst = 0;
         if (work) memset(work, 0xFF, wbytes); /* dirty workspace: NaN floats */
         if (nc) memcpy(C, C0, nc * sizeof(float));
