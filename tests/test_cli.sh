@@ -319,6 +319,21 @@ for sig in TERM:15 INT:2 HUP:1; do
     done
 done
 
+# ---- a write that fails mid-merge ------------------------------------------------------------------
+# A file size limit (SIGXFSZ ignored, so write() fails with EFBIG) stops the
+# output after about 3 MB: exit 3, the message names the output and "write
+# error", nothing is left in o/. With 2 threads the failing write is the
+# write-behind thread's; the main thread reports it.
+fsize_old=$(ulimit -S -f)
+for how in "--threads 1" "--threads 2"; do
+    ulimit -S -f 3000
+    trap '' XFSZ
+    expect_error "write error (file size limit), $how" 3 "o/out.safetensors|write error" merge -q $how \
+        --base slow_base.safetensors -o o/out.safetensors slow_e1.safetensors slow_e2.safetensors
+    ulimit -S -f "$fsize_old"
+    trap - XFSZ
+done
+
 # ---- the inputs were never modified --------------------------------------------------------------
 sums_after=$(cksum $inputs)
 if [ "$sums_before" = "$sums_after" ]; then pass; else fail "inputs changed"; fi
