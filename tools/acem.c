@@ -1011,14 +1011,18 @@ static void io_wait(iothread *ra) {
     if (ra->r != ACEM_OK) die(exit_code_of(ra->r), "%s", ra->err.message);
     progress_read(ra->m);
 }
+/* sets *quit under mu, wakes th and joins it (the reader and the writer) */
+static void quit_thread(pthread_mutex_t *mu, pthread_cond_t *cv, int *quit, pthread_t th) {
+    pthread_mutex_lock(mu);
+    *quit = 1;
+    pthread_cond_broadcast(cv);
+    pthread_mutex_unlock(mu);
+    pthread_join(th, NULL);
+}
 static void io_stop(iothread *ra) {
     if (!ra->started) return;
     io_wait(ra);
-    pthread_mutex_lock(&ra->mu);
-    ra->quit = 1;
-    pthread_cond_broadcast(&ra->cv);
-    pthread_mutex_unlock(&ra->mu);
-    pthread_join(ra->th, NULL);
+    quit_thread(&ra->mu, &ra->cv, &ra->quit, ra->th);
     ra->started = 0;
 }
 
@@ -1130,11 +1134,7 @@ static void wq_drain(wqueue *w) {
 static void wq_stop(wqueue *w) {
     if (!w->started) return;
     wq_drain(w);
-    pthread_mutex_lock(&w->mu);
-    w->quit = 1;
-    pthread_cond_broadcast(&w->cv);
-    pthread_mutex_unlock(&w->mu);
-    pthread_join(w->th, NULL);
+    quit_thread(&w->mu, &w->cv, &w->quit, w->th);
     w->started = 0;
 }
 
