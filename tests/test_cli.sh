@@ -294,6 +294,12 @@ expect_error "join: a part from another merge" 2 "different merges|other3.safete
 # Single-file output with 1 and 2 threads, and sharded output (a temporary
 # directory of shards).
 t "cli_gen --slow" "$GEN" --slow .
+# 19 MB of output: with 2 threads the write-behind thread flushes and
+# fdatasyncs the file every 16 MB while it writes; the bytes are 1 thread's
+"$ACEM" merge -q --threads 1 --base slow_base.safetensors -o slow_t1.safetensors slow_e1.safetensors slow_e2.safetensors
+t "--threads 2, 19 MB output (write-behind syncs): identical bytes" sh -c "'$ACEM' merge -q --threads 2 \
+    --base slow_base.safetensors -o slow_t2.safetensors slow_e1.safetensors slow_e2.safetensors &&
+    cmp -s slow_t1.safetensors slow_t2.safetensors"
 for sig in TERM:15 INT:2 HUP:1; do
     name=${sig%%:*}
     num=${sig#*:}
