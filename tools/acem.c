@@ -1068,8 +1068,10 @@ static void *wq_main(void *arg) {
             r = acem_st_write_f32(j.wio, j.ot, (const float *)(void *)(w->buf + j.off), &err);
             if (r == ACEM_OK && (w->unsynced += j.len) >= WQ_SYNC) {
                 w->unsynced = 0;
-                if (fflush(j.fp) != 0 || fdatasync(fileno(j.fp)) != 0) {
-                    r = ACEM_ERR_IO;
+                if (fflush(j.fp) != 0 || fdatasync(fileno(j.fp)) != 0) { /* an error as acem's own */
+                    memset(&err, 0, sizeof err);
+                    err.code = r = ACEM_ERR_IO;
+                    err.column = -1;
                     snprintf(err.message, sizeof err.message, "%s: write error: %s", j.wio->path, strerror(errno));
                 }
             }
