@@ -396,9 +396,10 @@ static void pool_stop(cli_pool *p) {
    merge first writes them, those faults fell on whichever thread got there:
    mostly the main thread reading a base tensor while the other lane waited.
    GPT-2 bench, 2 threads, 8 alternating runs each: median 17.8 -> 16.8 s, sys
-   3.0-3.8 -> 2.0 s. The resident size becomes the planned peak (the plan's
-   upper bounds are then touched too); with one thread nothing is gained, so
-   nothing is done. */
+   3.0-3.8 -> 2.0 s. Touched: the buffer end of the work block (see bufs_at)
+   and the write-behind buffer, not the arena (the library's workers write its
+   large slots first; 2-thread GPT-2 RSS 1226 -> 925 MB). With one thread
+   nothing is gained, so nothing is done. */
 typedef struct touch_ctx { unsigned char *p; size_t n; } touch_ctx;
 #define TOUCH_CHUNK ((size_t)2 << 20)
 static void touch_part(void *ctx, size_t i) {
@@ -1973,8 +1974,23 @@ static void plan_lora(ptensor *p, lmod *lm, const acem_options *opt, const acem_
     free(ranks);
 }
 
-/* One tensor that adapters change. work holds the plan's working set: arena,
-   buf_a, buf_b, buf_c (each rounded up to 64 bytes).
+/* The work block holds one tensor's working set at a time: its arena from
+   the start, its buffers buf_a, buf_b, buf_c (each rounded up to 64 bytes)
+   against the end. The buffers of every tensor then fall in the block's last
+   max-buffers bytes, which --threads > 1 first-touches on all lanes before
+   the merge (touch_all); the arena is left to the library, whose large slots
+   are first written on its workers, and whose slots a tensor does not use
+   are never touched. (With the buffers right after each arena, the 2-thread
+   GPT-2 bench first-touched the whole 1.2 GB plan, 280 MB of it arena slots
+   that only a refined layer writes: about 0.6 s of page clearing on this
+   VM.) */
+static size_t bufs_bytes(const ptensor *p) { return round_up64(p->buf_a) + round_up64(p->buf_b) + round_up64(p->buf_c); }
+static unsigned char *bufs_at(const ptensor *p, unsigned char *work, size_t work_max) {
+    return work + work_max - bufs_bytes(p);
+}
+
+/* One tensor that adapters change: the arena at work, the buffers at bufs
+   (see bufs_at).
      low-rank: buf_a the base (model output), buf_b the factors of every adapter
        in base coordinates, buf_c scratch for a transposed read + GEMM work.
        The merged delta lambda*M = B A comes from acem_lora_merge; the model gets
@@ -2004,10 +2020,11 @@ static int lora_takes_part(const lora_ctx *c, const ptensor *p, size_t t) {
     return p->lm->part[t].kind != LK_NONE || !(p->rule == ACEM_RULE_METHOD && c->ro->method == ACEM_ACE);
 }
 
-static float *lora_run(const lora_ctx *c, const ptensor *p, const mtensor *bm, unsigned char *work, acem_layer_info *info) {
+static float *lora_run(const lora_ctx *c, const ptensor *p, const mtensor *bm, unsigned char *work, unsigned char *bufs,
+                       acem_layer_info *info) {
     lmod *lm = p->lm;
     size_t R = p->rows, C = p->cols, T = c->T, t, i, j, Tm = 0;
-    float *base = (float *)(void *)(work + round_up64(p->arena));
+    float *base = (float *)(void *)bufs;
     unsigned char *bb = (unsigned char *)base + round_up64(p->buf_a), *bc = bb + round_up64(p->buf_b);
     acem_error err;
     acem_result r;
@@ -2359,6 +2376,7 @@ static int cmd_merge(int argc, char **argv) {
     outfile *outs;
     unsigned *shard_of = NULL;
     size_t work_max = 0, work_arg = 0, wb_max = 0; /* wb_max: the write-behind buffer */
+    size_t bufs_max = 0;                            /* the largest buffer set (bufs_at) */
     uint64_t out_total = 0, out_data = 0, read_total = 0;
     const char **meta;
     size_t n_meta = 0;
@@ -2561,6 +2579,7 @@ static int cmd_merge(int argc, char **argv) {
         need = (uint64_t)round_up64(p->arena) + round_up64(p->buf_a) + round_up64(p->buf_b) + round_up64(p->buf_c);
         if (need > (uint64_t)((size_t)-1 / 2)) die(CLI_RESOURCE, "tensor '%s' is too large for this machine", bt->name);
         if ((size_t)need > work_max) { work_max = (size_t)need; work_arg = np - 1; }
+        if (bufs_bytes(p) > bufs_max) bufs_max = bufs_bytes(p);
         if (!acem_dtype_bytes(p->out_dtype, bt->numel, &p->out_bytes, NULL))
             die(CLI_INPUT, "tensor '%s': %llu values do not fit %s", bt->name, (unsigned long long)bt->numel,
                 acem_dtype_name(p->out_dtype));
@@ -2821,7 +2840,7 @@ static int cmd_merge(int argc, char **argv) {
                4 KiB pages, 1.6 s with 2 MiB ones) */
             if (wb_max && !(wbuf = (float *)alloc_work(wb_max)))
                 die(CLI_RESOURCE, "cannot allocate the %zu-byte write-behind buffer", wb_max);
-            touch_all(&pool, work, work_max);
+            touch_all(&pool, work + work_max - bufs_max, bufs_max);
             touch_all(&pool, wbuf, wb_max);
             if (wbuf) wq_start(&wq, wbuf, wb_max);
         }
@@ -2851,7 +2870,7 @@ static int cmd_merge(int argc, char **argv) {
                 g_prog.i = ++done_t;
                 g_prog.name = p->bt->name;
                 progress_draw(1);
-                lora_run(&lc, p, &base->tensors[p->idx], work, &info);
+                lora_run(&lc, p, &base->tensors[p->idx], work, bufs_at(p, work, work_max), &info);
                 count_layer(&info, p->rule, p->bt->name, &n_ace, &n_gated, &n_refined, fallback, &n_fallback);
                 if (p->lm->path == LP_LOW) {
                     const lmod *lm = p->lm;
@@ -2945,7 +2964,7 @@ static int cmd_merge(int argc, char **argv) {
                 const acem_st_tensor *ot = &o->t[o->order[i]];
                 ptensor *p = &plan[o->pidx[o->order[i]]];
                 const mtensor *bm = &base->tensors[p->idx];
-                unsigned char *buf_a = work + round_up64(p->arena), *buf_b = buf_a + round_up64(p->buf_a);
+                unsigned char *buf_a = bufs_at(p, work, work_max), *buf_b = buf_a + round_up64(p->buf_a);
                 acem_layer_info info;
                 double t0 = now_s();
                 memset(&info, 0, sizeof info);
@@ -2961,7 +2980,7 @@ static int cmd_merge(int argc, char **argv) {
                     if ((r = acem_st_write_f32(&wio, ot, (const float *)(void *)buf_a, &err)) != ACEM_OK)
                         die(exit_code_of(r), "%s", err.message);
                 } else if (p->action == ACT_LORA) {
-                    float *res = lora_run(&lc, p, bm, work, &info);
+                    float *res = lora_run(&lc, p, bm, work, buf_a, &info);
                     if ((r = acem_st_write_f32(&wio, ot, res, &err)) != ACEM_OK) die(exit_code_of(r), "%s", err.message);
                     count_layer(&info, p->rule, ot->name, &n_ace, &n_gated, &n_refined, fallback, &n_fallback);
                     if (p->lm->path == LP_LOW) {
