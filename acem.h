@@ -1654,7 +1654,8 @@ ACEMDEF void acem_syrk(int trans, size_t n, size_t k, float alpha, const float *
 /* ---- caller-driven parallelism ----------------------------------------------
    acem never starts a thread: an operation is cut into parts handed to the
    caller's parallel_for (acem_options), one index per lane, each lane with
-   its own kernel scratch and taking the parts round robin. Three kinds of
+   its own kernel scratch and taking the parts round robin (parts that need
+   no scratch: one index per part, acem__run_items). Three kinds of
    cuts keep the outputs bitwise identical for every number of workers and
    any scheduling:
    - independent items (the inverse iteration's eigenvalue clusters, the
@@ -1714,6 +1715,21 @@ static void acem__run(const acem__exec *X, size_t nparts, acem__part_fn fn, void
         return;
     }
     X->pfor(X->user, acem__lane, &P, P.lanes);
+}
+/* parts that use no lane scratch (fn gets work NULL): one parallel_for index
+   each, so that a pool handing out indices as its lanes free up balances
+   them (a lane slowed by another thread of the caller's, by a slower core,
+   takes fewer), where acem__run's round robin fixes each lane's share */
+static void acem__item(void *p, size_t i) {
+    const acem__par *P = ACEM__CAST(const acem__par *, p);
+    P->fn(P->ctx, i, P->nparts, NULL);
+}
+static void acem__run_items(const acem__exec *X, size_t nparts, acem__part_fn fn, void *ctx) {
+    acem__par P;
+    size_t c;
+    P.X = X; P.nparts = nparts; P.fn = fn; P.ctx = ctx; P.lanes = nparts;
+    if (X->pfor && X->lanes > 1 && nparts > 1) X->pfor(X->user, acem__item, &P, nparts);
+    else for (c = 0; c < nparts; ++c) fn(ctx, c, nparts, NULL);
 }
 /* parts for an output split of len: one per lane, at most one per ACEM__SPLIT.
    With ACEM_USE_CBLAS, whose kernels may round an element differently
@@ -6074,7 +6090,7 @@ static acem_result acem__feed_ace(acem_layer *L, const float *x, const float *ba
         double nt = 0;
         int bad = 0;
         if (L->T == 1) return acem__load_delta(L, x, base, J.S, err);
-        acem__run(&X, ns, acem__ace_norm_slot, &J);
+        acem__run_items(&X, ns, acem__ace_norm_slot, &J);
         for (s = 0; s < ns; ++s) {
             nt += Ptr[s];
             bad |= P[s] != 0;
@@ -6097,13 +6113,13 @@ static acem_result acem__feed_ace(acem_layer *L, const float *x, const float *ba
             }
         }
         if (!refines) J.S = NULL;
-        acem__run(&X, ns, acem__ace_colsum_slot, &J); /* mu: column means of the delta */
+        acem__run_items(&X, ns, acem__ace_colsum_slot, &J); /* mu: column means of the delta */
         for (j = 0; j < C; ++j) {
             double m = 0;
             for (s = 0; s < ns; ++s) m += P[s * C + j];
             mu[j] = m / (double)R;
         }
-        acem__run(&X, ns, acem__ace_center_slot, &J); /* Dc, (S,) trace, Sigma_t 1, Sigma_t mu */
+        acem__run_items(&X, ns, acem__ace_center_slot, &J); /* Dc, (S,) trace, Sigma_t 1, Sigma_t mu */
         for (s = 0; s < ns; ++s) tr += Ptr[s];
         tr += ACEM__GUARD;
         alpha = gated ? 1.0 / tr : 1.0;
