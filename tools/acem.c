@@ -1027,8 +1027,18 @@ static void io_stop(iothread *ra) {
     ra->started = 0;
 }
 
-/* The writer: a FIFO of merged tensors, written in order, each in its own
-   region of a ring buffer of cap bytes (cap >= the largest tensor). A tensor
+/* Each tensor's data goes to its place in the output file (data start +
+   its begin): the merge's processing order need not be the file's (see
+   merge_order). Seeks only when the stream is not already there. */
+static int out_seek(FILE *fp, uint64_t pos) {
+    off_t at = ftello(fp);
+    if (at >= 0 && (uint64_t)at == pos) return 0;
+    if ((uint64_t)(off_t)pos != pos || (off_t)pos < 0) { errno = EFBIG; return -1; }
+    return fseeko(fp, (off_t)pos, SEEK_SET);
+}
+
+/* The writer: a FIFO of merged tensors, written in the order posted, each in
+   its own region of a ring buffer of cap bytes (cap >= the largest tensor). A tensor
    waits for the writer only when the ring has no room for it: a bias after a
    large weight goes in beside it. (With one region, the main thread waited
    for every previous write before finishing the next tensor: on the GPT-2
@@ -1040,7 +1050,7 @@ static void io_stop(iothread *ra) {
    tensor, when both lanes are idle). */
 #define WQ_MAX 16
 #define WQ_SYNC ((size_t)16 << 20)
-typedef struct wjob { acem_write_io *wio; FILE *fp; const acem_st_tensor *ot; size_t off, len; } wjob;
+typedef struct wjob { acem_write_io *wio; FILE *fp; const acem_st_tensor *ot; size_t off, len; uint64_t pos; } wjob;
 typedef struct wqueue {
     pthread_t th;
     pthread_mutex_t mu;
@@ -1065,16 +1075,19 @@ static void *wq_main(void *arg) {
         if (!w->n) break;
         j = w->q[w->head];
         if (!w->failed) { /* after a failure the rest are dropped: the main thread dies */
+            int sys = 0;
             pthread_mutex_unlock(&w->mu);
-            r = acem_st_write_f32(j.wio, j.ot, (const float *)(void *)(w->buf + j.off), &err);
-            if (r == ACEM_OK && (w->unsynced += j.len) >= WQ_SYNC) {
+            if (out_seek(j.fp, j.pos) != 0) sys = 1;
+            else r = acem_st_write_f32(j.wio, j.ot, (const float *)(void *)(w->buf + j.off), &err);
+            if (!sys && r == ACEM_OK && (w->unsynced += j.len) >= WQ_SYNC) {
                 w->unsynced = 0;
-                if (fflush(j.fp) != 0 || fdatasync(fileno(j.fp)) != 0) { /* an error as acem's own */
-                    memset(&err, 0, sizeof err);
-                    err.code = r = ACEM_ERR_IO;
-                    err.column = -1;
-                    snprintf(err.message, sizeof err.message, "%s: write error: %s", j.wio->path, strerror(errno));
-                }
+                sys = fflush(j.fp) != 0 || fdatasync(fileno(j.fp)) != 0;
+            }
+            if (sys) { /* an error as acem's own */
+                memset(&err, 0, sizeof err);
+                err.code = r = ACEM_ERR_IO;
+                err.column = -1;
+                snprintf(err.message, sizeof err.message, "%s: write error: %s", j.wio->path, strerror(errno));
             }
             pthread_mutex_lock(&w->mu);
             if (r != ACEM_OK) {
@@ -1125,8 +1138,10 @@ static float *wq_room(wqueue *w, size_t len) {
     pthread_mutex_unlock(&w->mu);
     return (float *)(void *)(w->buf + off);
 }
-/* queues the tensor that wq_room placed at src, for wio (a stdio writer on fp) */
-static void wq_post(wqueue *w, acem_write_io *wio, FILE *fp, const acem_st_tensor *ot, const float *src, size_t len) {
+/* queues the tensor that wq_room placed at src, for wio (a stdio writer on
+   fp), its data to start at file offset pos */
+static void wq_post(wqueue *w, acem_write_io *wio, FILE *fp, const acem_st_tensor *ot, const float *src, size_t len,
+                    uint64_t pos) {
     wjob *j;
     pthread_mutex_lock(&w->mu);
     j = &w->q[(w->head + w->n) % WQ_MAX];
@@ -1135,6 +1150,7 @@ static void wq_post(wqueue *w, acem_write_io *wio, FILE *fp, const acem_st_tenso
     j->ot = ot;
     j->off = (size_t)((const unsigned char *)(const void *)src - w->buf);
     j->len = len;
+    j->pos = pos;
     w->n++;
     pthread_cond_broadcast(&w->cv);
     pthread_mutex_unlock(&w->mu);
@@ -2356,6 +2372,26 @@ static acem_dtype gguf_out_dtype(acem_dtype want, const acem_st_tensor *bt, acem
 }
 /* an output header: safetensors, or GGUF with src's key/value pairs in the
    given order (order[] then is the identity) */
+/* The order the merge takes an output file's tensors in (po: o->n indices
+   into o->order): the file's, except that the largest merged tensor goes
+   first, so that its write runs while the rest are merged. Last (the
+   safetensors order is by name), GPT-2's wte (150 MB) was written, and the
+   file synced, after all the compute: 0.3-0.5 s of a 16 s 2-thread merge
+   with both lanes idle. */
+static void merge_order(const outfile *o, const ptensor *plan, size_t *po) {
+    size_t i, k = 0, big = 0;
+    uint64_t most = 0;
+    for (i = 0; i < o->n; ++i) {
+        const acem_st_tensor *t = &o->t[o->order[i]];
+        if (plan[o->pidx[o->order[i]]].action == ACT_MERGE && t->end - t->begin > most) {
+            most = t->end - t->begin;
+            big = i;
+        }
+    }
+    if (o->n) po[k++] = big;
+    for (i = 0; i < o->n; ++i)
+        if (i != big) po[k++] = i;
+}
 static acem_result write_out_header(const acem_write_io *io, outfile *o, const acem_st_file *gguf_src, const char *const *meta,
                                     size_t n_meta, uint64_t *header_bytes, acem_error *err) {
     size_t i;
@@ -2375,7 +2411,7 @@ static int cmd_merge(int argc, char **argv) {
     ptensor *plan;
     outfile *outs;
     unsigned *shard_of = NULL;
-    size_t work_max = 0, work_arg = 0, wb_max = 0; /* wb_max: the write-behind buffer */
+    size_t work_max = 0, work_arg = 0, wb_max = 0, wb2 = 0; /* wb_max: the write-behind buffer */
     size_t bufs_max = 0;                            /* the largest buffer set (bufs_at) */
     uint64_t out_total = 0, out_data = 0, read_total = 0;
     const char **meta;
@@ -2568,7 +2604,8 @@ static int cmd_merge(int argc, char **argv) {
                 p->buf_a = p->buf_b = (size_t)bt->numel * sizeof(float);
                 if (a.threads > 1 && p->rule != ACEM_RULE_KEEP) { /* read-ahead, write-behind */
                     p->buf_c = p->buf_b;
-                    if (p->buf_b > wb_max) wb_max = p->buf_b;
+                    if (p->buf_b > wb_max) { wb2 = wb_max; wb_max = p->buf_b; }
+                    else if (p->buf_b > wb2) wb2 = p->buf_b;
                 }
                 p->passes = passes_for(&a.opt, p->rule, T);
                 p->read_bytes = in_bytes + (uint64_t)p->passes * T * in_bytes;
@@ -2692,6 +2729,9 @@ static int cmd_merge(int argc, char **argv) {
         }
     }
 
+    /* the write-behind ring: the largest merged tensor, which the merge takes
+       first (merge_order), and room beside it for the next while it is written */
+    if (wb_max) wb_max = round_up64(wb_max) + round_up64(wb2);
     planned = g_held + work_max + wb_max + (size_t)hold;
 
     /* print the plan */
@@ -2823,6 +2863,7 @@ static int cmd_merge(int argc, char **argv) {
         outdir od;
         size_t done_t = 0, n_gated = 0, n_refined = 0, n_ace = 0, n_fallback = 0;
         const char **fallback = (const char **)xcalloc(np ? np : 1, sizeof(char *));
+        size_t *po = (size_t *)xcalloc(np ? np : 1, sizeof(size_t)); /* merge_order */
         double wall;
         struct rusage ru;
         lora_ctx lc;
@@ -2960,18 +3001,23 @@ static int cmd_merge(int argc, char **argv) {
             acem_stdio_writer(&wio, fp, o->final_path);
             if ((r = write_out_header(&wio, o, gguf_src, meta, n_meta, NULL, &err)) != ACEM_OK)
                 die(exit_code_of(r), "%s", err.message);
+            merge_order(o, plan, po);
             for (i = 0; i < o->n; ++i) {
-                const acem_st_tensor *ot = &o->t[o->order[i]];
-                ptensor *p = &plan[o->pidx[o->order[i]]];
+                const acem_st_tensor *ot = &o->t[o->order[po[i]]];
+                ptensor *p = &plan[o->pidx[o->order[po[i]]]];
                 const mtensor *bm = &base->tensors[p->idx];
                 unsigned char *buf_a = bufs_at(p, work, work_max), *buf_b = buf_a + round_up64(p->buf_a);
+                uint64_t pos = o->header_bytes + ot->begin;
                 acem_layer_info info;
                 double t0 = now_s();
                 memset(&info, 0, sizeof info);
                 g_prog.i = ++done_t;
                 g_prog.name = ot->name;
                 progress_draw(1);
-                if (p->action != ACT_MERGE) wq_drain(&wq); /* writes stay in order */
+                if (p->action != ACT_MERGE) { /* the writer thread and this one never write at once */
+                    wq_drain(&wq);
+                    if (out_seek(fp, pos) != 0) die(CLI_IO, "%s: write error: %s", o->write_path, strerror(errno));
+                }
                 if (p->action == ACT_COPY || p->action == ACT_KEEP_RAW) {
                     read_raw_counted(bm, buf_a);
                     if ((r = acem_st_write_raw(&wio, ot, buf_a, &err)) != ACEM_OK) die(exit_code_of(r), "%s", err.message);
@@ -3029,7 +3075,8 @@ static int cmd_merge(int argc, char **argv) {
                     }
                     if (wq.started) X = wq_room(&wq, p->buf_b);
                     if ((r = acem_layer_finish(&L, B, X, &info, &err)) != ACEM_OK) die(exit_code_of(r), "%s", err.message);
-                    if (wq.started) wq_post(&wq, &wio, fp, ot, X, p->buf_b);
+                    if (wq.started) wq_post(&wq, &wio, fp, ot, X, p->buf_b, pos);
+                    else if (out_seek(fp, pos) != 0) die(CLI_IO, "%s: write error: %s", o->write_path, strerror(errno));
                     else if ((r = acem_st_write_f32(&wio, ot, X, &err)) != ACEM_OK) die(exit_code_of(r), "%s", err.message);
                     count_layer(&info, p->rule, ot->name, &n_ace, &n_gated, &n_refined, fallback, &n_fallback);
                 }
