@@ -1667,12 +1667,19 @@ ACEMDEF void acem_syrk(int trans, size_t n, size_t k, float alpha, const float *
      same arithmetic whichever part it falls in (the kernels' summation order
      depends only on the depth blocking), so the cuts follow the number of
      workers and balance the work; they fall on multiples of ACEM__SPLIT (a
-     multiple of every micro-tile side; counted from the end for the
-     tridiagonalisation's upper triangle), so that a cut adds few edge tiles;
+     multiple of every micro-tile side), triangle cuts on multiples of
+     ACEM__TRI_SPLIT (of every MR: finer, for equal areas; counted from the
+     end for the tridiagonalisation's upper triangle), so that a cut adds
+     few edge tiles;
    - reductions: ACEM__SLOTS fixed slots of rows whose boundaries depend on
      the shapes only, each summed in order by one lane; the partial results
      are combined in slot order. */
 #define ACEM__SPLIT 48
+/* triangle cuts (equal areas) on multiples of every build's MR instead: at
+   48 the 2-lane cut of a 768-row triangle fell at 528 (part 1: 11% more
+   area), at 12 it falls at 540 (2%); GPT-2 bench, time in the SYRK parts
+   summed over the merge, part 1 vs part 0: +4% -> +2% */
+#define ACEM__TRI_SPLIT 12
 #define ACEM__CHUNK 256
 #define ACEM__SLOTS 16
 static size_t acem__nslots(size_t R) { return acem__max(1, acem__min(ACEM__SLOTS, R)); }
@@ -1753,7 +1760,7 @@ static size_t acem__nparts_min(const acem__exec *X, size_t len, size_t elems) {
 }
 /* start of part p of [0, len) cut into np: equal lengths (tri 0) or equal
    areas of a lower triangle (tri 1: rows [0, b) hold b^2 / 2), on a multiple
-   of ACEM__SPLIT; part np starts at len */
+   of ACEM__SPLIT (tri: ACEM__TRI_SPLIT); part np starts at len */
 static size_t acem__bound(size_t len, size_t p, size_t np, int tri) {
     double f;
     size_t b;
@@ -1765,7 +1772,10 @@ static size_t acem__bound(size_t len, size_t p, size_t np, int tri) {
 #else
     f = (double)p / (double)np;
     if (tri) f = ACEM_SQRT(f);
-    b = (size_t)(f * (double)len / ACEM__SPLIT + 0.5) * ACEM__SPLIT;
+    {
+        size_t u = tri ? ACEM__TRI_SPLIT : ACEM__SPLIT;
+        b = (size_t)(f * (double)len / (double)u + 0.5) * u;
+    }
 #endif
     return b < len ? b : len;
 }
