@@ -2730,8 +2730,11 @@ static int cmd_merge(int argc, char **argv) {
     }
 
     /* the write-behind ring: the largest merged tensor, which the merge takes
-       first (merge_order), and room beside it for the next while it is written */
-    if (wb_max) wb_max = round_up64(wb_max) + round_up64(wb2);
+       first (merge_order), and room beside it for the next while it is
+       written: the second largest, at most a quarter of the largest (two
+       embedding-sized tensors would double the ring; a tensor that does not
+       fit waits for that write, as it did at the end before) */
+    if (wb_max) wb_max = round_up64(wb_max) + round_up64(wb2 < wb_max / 4 ? wb2 : wb_max / 4);
     planned = g_held + work_max + wb_max + (size_t)hold;
 
     /* print the plan */
