@@ -2370,8 +2370,6 @@ static acem_dtype gguf_out_dtype(acem_dtype want, const acem_st_tensor *bt, acem
     if (rule == ACEM_RULE_KEEP || bt->dtype < ACEM_DT_GGUF_FIRST) return bt->dtype;
     return ACEM_DT_F16;
 }
-/* an output header: safetensors, or GGUF with src's key/value pairs in the
-   given order (order[] then is the identity) */
 /* The order the merge takes an output file's tensors in (po: o->n indices
    into o->order): the file's, except that the largest merged tensor goes
    first, so that its write runs while the rest are merged. Last (the
@@ -2392,6 +2390,8 @@ static void merge_order(const outfile *o, const ptensor *plan, size_t *po) {
     for (i = 0; i < o->n; ++i)
         if (i != big) po[k++] = i;
 }
+/* an output header: safetensors, or GGUF with src's key/value pairs in the
+   given order (order[] then is the identity) */
 static acem_result write_out_header(const acem_write_io *io, outfile *o, const acem_st_file *gguf_src, const char *const *meta,
                                     size_t n_meta, uint64_t *header_bytes, acem_error *err) {
     size_t i;
@@ -3017,9 +3017,9 @@ static int cmd_merge(int argc, char **argv) {
                 g_prog.i = ++done_t;
                 g_prog.name = ot->name;
                 progress_draw(1);
-                if (p->action != ACT_MERGE) { /* the writer thread and this one never write at once */
+                if (p->action != ACT_MERGE || !wq.started) { /* this thread writes it (never with the writer's) */
                     wq_drain(&wq);
-                    if (out_seek(fp, pos) != 0) die(CLI_IO, "%s: write error: %s", o->write_path, strerror(errno));
+                    if (out_seek(fp, pos) != 0) die(CLI_IO, "%s: write error: %s", o->final_path, strerror(errno));
                 }
                 if (p->action == ACT_COPY || p->action == ACT_KEEP_RAW) {
                     read_raw_counted(bm, buf_a);
@@ -3079,7 +3079,6 @@ static int cmd_merge(int argc, char **argv) {
                     if (wq.started) X = wq_room(&wq, p->buf_b);
                     if ((r = acem_layer_finish(&L, B, X, &info, &err)) != ACEM_OK) die(exit_code_of(r), "%s", err.message);
                     if (wq.started) wq_post(&wq, &wio, fp, ot, X, p->buf_b, pos);
-                    else if (out_seek(fp, pos) != 0) die(CLI_IO, "%s: write error: %s", o->write_path, strerror(errno));
                     else if ((r = acem_st_write_f32(&wio, ot, X, &err)) != ACEM_OK) die(exit_code_of(r), "%s", err.message);
                     count_layer(&info, p->rule, ot->name, &n_ace, &n_gated, &n_refined, fallback, &n_fallback);
                 }
