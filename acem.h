@@ -3021,28 +3021,27 @@ static void acem__sort2(size_t *idx, size_t n, const double *a, const double *b)
    the eigenvectors of the q largest as the columns of Z (n x q, ldz; column c
    for w[n-1-c]) by inverse iteration; with tolf > 0, eigenvalues at or below
    tolf^2 w[n-1] get zero vectors. Returns ACEM_ERR_NO_CONVERGENCE if an inverse iteration did not
-   converge (the caller then rotates instead). work: ACEM__STEIN_WORK(n) doubles. Vectors of
-   one cluster (eigenvalues within 1e-3 ||T|| of each other) are computed in
-   adjacent columns, re-orthogonalised (classical Gram-Schmidt, twice) at
-   every iteration. todc (may be NULL): when that work, 2 n (t - g) summed
+   converge (the caller then rotates instead). work: ACEM__STEIN_WORK(n) doubles;
+   gw: acem__dgemm_work(n, n, n) (a serial run's products). Vectors of one
+   cluster (eigenvalues within 1e-3 ||T|| of each other) are computed in
+   adjacent columns and made orthogonal to the earlier ones (see
+   acem__stein_part). todc (may be NULL): when that work, 2 n (t - g) summed
    over the vectors t above the tolerance (g: the first of t's cluster; about
-   n c^2 for a cluster of c), exceeds dclim, *todc = 1 and no vector is
-   computed (w holds the eigenvalues; the caller takes divide and conquer). */
-/* x -= Zc (Zc^T x) over the cs columns of Zc (n rows, ldz): the first
-   ACEM__CLV of them also kept contiguous in cv (rows of length n, stride n),
-   read from there with vector dots; classical Gram-Schmidt, one pass. */
-#define ACEM__CLV 16
-#define ACEM__STEIN_WORK(n) ((11 + acem__min(ACEM__CLV, n)) * (n)) /* 4 n, then ACEM__STEIN_LANE(n) */
-static void acem__reorth(size_t bl, size_t cs, const double *Zc, size_t ldz, const double *cv, size_t ldc, double *x,
-                         double *dots) {
-    size_t i, j, nc = acem__min(cs, ACEM__CLV);
-    for (j = 0; j < cs; ++j) dots[j] = 0.0;
-    for (j = 0; j < nc; ++j) dots[j] = acem__ddot(bl, cv + j * ldc, x);
-    if (cs > nc) {
-        for (i = 0; i < bl; ++i) acem__daxpy(cs - nc, x[i], Zc + i * ldz + nc, dots + nc);
-        for (i = 0; i < bl; ++i) x[i] -= acem__ddot(cs - nc, Zc + i * ldz + nc, dots + nc);
+   n c^2 for a cluster of c; weighted by how it will likely run, see below),
+   exceeds dclim, *todc = 1 and no vector is computed (w holds the
+   eigenvalues; the caller takes divide and conquer). */
+/* x -= V (V^T x) over nv rows of V (length bl, ldv apart) and ns columns of Zs
+   (bl rows, ldz apart): classical Gram-Schmidt, one pass. dots: nv + ns. */
+static void acem__reorth(size_t bl, size_t nv, const double *V, size_t ldv, size_t ns, const double *Zs, size_t ldz,
+                         double *x, double *dots) {
+    size_t i, j;
+    for (j = 0; j < nv; ++j) dots[j] = acem__ddot(bl, V + j * ldv, x);
+    if (ns) {
+        for (j = 0; j < ns; ++j) dots[nv + j] = 0.0;
+        for (i = 0; i < bl; ++i) acem__daxpy(ns, x[i], Zs + i * ldz, dots + nv);
+        for (i = 0; i < bl; ++i) x[i] -= acem__ddot(ns, Zs + i * ldz, dots + nv);
     }
-    for (j = 0; j < nc; ++j) acem__daxpy(bl, -dots[j], cv + j * ldc, x);
+    for (j = 0; j < nv; ++j) acem__daxpy(bl, -dots[j], V + j * ldv, x);
 }
 /* iterations after the growth test first passes (dstein: 2) */
 #ifndef ACEM__STEIN_EXTRA
@@ -3070,18 +3069,111 @@ static size_t acem__stein_block(size_t n, const double *d, const double *e, size
     *onenrm = m;
     return be;
 }
+/* Inverse iteration for one vector (dstein's): the unreduced block of T at
+   d, e (bl > 1 rows, 1-norm onenrm) less lam I factorised (P L U), then from a
+   start vector fixed by t, x <- (T - lam I)^-1 x, made orthogonal at every
+   step to nv rows of V (ldv) and ns columns of Zs (ldz), until the growth test
+   has passed ACEM__STEIN_EXTRA + 1 times. x: the unnormalised result; f: 5 bl
+   doubles; dots: nv + ns. 0 if it did not converge in maxits. */
+static int acem__stein_vec(size_t bl, const double *d, const double *e, double onenrm, double lam, size_t t, int maxits,
+                           double *x, double *f, size_t nv, const double *V, size_t ldv, size_t ns, const double *Zs,
+                           size_t ldz, double *dots) {
+    const double eps = 2.220446049250313e-16, dtpcrt = ACEM_SQRT(0.1 / (double)bl);
+    double *u0 = f, *u1 = u0 + bl, *u2 = u1 + bl, *ml = u2 + bl, *pv = ml + bl, tiny;
+    size_t i, it, nrmchk = 0;
+    { /* T - lam I = P L U, partial pivoting (U: diagonal u0, two superdiagonals), branch-free;
+         then U's rows scaled by 1/u0 (tiny pivots replaced, as dlagts does) */
+        double cd = d[0] - lam, cu = e[0];
+        for (i = 0; i + 1 < bl; ++i) {
+            double sub = e[i], nd = d[i + 1] - lam, nu = i + 2 < bl ? e[i + 1] : 0.0;
+            int p = acem__fabs(cd) < acem__fabs(sub);
+            double piv = p ? sub : cd, num = p ? cd : sub, mm = piv != 0 ? num / piv : 0.0;
+            double a1 = p ? nd : cu;
+            pv[i] = p ? -1.0 : 1.0; /* the sign bit: a blend mask */
+            u0[i] = piv; u1[i] = a1; u2[i] = p ? nu : 0.0; ml[i] = mm;
+            cd = (p ? cu : nd) - mm * a1;
+            cu = p ? -mm * nu : nu;
+        }
+        u0[bl - 1] = cd; u1[bl - 1] = u2[bl - 1] = 0.0;
+    }
+    tiny = eps * (onenrm > 0 ? onenrm : 1.0);
+    for (i = 0; i < bl; ++i) {
+        double p = acem__fabs(u0[i]) < tiny ? (u0[i] < 0 ? -tiny : tiny) : u0[i];
+        u0[i] = 1.0 / p;
+        u1[i] *= u0[i];
+        u2[i] *= u0[i];
+    }
+    for (i = 0; i < bl; ++i) x[i] = 1.0 + (double)((i * 7919u + t * 104729u) % 1009u) / 1009.0;
+    for (it = 0;; ++it) {
+        double scl, xi;
+        if (it >= (size_t)maxits) return 0;
+        scl = (double)bl * onenrm * acem__fmax(acem__fabs(1.0 / u0[bl - 1]), eps) / acem__dabs_red(bl, x, 0);
+        acem__dscal(bl, scl, x);
+#if defined(ACEM__AVX2) || defined(ACEM__AVX512)
+        { /* forward: the row operations (SSE blends keep the select off the integer unit) */
+            __m128d cx = _mm_load_sd(x);
+            for (i = 0; i + 1 < bl; ++i) {
+                __m128d nx = _mm_load_sd(x + i + 1), mk = _mm_load_sd(pv + i);
+                __m128d a = _mm_blendv_pd(cx, nx, mk), b = _mm_blendv_pd(nx, cx, mk);
+                _mm_store_sd(x + i, a);
+                cx = _mm_fnmadd_sd(_mm_load_sd(ml + i), a, b);
+            }
+            _mm_store_sd(&xi, cx);
+        }
+#else
+        xi = x[0];
+        for (i = 0; i + 1 < bl; ++i) { /* forward: the row operations */
+            double nx = x[i + 1], a = pv[i] < 0 ? nx : xi, b = pv[i] < 0 ? xi : nx;
+            x[i] = a;
+            xi = b - ml[i] * a;
+        }
+#endif
+        x[bl - 1] = xi;
+        { /* back: U x = y, the last two x kept in registers (u1, u2 vanish past the end) */
+            double x1 = 0.0, x2 = 0.0;
+            for (i = bl; i-- > 0;) {
+                double v = (x[i] * u0[i] - u2[i] * x2) - u1[i] * x1;
+                x[i] = v;
+                x2 = x1;
+                x1 = v;
+            }
+        }
+        if (nv + ns) acem__reorth(bl, nv, V, ldv, ns, Zs, ldz, x, dots);
+        if (acem__dabs_red(bl, x, 1) < dtpcrt) continue;
+        if (++nrmchk < ACEM__STEIN_EXTRA + 1) continue;
+        return 1;
+    }
+}
 /* The inverse iteration of the vectors t in [t0, t1) of the grouped order
    (t0 a cluster's start, t1 the next one's or q): each vector depends only
    on its shift, its block and the earlier vectors of its cluster, so the
-   clusters may run on any lanes in any order with the same result. */
-#define ACEM__STEIN_LANE(n) ((7 + acem__min(ACEM__CLV, n)) * (n)) /* x, 5 factors, dots, cv */
+   clusters may run on any lanes in any order with the same result.
+   A cluster's vectors are made in groups of up to ACEM__CLV (rows of G):
+   1. each iterated with re-orthogonalisation against the group's earlier
+      ones only (the neighbours that a shift may not tell apart);
+   2. the group made orthogonal to the cluster's earlier groups by two block
+      passes of classical Gram-Schmidt (four GEMMs, instead of re-reading
+      those columns at every step of every vector: for the bulk of a spiked
+      Gram matrix, one cluster of ~0.3 n, that was most of the solver's time);
+   3. in order, each made orthogonal to the group's earlier final vectors
+      (twice). A vector left with under half its norm was mostly made of
+      earlier vectors (coincident or nearly coincident eigenvalues): it is
+      made again as dstein does, re-orthogonalised against every earlier
+      vector of its cluster at every step. */
+#define ACEM__CLV 16
+/* how much faster that work runs as step 2's GEMMs than as step 3's fallback
+   (measured on a spiked Gram, n = 768: 14.5 ms as the fallback, 2.2 ms) */
+#define ACEM__REORTH_GEMM 6.0
+#define ACEM__STEIN_LANE0(n) ((7 + 2 * acem__min(ACEM__CLV, n)) * (n)) /* x, 5 factors, dots, G, G's dots */
+#define ACEM__STEIN_LANE(n) (ACEM__STEIN_LANE0(n) + acem__dgemm_work(acem__min(ACEM__CLV, n), n, n))
+#define ACEM__STEIN_WORK(n) (4 * (n) + ACEM__STEIN_LANE0(n)) /* 4 n, then a serial run's lane (its products: gw) */
 #define ACEM__STEIN_PARTS 64
 typedef struct acem__stein_job {
     size_t n, q, ldz, np;
     const double *d, *e, *w, *tag, *lam; /* lam: each vector's shift (perturbed) */
     const size_t *idx, *gp;              /* t -> eigenvalue; t -> its cluster's first t */
     double vmin;
-    double *Z, *scratch;                 /* scratch: ACEM__STEIN_LANE(n) for a serial run */
+    double *Z, *scratch, *gw;            /* a serial run's ACEM__STEIN_LANE0(n) and products' scratch */
     int maxits;
     int fail[ACEM__STEIN_PARTS];
 } acem__stein_job;
@@ -3094,105 +3186,78 @@ static size_t acem__stein_start(const acem__stein_job *J, size_t c) {
 }
 static void acem__stein_part(void *ctx, size_t c, size_t np, void *work) {
     acem__stein_job *J = ACEM__CAST(acem__stein_job *, ctx);
-    const double eps = 2.220446049250313e-16, *d = J->d, *e = J->e;
-    size_t n = J->n, ldz = J->ldz, t0 = acem__stein_start(J, c), t1 = acem__stein_start(J, c + 1), t, i;
-    double *x = work ? ACEM__CAST(double *, work) : J->scratch, *u0 = x + n, *u1 = u0 + n, *u2 = u1 + n;
-    double *ml = u2 + n, *pv = ml + n, *key = pv + n, *cv = key + n, *Z = J->Z;
-    size_t prevb = (size_t)-1, be = 0, bl = 0;
-    double onenrm = 0.0, dtpcrt = 0.0;
+    const double *d = J->d, *e = J->e;
+    size_t n = J->n, ldz = J->ldz, t0 = acem__stein_start(J, c), t1 = acem__stein_start(J, c + 1), t, tg, u, i;
+    double *x = work ? ACEM__CAST(double *, work) : J->scratch, *f = x + n, *key = f + 5 * n, *G = key + n;
+    double *Gd = G + acem__min(ACEM__CLV, n) * n, *gw = work ? x + ACEM__STEIN_LANE0(n) : J->gw, *Z = J->Z;
+    size_t prevb = (size_t)-1, bl = 0;
+    double onenrm = 0.0;
     (void)np;
-    for (t = t0; t < t1; ++t) {
-        size_t ev = J->idx[t], bb = (size_t)J->tag[ev], gp = J->gp[t], it, nrmchk = 0;
-        double lam = J->lam[t], nrm, tiny;
+    for (t = t0; t < t1; t = tg) {
+        size_t gp = J->gp[t], bb = (size_t)J->tag[J->idx[t]], ng, no = t - gp;
+        const double *Zo = Z + bb * ldz + gp; /* the cluster's earlier groups: no columns */
+        for (tg = t + 1; tg < t1 && J->gp[tg] == gp && tg - t < ACEM__CLV; ++tg) {}
+        ng = tg - t;
         if (bb != prevb) {
-            be = acem__stein_block(n, d, e, bb, &onenrm);
-            bl = be - bb;
-            dtpcrt = ACEM_SQRT(0.1 / (double)bl);
+            bl = acem__stein_block(n, d, e, bb, &onenrm) - bb;
             prevb = bb;
         }
-        if (!(J->w[ev] > J->vmin)) {
-            if (t - gp < ACEM__CLV) ACEM_MEMSET(cv + (t - gp) * n, 0, bl * sizeof(double));
-            continue;
-        }
-        if (bl == 1) { Z[bb * ldz + t] = 1.0; continue; }
-        /* T - lam I = P L U, partial pivoting (U: diagonal u0, two superdiagonals), branch-free;
-           then U's rows scaled by 1/u0 (tiny pivots replaced, as dlagts does) */
-        {
-            double cd = d[bb] - lam, cu = e[bb];
-            for (i = 0; i + 1 < bl; ++i) {
-                double sub = e[bb + i], nd = d[bb + i + 1] - lam, nu = i + 2 < bl ? e[bb + i + 1] : 0.0;
-                int p = acem__fabs(cd) < acem__fabs(sub);
-                double piv = p ? sub : cd, num = p ? cd : sub, mm = piv != 0 ? num / piv : 0.0;
-                double a1 = p ? nd : cu;
-                pv[i] = p ? -1.0 : 1.0; /* the sign bit: a blend mask */
-                u0[i] = piv; u1[i] = a1; u2[i] = p ? nu : 0.0; ml[i] = mm;
-                cd = (p ? cu : nd) - mm * a1;
-                cu = p ? -mm * nu : nu;
+        for (u = t; u < tg; ++u) { /* 1. */
+            double *g = G + (u - t) * n, s;
+            if (!(J->w[J->idx[u]] > J->vmin) || bl == 1) {
+                ACEM_MEMSET(g, 0, bl * sizeof(double));
+                continue;
             }
-            u0[bl - 1] = cd; u1[bl - 1] = u2[bl - 1] = 0.0;
+            if (!acem__stein_vec(bl, d + bb, e + bb, onenrm, J->lam[u], u, J->maxits, g, f, u - t, G, n, 0, NULL, 0,
+                                 key)) {
+                J->fail[c] = 1;
+                return;
+            }
+            s = ACEM_SQRT(acem__ddot(bl, g, g));
+            acem__dscal(bl, 1.0 / s, g);
         }
-        tiny = eps * (onenrm > 0 ? onenrm : 1.0);
-        for (i = 0; i < bl; ++i) {
-            double p = acem__fabs(u0[i]) < tiny ? (u0[i] < 0 ? -tiny : tiny) : u0[i];
-            u0[i] = 1.0 / p;
-            u1[i] *= u0[i];
-            u2[i] *= u0[i];
+        if (no && bl > 1) { /* 2. (a second pass only if a row lost over 1 - 1/2 of its squared norm) */
+            int pass, again = 1;
+            for (pass = 0; pass < 2 && again; ++pass) {
+                acem__dgemm(0, 0, 0, ng, no, bl, 1.0, G, NULL, n, Zo, NULL, ldz, 0.0, Gd, no, gw);
+                acem__dgemm(0, 1, 0, ng, bl, no, -1.0, Gd, NULL, no, Zo, NULL, ldz, 1.0, G, n, gw);
+                for (again = 0, u = 0; u < ng; ++u)
+                    again |= J->w[J->idx[t + u]] > J->vmin && acem__ddot(bl, G + u * n, G + u * n) < 0.5;
+            }
         }
-        for (i = 0; i < bl; ++i) x[i] = 1.0 + (double)((i * 7919u + t * 104729u) % 1009u) / 1009.0;
-        for (it = 0;; ++it) {
-            double scl, xi;
-            if (it >= (size_t)J->maxits) { J->fail[c] = 1; return; }
-            scl = (double)bl * onenrm * acem__fmax(acem__fabs(1.0 / u0[bl - 1]), eps) / acem__dabs_red(bl, x, 0);
-            acem__dscal(bl, scl, x);
-#if defined(ACEM__AVX2) || defined(ACEM__AVX512)
-            { /* forward: the row operations (SSE blends keep the select off the integer unit) */
-                __m128d cx = _mm_load_sd(x);
-                for (i = 0; i + 1 < bl; ++i) {
-                    __m128d nx = _mm_load_sd(x + i + 1), mk = _mm_load_sd(pv + i);
-                    __m128d a = _mm_blendv_pd(cx, nx, mk), b = _mm_blendv_pd(nx, cx, mk);
-                    _mm_store_sd(x + i, a);
-                    cx = _mm_fnmadd_sd(_mm_load_sd(ml + i), a, b);
+        for (u = t; u < tg; ++u) { /* 3. */
+            double *g = G + (u - t) * n, nrm;
+            if (!(J->w[J->idx[u]] > J->vmin)) continue;
+            if (bl == 1) {
+                Z[bb * ldz + u] = 1.0;
+                continue;
+            }
+            if (u > t) { /* (again as in 2.) */
+                double nb = acem__ddot(bl, g, g);
+                acem__reorth(bl, u - t, G, n, 0, NULL, 0, g, key);
+                if (acem__ddot(bl, g, g) < 0.5 * nb) acem__reorth(bl, u - t, G, n, 0, NULL, 0, g, key);
+            }
+            if (acem__ddot(bl, g, g) < 0.25) { /* dstein's way */
+                if (!acem__stein_vec(bl, d + bb, e + bb, onenrm, J->lam[u], u, J->maxits, g, f, u - t, G, n, no, Zo,
+                                     ldz, key)) {
+                    J->fail[c] = 1;
+                    return;
                 }
-                _mm_store_sd(&xi, cx);
+                acem__reorth(bl, u - t, G, n, no, Zo, ldz, g, key); /* twice is enough */
             }
-#else
-            xi = x[0];
-            for (i = 0; i + 1 < bl; ++i) { /* forward: the row operations */
-                double nx = x[i + 1], a = pv[i] < 0 ? nx : xi, b = pv[i] < 0 ? xi : nx;
-                x[i] = a;
-                xi = b - ml[i] * a;
-            }
-#endif
-            x[bl - 1] = xi;
-            { /* back: U x = y, the last two x kept in registers (u1, u2 vanish past the end) */
-                double x1 = 0.0, x2 = 0.0;
-                for (i = bl; i-- > 0;) {
-                    double v = (x[i] * u0[i] - u2[i] * x2) - u1[i] * x1;
-                    x[i] = v;
-                    x2 = x1;
-                    x1 = v;
-                }
-            }
-            if (gp < t) acem__reorth(bl, t - gp, Z + bb * ldz + gp, ldz, cv, n, x, key);
-            nrm = acem__dabs_red(bl, x, 1);
-            if (nrm < dtpcrt) continue;
-            if (++nrmchk < ACEM__STEIN_EXTRA + 1) continue;
-            break;
+            nrm = acem__dabs_red(bl, g, 1); /* the sign: largest component positive */
+            for (i = 0; i < bl && acem__fabs(g[i]) != nrm; ++i) {}
+            nrm = (g[i] < 0 ? -1.0 : 1.0) / ACEM_SQRT(acem__ddot(bl, g, g));
+            acem__dscal(bl, nrm, g);
+            for (i = 0; i < bl; ++i) Z[(bb + i) * ldz + u] = g[i];
         }
-        if (gp < t) acem__reorth(bl, t - gp, Z + bb * ldz + gp, ldz, cv, n, x, key); /* twice is enough */
-        if (t - gp < ACEM__CLV) ACEM_MEMCPY(cv + (t - gp) * n, x, bl * sizeof(double)); /* unnormalised: see below */
-        nrm = acem__dabs_red(bl, x, 1); /* the sign: largest component positive */
-        for (i = 0; i < bl && acem__fabs(x[i]) != nrm; ++i) {}
-        nrm = (x[i] < 0 ? -1.0 : 1.0) / ACEM_SQRT(acem__ddot(bl, x, x));
-        for (i = 0; i < bl; ++i) Z[(bb + i) * ldz + t] = x[i] * nrm;
-        if (t - gp < ACEM__CLV) acem__dscal(bl, nrm, cv + (t - gp) * n);
     }
 }
 /* E (may be NULL): the clusters run on its workers (lane scratch at least
    ACEM__STEIN_LANE(n) doubles; acem__lane_bytes sees to it) */
 static acem_result acem__steig(size_t n, const double *d, const double *e, size_t q, double tolf, double *w,
-                               double *Z, size_t ldz, double *work, int maxits, const acem__exec *E, double dclim,
-                               int *todc) {
+                               double *Z, size_t ldz, double *work, double *gw, int maxits, const acem__exec *E,
+                               double dclim, int *todc) {
     double *tag = work, *qd = tag + n, *qe = qd + n, *srt = qe + n, *key = srt + n;
     double *scratch = key; /* a serial run's vector scratch: key is not needed while vectors are made */
     size_t *idx = ACEM__CAST(size_t *, (void *)srt); /* n indices in n doubles' space */
@@ -3225,15 +3290,20 @@ static acem_result acem__steig(size_t n, const double *d, const double *e, size_
        (block, n-1-i) ascending; column c of Z is the c-th of that order */
     for (t = 0; t < q; ++t) { idx[t] = n - 1 - t; key[n - 1 - t] = (double)t; }
     acem__sort2(idx, q, tag, key);
-    { /* each vector's shift (coincident eigenvalues separated) and cluster */
+    { /* each vector's shift (coincident eigenvalues separated) and cluster; the
+         re-orthogonalisation's work: a vector above vmin is made orthogonal to
+         the earlier ones of its cluster, 2 n (t - gp), by GEMMs (counted at
+         1 / ACEM__REORTH_GEMM) unless its eigenvalue is within 1e3 eps ||T||
+         of the previous one (then likely at every step: see acem__stein_part) */
         size_t gp = 0, prevb = (size_t)-1;
-        double xjm = 0.0, ortol = 0.0, onenrm;
+        double xjm = 0.0, ortol = 0.0, tight = 0.0, onenrm, work2 = 0.0;
         for (t = 0; t < q; ++t) {
             size_t ev = idx[t], bb = (size_t)tag[ev];
             double lam = w[ev];
             if (bb != prevb) { /* a new block */
                 (void)acem__stein_block(n, d, e, bb, &onenrm);
                 ortol = 1e-3 * onenrm;
+                tight = 1e3 * eps * onenrm;
                 gp = t;
                 prevb = bb;
             } else {
@@ -3241,27 +3311,19 @@ static acem_result acem__steig(size_t n, const double *d, const double *e, size_
                 if (xjm - lam < pertol) lam = xjm - pertol; /* separate coincident eigenvalues */
                 if (acem__fabs(xjm - lam) > ortol) gp = t;  /* a new cluster */
             }
+            if (w[ev] > J.vmin && t > gp)
+                work2 += 2.0 * (double)n * (double)(t - gp) / (xjm - lam <= tight ? 1.0 : ACEM__REORTH_GEMM);
             xjm = lam;
             lamv[t] = lam;
             gpv[t] = gp;
             ncl += gp == t;
         }
-    }
-    if (todc) { /* the re-orthogonalisation's work: a vector above vmin is made
-                   orthogonal to the earlier ones of its cluster, 2 n (t - gp) */
-        double work2 = 0.0;
-        *todc = 0;
-        for (t = 0; t < q; ++t)
-            if (w[idx[t]] > J.vmin) work2 += 2.0 * (double)n * (double)(t - gpv[t]);
-        if (work2 > dclim) {
-            *todc = 1;
-            return ACEM_OK;
-        }
+        if (todc && (*todc = work2 > dclim) != 0) return ACEM_OK;
     }
     for (i = 0; i < n; ++i) /* (after that test: divide and conquer writes every column itself) */
         for (j = 0; j < q; ++j) Z[i * ldz + j] = 0.0;
     J.n = n; J.q = q; J.ldz = ldz; J.d = d; J.e = e; J.w = w; J.tag = tag; J.lam = lamv; J.idx = idx; J.gp = gpv;
-    J.Z = Z; J.scratch = scratch; J.maxits = maxits;
+    J.Z = Z; J.scratch = scratch; J.gw = gw; J.maxits = maxits;
     J.np = lanes > 1 ? acem__min(acem__min(4 * lanes, ncl), ACEM__STEIN_PARTS) : 1;
     for (i = 0; i < J.np; ++i) J.fail[i] = 0;
     if (J.np > 1) acem__run(E, J.np, acem__stein_part, &J);
@@ -3341,15 +3403,17 @@ static acem_result acem__tri_ql(size_t n, const double *d, const double *e, doub
 #define ACEM__DC_WORK(n) ((n) * (n) + 2 * acem__min(ACEM__DC_RB, n) * (n) + 12 * (n) + 1)
 /* The top q vectors come from divide and conquer too (when the caller has its
    workspace) once inverse iteration's re-orthogonalisation (acem__steig: about
-   n sum c^2 over its clusters of c vectors) passes 0.03 n^3. Measured (q = 0.3 n, one thread,
-   inverse iteration / divide and conquer, whole acem__syev_top_its): a random
-   Gram matrix (n sum c^2 = 0.0006 n^3 at n = 768 and 1024, 0.002 at 2048, 0.015
-   at 3072, 0.044 at 4096): 0.050 / 0.080 s, 0.116 / 0.178, 0.76 / 1.11,
-   3.15 / 3.76, 10.7 / 9.2 s; a spiked one (0.084-0.088 n^3 at every n):
-   0.074 / 0.079 s, 0.174 / 0.170, 1.27 / 1.08, 5.40 / 3.77, 14.6 / 8.8 s.
-   Below n = 1536 neither wins on one thread, and inverse iteration runs its
-   clusters on the workers (divide and conquer's merges are serial): the GPT-2
-   bench's 25 refined layers (n = 768, 0.030-0.066 n^3) stay with it. */
+   n sum c^2 over its clusters of c vectors, the part done by GEMMs counted at
+   1 / ACEM__REORTH_GEMM) passes 0.03 n^3. Measured (q = 0.3 n, one thread,
+   inverse iteration / divide and conquer, whole acem__syev_top_its, the
+   Gram of a random 4n x n matrix): random, n =
+   2048: 0.53 / 0.70 s, 3072: 2.14 / 2.58 s, 4096: 5.87 / 6.71 s; spiked (plus
+   a rank-8 component: one cluster of ~0.3 n): 0.58 / 0.74, 2.32 / 2.62, 5.54 /
+   6.55 s; n / 2 repeated eigenvalues (every vector re-orthogonalised at every
+   step): 0.77 / 0.53, 3.89 / 2.10 s: the rule takes the faster in each. Below
+   n = 1536 inverse iteration runs its clusters on the workers (divide and
+   conquer's merges are serial), and at n = 768 it is faster on one thread but
+   for the repeated case (0.042 / 0.036 s). */
 #ifndef ACEM__DC_TOP /* (tests/test_dctop.c sets it to -1: always) */
 #define ACEM__DC_TOP(n) ((n) < 1536 ? 1e300 : 0.03 * (double)(n) * (double)(n) * (double)(n))
 #endif
@@ -3629,7 +3693,7 @@ static acem_result acem__syev_top_its(size_t n, double *A, size_t lda, size_t q,
     if (dcw && q == n && maxits > 0) {
         all = 1;
     } else {
-        r = acem__steig(n, d, e, q, tolf, w, Vec, ldvec, sw, maxits, E, dclim, dcw && maxits > 0 ? &all : NULL);
+        r = acem__steig(n, d, e, q, tolf, w, Vec, ldvec, sw, gw, maxits, E, dclim, dcw && maxits > 0 ? &all : NULL);
     }
     if (all) { /* every vector by divide and conquer (then the top q are kept) */
         for (i = 0; i < n; ++i) w[i] = d[i];

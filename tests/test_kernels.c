@@ -1220,6 +1220,11 @@ static void test_syev_top(void) {
         for (i = 0; i < n; ++i) lam[i] = (double)(i % 3) - 1.0 + 1e-13 * (double)(i % 5); /* 3 clusters */
         make_spectrum_fast(A, lam, n);
         top_case("three tight clusters", n, A, q, 0.0, lam, 5);
+        /* a few spikes over a bulk of distinct eigenvalues within 1e-7 of the
+           largest: one cluster, made in groups (block re-orthogonalisation) */
+        for (i = 0; i < n; ++i) lam[i] = i < 4 ? 1e3 * (double)(i + 1) : 1.0 + 1e-4 * (double)i / (double)n;
+        make_spectrum_fast(A, lam, n);
+        top_case("spikes over one cluster", n, A, q, 0.0, lam, 5);
         for (i = 0; i < n; ++i) lam[i] = i < n / 2 ? 5.0 : (double)i / (double)n; /* a repeated top */
         make_spectrum_fast(A, lam, n);
         top_case("repeated top eigenvalue", n, A, q, 0.0, lam, 5);
