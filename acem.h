@@ -3432,37 +3432,104 @@ static acem_result acem__tri_ql(size_t n, const double *d, const double *e, doub
    p + q / (A - x) to the poles up to j and r + t / (B - x) to the rest
    (values and slopes at tau) and takes the fit's root (dlaed4's "middle way"),
    inside a bracket that bisection keeps when the fit leaves it. */
+/* x_i *= r_i / (a_i - s) and y_i = x_i / y_i over n (element-wise: a vector's
+   lanes round as the scalar loop does) */
+static void acem__dmuldiv(size_t n, double *x, const double *r, const double *a, double s) {
+    size_t i = 0;
+#if defined(ACEM__AVX512)
+    __m512d vs = _mm512_set1_pd(s);
+    for (; i + 8 <= n; i += 8)
+        _mm512_storeu_pd(x + i, _mm512_mul_pd(_mm512_loadu_pd(x + i), _mm512_div_pd(_mm512_loadu_pd(r + i),
+                                                                                  _mm512_sub_pd(_mm512_loadu_pd(a + i), vs))));
+#elif defined(ACEM__AVX2)
+    __m256d vs = _mm256_set1_pd(s);
+    for (; i + 4 <= n; i += 4)
+        _mm256_storeu_pd(x + i, _mm256_mul_pd(_mm256_loadu_pd(x + i), _mm256_div_pd(_mm256_loadu_pd(r + i),
+                                                                                  _mm256_sub_pd(_mm256_loadu_pd(a + i), vs))));
+#endif
+    for (; i < n; ++i) x[i] *= r[i] / (a[i] - s);
+}
+static void acem__ddiv(size_t n, const double *x, double *y) {
+    size_t i = 0;
+#if defined(ACEM__AVX512)
+    for (; i + 8 <= n; i += 8) _mm512_storeu_pd(y + i, _mm512_div_pd(_mm512_loadu_pd(x + i), _mm512_loadu_pd(y + i)));
+#elif defined(ACEM__AVX2)
+    for (; i + 4 <= n; i += 4) _mm256_storeu_pd(y + i, _mm256_div_pd(_mm256_loadu_pd(x + i), _mm256_loadu_pd(y + i)));
+#endif
+    for (; i < n; ++i) y[i] = x[i] / y[i];
+}
+/* the secular equation's sums over i in [i0, i1): *s = sum z2_i / (del_i - tau),
+   *ds = sum z2_i / (del_i - tau)^2 (one division a term, a vector of them at
+   a time: the root finder's cost) */
+static void acem__secular(size_t i0, size_t i1, const double *del, const double *z2, double tau, double *s,
+                          double *ds) {
+    size_t i = i0;
+    double a = 0.0, b = 0.0;
+#if defined(ACEM__AVX512)
+    if (i1 - i0 >= 8) {
+        __m512d vt = _mm512_set1_pd(tau), one = _mm512_set1_pd(1.0), va = _mm512_setzero_pd(), vb = va;
+        double ta[8], tb[8];
+        int l;
+        for (; i + 8 <= i1; i += 8) {
+            __m512d inv = _mm512_div_pd(one, _mm512_sub_pd(_mm512_loadu_pd(del + i), vt));
+            __m512d w = _mm512_mul_pd(_mm512_loadu_pd(z2 + i), inv);
+            va = _mm512_add_pd(va, w);
+            vb = _mm512_fmadd_pd(w, inv, vb);
+        }
+        _mm512_storeu_pd(ta, va);
+        _mm512_storeu_pd(tb, vb);
+        for (l = 0; l < 8; ++l) { a += ta[l]; b += tb[l]; }
+    }
+#elif defined(ACEM__AVX2)
+    if (i1 - i0 >= 4) {
+        __m256d vt = _mm256_set1_pd(tau), one = _mm256_set1_pd(1.0), va = _mm256_setzero_pd(), vb = va;
+        double ta[4], tb[4];
+        for (; i + 4 <= i1; i += 4) {
+            __m256d inv = _mm256_div_pd(one, _mm256_sub_pd(_mm256_loadu_pd(del + i), vt));
+            __m256d w = _mm256_mul_pd(_mm256_loadu_pd(z2 + i), inv);
+            va = _mm256_add_pd(va, w);
+            vb = _mm256_fmadd_pd(w, inv, vb);
+        }
+        _mm256_storeu_pd(ta, va);
+        _mm256_storeu_pd(tb, vb);
+        a = (ta[0] + ta[1]) + (ta[2] + ta[3]);
+        b = (tb[0] + tb[1]) + (tb[2] + tb[3]);
+    }
+#endif
+    for (; i < i1; ++i) {
+        double inv = 1.0 / (del[i] - tau), w = z2[i] * inv;
+        a += w;
+        b += w * inv;
+    }
+    *s = a;
+    *ds = b;
+}
 static double acem__dc_root(size_t K, const double *dl, const double *z2, double rho, size_t j, double *del,
                             size_t *og) {
     const double eps = 2.220446049250313e-16;
     size_t o, i, it;
     double lo, hi, tau, A, B;
     int last = j + 1 == K;
+    for (i = 0; i < K; ++i) del[i] = dl[i] - dl[j];
     if (!last) {
-        double gap = dl[j + 1] - dl[j], mid = 0.5 * gap, f = 1.0;
-        for (i = 0; i < K; ++i) f += rho * z2[i] / ((dl[i] - dl[j]) - mid);
-        if (f >= 0) { o = j; lo = 0; hi = mid; tau = mid; } /* f increases: the root is at or left of mid */
-        else { o = j + 1; lo = mid - gap; hi = 0; tau = lo; }
+        double gap = dl[j + 1] - dl[j], mid = 0.5 * gap, f, df;
+        acem__secular(0, K, del, z2, mid, &f, &df);
+        if (1.0 + rho * f >= 0) { o = j; lo = 0; hi = mid; tau = mid; } /* f increases: the root is at or left of mid */
+        else {
+            o = j + 1; lo = mid - gap; hi = 0; tau = lo;
+            for (i = 0; i < K; ++i) del[i] = dl[i] - dl[o];
+        }
     } else {
         double s = 0;
         for (i = 0; i < K; ++i) s += z2[i];
         o = j; lo = 0; hi = rho * s; tau = hi; /* f(hi) >= 0 */
     }
-    for (i = 0; i < K; ++i) del[i] = dl[i] - dl[o];
     A = del[j];
     B = last ? 0.0 : del[j + 1];
     for (it = 0; it < 400; ++it) {
-        double psi = 0, dpsi = 0, phi = 0, dphi = 0, f, q, p, t, r, a, x = 0;
-        for (i = 0; i <= j; ++i) {
-            double inv = 1.0 / (del[i] - tau), w = z2[i] * inv;
-            psi += w;
-            dpsi += w * inv;
-        }
-        for (; i < K; ++i) {
-            double inv = 1.0 / (del[i] - tau), w = z2[i] * inv;
-            phi += w;
-            dphi += w * inv;
-        }
+        double psi, dpsi, phi, dphi, f, q, p, t, r, a, x = 0;
+        acem__secular(0, j + 1, del, z2, tau, &psi, &dpsi);
+        acem__secular(j + 1, K, del, z2, tau, &phi, &dphi);
         psi *= rho; dpsi *= rho; phi *= rho; dphi *= rho;
         f = 1.0 + psi + phi;
         if (acem__fabs(f) <= 8.0 * eps * (1.0 + phi - psi)) break;
@@ -3566,35 +3633,40 @@ static void acem__dc_merge(size_t len, size_t m, double beta, double *d, double 
         z2[i] = z[nd[i]] * z[nd[i]];
         ++nt[ty[nd[i]]];
     }
-    /* U's rows (and the gathered columns) by type: upper, all, lower, so that
-       the upper rows of Q multiply rows [0, n1 + n3) of U, the lower rows
-       rows [n1, K) (dlaed3's use of the zero blocks: half the products) */
+    /* the merge's eigenvectors are U's rows (U: their transpose, so that every
+       loop below runs along memory), their components (U's columns, and the
+       gathered columns of Q) by type: upper, all, lower, so that the upper
+       rows of Q multiply columns [0, n1 + n3) of U, the lower rows columns
+       [n1, K) (dlaed3's use of the zero blocks: half the products) */
     at[1] = 0; at[3] = nt[1]; at[2] = nt[1] + nt[3];
     for (i = 0; i < K; ++i) rp[i] = at[ty[nd[i]]]++;
-    /* the roots: U[i][j] = dl_i - lambda_j; then Gu and Eisenstat's z (into
-       dv, free now) and the vectors */
+    /* the roots: U[j][rp_i] = dl_i - lambda_j; then Gu and Eisenstat's z and
+       the vectors */
     for (j = 0; j < K; ++j) {
         size_t o;
-        double tau = acem__dc_root(K, dl, z2, rho, j, key, &o);
+        double tau = acem__dc_root(K, dl, z2, rho, j, key, &o), *uj = U + j * K;
         lam[nf + j] = dl[o] + tau;
-        for (i = 0; i < K; ++i) U[rp[i] * K + j] = key[i];
+        for (i = 0; i < K; ++i) uj[rp[i]] = key[i];
     }
+    /* Gu and Eisenstat: z_i^2 = -prod_j (dl_i - lambda_j) / prod_{j != i} (dl_i - dl_j),
+       a row of U at a time, in U's column order (z2: the products, key: dl) */
     for (i = 0; i < K; ++i) {
-        const double *ui = U + rp[i] * K;
-        double p = ui[i];
-        for (j = 0; j < K; ++j)
-            if (j != i) p *= ui[j] / (dl[i] - dl[j]);
-        dv[i] = z[nd[i]] < 0 ? -ACEM_SQRT(acem__fmax(-p, 0.0)) : ACEM_SQRT(acem__fmax(-p, 0.0));
+        key[rp[i]] = dl[i];
+        z2[rp[i]] = U[i * K + rp[i]];
     }
     for (j = 0; j < K; ++j) {
-        double nrm = 0;
-        for (i = 0; i < K; ++i) {
-            double u = dv[i] / U[rp[i] * K + j];
-            U[rp[i] * K + j] = u;
-            nrm += u * u;
-        }
-        nrm = 1.0 / ACEM_SQRT(nrm);
-        for (i = 0; i < K; ++i) U[i * K + j] *= nrm;
+        const double *uj = U + j * K;
+        acem__dmuldiv(rp[j], z2, uj, key, dl[j]);
+        acem__dmuldiv(K - rp[j] - 1, z2 + rp[j] + 1, uj + rp[j] + 1, key + rp[j] + 1, dl[j]);
+    }
+    for (i = 0; i < K; ++i) {
+        double p = z2[rp[i]];
+        z2[rp[i]] = z[nd[i]] < 0 ? -ACEM_SQRT(acem__fmax(-p, 0.0)) : ACEM_SQRT(acem__fmax(-p, 0.0));
+    }
+    for (j = 0; j < K; ++j) { /* vector j: z_i / (dl_i - lambda_j), normalised */
+        double *uj = U + j * K;
+        acem__ddiv(K, z2, uj);
+        acem__dscal(K, 1.0 / ACEM_SQRT(acem__ddot(K, uj, uj)), uj);
     }
     /* the final order: all len eigenvalues ascending (ties: deflated first, by position) */
     for (i = 0; i < len; ++i) { perm[i] = i; key[i] = (double)i; }
@@ -3610,7 +3682,7 @@ static void acem__dc_merge(size_t len, size_t m, double beta, double *d, double 
             const double *qr = Q + (r0 + rr) * ldq;
             for (i = 0; i < kc; ++i) Ag[rr * kc + i] = qr[ty[c0 + i]];
         }
-        if (K) acem__dgemm(0, 0, 0, rb, K, kc, 1.0, Ag, NULL, kc, U + c0 * K, NULL, K, 0.0, Out, K, gw);
+        if (K) acem__dgemm(0, 1, 0, rb, K, kc, 1.0, Ag, NULL, kc, U + c0, NULL, K, 0.0, Out, K, gw);
         for (rr = 0; rr < rb; ++rr) {
             double *qr = Q + (r0 + rr) * ldq;
             ACEM_MEMCPY(Old, qr, len * sizeof(double)); /* the deflated columns, before the row is rewritten */
