@@ -3151,13 +3151,165 @@ static int acem__stein_vec(size_t bl, const double *d, const double *e, double o
         return 1;
     }
 }
+/* acem__stein_vec for ACEM__STEIN_W vectors at once, as lanes of one
+   interleaved factorisation and solve (X[i W + l]): their chains of
+   dependent divisions and products overlap, where one vector at a time
+   waited on each (n = 768: ~17 us a vector). Lane l (vector u0 + l, shift
+   lam[l]; off unless on[l]) is re-orthogonalised at every step against G's
+   rows [0, g + l) (ldg apart: the group's earlier vectors, this chunk's at
+   their current step; single: against none, each lane its own cluster), and
+   the steps go on until every lane that is on has
+   passed the growth test ACEM__STEIN_EXTRA + 1 times. Returns 0 if that
+   takes more than maxits. G's rows [g, g + W) get the normalised iterates
+   (zeros for lanes that are off). X: W bl, F: 5 W bl doubles. */
+#define ACEM__STEIN_W 4
+static int acem__stein_lanes(size_t bl, const double *d, const double *e, double onenrm, const double *lam,
+                             const int *on, size_t u0, int maxits, double *X, double *F, double *G, size_t ldg,
+                             size_t g, int single, double *dots) {
+    enum { W = ACEM__STEIN_W };
+    const double eps = 2.220446049250313e-16, dtpcrt = ACEM_SQRT(0.1 / (double)bl);
+    double *pu0 = F, *pu1 = pu0 + W * bl, *pu2 = pu1 + W * bl, *ml = pu2 + W * bl, *pv = ml + W * bl, tiny;
+    double cd[W], sc[W];
+    size_t i, l, k, it, chk[W];
+    for (l = 0; l < W; ++l) {
+        cd[l] = d[0] - lam[l];
+        chk[l] = 0;
+        if (!on[l]) ACEM_MEMSET(G + (g + l) * ldg, 0, bl * sizeof(double));
+    }
+#if defined(ACEM__AVX2) || defined(ACEM__AVX512)
+    { /* T - lam I = P L U for every lane (as acem__stein_vec), one lane a double of a vector */
+        const __m256d sg = _mm256_set1_pd(-0.0), zero = _mm256_setzero_pd(), one = _mm256_set1_pd(1.0);
+        __m256d vl = _mm256_loadu_pd(lam), vcd = _mm256_sub_pd(_mm256_set1_pd(d[0]), vl), vcu = _mm256_set1_pd(e[0]);
+        for (i = 0; i + 1 < bl; ++i) {
+            __m256d sub = _mm256_set1_pd(e[i]), nu = _mm256_set1_pd(i + 2 < bl ? e[i + 1] : 0.0);
+            __m256d nd = _mm256_sub_pd(_mm256_set1_pd(d[i + 1]), vl);
+            __m256d p = _mm256_cmp_pd(_mm256_andnot_pd(sg, vcd), _mm256_andnot_pd(sg, sub), _CMP_LT_OQ);
+            __m256d piv = _mm256_blendv_pd(vcd, sub, p), num = _mm256_blendv_pd(sub, vcd, p);
+            __m256d mm = _mm256_and_pd(_mm256_div_pd(num, piv), _mm256_cmp_pd(piv, zero, _CMP_NEQ_UQ));
+            __m256d a1 = _mm256_blendv_pd(vcu, nd, p);
+            k = i * W;
+            _mm256_storeu_pd(pv + k, _mm256_blendv_pd(one, _mm256_xor_pd(one, sg), p));
+            _mm256_storeu_pd(pu0 + k, piv);
+            _mm256_storeu_pd(pu1 + k, a1);
+            _mm256_storeu_pd(pu2 + k, _mm256_and_pd(nu, p));
+            _mm256_storeu_pd(ml + k, mm);
+            vcd = _mm256_sub_pd(_mm256_blendv_pd(nd, vcu, p), _mm256_mul_pd(mm, a1));
+            vcu = _mm256_blendv_pd(nu, _mm256_xor_pd(_mm256_mul_pd(mm, nu), sg), p);
+        }
+        _mm256_storeu_pd(cd, vcd);
+    }
+#else
+    { /* T - lam I = P L U for every lane (as acem__stein_vec) */
+        double cu[W];
+        for (l = 0; l < W; ++l) cu[l] = e[0];
+        for (i = 0; i + 1 < bl; ++i) {
+            double sub = e[i], nu = i + 2 < bl ? e[i + 1] : 0.0;
+            for (l = 0; l < W; ++l) {
+                double nd = d[i + 1] - lam[l];
+                int p = acem__fabs(cd[l]) < acem__fabs(sub);
+                double piv = p ? sub : cd[l], num = p ? cd[l] : sub, mm = piv != 0 ? num / piv : 0.0, a1 = p ? nd : cu[l];
+                k = i * W + l;
+                pv[k] = p ? -1.0 : 1.0;
+                pu0[k] = piv; pu1[k] = a1; pu2[k] = p ? nu : 0.0; ml[k] = mm;
+                cd[l] = (p ? cu[l] : nd) - mm * a1;
+                cu[l] = p ? -mm * nu : nu;
+            }
+        }
+    }
+#endif
+    for (l = 0; l < W; ++l) {
+        k = (bl - 1) * W + l;
+        pu0[k] = cd[l]; pu1[k] = pu2[k] = 0.0;
+    }
+    tiny = eps * (onenrm > 0 ? onenrm : 1.0);
+    for (k = 0; k < W * bl; ++k) {
+        double p = acem__fabs(pu0[k]) < tiny ? (pu0[k] < 0 ? -tiny : tiny) : pu0[k];
+        pu0[k] = 1.0 / p;
+        pu1[k] *= pu0[k];
+        pu2[k] *= pu0[k];
+    }
+    for (i = 0; i < bl; ++i)
+        for (l = 0; l < W; ++l) X[i * W + l] = 1.0 + (double)((i * 7919u + (u0 + l) * 104729u) % 1009u) / 1009.0;
+    for (it = 0; it < (size_t)maxits; ++it) {
+        int all = 1;
+#if defined(ACEM__AVX2) || defined(ACEM__AVX512)
+        {
+            const __m256d sg = _mm256_set1_pd(-0.0);
+            __m256d a = _mm256_setzero_pd(), vs, vx, v1, v2;
+            for (i = 0; i < bl; ++i) a = _mm256_add_pd(a, _mm256_andnot_pd(sg, _mm256_loadu_pd(X + i * W)));
+            _mm256_storeu_pd(sc, a);
+            for (l = 0; l < W; ++l)
+                sc[l] = (double)bl * onenrm * acem__fmax(acem__fabs(1.0 / pu0[(bl - 1) * W + l]), eps) / sc[l];
+            vs = _mm256_loadu_pd(sc);
+            vx = _mm256_mul_pd(_mm256_loadu_pd(X), vs);
+            for (i = 0; i + 1 < bl; ++i) { /* forward: the row operations (the scaling on the way) */
+                __m256d nx = _mm256_mul_pd(_mm256_loadu_pd(X + (i + 1) * W), vs), mk = _mm256_loadu_pd(pv + i * W);
+                __m256d va = _mm256_blendv_pd(vx, nx, mk), vb = _mm256_blendv_pd(nx, vx, mk);
+                _mm256_storeu_pd(X + i * W, va);
+                vx = _mm256_sub_pd(vb, _mm256_mul_pd(_mm256_loadu_pd(ml + i * W), va));
+            }
+            _mm256_storeu_pd(X + (bl - 1) * W, vx);
+            v1 = v2 = _mm256_setzero_pd();
+            for (i = bl; i-- > 0;) { /* back: U x = y */
+                __m256d v = _mm256_sub_pd(_mm256_sub_pd(_mm256_mul_pd(_mm256_loadu_pd(X + i * W), _mm256_loadu_pd(pu0 + i * W)),
+                                                        _mm256_mul_pd(_mm256_loadu_pd(pu2 + i * W), v2)),
+                                          _mm256_mul_pd(_mm256_loadu_pd(pu1 + i * W), v1));
+                _mm256_storeu_pd(X + i * W, v);
+                v2 = v1;
+                v1 = v;
+            }
+        }
+#else
+        {
+            double xi[W], x1[W], x2[W];
+            for (l = 0; l < W; ++l) sc[l] = 0.0;
+            for (i = 0; i < bl; ++i)
+                for (l = 0; l < W; ++l) sc[l] += acem__fabs(X[i * W + l]);
+            for (l = 0; l < W; ++l) {
+                sc[l] = (double)bl * onenrm * acem__fmax(acem__fabs(1.0 / pu0[(bl - 1) * W + l]), eps) / sc[l];
+                xi[l] = X[l] * sc[l];
+                x1[l] = x2[l] = 0.0;
+            }
+            for (i = 0; i + 1 < bl; ++i) /* forward: the row operations (the scaling on the way) */
+                for (l = 0; l < W; ++l) {
+                    double nx = X[(i + 1) * W + l] * sc[l], a = pv[i * W + l] < 0 ? nx : xi[l];
+                    double b = pv[i * W + l] < 0 ? xi[l] : nx;
+                    X[i * W + l] = a;
+                    xi[l] = b - ml[i * W + l] * a;
+                }
+            for (l = 0; l < W; ++l) X[(bl - 1) * W + l] = xi[l];
+            for (i = bl; i-- > 0;) /* back: U x = y */
+                for (l = 0; l < W; ++l) {
+                    double v = (X[i * W + l] * pu0[i * W + l] - pu2[i * W + l] * x2[l]) - pu1[i * W + l] * x1[l];
+                    X[i * W + l] = v;
+                    x2[l] = x1[l];
+                    x1[l] = v;
+                }
+        }
+#endif
+        for (l = 0; l < W; ++l) { /* in order: each against the earlier rows, then normalised for the later */
+            double *gl = G + (g + l) * ldg, s;
+            if (!on[l]) continue;
+            for (i = 0; i < bl; ++i) gl[i] = X[i * W + l];
+            if (g + l && !single) acem__reorth(bl, g + l, G, ldg, 0, NULL, 0, gl, dots);
+            if (acem__dabs_red(bl, gl, 1) >= dtpcrt) ++chk[l];
+            all &= chk[l] >= ACEM__STEIN_EXTRA + 1;
+            s = 1.0 / ACEM_SQRT(acem__ddot(bl, gl, gl));
+            for (i = 0; i < bl; ++i) X[i * W + l] = gl[i] *= s;
+        }
+        if (all) return 1;
+    }
+    return 0;
+}
 /* The inverse iteration of the vectors t in [t0, t1) of the grouped order
    (t0 a cluster's start, t1 the next one's or q): each vector depends only
    on its shift, its block and the earlier vectors of its cluster, so the
    clusters may run on any lanes in any order with the same result.
-   A cluster's vectors are made in groups of up to ACEM__CLV (rows of G):
+   A cluster's vectors are made in groups of up to ACEM__CLV (rows of G;
+   clusters of one vector: up to ACEM__STEIN_W of them):
    1. each iterated with re-orthogonalisation against the group's earlier
-      ones only (the neighbours that a shift may not tell apart);
+      ones only (the neighbours that a shift may not tell apart),
+      ACEM__STEIN_W at a time (acem__stein_lanes);
    2. the group made orthogonal to the cluster's earlier groups by two block
       passes of classical Gram-Schmidt (four GEMMs, instead of re-reading
       those columns at every step of every vector: for the bulk of a spiked
@@ -3167,11 +3319,11 @@ static int acem__stein_vec(size_t bl, const double *d, const double *e, double o
       earlier vectors (coincident or nearly coincident eigenvalues): it is
       made again as dstein does, re-orthogonalised against every earlier
       vector of its cluster at every step. */
-#define ACEM__CLV 16
+#define ACEM__CLV 16 /* (a multiple of ACEM__STEIN_W) */
 /* how much faster that work runs as step 2's GEMMs than as step 3's fallback
    (measured on a spiked Gram, n = 768: 14.5 ms as the fallback, 2.2 ms) */
 #define ACEM__REORTH_GEMM 6.0
-#define ACEM__STEIN_LANE0(n) ((7 + 2 * acem__min(ACEM__CLV, n)) * (n)) /* x, 5 factors, dots, G, G's dots */
+#define ACEM__STEIN_LANE0(n) ((6 * ACEM__STEIN_W + 1 + 2 * ACEM__CLV) * (n)) /* X, 5 factors, dots, G, G's dots */
 #define ACEM__STEIN_LANE(n) (ACEM__STEIN_LANE0(n) + acem__dgemm_work(acem__min(ACEM__CLV, n), n, n))
 #define ACEM__STEIN_WORK(n) (4 * (n) + ACEM__STEIN_LANE0(n)) /* 4 n, then a serial run's lane (its products: gw) */
 #define ACEM__STEIN_PARTS 64
@@ -3195,33 +3347,44 @@ static void acem__stein_part(void *ctx, size_t c, size_t np, void *work) {
     acem__stein_job *J = ACEM__CAST(acem__stein_job *, ctx);
     const double *d = J->d, *e = J->e;
     size_t n = J->n, ldz = J->ldz, t0 = acem__stein_start(J, c), t1 = acem__stein_start(J, c + 1), t, tg, u, i;
-    double *x = work ? ACEM__CAST(double *, work) : J->scratch, *f = x + n, *key = f + 5 * n, *G = key + n;
-    double *Gd = G + acem__min(ACEM__CLV, n) * n, *gw = work ? x + ACEM__STEIN_LANE0(n) : J->gw, *Z = J->Z;
+    double *x = work ? ACEM__CAST(double *, work) : J->scratch, *f = x + ACEM__STEIN_W * n;
+    double *key = f + 5 * ACEM__STEIN_W * n, *G = key + n, *Gd = G + ACEM__CLV * n;
+    double *gw = work ? x + ACEM__STEIN_LANE0(n) : J->gw, *Z = J->Z;
     size_t prevb = (size_t)-1, bl = 0;
     double onenrm = 0.0;
     (void)np;
     for (t = t0; t < t1; t = tg) {
         size_t gp = J->gp[t], bb = (size_t)J->tag[J->idx[t]], ng, no = t - gp;
         const double *Zo = Z + bb * ldz + gp; /* the cluster's earlier groups: no columns */
+        int single;
         for (tg = t + 1; tg < t1 && J->gp[tg] == gp && tg - t < ACEM__CLV; ++tg) {}
+        if ((single = tg == t + 1 && gp == t) != 0) /* clusters of one vector: up to W of them (one block) at once */
+            while (tg < t1 && tg - t < ACEM__STEIN_W && J->gp[tg] == tg && (tg + 1 == t1 || J->gp[tg + 1] != tg) &&
+                   (size_t)J->tag[J->idx[tg]] == bb)
+                ++tg;
         ng = tg - t;
         if (bb != prevb) {
             bl = acem__stein_block(n, d, e, bb, &onenrm) - bb;
             prevb = bb;
         }
-        for (u = t; u < tg; ++u) { /* 1. */
-            double *g = G + (u - t) * n, s;
-            if (!(J->w[J->idx[u]] > J->vmin) || bl == 1) {
-                ACEM_MEMSET(g, 0, bl * sizeof(double));
+        for (u = t; u < tg; u += ACEM__STEIN_W) { /* 1. */
+            double lam[ACEM__STEIN_W];
+            int on[ACEM__STEIN_W], any = 0;
+            size_t l;
+            for (l = 0; l < ACEM__STEIN_W; ++l) {
+                size_t v = u + l < tg ? u + l : tg - 1;
+                lam[l] = J->lam[v];
+                on[l] = u + l < tg && bl > 1 && J->w[J->idx[v]] > J->vmin;
+                any |= on[l];
+            }
+            if (!any) {
+                for (l = 0; l < ACEM__STEIN_W; ++l) ACEM_MEMSET(G + (u - t + l) * n, 0, bl * sizeof(double));
                 continue;
             }
-            if (!acem__stein_vec(bl, d + bb, e + bb, onenrm, J->lam[u], u, J->maxits, g, f, u - t, G, n, 0, NULL, 0,
-                                 key)) {
+            if (!acem__stein_lanes(bl, d + bb, e + bb, onenrm, lam, on, u, J->maxits, x, f, G, n, u - t, single, key)) {
                 J->fail[c] = 1;
                 return;
             }
-            s = ACEM_SQRT(acem__ddot(bl, g, g));
-            acem__dscal(bl, 1.0 / s, g);
         }
         if (no && bl > 1) { /* 2. (a second pass only if a row lost over 1 - 1/2 of its squared norm) */
             int pass, again = 1;
@@ -3239,7 +3402,7 @@ static void acem__stein_part(void *ctx, size_t c, size_t np, void *work) {
                 Z[bb * ldz + u] = 1.0;
                 continue;
             }
-            if (u > t) { /* (again as in 2.) */
+            if (u > t && !single) { /* (again as in 2.) */
                 double nb = acem__ddot(bl, g, g);
                 acem__reorth(bl, u - t, G, n, 0, NULL, 0, g, key);
                 if (acem__ddot(bl, g, g) < 0.5 * nb) acem__reorth(bl, u - t, G, n, 0, NULL, 0, g, key);
