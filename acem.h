@@ -3076,96 +3076,23 @@ static size_t acem__stein_block(size_t n, const double *d, const double *e, size
     *onenrm = m;
     return be;
 }
-/* Inverse iteration for one vector (dstein's): the unreduced block of T at
-   d, e (bl > 1 rows, 1-norm onenrm) less lam I factorised (P L U), then from a
-   start vector fixed by t, x <- (T - lam I)^-1 x, made orthogonal at every
-   step to nv rows of V (ldv) and ns columns of Zs (ldz), until the growth test
-   has passed ACEM__STEIN_EXTRA + 1 times. x: the unnormalised result; f: 5 bl
-   doubles; dots: nv + ns. 0 if it did not converge in maxits. */
-static int acem__stein_vec(size_t bl, const double *d, const double *e, double onenrm, double lam, size_t t, int maxits,
-                           double *x, double *f, size_t nv, const double *V, size_t ldv, size_t ns, const double *Zs,
-                           size_t ldz, double *dots) {
-    const double eps = 2.220446049250313e-16, dtpcrt = ACEM_SQRT(0.1 / (double)bl);
-    double *u0 = f, *u1 = u0 + bl, *u2 = u1 + bl, *ml = u2 + bl, *pv = ml + bl, tiny;
-    size_t i, it, nrmchk = 0;
-    { /* T - lam I = P L U, partial pivoting (U: diagonal u0, two superdiagonals), branch-free;
-         then U's rows scaled by 1/u0 (tiny pivots replaced, as dlagts does) */
-        double cd = d[0] - lam, cu = e[0];
-        for (i = 0; i + 1 < bl; ++i) {
-            double sub = e[i], nd = d[i + 1] - lam, nu = i + 2 < bl ? e[i + 1] : 0.0;
-            int p = acem__fabs(cd) < acem__fabs(sub);
-            double piv = p ? sub : cd, num = p ? cd : sub, mm = piv != 0 ? num / piv : 0.0;
-            double a1 = p ? nd : cu;
-            pv[i] = p ? -1.0 : 1.0; /* the sign bit: a blend mask */
-            u0[i] = piv; u1[i] = a1; u2[i] = p ? nu : 0.0; ml[i] = mm;
-            cd = (p ? cu : nd) - mm * a1;
-            cu = p ? -mm * nu : nu;
-        }
-        u0[bl - 1] = cd; u1[bl - 1] = u2[bl - 1] = 0.0;
-    }
-    tiny = eps * (onenrm > 0 ? onenrm : 1.0);
-    for (i = 0; i < bl; ++i) {
-        double p = acem__fabs(u0[i]) < tiny ? (u0[i] < 0 ? -tiny : tiny) : u0[i];
-        u0[i] = 1.0 / p;
-        u1[i] *= u0[i];
-        u2[i] *= u0[i];
-    }
-    for (i = 0; i < bl; ++i) x[i] = 1.0 + (double)((i * 7919u + t * 104729u) % 1009u) / 1009.0;
-    for (it = 0;; ++it) {
-        double scl, xi;
-        if (it >= (size_t)maxits) return 0;
-        scl = (double)bl * onenrm * acem__fmax(acem__fabs(1.0 / u0[bl - 1]), eps) / acem__dabs_red(bl, x, 0);
-        acem__dscal(bl, scl, x);
-#if defined(ACEM__AVX2) || defined(ACEM__AVX512)
-        { /* forward: the row operations (SSE blends keep the select off the integer unit) */
-            __m128d cx = _mm_load_sd(x);
-            for (i = 0; i + 1 < bl; ++i) {
-                __m128d nx = _mm_load_sd(x + i + 1), mk = _mm_load_sd(pv + i);
-                __m128d a = _mm_blendv_pd(cx, nx, mk), b = _mm_blendv_pd(nx, cx, mk);
-                _mm_store_sd(x + i, a);
-                cx = _mm_fnmadd_sd(_mm_load_sd(ml + i), a, b);
-            }
-            _mm_store_sd(&xi, cx);
-        }
-#else
-        xi = x[0];
-        for (i = 0; i + 1 < bl; ++i) { /* forward: the row operations */
-            double nx = x[i + 1], a = pv[i] < 0 ? nx : xi, b = pv[i] < 0 ? xi : nx;
-            x[i] = a;
-            xi = b - ml[i] * a;
-        }
-#endif
-        x[bl - 1] = xi;
-        { /* back: U x = y, the last two x kept in registers (u1, u2 vanish past the end) */
-            double x1 = 0.0, x2 = 0.0;
-            for (i = bl; i-- > 0;) {
-                double v = (x[i] * u0[i] - u2[i] * x2) - u1[i] * x1;
-                x[i] = v;
-                x2 = x1;
-                x1 = v;
-            }
-        }
-        if (nv + ns) acem__reorth(bl, nv, V, ldv, ns, Zs, ldz, x, dots);
-        if (acem__dabs_red(bl, x, 1) < dtpcrt) continue;
-        if (++nrmchk < ACEM__STEIN_EXTRA + 1) continue;
-        return 1;
-    }
-}
-/* acem__stein_vec for ACEM__STEIN_W vectors at once, as lanes of one
-   interleaved factorisation and solve (X[i W + l]): their chains of
+/* Inverse iteration (dstein's) for ACEM__STEIN_W vectors at once, as lanes
+   of one interleaved factorisation and solve (X[i W + l]): their chains of
    dependent divisions and products overlap, where one vector at a time
-   waited on each (n = 768: ~17 us a vector). Lane l (vector u0 + l, shift
-   lam[l]; off unless on[l]) is re-orthogonalised at every step against G's
-   rows [0, g + l) (ldg apart: the group's earlier vectors, this chunk's at
-   their current step; single: against none, each lane its own cluster), and
-   the steps go on until every lane that is on has
-   passed the growth test ACEM__STEIN_EXTRA + 1 times. Returns 0 if that
-   takes more than maxits. G's rows [g, g + W) get the normalised iterates
-   (zeros for lanes that are off). X: W bl, F: 5 W bl doubles. */
+   waited on each (n = 768: ~17 us a vector). The unreduced block of T at d,
+   e (bl > 1 rows, 1-norm onenrm) less lam[l] I is factorised (P L U), then
+   from a start vector fixed by u0 + l, x <- (T - lam I)^-1 x, made
+   orthogonal at every step to G's rows [0, g + l) (ldg apart: the group's
+   earlier vectors, this chunk's at their current step; single: to none,
+   each lane its own cluster) and to ns columns of Zs (ldz apart), until
+   every lane that is on has passed the growth test ACEM__STEIN_EXTRA + 1
+   times; 0 if that takes more than maxits. Row g + l of G gets lane l's
+   normalised iterate (the rows of lanes that are off are not written).
+   X: W bl, F: 5 W bl doubles; dots: g + W + ns. */
 #define ACEM__STEIN_W 4
 static int acem__stein_lanes(size_t bl, const double *d, const double *e, double onenrm, const double *lam,
                              const int *on, size_t u0, int maxits, double *X, double *F, double *G, size_t ldg,
-                             size_t g, int single, double *dots) {
+                             size_t g, int single, size_t ns, const double *Zs, size_t ldz, double *dots) {
     enum { W = ACEM__STEIN_W };
     const double eps = 2.220446049250313e-16, dtpcrt = ACEM_SQRT(0.1 / (double)bl);
     double *pu0 = F, *pu1 = pu0 + W * bl, *pu2 = pu1 + W * bl, *ml = pu2 + W * bl, *pv = ml + W * bl, tiny;
@@ -3174,10 +3101,11 @@ static int acem__stein_lanes(size_t bl, const double *d, const double *e, double
     for (l = 0; l < W; ++l) {
         cd[l] = d[0] - lam[l];
         chk[l] = 0;
-        if (!on[l]) ACEM_MEMSET(G + (g + l) * ldg, 0, bl * sizeof(double));
     }
 #if defined(ACEM__AVX2) || defined(ACEM__AVX512)
-    { /* T - lam I = P L U for every lane (as acem__stein_vec), one lane a double of a vector */
+    { /* T - lam I = P L U for every lane, partial pivoting (U: diagonal u0, two
+         superdiagonals), branch-free (then U's rows are scaled by 1/u0, tiny
+         pivots replaced as dlagts does); one lane a double of a vector */
         const __m256d sg = _mm256_set1_pd(-0.0), zero = _mm256_setzero_pd(), one = _mm256_set1_pd(1.0);
         __m256d vl = _mm256_loadu_pd(lam), vcd = _mm256_sub_pd(_mm256_set1_pd(d[0]), vl), vcu = _mm256_set1_pd(e[0]);
         for (i = 0; i + 1 < bl; ++i) {
@@ -3199,7 +3127,7 @@ static int acem__stein_lanes(size_t bl, const double *d, const double *e, double
         _mm256_storeu_pd(cd, vcd);
     }
 #else
-    { /* T - lam I = P L U for every lane (as acem__stein_vec) */
+    { /* T - lam I = P L U for every lane (as above) */
         double cu[W];
         for (l = 0; l < W; ++l) cu[l] = e[0];
         for (i = 0; i + 1 < bl; ++i) {
@@ -3291,7 +3219,7 @@ static int acem__stein_lanes(size_t bl, const double *d, const double *e, double
             double *gl = G + (g + l) * ldg, s;
             if (!on[l]) continue;
             for (i = 0; i < bl; ++i) gl[i] = X[i * W + l];
-            if (g + l && !single) acem__reorth(bl, g + l, G, ldg, 0, NULL, 0, gl, dots);
+            if (!single && g + l + ns) acem__reorth(bl, g + l, G, ldg, ns, Zs, ldz, gl, dots);
             if (acem__dabs_red(bl, gl, 1) >= dtpcrt) ++chk[l];
             all &= chk[l] >= ACEM__STEIN_EXTRA + 1;
             s = 1.0 / ACEM_SQRT(acem__ddot(bl, gl, gl));
@@ -3318,7 +3246,7 @@ static int acem__stein_lanes(size_t bl, const double *d, const double *e, double
       (twice). A vector left with under half its norm was mostly made of
       earlier vectors (coincident or nearly coincident eigenvalues): it is
       made again as dstein does, re-orthogonalised against every earlier
-      vector of its cluster at every step. */
+      vector of its cluster at every step (acem__stein_lanes, one lane on). */
 #define ACEM__CLV 16 /* (a multiple of ACEM__STEIN_W) */
 /* how much faster that work runs as step 2's GEMMs than as step 3's fallback
    (measured on a spiked Gram, n = 768: 14.5 ms as the fallback, 2.2 ms) */
@@ -3377,11 +3305,10 @@ static void acem__stein_part(void *ctx, size_t c, size_t np, void *work) {
                 on[l] = u + l < tg && bl > 1 && J->w[J->idx[v]] > J->vmin;
                 any |= on[l];
             }
-            if (!any) {
-                for (l = 0; l < ACEM__STEIN_W; ++l) ACEM_MEMSET(G + (u - t + l) * n, 0, bl * sizeof(double));
-                continue;
-            }
-            if (!acem__stein_lanes(bl, d + bb, e + bb, onenrm, lam, on, u, J->maxits, x, f, G, n, u - t, single, key)) {
+            for (l = 0; l < ACEM__STEIN_W; ++l)
+                if (!on[l]) ACEM_MEMSET(G + (u - t + l) * n, 0, bl * sizeof(double));
+            if (any && !acem__stein_lanes(bl, d + bb, e + bb, onenrm, lam, on, u, J->maxits, x, f, G, n, u - t, single,
+                                          0, NULL, 0, key)) {
                 J->fail[c] = 1;
                 return;
             }
@@ -3407,9 +3334,13 @@ static void acem__stein_part(void *ctx, size_t c, size_t np, void *work) {
                 acem__reorth(bl, u - t, G, n, 0, NULL, 0, g, key);
                 if (acem__ddot(bl, g, g) < 0.5 * nb) acem__reorth(bl, u - t, G, n, 0, NULL, 0, g, key);
             }
-            if (acem__ddot(bl, g, g) < 0.25) { /* dstein's way */
-                if (!acem__stein_vec(bl, d + bb, e + bb, onenrm, J->lam[u], u, J->maxits, g, f, u - t, G, n, no, Zo,
-                                     ldz, key)) {
+            if (acem__ddot(bl, g, g) < 0.25) { /* dstein's way (lane 0 only) */
+                double lam[ACEM__STEIN_W];
+                int on[ACEM__STEIN_W];
+                size_t l;
+                for (l = 0; l < ACEM__STEIN_W; ++l) { lam[l] = J->lam[u]; on[l] = l == 0; }
+                if (!acem__stein_lanes(bl, d + bb, e + bb, onenrm, lam, on, u, J->maxits, x, f, G, n, u - t, 0, no, Zo,
+                                       ldz, key)) {
                     J->fail[c] = 1;
                     return;
                 }

@@ -1207,7 +1207,7 @@ static void make_lowrank(float *F, size_t rows, size_t cols, size_t ldf, size_t 
 
 static void test_syev_top(void) {
     static const size_t sizes[] = {1, 2, 7, 33, 255, 257, 768};
-    size_t s, i, j;
+    size_t s, i;
     double *A = (double *)xmalloc(768 * 768 * sizeof(double)), *lam = (double *)xmalloc(768 * sizeof(double));
     char label[80];
     test_gram();
