@@ -3217,7 +3217,10 @@ static int acem__stein_lanes(size_t bl, const double *d, const double *e, double
 #endif
         for (l = 0; l < W; ++l) { /* in order: each against the earlier rows, then normalised for the later */
             double *gl = G + (g + l) * ldg, s;
-            if (!on[l]) continue;
+            /* a lane that has converged keeps its row: it takes the steps it
+               would alone, whatever its neighbours (which depend, for clusters
+               of one vector, on where the lanes' parts begin) */
+            if (!on[l] || chk[l] >= ACEM__STEIN_EXTRA + 1) continue;
             for (i = 0; i < bl; ++i) gl[i] = X[i * W + l];
             if (!single && g + l + ns) acem__reorth(bl, g + l, G, ldg, ns, Zs, ldz, gl, dots);
             if (acem__dabs_red(bl, gl, 1) >= dtpcrt) ++chk[l];

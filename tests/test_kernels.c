@@ -1088,23 +1088,25 @@ static void top_case_run(const char *label, size_t n, const double *A0, size_t q
     for (i = 0; i < n * n; ++i) normA += A0[i] * A0[i];
     normA = sqrt(normA);
     memcpy(A, A0, n * n * sizeof(double));
-    memcpy(A2, A0, n * n * sizeof(double));
     E.pfor = pfor_reverse;
     E.user = NULL;
-    E.lanes = 3;
     E.work_bytes = acem__lane_bytes(n, n);
     E.work = (unsigned char *)xmalloc(3 * E.work_bytes);
     r = acem__syev_top_its(n, A, n, q, tolf, w, V, q ? q : 1, work, gw, maxits, NULL, dcw, 0.0);
-    r2 = acem__syev_top_its(n, A2, n, q, tolf, w2, V2, q ? q : 1, work, gw, maxits, &E, dcw, 0.0);
+    /* 2 and 3 lanes: the inverse iteration's parts (4 per lane) begin at other vectors */
+    for (E.lanes = 2; E.lanes <= 3; ++E.lanes) {
+        memcpy(A2, A0, n * n * sizeof(double));
+        r2 = acem__syev_top_its(n, A2, n, q, tolf, w2, V2, q ? q : 1, work, gw, maxits, &E, dcw, 0.0);
+        for (i = 0; i < n; ++i) same &= dbits(w[i]) == dbits(w2[i]);
+        for (i = 0; i < n * q; ++i) same &= dbits(V[i]) == dbits(V2[i]);
+        same &= r2 == r;
+    }
     free(E.work);
     CHECK(r == ACEM_OK, "syev_top %s%s n=%zu q=%zu: returned %d", label, how, n, q, (int)r);
-    for (i = 0; i < n; ++i) {
-        if (i + 1 < n && !(w[i] <= w[i + 1])) ascending = 0;
-        same &= dbits(w[i]) == dbits(w2[i]);
-    }
-    for (i = 0; i < n * q; ++i) same &= dbits(V[i]) == dbits(V2[i]);
+    for (i = 0; i + 1 < n; ++i)
+        if (!(w[i] <= w[i + 1])) ascending = 0;
     CHECK(ascending, "syev_top %s%s n=%zu: eigenvalues not ascending", label, how, n);
-    CHECK(same && r2 == r, "syev_top %s%s n=%zu: the run on 3 lanes differs from the serial one", label, how, n);
+    CHECK(same, "syev_top %s%s n=%zu: a run on 2 or 3 lanes differs from the serial one", label, how, n);
     if (expect) {
         double *ex = (double *)xmalloc(n * sizeof(double));
         memcpy(ex, expect, n * sizeof(double));
