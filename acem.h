@@ -2711,21 +2711,26 @@ static void acem__dsort(double *d, size_t n) { /* heap sort, ascending */
     }
 }
 /* one step of the root-free QL / QR sweep (dsterf's c = p / r, s = bb / r,
-   gamma = c (alpha - sigma) - s oldgam, p = gamma^2 / c) with the two
-   divisions on the step-to-step chain replaced by one: gamma from 1 / r, and
-   1 / c = r / p from 1 / p, which does not wait for r (the sweep is
-   latency-bound: n = 768, 7.3 -> 5.4 ms; against LAPACK dsterf the
-   eigenvalues differ as much as the old form did, up to ~100 eps max |lambda|) */
+   gamma = c (alpha - sigma) - s oldgam, p = gamma^2 / c) with one division
+   on the step-to-step chain instead of two: c and s from 1 / r, and the next
+   p = gamma^2 (r / p) with 1 / p computed while r is (the sweep is
+   latency-bound: n = 768, 7.3 -> 5.5 ms). Where c < 1e-100 or p < 1e-290
+   (r / p or 1 / p could overflow) the step divides by c as dsterf does; the
+   intermediates stay in dsterf's ranges, so its scaling of the matrix
+   covers them (an earlier form that took gamma from p (alpha - sigma) - bb
+   oldgam, a cube of the matrix's scale, lost every digit for a tridiagonal
+   of norm 1e-150 or 1e150). */
 #define ACEM__PWK_STEP(wr, ew)                                                                    \
     do {                                                                                          \
-        double ip = 1.0 / (p != 0.0 ? p : 1.0), num = p * (alpha - sigma) - bb * oldgam, ri;      \
+        double ip = 1.0 / (p != 0.0 ? p : 1.0), ri;                                               \
         r = p + bb;                                                                               \
         if (wr) ew = s * r;                                                                       \
         ri = 1.0 / r;                                                                             \
         c = p * ri;                                                                               \
         s = bb * ri;                                                                              \
-        gamma = num * ri;                                                                         \
-        p = c != 0.0 ? gamma * (gamma * (r * ip)) : oldc * bb;                                    \
+        gamma = c * (alpha - sigma) - s * oldgam;                                                 \
+        if (c >= 1e-100 && p >= 1e-290) p = gamma * (gamma * (r * ip));                           \
+        else p = c != 0.0 ? (gamma * gamma) / c : oldc * bb;                                      \
     } while (0)
 static acem_result acem__sterf(size_t n, double *d, double *e) {
     const double eps = 1.1102230246251565e-16, eps2 = eps * eps;
@@ -3223,8 +3228,12 @@ static int acem__stein_lanes(size_t bl, const double *d, const double *e, double
             if (!on[l] || chk[l] >= ACEM__STEIN_EXTRA + 1) continue;
             for (i = 0; i < bl; ++i) gl[i] = X[i * W + l];
             if (!single && g + l + ns) acem__reorth(bl, g + l, G, ldg, ns, Zs, ldz, gl, dots);
-            if (acem__dabs_red(bl, gl, 1) >= dtpcrt) ++chk[l];
+            s = acem__dabs_red(bl, gl, 1);
+            if (s >= dtpcrt) ++chk[l];
             all &= chk[l] >= ACEM__STEIN_EXTRA + 1;
+            /* unit length through the largest entry first: an iterate of a matrix
+               of norm 1e140 squares to more than DBL_MAX */
+            if (s > 0) acem__dscal(bl, 1.0 / s, gl);
             s = 1.0 / ACEM_SQRT(acem__ddot(bl, gl, gl));
             for (i = 0; i < bl; ++i) X[i * W + l] = gl[i] *= s;
         }
