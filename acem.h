@@ -2714,7 +2714,7 @@ static void acem__dsort(double *d, size_t n) { /* heap sort, ascending */
    gamma = c (alpha - sigma) - s oldgam, p = gamma^2 / c) with one division
    on the step-to-step chain instead of two: c and s from 1 / r, and the next
    p = gamma^2 (r / p) with 1 / p computed while r is (the sweep is
-   latency-bound: n = 768, 7.3 -> 5.5 ms). Where c < 1e-100 or p < 1e-290
+   latency-bound: n = 768, 8.1 -> 6.5-6.9 ms in alternating runs). Where c < 1e-100 or p < 1e-290
    (r / p or 1 / p could overflow) the step divides by c as dsterf does; the
    intermediates stay in dsterf's ranges, so its scaling of the matrix
    covers them (an earlier form that took gamma from p (alpha - sigma) - bb
