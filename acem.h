@@ -1311,7 +1311,11 @@ static void acem__pack_b(int trans, const float *B, size_t ldb, size_t p0, size_
 
 /* Micro-kernel: the full MR x NR tile C = Ap Bp + beta C over depth kc
    (beta 0: C is not read). Accumulators are named variables so that they
-   live in registers. */
+   live in registers. One body (ACEM__KERN_BODY(AR, AS): element (r, p) of A
+   at Ap[p AS + r AR]), two forms: acem__kern reads a packed strip (AR 1, AS
+   MR), acem__kern_rows MR rows of a row-major matrix in place (AR lda, AS 1:
+   the triangular solve's leaves, whose rows would otherwise be transposed
+   into a strip for every block). */
 #if defined(ACEM__AVX512)
 static void acem__zstore(float *c, __m512 x0, __m512 x1, float beta) {
     if (beta == 0.0f) {
@@ -1327,42 +1331,41 @@ static void acem__zstore(float *c, __m512 x0, __m512 x1, float beta) {
     }
 }
 #define ACEM__ZD(r) __m512 c##r##a = _mm512_setzero_ps(), c##r##b = _mm512_setzero_ps()
-#define ACEM__ZF(r, o)                                                                        \
+#define ACEM__ZF(r, o, AR, AS)                                                                \
     do {                                                                                      \
-        __m512 a_ = _mm512_set1_ps(Ap[(o) * ACEM__MR + (r)]);                                 \
+        __m512 a_ = _mm512_set1_ps(Ap[(o) * (AS) + (r) * (AR)]);                              \
         c##r##a = _mm512_fmadd_ps(a_, b0, c##r##a);                                           \
         c##r##b = _mm512_fmadd_ps(a_, b1, c##r##b);                                           \
     } while (0)
-#define ACEM__ZSTEP(o)                                                                        \
+#define ACEM__ZSTEP(o, AR, AS)                                                                \
     do {                                                                                      \
         __m512 b0 = _mm512_loadu_ps(Bp + (o) * ACEM__NR), b1 = _mm512_loadu_ps(Bp + (o) * ACEM__NR + 16); \
-        ACEM__ZF(0, o); ACEM__ZF(1, o); ACEM__ZF(2, o); ACEM__ZF(3, o);                       \
-        ACEM__ZF(4, o); ACEM__ZF(5, o); ACEM__ZF(6, o); ACEM__ZF(7, o);                       \
-        ACEM__ZF(8, o); ACEM__ZF(9, o); ACEM__ZF(10, o); ACEM__ZF(11, o);                     \
+        ACEM__ZF(0, o, AR, AS); ACEM__ZF(1, o, AR, AS); ACEM__ZF(2, o, AR, AS);               \
+        ACEM__ZF(3, o, AR, AS); ACEM__ZF(4, o, AR, AS); ACEM__ZF(5, o, AR, AS);               \
+        ACEM__ZF(6, o, AR, AS); ACEM__ZF(7, o, AR, AS); ACEM__ZF(8, o, AR, AS);               \
+        ACEM__ZF(9, o, AR, AS); ACEM__ZF(10, o, AR, AS); ACEM__ZF(11, o, AR, AS);             \
     } while (0)
-static void acem__kern(size_t kc, const float *Ap, const float *Bp, float *C, size_t ldc,
-                       float beta) {
-    size_t p;
-    ACEM__ZD(0); ACEM__ZD(1); ACEM__ZD(2); ACEM__ZD(3); ACEM__ZD(4); ACEM__ZD(5);
-    ACEM__ZD(6); ACEM__ZD(7); ACEM__ZD(8); ACEM__ZD(9); ACEM__ZD(10); ACEM__ZD(11);
-    for (p = 0; p < ACEM__MR; ++p) { /* the tile of C is needed at the end */
-        _mm_prefetch(ACEM__CAST(const char *, (const void *)(C + p * ldc)), _MM_HINT_T0);
-        _mm_prefetch(ACEM__CAST(const char *, (const void *)(C + p * ldc + ACEM__NR - 1)), _MM_HINT_T0);
-    }
-    for (p = 0; p + 2 <= kc; p += 2) {
-        ACEM__ZSTEP(0);
-        ACEM__ZSTEP(1);
-        Ap += 2 * ACEM__MR;
-        Bp += 2 * ACEM__NR;
-    }
-    if (p < kc) ACEM__ZSTEP(0);
-    acem__zstore(C, c0a, c0b, beta); acem__zstore(C + ldc, c1a, c1b, beta);
-    acem__zstore(C + 2 * ldc, c2a, c2b, beta); acem__zstore(C + 3 * ldc, c3a, c3b, beta);
-    acem__zstore(C + 4 * ldc, c4a, c4b, beta); acem__zstore(C + 5 * ldc, c5a, c5b, beta);
-    acem__zstore(C + 6 * ldc, c6a, c6b, beta); acem__zstore(C + 7 * ldc, c7a, c7b, beta);
-    acem__zstore(C + 8 * ldc, c8a, c8b, beta); acem__zstore(C + 9 * ldc, c9a, c9b, beta);
-    acem__zstore(C + 10 * ldc, c10a, c10b, beta); acem__zstore(C + 11 * ldc, c11a, c11b, beta);
-}
+#define ACEM__KERN_BODY(AR, AS)                                                               \
+    size_t p;                                                                                 \
+    ACEM__ZD(0); ACEM__ZD(1); ACEM__ZD(2); ACEM__ZD(3); ACEM__ZD(4); ACEM__ZD(5);             \
+    ACEM__ZD(6); ACEM__ZD(7); ACEM__ZD(8); ACEM__ZD(9); ACEM__ZD(10); ACEM__ZD(11);           \
+    for (p = 0; p < ACEM__MR; ++p) { /* the tile of C is needed at the end */                 \
+        _mm_prefetch(ACEM__CAST(const char *, (const void *)(C + p * ldc)), _MM_HINT_T0);     \
+        _mm_prefetch(ACEM__CAST(const char *, (const void *)(C + p * ldc + ACEM__NR - 1)), _MM_HINT_T0); \
+    }                                                                                         \
+    for (p = 0; p + 2 <= kc; p += 2) {                                                        \
+        ACEM__ZSTEP(0, AR, AS);                                                               \
+        ACEM__ZSTEP(1, AR, AS);                                                               \
+        Ap += 2 * (AS);                                                                       \
+        Bp += 2 * ACEM__NR;                                                                   \
+    }                                                                                         \
+    if (p < kc) ACEM__ZSTEP(0, AR, AS);                                                       \
+    acem__zstore(C, c0a, c0b, beta); acem__zstore(C + ldc, c1a, c1b, beta);                   \
+    acem__zstore(C + 2 * ldc, c2a, c2b, beta); acem__zstore(C + 3 * ldc, c3a, c3b, beta);     \
+    acem__zstore(C + 4 * ldc, c4a, c4b, beta); acem__zstore(C + 5 * ldc, c5a, c5b, beta);     \
+    acem__zstore(C + 6 * ldc, c6a, c6b, beta); acem__zstore(C + 7 * ldc, c7a, c7b, beta);     \
+    acem__zstore(C + 8 * ldc, c8a, c8b, beta); acem__zstore(C + 9 * ldc, c9a, c9b, beta);     \
+    acem__zstore(C + 10 * ldc, c10a, c10b, beta); acem__zstore(C + 11 * ldc, c11a, c11b, beta)
 #elif defined(ACEM__AVX2)
 static void acem__ystore(float *c, __m256 x0, __m256 x1, float beta) {
     if (beta == 0.0f) {
@@ -1382,64 +1385,67 @@ static void acem__ystore(float *c, __m256 x0, __m256 x1, float beta) {
    FMA: 3 loads a cycle at 2 FMAs a cycle, beyond what the load ports take:
    66 instead of 99 GFLOP/s on Zen 3). ACEM__PIN2 keeps them in registers. */
 #define ACEM__YD(r) __m256 c##r##a = _mm256_setzero_ps(), c##r##b = _mm256_setzero_ps()
-#define ACEM__YF(r, o)                                                                        \
+#define ACEM__YF(r, o, AR, AS)                                                                \
     do {                                                                                      \
-        __m256 a_ = _mm256_broadcast_ss(Ap + (o) * ACEM__MR + (r));                           \
+        __m256 a_ = _mm256_broadcast_ss(Ap + (o) * (AS) + (r) * (AR));                        \
         c##r##a = _mm256_fmadd_ps(a_, b0, c##r##a);                                           \
         c##r##b = _mm256_fmadd_ps(a_, b1, c##r##b);                                           \
     } while (0)
-#define ACEM__YSTEP(o)                                                                        \
+#define ACEM__YSTEP(o, AR, AS)                                                                \
     do {                                                                                      \
         __m256 b0 = _mm256_loadu_ps(Bp + (o) * ACEM__NR), b1 = _mm256_loadu_ps(Bp + (o) * ACEM__NR + 8); \
         ACEM__PIN2(b0, b1);                                                                   \
-        ACEM__YF(0, o); ACEM__YF(1, o); ACEM__YF(2, o);                                       \
-        ACEM__YF(3, o); ACEM__YF(4, o); ACEM__YF(5, o);                                       \
+        ACEM__YF(0, o, AR, AS); ACEM__YF(1, o, AR, AS); ACEM__YF(2, o, AR, AS);               \
+        ACEM__YF(3, o, AR, AS); ACEM__YF(4, o, AR, AS); ACEM__YF(5, o, AR, AS);               \
     } while (0)
-static void acem__kern(size_t kc, const float *Ap, const float *Bp, float *C, size_t ldc,
-                       float beta) {
-    size_t p;
-    ACEM__YD(0); ACEM__YD(1); ACEM__YD(2); ACEM__YD(3); ACEM__YD(4); ACEM__YD(5);
-    for (p = 0; p < ACEM__MR; ++p) { /* the tile of C is needed at the end */
-        _mm_prefetch(ACEM__CAST(const char *, (const void *)(C + p * ldc)), _MM_HINT_T0);
-        _mm_prefetch(ACEM__CAST(const char *, (const void *)(C + p * ldc + ACEM__NR - 1)), _MM_HINT_T0);
-    }
-    for (p = 0; p + 2 <= kc; p += 2) {
-        ACEM__YSTEP(0);
-        ACEM__YSTEP(1);
-        Ap += 2 * ACEM__MR;
-        Bp += 2 * ACEM__NR;
-    }
-    if (p < kc) ACEM__YSTEP(0);
-    acem__ystore(C, c0a, c0b, beta); acem__ystore(C + ldc, c1a, c1b, beta);
-    acem__ystore(C + 2 * ldc, c2a, c2b, beta); acem__ystore(C + 3 * ldc, c3a, c3b, beta);
-    acem__ystore(C + 4 * ldc, c4a, c4b, beta); acem__ystore(C + 5 * ldc, c5a, c5b, beta);
-}
+#define ACEM__KERN_BODY(AR, AS)                                                               \
+    size_t p;                                                                                 \
+    ACEM__YD(0); ACEM__YD(1); ACEM__YD(2); ACEM__YD(3); ACEM__YD(4); ACEM__YD(5);             \
+    for (p = 0; p < ACEM__MR; ++p) { /* the tile of C is needed at the end */                 \
+        _mm_prefetch(ACEM__CAST(const char *, (const void *)(C + p * ldc)), _MM_HINT_T0);     \
+        _mm_prefetch(ACEM__CAST(const char *, (const void *)(C + p * ldc + ACEM__NR - 1)), _MM_HINT_T0); \
+    }                                                                                         \
+    for (p = 0; p + 2 <= kc; p += 2) {                                                        \
+        ACEM__YSTEP(0, AR, AS);                                                               \
+        ACEM__YSTEP(1, AR, AS);                                                               \
+        Ap += 2 * (AS);                                                                       \
+        Bp += 2 * ACEM__NR;                                                                   \
+    }                                                                                         \
+    if (p < kc) ACEM__YSTEP(0, AR, AS);                                                       \
+    acem__ystore(C, c0a, c0b, beta); acem__ystore(C + ldc, c1a, c1b, beta);                   \
+    acem__ystore(C + 2 * ldc, c2a, c2b, beta); acem__ystore(C + 3 * ldc, c3a, c3b, beta);     \
+    acem__ystore(C + 4 * ldc, c4a, c4b, beta); acem__ystore(C + 5 * ldc, c5a, c5b, beta)
 #else
-static void acem__kern(size_t kc, const float *Ap, const float *Bp, float *C, size_t ldc,
-                       float beta) {
-    float acc[ACEM__MR][ACEM__NR];
-    size_t p, r, c;
-    for (r = 0; r < ACEM__MR; ++r)
-        for (c = 0; c < ACEM__NR; ++c) acc[r][c] = 0.0f;
-    for (p = 0; p < kc; ++p) {
-        for (r = 0; r < ACEM__MR; ++r) {
-            float a = Ap[r];
-            for (c = 0; c < ACEM__NR; ++c) acc[r][c] += a * Bp[c];
-        }
-        Ap += ACEM__MR;
-        Bp += ACEM__NR;
+#define ACEM__KERN_BODY(AR, AS)                                                               \
+    float acc[ACEM__MR][ACEM__NR];                                                            \
+    size_t p, r, c;                                                                           \
+    for (r = 0; r < ACEM__MR; ++r)                                                            \
+        for (c = 0; c < ACEM__NR; ++c) acc[r][c] = 0.0f;                                      \
+    for (p = 0; p < kc; ++p) {                                                                \
+        for (r = 0; r < ACEM__MR; ++r) {                                                      \
+            float a = Ap[r * (AR)];                                                           \
+            for (c = 0; c < ACEM__NR; ++c) acc[r][c] += a * Bp[c];                            \
+        }                                                                                     \
+        Ap += (AS);                                                                           \
+        Bp += ACEM__NR;                                                                       \
+    }                                                                                         \
+    for (r = 0; r < ACEM__MR; ++r) {                                                          \
+        float *cr = C + r * ldc;                                                              \
+        if (beta == 0.0f)                                                                     \
+            for (c = 0; c < ACEM__NR; ++c) cr[c] = acc[r][c];                                 \
+        else if (beta == 1.0f)                                                                \
+            for (c = 0; c < ACEM__NR; ++c) cr[c] += acc[r][c];                                \
+        else                                                                                  \
+            for (c = 0; c < ACEM__NR; ++c) cr[c] = beta * cr[c] + acc[r][c];                  \
     }
-    for (r = 0; r < ACEM__MR; ++r) {
-        float *cr = C + r * ldc;
-        if (beta == 0.0f)
-            for (c = 0; c < ACEM__NR; ++c) cr[c] = acc[r][c];
-        else if (beta == 1.0f)
-            for (c = 0; c < ACEM__NR; ++c) cr[c] += acc[r][c];
-        else
-            for (c = 0; c < ACEM__NR; ++c) cr[c] = beta * cr[c] + acc[r][c];
-    }
-}
 #endif
+static void acem__kern(size_t kc, const float *Ap, const float *Bp, float *C, size_t ldc, float beta) {
+    ACEM__KERN_BODY(1, ACEM__MR);
+}
+static void acem__kern_rows(size_t kc, const float *Ap, size_t lda, const float *Bp, float *C, size_t ldc,
+                            float beta) {
+    ACEM__KERN_BODY(lda, 1);
+}
 
 /* C[r][c] (r < mr, c < nr; when tri, only c <= r + off) = T[r][c] + beta C */
 static void acem__tile_put(const float *T, float *C, size_t ldc, size_t mr, size_t nr, float beta,
@@ -2008,27 +2014,34 @@ static void acem__trinv(int trans, size_t nb, const float *L, size_t ldl, float 
     }
 }
 
-/* B (m x nb) := B op(L)^-1 for one diagonal block: MR rows of B at a time are
-   packed (so the kernel may overwrite them) and multiplied by W, each NR-column
-   strip over the depth where W is not zero (half the products of a square W) */
+/* B (m x nb) := B op(L)^-1 for one diagonal block: MR rows of B at a time
+   multiplied by W, each NR-column strip over the depth where W is not zero
+   (half the products of a square W). The kernel reads the rows in place
+   (acem__kern_rows) and overwrites them: the strips go in the order in which
+   none reads a column an earlier one wrote (a column c of L^-T needs rows p
+   <= c: from the last strip down; of L^-1 rows p >= c: from the first up).
+   A last, short group of rows is packed (zero rows below it). */
 static void acem__trsm_leaf(int trans, size_t m, size_t nb, const float *L, size_t ldl, float *B, size_t ldb) {
     float W[ACEM__TRSM_NB * ACEM__TRSM_NB], Ap[ACEM__TRSM_NB * ACEM__MR], tile[ACEM__MR * ACEM__NR];
     size_t r, s, ns = (nb + ACEM__NR - 1) / ACEM__NR;
     acem__trinv(trans, nb, L, ldl, W);
     for (r = 0; r < m; r += ACEM__MR) {
-        size_t mr = acem__min(ACEM__MR, m - r);
-        acem__pack_a(0, B, ldb, r, mr, 0, nb, 1.0f, Ap);
-        for (s = 0; s < ns; ++s) {
-            size_t nr = acem__min(ACEM__NR, nb - s * ACEM__NR);
+        size_t mr = acem__min(ACEM__MR, m - r), k;
+        if (mr < ACEM__MR) acem__pack_a(0, B, ldb, r, mr, 0, nb, 1.0f, Ap);
+        for (k = 0; k < ns; ++k) {
+            size_t nr;
+            s = trans ? ns - 1 - k : k;
+            nr = acem__min(ACEM__NR, nb - s * ACEM__NR);
             float *c = B + r * ldb + s * ACEM__NR;
             /* W is triangular: the strip's column c of L^-T is zero in rows
                p > c, of L^-1 in rows p < c */
             size_t p0 = trans ? 0 : s * ACEM__NR, pe = trans ? acem__min(nb, (s + 1) * ACEM__NR) : nb;
-            const float *w = W + s * (ACEM__TRSM_NB * ACEM__NR) + p0 * ACEM__NR, *ap = Ap + p0 * ACEM__MR;
+            const float *w = W + s * (ACEM__TRSM_NB * ACEM__NR) + p0 * ACEM__NR, *br = B + r * ldb + p0;
             if (mr == ACEM__MR && nr == ACEM__NR) {
-                acem__kern(pe - p0, ap, w, c, ldb, 0.0f);
+                acem__kern_rows(pe - p0, br, ldb, w, c, ldb, 0.0f);
             } else {
-                acem__kern(pe - p0, ap, w, tile, ACEM__NR, 0.0f);
+                if (mr == ACEM__MR) acem__kern_rows(pe - p0, br, ldb, w, tile, ACEM__NR, 0.0f);
+                else acem__kern(pe - p0, Ap + p0 * ACEM__MR, w, tile, ACEM__NR, 0.0f);
                 acem__tile_put(tile, c, ldb, mr, nr, 0.0f, 0, 0);
             }
         }
