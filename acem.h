@@ -1345,21 +1345,11 @@ static void acem__zstore(float *c, __m512 x0, __m512 x1, float beta) {
         ACEM__ZF(6, o, AR, AS); ACEM__ZF(7, o, AR, AS); ACEM__ZF(8, o, AR, AS);               \
         ACEM__ZF(9, o, AR, AS); ACEM__ZF(10, o, AR, AS); ACEM__ZF(11, o, AR, AS);             \
     } while (0)
-#define ACEM__KERN_BODY(AR, AS)                                                               \
-    size_t p;                                                                                 \
+#define ACEM__KSTEP ACEM__ZSTEP
+#define ACEM__KDECL                                                                           \
     ACEM__ZD(0); ACEM__ZD(1); ACEM__ZD(2); ACEM__ZD(3); ACEM__ZD(4); ACEM__ZD(5);             \
-    ACEM__ZD(6); ACEM__ZD(7); ACEM__ZD(8); ACEM__ZD(9); ACEM__ZD(10); ACEM__ZD(11);           \
-    for (p = 0; p < ACEM__MR; ++p) { /* the tile of C is needed at the end */                 \
-        _mm_prefetch(ACEM__CAST(const char *, (const void *)(C + p * ldc)), _MM_HINT_T0);     \
-        _mm_prefetch(ACEM__CAST(const char *, (const void *)(C + p * ldc + ACEM__NR - 1)), _MM_HINT_T0); \
-    }                                                                                         \
-    for (p = 0; p + 2 <= kc; p += 2) {                                                        \
-        ACEM__ZSTEP(0, AR, AS);                                                               \
-        ACEM__ZSTEP(1, AR, AS);                                                               \
-        Ap += 2 * (AS);                                                                       \
-        Bp += 2 * ACEM__NR;                                                                   \
-    }                                                                                         \
-    if (p < kc) ACEM__ZSTEP(0, AR, AS);                                                       \
+    ACEM__ZD(6); ACEM__ZD(7); ACEM__ZD(8); ACEM__ZD(9); ACEM__ZD(10); ACEM__ZD(11)
+#define ACEM__KSTORE                                                                          \
     acem__zstore(C, c0a, c0b, beta); acem__zstore(C + ldc, c1a, c1b, beta);                   \
     acem__zstore(C + 2 * ldc, c2a, c2b, beta); acem__zstore(C + 3 * ldc, c3a, c3b, beta);     \
     acem__zstore(C + 4 * ldc, c4a, c4b, beta); acem__zstore(C + 5 * ldc, c5a, c5b, beta);     \
@@ -1398,23 +1388,29 @@ static void acem__ystore(float *c, __m256 x0, __m256 x1, float beta) {
         ACEM__YF(0, o, AR, AS); ACEM__YF(1, o, AR, AS); ACEM__YF(2, o, AR, AS);               \
         ACEM__YF(3, o, AR, AS); ACEM__YF(4, o, AR, AS); ACEM__YF(5, o, AR, AS);               \
     } while (0)
+#define ACEM__KSTEP ACEM__YSTEP
+#define ACEM__KDECL ACEM__YD(0); ACEM__YD(1); ACEM__YD(2); ACEM__YD(3); ACEM__YD(4); ACEM__YD(5)
+#define ACEM__KSTORE                                                                          \
+    acem__ystore(C, c0a, c0b, beta); acem__ystore(C + ldc, c1a, c1b, beta);                   \
+    acem__ystore(C + 2 * ldc, c2a, c2b, beta); acem__ystore(C + 3 * ldc, c3a, c3b, beta);     \
+    acem__ystore(C + 4 * ldc, c4a, c4b, beta); acem__ystore(C + 5 * ldc, c5a, c5b, beta)
+#endif
+#if defined(ACEM__AVX512) || defined(ACEM__AVX2) /* the tier's accumulators, step and stores */
 #define ACEM__KERN_BODY(AR, AS)                                                               \
     size_t p;                                                                                 \
-    ACEM__YD(0); ACEM__YD(1); ACEM__YD(2); ACEM__YD(3); ACEM__YD(4); ACEM__YD(5);             \
+    ACEM__KDECL;                                                                              \
     for (p = 0; p < ACEM__MR; ++p) { /* the tile of C is needed at the end */                 \
         _mm_prefetch(ACEM__CAST(const char *, (const void *)(C + p * ldc)), _MM_HINT_T0);     \
         _mm_prefetch(ACEM__CAST(const char *, (const void *)(C + p * ldc + ACEM__NR - 1)), _MM_HINT_T0); \
     }                                                                                         \
     for (p = 0; p + 2 <= kc; p += 2) {                                                        \
-        ACEM__YSTEP(0, AR, AS);                                                               \
-        ACEM__YSTEP(1, AR, AS);                                                               \
+        ACEM__KSTEP(0, AR, AS);                                                               \
+        ACEM__KSTEP(1, AR, AS);                                                               \
         Ap += 2 * (AS);                                                                       \
         Bp += 2 * ACEM__NR;                                                                   \
     }                                                                                         \
-    if (p < kc) ACEM__YSTEP(0, AR, AS);                                                       \
-    acem__ystore(C, c0a, c0b, beta); acem__ystore(C + ldc, c1a, c1b, beta);                   \
-    acem__ystore(C + 2 * ldc, c2a, c2b, beta); acem__ystore(C + 3 * ldc, c3a, c3b, beta);     \
-    acem__ystore(C + 4 * ldc, c4a, c4b, beta); acem__ystore(C + 5 * ldc, c5a, c5b, beta)
+    if (p < kc) ACEM__KSTEP(0, AR, AS);                                                       \
+    ACEM__KSTORE
 #else
 #define ACEM__KERN_BODY(AR, AS)                                                               \
     float acc[ACEM__MR][ACEM__NR];                                                            \
