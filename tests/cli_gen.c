@@ -35,6 +35,8 @@
    cli_gen --slow DIR writes slow_base, slow_e1 and slow_e2 .safetensors: 24
    F32 matrices of 64 x 3072, each an ACE merge with a 3072 x 3072 Cholesky
    (a few seconds in all), for the tests that interrupt a merge under way.
+   cli_gen --big DIR writes big_base, big_e1 and big_e2 .safetensors: F32
+   tensors of 2.8 MB and 1.2 MB, read in pieces by two threads (--threads 2).
    The tensors: 2-D matrices of three shapes (rows > cols, rows < cols, square-ish),
    a 1-D bias, a scalar, a 4-D tensor, a "text_projection", an empty tensor, an
    excluded-looking "score.weight" and an I32 tensor. Deterministic (fixed seed). */
@@ -531,6 +533,45 @@ static void write_slow(const char *dir) {
     }
 }
 
+/* cli_gen --big: base + 2 experts whose F32 tensors span several of the CLI's
+   1 MiB read pieces, the last one partial: a 700 x 1000 matrix (ACE) and a
+   1-D tensor of 300,001 */
+static void write_big(const char *dir) {
+    enum { NT = 2 };
+    static float v[700 * 1000];
+    static const char *const names[NT] = {"big.0.weight", "big.1.bias"};
+    acem_st_tensor t[NT];
+    size_t order[NT], k, m, i, n[NT];
+    for (m = 0; m < 3; ++m) {
+        char path[1024];
+        acem_write_io io;
+        acem_error err;
+        FILE *f;
+        snprintf(path, sizeof path, "%s/big_%s.safetensors", dir, m ? (m == 1 ? "e1" : "e2") : "base");
+        if (!(f = fopen(path, "wb"))) { perror(path); exit(1); }
+        acem_stdio_writer(&io, f, path);
+        for (k = 0; k < NT; ++k) {
+            memset(&t[k], 0, sizeof t[k]);
+            t[k].name = names[k];
+            t[k].dtype = ACEM_DT_F32;
+            t[k].ndim = k ? 1 : 2;
+            t[k].shape[0] = k ? 300001 : 700;
+            t[k].shape[1] = k ? 0 : 1000;
+            n[k] = k ? 300001 : 700 * 1000;
+        }
+        if (acem_st_write_header(&io, t, NT, NULL, 0, order, NULL, &err) != ACEM_OK) { fprintf(stderr, "%s\n", err.message); exit(1); }
+        for (k = 0; k < NT; ++k) {
+            size_t o = order[k];
+            g_rng = 0x13198A2E03707344ull + o;
+            for (i = 0; i < n[o]; ++i) v[i] = (float)(0.5 * (uniform() - 0.5));
+            if (m)
+                for (g_rng += 1000 * m, i = 0; i < n[o]; ++i) v[i] += (float)(0.01 * (double)m * (uniform() - 0.5));
+            if (acem_st_write_f32(&io, &t[o], v, &err) != ACEM_OK) { fprintf(stderr, "%s\n", err.message); exit(1); }
+        }
+        if (fclose(f)) { perror(path); exit(1); }
+    }
+}
+
 int main(int argc, char **argv) {
     char p[1024];
     size_t all[NS], k, m;
@@ -539,7 +580,11 @@ int main(int argc, char **argv) {
         write_slow(argv[2]);
         return 0;
     }
-    if (argc != 2) { fprintf(stderr, "usage: cli_gen DIR | cli_gen --slow DIR\n"); return 1; }
+    if (argc == 3 && !strcmp(argv[1], "--big")) {
+        write_big(argv[2]);
+        return 0;
+    }
+    if (argc != 2) { fprintf(stderr, "usage: cli_gen DIR | cli_gen --slow DIR | cli_gen --big DIR\n"); return 1; }
     for (k = 0; k < NS; ++k) all[k] = k;
     make_data();
     for (m = 0; m < NM; ++m) {

@@ -90,6 +90,16 @@ for m in ties average ace; do
         -o ra2_$m.safetensors $E3 && '$ACEM' merge -q --method $m --base base.safetensors -o ra1_$m.safetensors $E3 &&
         cmp -s ra1_$m.safetensors ra2_$m.safetensors"
 done
+# with --threads 2 an F32 tensor is read in 1 MiB pieces, by the reader thread
+# and by the thread that waits for it: tensors of several pieces, the last partial
+t "cli_gen --big" "$GEN" --big .
+for m in ace average; do
+    t "--threads 2, tensors read in pieces, $m: identical bytes" sh -c "'$ACEM' merge -q --method $m --threads 2 \
+        --base big_base.safetensors -o big2_$m.safetensors big_e1.safetensors big_e2.safetensors &&
+        '$ACEM' merge -q --method $m --base big_base.safetensors -o big1_$m.safetensors big_e1.safetensors big_e2.safetensors &&
+        cmp -s big1_$m.safetensors big2_$m.safetensors"
+    t "  == acem_merge" "$CHECK" merge --method $m big2_$m.safetensors big_base.safetensors big_e1.safetensors big_e2.safetensors
+done
 t "same run twice: identical bytes" sh -c "'$ACEM' merge -q --exclude score --base base.safetensors -o again.safetensors $E3 &&
     cmp -s again.safetensors m_ace.safetensors"
 t "the output replaces an older file" sh -c "'$ACEM' merge -q --exclude score --base base.safetensors -o again.safetensors $E3"
