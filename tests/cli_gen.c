@@ -497,79 +497,63 @@ static void write_sharded(const char *dir, size_t m, int bad_index) {
     write_text(path, idx);
 }
 
-/* cli_gen --slow: base + 2 experts of 24 matrices 64 x 3072 (base + noise) */
-static void write_slow(const char *dir) {
-    enum { NT = 24, R = 64, C = 3072 };
-    static float v[R * C];
-    static char names[NT][32];
-    acem_st_tensor t[NT];
-    size_t order[NT], k, m, i;
+/* DIR/PREFIX_base, _e1, _e2 .safetensors with the F32 tensors t[0..nt) (shapes
+   set): the base's values uniform in [-0.25, 0.25), the experts' that plus
+   noise of 0.01 m; v: room for the largest tensor */
+static void write_trio(const char *dir, const char *prefix, acem_st_tensor *t, size_t nt, uint64_t seed, float *v) {
+    size_t order[32], k, m, i;
     for (m = 0; m < 3; ++m) {
         char path[1024];
         acem_write_io io;
         acem_error err;
         FILE *f;
-        snprintf(path, sizeof path, "%s/slow_%s.safetensors", dir, m ? (m == 1 ? "e1" : "e2") : "base");
+        snprintf(path, sizeof path, "%s/%s_%s.safetensors", dir, prefix, m ? (m == 1 ? "e1" : "e2") : "base");
         if (!(f = fopen(path, "wb"))) { perror(path); exit(1); }
         acem_stdio_writer(&io, f, path);
-        for (k = 0; k < NT; ++k) {
-            snprintf(names[k], sizeof names[k], "slow.%zu.weight", k);
-            memset(&t[k], 0, sizeof t[k]);
-            t[k].name = names[k];
-            t[k].dtype = ACEM_DT_F32;
-            t[k].ndim = 2;
-            t[k].shape[0] = R;
-            t[k].shape[1] = C;
-        }
-        if (acem_st_write_header(&io, t, NT, NULL, 0, order, NULL, &err) != ACEM_OK) { fprintf(stderr, "%s\n", err.message); exit(1); }
-        for (k = 0; k < NT; ++k) {
-            g_rng = 0x243F6A8885A308D3ull + order[k]; /* the base's values, then the expert's noise on them */
-            for (i = 0; i < (size_t)R * C; ++i) v[i] = (float)(0.5 * (uniform() - 0.5));
+        if (acem_st_write_header(&io, t, nt, NULL, 0, order, NULL, &err) != ACEM_OK) { fprintf(stderr, "%s\n", err.message); exit(1); }
+        for (k = 0; k < nt; ++k) {
+            const acem_st_tensor *tk = &t[order[k]];
+            size_t n = (size_t)tk->shape[0] * (tk->ndim > 1 ? (size_t)tk->shape[1] : 1);
+            g_rng = seed + order[k]; /* the base's values, then the expert's noise on them */
+            for (i = 0; i < n; ++i) v[i] = (float)(0.5 * (uniform() - 0.5));
             if (m)
-                for (g_rng += 1000 * m, i = 0; i < (size_t)R * C; ++i) v[i] += (float)(0.01 * (double)m * (uniform() - 0.5));
-            if (acem_st_write_f32(&io, &t[order[k]], v, &err) != ACEM_OK) { fprintf(stderr, "%s\n", err.message); exit(1); }
+                for (g_rng += 1000 * m, i = 0; i < n; ++i) v[i] += (float)(0.01 * (double)m * (uniform() - 0.5));
+            if (acem_st_write_f32(&io, tk, v, &err) != ACEM_OK) { fprintf(stderr, "%s\n", err.message); exit(1); }
         }
         if (fclose(f)) { perror(path); exit(1); }
     }
 }
+static void f32_tensor(acem_st_tensor *t, const char *name, size_t rows, size_t cols) {
+    memset(t, 0, sizeof *t);
+    t->name = name;
+    t->dtype = ACEM_DT_F32;
+    t->ndim = cols ? 2 : 1;
+    t->shape[0] = rows;
+    t->shape[1] = cols;
+}
 
+/* cli_gen --slow: base + 2 experts of 24 matrices 64 x 3072 (base + noise) */
+static void write_slow(const char *dir) {
+    enum { NT = 24 };
+    static float v[64 * 3072];
+    static char names[NT][32];
+    acem_st_tensor t[NT];
+    size_t k;
+    for (k = 0; k < NT; ++k) {
+        snprintf(names[k], sizeof names[k], "slow.%zu.weight", k);
+        f32_tensor(&t[k], names[k], 64, 3072);
+    }
+    write_trio(dir, "slow", t, NT, 0x243F6A8885A308D3ull, v);
+}
 /* cli_gen --big: base + 2 experts whose F32 tensors span several of the CLI's
    1 MiB read pieces, the last one partial: a 700 x 1000 matrix (ACE) and a
    1-D tensor of 300,001 */
 static void write_big(const char *dir) {
-    enum { NT = 2 };
     static float v[700 * 1000];
-    static const char *const names[NT] = {"big.0.weight", "big.1.bias"};
-    acem_st_tensor t[NT];
-    size_t order[NT], k, m, i, n[NT];
-    for (m = 0; m < 3; ++m) {
-        char path[1024];
-        acem_write_io io;
-        acem_error err;
-        FILE *f;
-        snprintf(path, sizeof path, "%s/big_%s.safetensors", dir, m ? (m == 1 ? "e1" : "e2") : "base");
-        if (!(f = fopen(path, "wb"))) { perror(path); exit(1); }
-        acem_stdio_writer(&io, f, path);
-        for (k = 0; k < NT; ++k) {
-            memset(&t[k], 0, sizeof t[k]);
-            t[k].name = names[k];
-            t[k].dtype = ACEM_DT_F32;
-            t[k].ndim = k ? 1 : 2;
-            t[k].shape[0] = k ? 300001 : 700;
-            t[k].shape[1] = k ? 0 : 1000;
-            n[k] = k ? 300001 : 700 * 1000;
-        }
-        if (acem_st_write_header(&io, t, NT, NULL, 0, order, NULL, &err) != ACEM_OK) { fprintf(stderr, "%s\n", err.message); exit(1); }
-        for (k = 0; k < NT; ++k) {
-            size_t o = order[k];
-            g_rng = 0x13198A2E03707344ull + o;
-            for (i = 0; i < n[o]; ++i) v[i] = (float)(0.5 * (uniform() - 0.5));
-            if (m)
-                for (g_rng += 1000 * m, i = 0; i < n[o]; ++i) v[i] += (float)(0.01 * (double)m * (uniform() - 0.5));
-            if (acem_st_write_f32(&io, &t[o], v, &err) != ACEM_OK) { fprintf(stderr, "%s\n", err.message); exit(1); }
-        }
-        if (fclose(f)) { perror(path); exit(1); }
-    }
+    acem_st_tensor t[2];
+    f32_tensor(&t[0], "big.0.weight", 700, 1000);
+    f32_tensor(&t[1], "big.1.bias", 300001, 0);
+    write_trio(dir, "big", t, 2, 0x13198A2E03707344ull, v);
 }
 
 int main(int argc, char **argv) {
