@@ -69,7 +69,9 @@ CLI_BIN      := $(CLI_SRC:tools/%.c=$(B)/%)
 # bitwise checks of tests/test_cli.sh without it.)
 CLI_FLAGS    := -std=c99 -ffp-contract=off -Wall -Wextra -Wpedantic -Werror -pthread
 CLI_HELPERS  := $(patsubst tests/%.c,$(B)/%,$(wildcard tests/cli_*.c))
-CLI_TESTS    := $(if $(CLI_BIN),"tests/test_cli.sh $(B)" "tests/test_lora_cli.sh $(B)")
+CLI_TESTS    := $(if $(CLI_BIN),"tests/test_cli.sh $(B)" "tests/test_lora_cli.sh $(B)" "tests/test_cli_tsan.sh $(B)")
+# the CLI under ThreadSanitizer (its pool, reader and writer threads: tests/test_cli_tsan.sh)
+CLI_TSAN     := $(if $(CLI_BIN),$(B)/tsan/acem)
 
 # Compile matrix: each name is one test, implemented in tests/compile/check.sh.
 COMPILE_CHECKS := c99 c11 c99_nosimd c11_avx2 c11_avx512 cxx11 cxx17 wconversion \
@@ -105,6 +107,10 @@ $(EXAMPLE_BINS): $(B)/%: examples/%.c $(HDR) | $(B)
 $(CLI_BIN): $(B)/%: tools/%.c $(HDR) examples/demo.c | $(B)
 	$(CC) $(CFLAGS) $(ARCH) $(CLI_FLAGS) -I. -o $@ $< $(LDLIBS)
 
+$(B)/tsan/acem: tools/acem.c $(HDR) examples/demo.c | $(B)
+	@mkdir -p $(B)/tsan
+	$(CC) -O1 -g -fsanitize=thread $(ARCH) $(CLI_FLAGS) -I. -o $@ $< $(LDLIBS)
+
 $(CLI_HELPERS): $(B)/%: tests/%.c $(HDR) $(TEST_HDRS) | $(B)
 	$(CC) $(CFLAGS) $(ARCH) $(CLI_FLAGS) -I. -o $@ $< $(LDLIBS)
 
@@ -132,7 +138,7 @@ $(NPM_STAMP): | $(B)
 $(B)/ggml_check: tests/ggml_check.c $(HDR) $(TEST_HDRS) | $(B)
 	$(CC) $(CFLAGS) $(ARCH) -Wall -Wextra -Werror -I. -Itests -o $@ $< -ldl $(LDLIBS)
 
-test-build: $(TEST_BINS) $(WASM_BINS) $(COMPILE_RESULTS) $(EXAMPLE_BINS) $(CLI_BIN) $(CLI_HELPERS) $(NPM_STAMP) $(B)/ggml_check
+test-build: $(TEST_BINS) $(WASM_BINS) $(COMPILE_RESULTS) $(EXAMPLE_BINS) $(CLI_BIN) $(CLI_TSAN) $(CLI_HELPERS) $(NPM_STAMP) $(B)/ggml_check
 
 
 deps:
