@@ -1,6 +1,28 @@
 # tests/cli_lib.sh - the shared harness of the CLI test scripts (sourced).
-# The caller sets ACEM (the acem binary) and LOG (a scratch log file) and works
-# in its scratch directory; o/ there is the output directory expect_error checks.
+# The caller checks its programs (cli_require), moves into a scratch directory
+# (cli_scratch: sets W and LOG) and sets ACEM (the acem binary); o/ there is the
+# output directory expect_error checks.
+# cli_require NAME PROGRAM...: each PROGRAM must be built; else the script
+# reports "NAME: 0 passed, 1 failed" and exits
+cli_require() {
+    local name=$1 p
+    shift
+    for p in "$@"; do
+        if [ ! -x "$p" ]; then
+            echo "FAIL: $p is not built (make $p)"
+            echo "$name: 0 passed, 1 failed"
+            exit 1
+        fi
+    done
+}
+# cli_scratch PREFIX: cd into a new temporary directory W (removed at exit); LOG
+# is a log file there
+cli_scratch() {
+    W=$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX")
+    trap 'rm -rf "$W"' EXIT
+    cd "$W" || exit 1
+    LOG=$W/log
+}
 passed=0
 failed=0
 fail() {

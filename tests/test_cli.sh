@@ -15,13 +15,8 @@ GEN=$B/cli_gen
 CHECK=$B/cli_check
 LORA=$B/cli_lora
 LLAMA=$B/cli_llama
-for p in "$ACEM" "$GEN" "$CHECK" "$LORA" "$LLAMA"; do
-    if [ ! -x "$p" ]; then
-        echo "FAIL: $p is not built (make $p)"
-        echo "test_cli: 0 passed, 1 failed"
-        exit 1
-    fi
-done
+. "$TESTS_DIR/cli_lib.sh"
+cli_require test_cli "$ACEM" "$GEN" "$CHECK" "$LORA" "$LLAMA"
 # absolute paths: the tests run in the scratch directory
 NPM_PREFIX=$(cd "$B" && pwd)/npm # @huggingface/gguf, installed there by make test
 NODE=${NODE:-node}
@@ -32,12 +27,7 @@ LORA=$(cd "$(dirname "$LORA")" && pwd)/cli_lora
 LLAMA=$(cd "$(dirname "$LLAMA")" && pwd)/cli_llama
 LLAMA_LIBS=$NPM_PREFIX/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64 # llama.cpp, prebuilt
 
-W=$(mktemp -d "${TMPDIR:-/tmp}/acem_cli.XXXXXX")
-trap 'rm -rf "$W"' EXIT
-cd "$W" || exit 1
-LOG=$W/log
-
-. "$TESTS_DIR/cli_lib.sh"
+cli_scratch acem_cli
 
 E3="e1.safetensors e2.safetensors e3.safetensors"
 

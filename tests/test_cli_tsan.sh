@@ -10,23 +10,13 @@
 set -u
 TESTS_DIR=$(cd "$(dirname "$0")" && pwd)
 B=${1:-build}
-for p in "$B/tsan/acem" "$B/acem" "$B/cli_gen"; do
-    if [ ! -x "$p" ]; then
-        echo "FAIL: $p is not built"
-        echo "test_cli_tsan: 0 passed, 1 failed"
-        exit 1
-    fi
-done
+. "$TESTS_DIR/cli_lib.sh"
+cli_require test_cli_tsan "$B/tsan/acem" "$B/acem" "$B/cli_gen"
 TSAN=$(cd "$B/tsan" && pwd)/acem
 ACEM=$(cd "$B" && pwd)/acem
 GEN=$(cd "$B" && pwd)/cli_gen
 export TSAN_OPTIONS="halt_on_error=1 exitcode=66 ${TSAN_OPTIONS:-}"
-
-W=$(mktemp -d "${TMPDIR:-/tmp}/acem_tsan.XXXXXX")
-trap 'rm -rf "$W"' EXIT
-cd "$W" || exit 1
-LOG=$W/log
-. "$TESTS_DIR/cli_lib.sh"
+cli_scratch acem_tsan
 
 t "cli_gen" "$GEN" .
 t "cli_gen --big" "$GEN" --big .

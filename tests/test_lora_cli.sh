@@ -11,23 +11,12 @@ set -u
 TESTS_DIR=$(cd "$(dirname "$0")" && pwd)
 
 B=${1:-build}
-for p in "$B/acem" "$B/cli_lora" "$B/cli_check"; do
-    if [ ! -x "$p" ]; then
-        echo "FAIL: $p is not built (make $p)"
-        echo "test_lora_cli: 0 passed, 1 failed"
-        exit 1
-    fi
-done
+. "$TESTS_DIR/cli_lib.sh"
+cli_require test_lora_cli "$B/acem" "$B/cli_lora" "$B/cli_check"
 ACEM=$(cd "$B" && pwd)/acem
 LORA=$(cd "$B" && pwd)/cli_lora
 CHECK=$(cd "$B" && pwd)/cli_check
-
-W=$(mktemp -d "${TMPDIR:-/tmp}/acem_lora_cli.XXXXXX")
-trap 'rm -rf "$W"' EXIT
-cd "$W" || exit 1
-LOG=$W/log
-
-. "$TESTS_DIR/cli_lib.sh"
+cli_scratch acem_lora_cli
 
 t "cli_lora gen" "$LORA" gen .
 ALL="a1 a2 a3 a4 a5"                 # mixed module sets, rsLoRA, patterns, fan_in_fan_out, embedding, modules_to_save
