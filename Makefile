@@ -107,8 +107,7 @@ $(EXAMPLE_BINS): $(B)/%: examples/%.c $(HDR) | $(B)
 $(CLI_BIN): $(B)/%: tools/%.c $(HDR) examples/demo.c | $(B)
 	$(CC) $(CFLAGS) $(ARCH) $(CLI_FLAGS) -I. -o $@ $< $(LDLIBS)
 
-$(B)/tsan/acem: tools/acem.c $(HDR) examples/demo.c | $(B)
-	@mkdir -p $(B)/tsan
+$(B)/tsan/acem: tools/acem.c $(HDR) examples/demo.c | $(B)/tsan
 	$(CC) -O1 -g -fsanitize=thread $(ARCH) $(CLI_FLAGS) -I. -o $@ $< $(LDLIBS)
 
 $(CLI_HELPERS): $(B)/%: tests/%.c $(HDR) $(TEST_HDRS) | $(B)
@@ -179,7 +178,7 @@ $(B)/acem_simd128.wasm: tests/wasm/acem_wasm.c $(HDR) Makefile | $(B)
 	@rm -f $@
 	$(CLANG) $(WASM_FLAGS) -msimd128 -I. -o $@ $< $(WASM_RT)
 
-$(B) $(B)/compile $(foreach v,$(VARIANTS),$(B)/$(v)):
+$(B) $(B)/compile $(B)/tsan $(foreach v,$(VARIANTS),$(B)/$(v)):
 	@mkdir -p $@
 
 clean:

@@ -330,7 +330,6 @@ typedef struct cli_pool {
    the __atomic builtins. */
 #define POOL_SPIN_S 100e-6
 #if defined(__GNUC__) || defined(__clang__)
-#define pool_get(x) __atomic_load_n(&(x), __ATOMIC_ACQUIRE)
 #define pool_set(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELEASE)
 /* until *v != old (ne) or *v == old (!ne), or POOL_SPIN_S has passed */
 static void pool_watch(const cli_pool *p, const size_t *v, size_t old, int ne) {
@@ -350,7 +349,6 @@ static void pool_watch(const cli_pool *p, const size_t *v, size_t old, int ne) {
     }
 }
 #else
-#define pool_get(x) (x)
 #define pool_set(x, v) ((x) = (v))
 static void pool_watch(const cli_pool *p, const size_t *v, size_t old, int ne) { (void)p; (void)v; (void)old; (void)ne; }
 #endif
