@@ -102,12 +102,12 @@ table="$RESULTS/bench-$date_tag.txt"
 {
     echo "acem $(awk '/define ACEM_VERSION_STRING/ { gsub(/"/, "", $3); print $3 }' acem.h) (git $rev$dirty), $cmd, $(date '+%Y-%m-%d %H:%M')"
     echo "machine: $cpu (x86 family $fam), $(nproc) cores, $mem, $tier; OpenBLAS $obv; load average $load_before before the run"
-    echo "ratio > 1: acem better (reference time / acem time; memory: reference / acem; element-wise: bandwidth-limit time / acem time)"
+    echo "ratio > 1: acem better (reference time / acem time; memory: reference / acem; element-wise: bandwidth-limit time / acem time; eigen residual: reference / acem)"
     echo
     awk -F'\t' '
         { n++; for (i = 1; i <= 9; ++i) c[n, i] = $i
           t = ($8 + 0 > 0) ? sprintf(">= %.2f %s", $8, ($6 + 0 >= $8 - 1e-9) ? "met" : "MISSED") : "-"
-          c[n, 8] = t; c[n, 6] = sprintf("%.2f", $6) }
+          c[n, 8] = t; c[n, 6] = sprintf($6 + 0 >= 1e4 ? "%.0e" : "%.2f", $6) }
         END {
           split("section|operation|shape|acem|reference|ratio|threads|target|note", h, "|")
           for (i = 1; i <= 9; ++i) { w[i] = length(h[i]); for (r = 1; r <= n; ++r) if (length(c[r, i]) > w[i]) w[i] = length(c[r, i]) }
