@@ -2493,9 +2493,10 @@ static double acem__dabs_red(size_t n, const double *x, int amax) {
    y. Bound by the bytes of the triangle: the eight streams keep more of them
    in flight when it is larger than L2 (the first panels of an n = 768
    tridiagonalisation; the AVX-512 path cut acem_syev_top there by ~4%, none
-   without its 64-byte aligned loads). o: S's offset in doubles from a 64-byte
-   boundary, which places the vector loop's start; an index, not the address,
-   so that the sums do not depend on where the buffer lies. */
+   without its 64-byte aligned loads). o: S's offset in doubles from the start
+   of its buffer, taken as 64-byte aligned, which places the vector loop's
+   start: an index, not the address, so that the sums do not depend on where
+   the buffer lies. */
 static void acem__dsymv(size_t m, const double *S, size_t lds, size_t o, const double *x, double *y) {
     size_t c = 0, r, a, b;
     (void)o;
@@ -2504,6 +2505,7 @@ static void acem__dsymv(size_t m, const double *S, size_t lds, size_t o, const d
     for (; c + 8 <= m; c += 8) { /* eight rows at a time, 8 lanes */
         const double *sr[8];
         double acc[8];
+        size_t rs = c + 8, re;
         __m512d xc[8], dv[8];
         for (a = 0; a < 8; ++a) {
             sr[a] = S + (c + a) * lds;
@@ -2516,12 +2518,9 @@ static void acem__dsymv(size_t m, const double *S, size_t lds, size_t o, const d
                 acc[a] += sr[a][c + b] * x[c + b];
                 y[c + b] += sr[a][c + b] * x[c + a];
             }
-        for (r = c + 8; r < m && (o + c * lds + r) % 8; ++r) {
-            y[r] += ((sr[0][r] * x[c] + sr[1][r] * x[c + 1]) + (sr[2][r] * x[c + 2] + sr[3][r] * x[c + 3])) +
-                    ((sr[4][r] * x[c + 4] + sr[5][r] * x[c + 5]) + (sr[6][r] * x[c + 6] + sr[7][r] * x[c + 7]));
-            for (a = 0; a < 8; ++a) acc[a] += sr[a][r] * x[r];
-        }
-        for (; r + 8 <= m; r += 8) {
+        while (rs < m && (o + c * lds + rs) % 8) ++rs; /* vectors over [rs, re) */
+        re = rs + (m - rs) / 8 * 8;
+        for (r = rs; r < re; r += 8) {
             __m512d xv = _mm512_loadu_pd(x + r), yv = _mm512_loadu_pd(y + r), yb;
             __m512d v0 = _mm512_loadu_pd(sr[0] + r), v1 = _mm512_loadu_pd(sr[1] + r);
             __m512d v2 = _mm512_loadu_pd(sr[2] + r), v3 = _mm512_loadu_pd(sr[3] + r);
@@ -2554,7 +2553,8 @@ static void acem__dsymv(size_t m, const double *S, size_t lds, size_t o, const d
             _mm512_storeu_pd(t, dv[a]);
             acc[a] += ((t[0] + t[1]) + (t[2] + t[3])) + ((t[4] + t[5]) + (t[6] + t[7]));
         }
-        for (; r < m; ++r) {
+        for (r = c + 8; r < m; ++r) { /* the rows before rs and from re on */
+            if (r == rs && (r = re) == m) break;
             y[r] += ((sr[0][r] * x[c] + sr[1][r] * x[c + 1]) + (sr[2][r] * x[c + 2] + sr[3][r] * x[c + 3])) +
                     ((sr[4][r] * x[c + 4] + sr[5][r] * x[c + 5]) + (sr[6][r] * x[c + 6] + sr[7][r] * x[c + 7]));
             for (a = 0; a < 8; ++a) acc[a] += sr[a][r] * x[r];
